@@ -1,0 +1,313 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Thin Cython layer over gm_core.c: owns the arrays the C structs point into, raises on C errors."""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uintptr_t
+
+import numpy as np
+
+cdef extern from "gm_core.h":
+    ctypedef struct gm_grammar:
+        int32_t n_lex_states, n_terminals
+        const int32_t *lex_trans
+        const int32_t *lex_winner
+        const int32_t *lex_cset
+        const uint8_t *lex_final
+        const uint8_t *term_ignored
+        const int32_t *cset_begin
+        const int32_t *cset_terms
+        int32_t n_lr_states, n_nonterminals, lr_start, lr_end
+        const int32_t *action
+        const int32_t *go
+        const int32_t *rule_lhs
+        const int32_t *rule_len
+
+    ctypedef struct gm_vocab:
+        int32_t vocab_size, n_words, n_tokens
+        const uint8_t *tok_bytes
+        const int64_t *tok_begin
+        const uint8_t *is_stop
+        int32_t strip_leading_space
+        const int32_t *uncond_mask
+        const uint32_t *masks
+        const int32_t *group_begin
+        const int32_t *group_seq
+        const int32_t *group_cset
+        const int32_t *group_tok_begin
+        const int32_t *group_toks
+        const int32_t *seq_begin
+        const int32_t *seq_terms
+
+    ctypedef struct gm_matcher:
+        int32_t stack_len, lex_state, at_start, terminated, n_hist
+
+    ctypedef struct gm_build:
+        int32_t n_table_states, n_words
+        uint32_t *masks
+        int32_t *group_begin
+        int32_t *group_seq
+        int32_t *group_cset
+        int32_t *group_tok_begin
+        int32_t n_groups
+        int32_t *group_toks
+        int64_t n_group_toks
+        int32_t *seq_begin
+        int32_t *seq_terms
+        int32_t n_seqs
+        int64_t n_seq_terms
+
+    int GM_OK, GM_NOMEM, GM_ERR_LEX, GM_ERR_PARSE, GM_ERR_PENDING
+
+    int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v) nogil
+    void gm_matcher_free(gm_matcher *m) nogil
+    void gm_matcher_reset(gm_matcher *m) nogil
+    int gm_fill_bitmask(gm_matcher *m, uint32_t *out) nogil
+    int gm_accept_token(gm_matcher *m, int32_t token) nogil
+    int gm_rollback(gm_matcher *m, int32_t n) nogil
+    int gm_is_complete(gm_matcher *m) nogil
+    int gm_acceptable_terminals(gm_matcher *m, uint8_t *out) nogil
+    int gm_feed_bytes(gm_matcher *m, const uint8_t *b, int64_t n, int64_t offset,
+                      int64_t *err_pos, int32_t *err_term, int64_t *lexeme_begin) nogil
+    int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                       const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip,
+                       gm_build *out) nogil
+    void gm_build_free(gm_build *out) nogil
+
+
+ERR_LEX = GM_ERR_LEX
+ERR_PARSE = GM_ERR_PARSE
+ERR_PENDING = GM_ERR_PENDING
+
+
+class CoreError(RuntimeError):
+    """The native core failed (out of memory, or an internal inconsistency)."""
+
+
+cdef inline int _check(int rc) except -1:
+    if rc == GM_NOMEM:
+        raise MemoryError("grammask core: out of memory")
+    if rc < 0:
+        raise CoreError(f"grammask core: internal error {rc}")
+    return rc
+
+
+cdef uintptr_t _ptr(object arr):
+    return <uintptr_t>arr.ctypes.data
+
+
+def _array(a, dtype):
+    """C-contiguous copy-free view of `a` as dtype, never empty (C gets a valid pointer)."""
+    arr = np.ascontiguousarray(a, dtype=dtype)
+    if arr.size == 0:
+        arr = np.zeros(1, dtype=dtype)
+    return arr
+
+
+cdef class CoreGrammar:
+    """Lexer DFA and LR tables, as the C core reads them."""
+
+    cdef gm_grammar g
+    cdef readonly dict arrays
+
+    def __init__(self, *, lex_trans, lex_winner, lex_cset, lex_final, term_ignored, cset_begin,
+                 cset_terms, action, goto, rule_lhs, rule_len, int lr_start, int lr_end):
+        a = dict(
+            lex_trans=_array(lex_trans, np.int32), lex_winner=_array(lex_winner, np.int32),
+            lex_cset=_array(lex_cset, np.int32), lex_final=_array(lex_final, np.uint8),
+            term_ignored=_array(term_ignored, np.uint8), cset_begin=_array(cset_begin, np.int32),
+            cset_terms=_array(cset_terms, np.int32), action=_array(action, np.int32),
+            goto=_array(goto, np.int32), rule_lhs=_array(rule_lhs, np.int32),
+            rule_len=_array(rule_len, np.int32))
+        self.arrays = a
+        self.g.n_lex_states = <int32_t>a["lex_trans"].shape[0]
+        self.g.n_terminals = <int32_t>np.asarray(term_ignored).shape[0]
+        self.g.lex_trans = <const int32_t *>_ptr(a["lex_trans"])
+        self.g.lex_winner = <const int32_t *>_ptr(a["lex_winner"])
+        self.g.lex_cset = <const int32_t *>_ptr(a["lex_cset"])
+        self.g.lex_final = <const uint8_t *>_ptr(a["lex_final"])
+        self.g.term_ignored = <const uint8_t *>_ptr(a["term_ignored"])
+        self.g.cset_begin = <const int32_t *>_ptr(a["cset_begin"])
+        self.g.cset_terms = <const int32_t *>_ptr(a["cset_terms"])
+        self.g.n_lr_states = <int32_t>a["action"].shape[0]
+        self.g.n_nonterminals = <int32_t>(a["goto"].shape[1] if a["goto"].ndim == 2 else 0)
+        self.g.lr_start = lr_start
+        self.g.lr_end = lr_end
+        self.g.action = <const int32_t *>_ptr(a["action"])
+        self.g.go = <const int32_t *>_ptr(a["goto"])
+        self.g.rule_lhs = <const int32_t *>_ptr(a["rule_lhs"])
+        self.g.rule_len = <const int32_t *>_ptr(a["rule_len"])
+        if a["action"].ndim != 2 or a["action"].shape[1] != self.g.n_terminals + 1:
+            raise ValueError("action table must have one column per terminal plus $END")
+        if a["lex_trans"].ndim != 2 or a["lex_trans"].shape[1] != 256:
+            raise ValueError("lexer transition table must be (n_states, 256)")
+
+    @property
+    def n_lex_states(self):
+        return self.g.n_lex_states
+
+    @property
+    def n_terminals(self):
+        return self.g.n_terminals
+
+    def build_vocab(self, tok_bytes, tok_begin, order, int n_words, bint strip_leading_space):
+        """Run the table builder over the sorted vocabulary; returns the raw tables as arrays."""
+        tb = _array(tok_bytes, np.uint8)
+        tbeg = _array(tok_begin, np.int64)
+        order_arr = _array(order, np.int32)
+        cdef int32_t n_order = <int32_t>np.asarray(order).shape[0]
+        cdef gm_build out
+        cdef const uint8_t *p_bytes = <const uint8_t *>_ptr(tb)
+        cdef const int64_t *p_begin = <const int64_t *>_ptr(tbeg)
+        cdef const int32_t *p_order = <const int32_t *>_ptr(order_arr)
+        cdef int rc
+        with nogil:
+            rc = gm_build_vocab(&self.g, p_bytes, p_begin, p_order, n_order, n_words,
+                                strip_leading_space, &out)
+        _check(rc)
+        try:
+            n_ts = out.n_table_states
+            res = dict(
+                masks=np.asarray(<uint32_t[:n_ts * n_words]>out.masks).reshape(n_ts, n_words).copy(),
+                group_begin=np.asarray(<int32_t[:n_ts + 1]>out.group_begin).copy(),
+                group_tok_begin=np.asarray(<int32_t[:out.n_groups + 1]>out.group_tok_begin).copy(),
+                seq_begin=np.asarray(<int32_t[:out.n_seqs + 1]>out.seq_begin).copy(),
+            )
+            res["group_seq"] = (np.asarray(<int32_t[:out.n_groups]>out.group_seq).copy()
+                                if out.n_groups else np.zeros(0, np.int32))
+            res["group_cset"] = (np.asarray(<int32_t[:out.n_groups]>out.group_cset).copy()
+                                 if out.n_groups else np.zeros(0, np.int32))
+            res["group_toks"] = (np.asarray(<int32_t[:out.n_group_toks]>out.group_toks).copy()
+                                 if out.n_group_toks else np.zeros(0, np.int32))
+            res["seq_terms"] = (np.asarray(<int32_t[:out.n_seq_terms]>out.seq_terms).copy()
+                                if out.n_seq_terms else np.zeros(0, np.int32))
+        finally:
+            gm_build_free(&out)
+        return res
+
+
+cdef class CoreVocab:
+    """Token tables for one CoreGrammar and one vocabulary."""
+
+    cdef gm_vocab v
+    cdef readonly CoreGrammar grammar
+    cdef readonly dict arrays
+
+    def __init__(self, CoreGrammar grammar, *, int vocab_size, tok_bytes, tok_begin, is_stop,
+                 bint strip_leading_space, uncond_mask, masks, group_begin, group_seq, group_cset,
+                 group_tok_begin, group_toks, seq_begin, seq_terms):
+        self.grammar = grammar
+        a = dict(tok_bytes=_array(tok_bytes, np.uint8), tok_begin=_array(tok_begin, np.int64),
+                 is_stop=_array(is_stop, np.uint8), uncond_mask=_array(uncond_mask, np.int32),
+                 masks=_array(masks, np.uint32), group_begin=_array(group_begin, np.int32),
+                 group_seq=_array(group_seq, np.int32), group_cset=_array(group_cset, np.int32),
+                 group_tok_begin=_array(group_tok_begin, np.int32), group_toks=_array(group_toks, np.int32),
+                 seq_begin=_array(seq_begin, np.int32), seq_terms=_array(seq_terms, np.int32))
+        self.arrays = a
+        n_ts = grammar.g.n_lex_states + (1 if strip_leading_space else 0)
+        if a["uncond_mask"].shape[0] != n_ts or a["group_begin"].shape[0] != n_ts + 1:
+            raise ValueError("token tables do not match the grammar's lexer states")
+        if a["is_stop"].shape[0] != vocab_size:
+            raise ValueError("is_stop must have vocab_size entries")
+        self.v.vocab_size = vocab_size
+        self.v.n_words = (vocab_size + 31) // 32
+        if a["masks"].ndim != 2 or a["masks"].shape[1] != self.v.n_words:
+            raise ValueError("masks must be (n_masks, ceil(vocab_size / 32))")
+        if int(a["uncond_mask"].max()) >= a["masks"].shape[0] or int(a["uncond_mask"].min()) < 0:
+            raise ValueError("unconditional mask index out of range")
+        self.v.n_tokens = <int32_t>(np.asarray(tok_begin).shape[0] - 1)
+        self.v.tok_bytes = <const uint8_t *>_ptr(a["tok_bytes"])
+        self.v.tok_begin = <const int64_t *>_ptr(a["tok_begin"])
+        self.v.is_stop = <const uint8_t *>_ptr(a["is_stop"])
+        self.v.strip_leading_space = strip_leading_space
+        self.v.uncond_mask = <const int32_t *>_ptr(a["uncond_mask"])
+        self.v.masks = <const uint32_t *>_ptr(a["masks"])
+        self.v.group_begin = <const int32_t *>_ptr(a["group_begin"])
+        self.v.group_seq = <const int32_t *>_ptr(a["group_seq"])
+        self.v.group_cset = <const int32_t *>_ptr(a["group_cset"])
+        self.v.group_tok_begin = <const int32_t *>_ptr(a["group_tok_begin"])
+        self.v.group_toks = <const int32_t *>_ptr(a["group_toks"])
+        self.v.seq_begin = <const int32_t *>_ptr(a["seq_begin"])
+        self.v.seq_terms = <const int32_t *>_ptr(a["seq_terms"])
+
+    @property
+    def vocab_size(self):
+        return self.v.vocab_size
+
+    @property
+    def n_words(self):
+        return self.v.n_words
+
+
+cdef class CoreMatcher:
+    """One parse in progress. With a CoreVocab it matches tokens; without, it validates bytes."""
+
+    cdef gm_matcher m
+    cdef readonly CoreGrammar grammar
+    cdef readonly CoreVocab vocab
+    cdef bint ready
+
+    def __cinit__(self, CoreGrammar grammar, CoreVocab vocab=None):
+        self.ready = False
+        self.grammar = grammar
+        self.vocab = vocab
+        if vocab is not None and vocab.grammar is not grammar:
+            raise ValueError("vocabulary tables belong to another grammar")
+        _check(gm_matcher_init(&self.m, &grammar.g, &vocab.v if vocab is not None else NULL))
+        self.ready = True
+
+    def __dealloc__(self):
+        if self.ready:
+            gm_matcher_free(&self.m)
+
+    def fill(self, uintptr_t address):
+        """Write the packed next-token mask to n_words uint32 at `address` (caller checked the buffer)."""
+        cdef int rc
+        with nogil:
+            rc = gm_fill_bitmask(&self.m, <uint32_t *>address)
+        _check(rc)
+
+    def accept_token(self, int32_t token):
+        return _check(gm_accept_token(&self.m, token)) == 1
+
+    def rollback(self, int32_t n):
+        return gm_rollback(&self.m, n) == 0
+
+    def reset(self):
+        gm_matcher_reset(&self.m)
+
+    def is_complete(self):
+        return _check(gm_is_complete(&self.m)) == 1
+
+    @property
+    def terminated(self):
+        return bool(self.m.terminated)
+
+    @property
+    def history_length(self):
+        return self.m.n_hist
+
+    @property
+    def lex_state(self):
+        return self.m.lex_state
+
+    @property
+    def stack_depth(self):
+        return self.m.stack_len
+
+    def acceptable_terminals(self):
+        """Bool per terminal id (and $END last): may it come next? %ignore terminals are always True."""
+        out = np.zeros(self.grammar.g.n_terminals + 1, dtype=np.uint8)
+        _check(gm_acceptable_terminals(&self.m, <uint8_t *>_ptr(out)))
+        return out.astype(bool)
+
+    def feed_bytes(self, const uint8_t[::1] data, int64_t offset=0):
+        """Feed raw text bytes. Returns (code, error_offset, terminal_or_cset, lexeme_begin)."""
+        cdef int64_t err_pos = -1, lexeme_begin = offset
+        cdef int32_t err_term = -1
+        cdef int64_t n = data.shape[0]
+        cdef int rc
+        if n == 0:
+            return 0, -1, -1, offset
+        with nogil:
+            rc = gm_feed_bytes(&self.m, &data[0], n, offset, &err_pos, &err_term, &lexeme_begin)
+        _check(rc)
+        return rc, err_pos, err_term, lexeme_begin

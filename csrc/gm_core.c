@@ -1,0 +1,696 @@
+/* grammask native core. See gm_core.h and DESIGN.md ("One way to get both"). */
+#include "gm_core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------------
+ * Growable buffers
+ * ---------------------------------------------------------------------------------------------- */
+
+static int grow(void **buf, int64_t *cap, int64_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    int64_t c = *cap ? *cap : 16;
+    while (c < need) c *= 2;
+    void *p = realloc(*buf, (size_t)c * elem);
+    if (!p) return GM_NOMEM;
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
+static int grow32(int32_t **buf, int32_t *cap, int64_t need) {
+    int64_t c = *cap;
+    int r = grow((void **)buf, &c, need, sizeof(int32_t));
+    if (c > INT32_MAX) return GM_NOMEM;
+    *cap = (int32_t)c;
+    return r;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Lexer
+ * ---------------------------------------------------------------------------------------------- */
+
+int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, int *n_emit) {
+    *n_emit = 0;
+    int32_t nq = g->lex_trans[(size_t)q * 256 + b];
+    if (nq < 0) {
+        /* The byte cannot extend the lexeme: it ends here, if it is a complete terminal. */
+        if (q == 0) return GM_DEAD;
+        int32_t w = g->lex_winner[q];
+        if (w < 0) return GM_DEAD;
+        if (!g->term_ignored[w]) emit[(*n_emit)++] = w;
+        nq = g->lex_trans[b];
+        if (nq < 0) return GM_DEAD;
+    }
+    if (g->lex_final[nq]) {
+        /* Nothing can extend it: emit now, so the state after a closed lexeme is always the start. */
+        int32_t w = g->lex_winner[nq];
+        if (!g->term_ignored[w]) emit[(*n_emit)++] = w;
+        nq = 0;
+    }
+    return nq;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * LR simulation on a virtual stack: the real stack below `base`, plus an overlay of pushed states.
+ * Nothing is written to the real stack, so a check costs no copy of it.
+ * ---------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const int32_t *real;
+    int32_t base;
+    int32_t **ov;
+    int32_t *ov_cap;
+    int32_t n_ov;
+} vstack;
+
+static inline int32_t vs_top(const vstack *vs) {
+    return vs->n_ov ? (*vs->ov)[vs->n_ov - 1] : vs->real[vs->base - 1];
+}
+
+static inline void vs_pop(vstack *vs, int32_t k) {
+    if (k <= vs->n_ov) {
+        vs->n_ov -= k;
+    } else {
+        vs->base -= k - vs->n_ov;
+        vs->n_ov = 0;
+    }
+}
+
+static inline int vs_push(vstack *vs, int32_t s) {
+    if (vs->n_ov == *vs->ov_cap && grow32(vs->ov, vs->ov_cap, (int64_t)vs->n_ov + 1)) return GM_NOMEM;
+    (*vs->ov)[vs->n_ov++] = s;
+    return 0;
+}
+
+/* Feed one terminal: 1 if the parser takes it (shift, or accept on $END), 0 on a syntax error. */
+static int lr_feed(const gm_grammar *g, vstack *vs, int32_t term) {
+    const int32_t ncols = g->n_terminals + 1;
+    for (;;) {
+        int32_t top = vs_top(vs);
+        int32_t a = g->action[(size_t)top * ncols + term];
+        if (a >= 0) return vs_push(vs, a) ? GM_NOMEM : 1;
+        if (a == GM_ERROR) return 0;
+        int32_t r = -a - 2;
+        vs_pop(vs, g->rule_len[r]);
+        int32_t s = g->go[(size_t)vs_top(vs) * g->n_nonterminals + g->rule_lhs[r]];
+        if (vs_push(vs, s)) return GM_NOMEM;
+        if (term == g->n_terminals && s == g->lr_end) return 1;
+    }
+}
+
+/* Can the parser, in the state `vs`, take `term` next? `vs` is left unchanged. */
+static int lr_can_take(gm_matcher *m, const vstack *vs, int32_t term) {
+    const gm_grammar *g = m->g;
+    int32_t a = g->action[(size_t)vs_top(vs) * (g->n_terminals + 1) + term];
+    if (a >= 0) return 1;
+    if (a == GM_ERROR) return 0;
+    /* A reduction first: simulate on a copy of the overlay. */
+    if (grow32(&m->ov2, &m->ov2_cap, vs->n_ov + 1)) return GM_NOMEM;
+    memcpy(m->ov2, *vs->ov, (size_t)vs->n_ov * sizeof(int32_t));
+    vstack copy = {vs->real, vs->base, &m->ov2, &m->ov2_cap, vs->n_ov};
+    return lr_feed(g, &copy, term);
+}
+
+static inline void vs_init(gm_matcher *m, vstack *vs) {
+    vs->real = m->stack;
+    vs->base = m->stack_len;
+    vs->ov = &m->ov;
+    vs->ov_cap = &m->ov_cap;
+    vs->n_ov = 0;
+}
+
+/* Does the parser take `seq`, and can the pending lexeme (completable set `cset`) then still become
+ * a terminal it takes? On success `vs` holds the stack after `seq`. */
+static int check_seq(gm_matcher *m, const int32_t *seq, int32_t n, int32_t cset, vstack *vs) {
+    const gm_grammar *g = m->g;
+    vs_init(m, vs);
+    for (int32_t i = 0; i < n; i++) {
+        int r = lr_feed(g, vs, seq[i]);
+        if (r != 1) return r;
+    }
+    if (cset == GM_ANY) return 1;
+    for (int32_t k = g->cset_begin[cset]; k < g->cset_begin[cset + 1]; k++) {
+        int r = lr_can_take(m, vs, g->cset_terms[k]);
+        if (r != 0) return r;
+    }
+    return 0;
+}
+
+static inline int32_t cset_of(const gm_grammar *g, int32_t q) {
+    return q == 0 ? GM_ANY : g->lex_cset[q];
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Matcher
+ * ---------------------------------------------------------------------------------------------- */
+
+int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v) {
+    memset(m, 0, sizeof(*m));
+    m->g = g;
+    m->v = v;
+    if (grow32(&m->stack, &m->stack_cap, 64)) return GM_NOMEM;
+    gm_matcher_reset(m);
+    return 0;
+}
+
+void gm_matcher_free(gm_matcher *m) {
+    free(m->stack);
+    free(m->hist);
+    free(m->saved);
+    free(m->ov);
+    free(m->ov2);
+    free(m->seqbuf);
+    memset(m, 0, sizeof(*m));
+}
+
+void gm_matcher_reset(gm_matcher *m) {
+    m->stack[0] = m->g->lr_start;
+    m->stack_len = 1;
+    m->lex_state = 0;
+    m->at_start = 1;
+    m->terminated = 0;
+    m->n_hist = 0;
+    m->n_saved = 0;
+}
+
+/* Make the virtual stack real, remembering what it overwrote so rollback can restore it. */
+static int commit(gm_matcher *m, const vstack *vs, int32_t lex_state) {
+    int64_t hcap = m->hist_cap;
+    if (grow((void **)&m->hist, &hcap, (int64_t)m->n_hist + 1, sizeof(gm_history))) return GM_NOMEM;
+    m->hist_cap = (int32_t)hcap;
+    int32_t overwritten = m->stack_len - vs->base;
+    if (grow((void **)&m->saved, &m->saved_cap, m->n_saved + overwritten, sizeof(int32_t))) return GM_NOMEM;
+    if (grow32(&m->stack, &m->stack_cap, (int64_t)vs->base + vs->n_ov)) return GM_NOMEM;
+    gm_history *h = &m->hist[m->n_hist++];
+    h->lex_state = m->lex_state;
+    h->flags = m->at_start | (m->terminated << 1);
+    h->stack_len = m->stack_len;
+    h->base = vs->base;
+    h->saved_begin = (int32_t)m->n_saved;
+    memcpy(m->saved + m->n_saved, m->stack + vs->base, (size_t)overwritten * sizeof(int32_t));
+    m->n_saved += overwritten;
+    memcpy(m->stack + vs->base, m->ov, (size_t)vs->n_ov * sizeof(int32_t));
+    m->stack_len = vs->base + vs->n_ov;
+    m->lex_state = lex_state;
+    m->at_start = 0;
+    return 0;
+}
+
+int gm_rollback(gm_matcher *m, int32_t n) {
+    if (n < 0 || n > m->n_hist) return -1;
+    while (n--) {
+        gm_history *h = &m->hist[--m->n_hist];
+        int32_t k = h->stack_len - h->base;
+        memcpy(m->stack + h->base, m->saved + h->saved_begin, (size_t)k * sizeof(int32_t));
+        m->stack_len = h->stack_len;
+        m->n_saved = h->saved_begin;
+        m->lex_state = h->lex_state;
+        m->at_start = h->flags & 1;
+        m->terminated = (h->flags >> 1) & 1;
+    }
+    return 0;
+}
+
+int gm_is_complete(gm_matcher *m) {
+    const gm_grammar *g = m->g;
+    int32_t seq[2];
+    int32_t n = 0;
+    int32_t q = m->lex_state;
+    if (q != 0) {
+        int32_t w = g->lex_winner[q];
+        if (w < 0) return 0;
+        if (!g->term_ignored[w]) seq[n++] = w;
+    }
+    seq[n++] = g->n_terminals; /* $END */
+    vstack vs;
+    return check_seq(m, seq, n, GM_ANY, &vs);
+}
+
+int gm_acceptable_terminals(gm_matcher *m, uint8_t *out) {
+    const gm_grammar *g = m->g;
+    vstack vs;
+    vs_init(m, &vs);
+    for (int32_t t = 0; t <= g->n_terminals; t++) {
+        if (t < g->n_terminals && g->term_ignored[t]) {
+            out[t] = 1;
+            continue;
+        }
+        int r = lr_can_take(m, &vs, t);
+        if (r < 0) return r;
+        out[t] = (uint8_t)r;
+    }
+    return 0;
+}
+
+static void set_stop_bits(const gm_vocab *v, uint32_t *out) {
+    for (int32_t t = 0; t < v->vocab_size; t++)
+        if (v->is_stop[t]) out[t >> 5] |= 1u << (t & 31);
+}
+
+int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
+    const gm_vocab *v = m->v;
+    const int32_t W = v->n_words;
+    if (m->terminated) {
+        memset(out, 0, (size_t)W * sizeof(uint32_t));
+        set_stop_bits(v, out);
+        return 0;
+    }
+    const int32_t ts = (m->at_start && v->strip_leading_space) ? m->g->n_lex_states : m->lex_state;
+    memcpy(out, v->masks + (size_t)v->uncond_mask[ts] * W, (size_t)W * sizeof(uint32_t));
+    vstack vs;
+    for (int32_t gi = v->group_begin[ts]; gi < v->group_begin[ts + 1]; gi++) {
+        int32_t s = v->group_seq[gi];
+        int r = check_seq(m, v->seq_terms + v->seq_begin[s], v->seq_begin[s + 1] - v->seq_begin[s],
+                          v->group_cset[gi], &vs);
+        if (r < 0) return r;
+        if (r) {
+            for (int32_t k = v->group_tok_begin[gi]; k < v->group_tok_begin[gi + 1]; k++) {
+                int32_t t = v->group_toks[k];
+                out[t >> 5] |= 1u << (t & 31);
+            }
+        }
+    }
+    int c = gm_is_complete(m);
+    if (c < 0) return c;
+    if (c) set_stop_bits(v, out);
+    return 0;
+}
+
+/* Lex `n` bytes from state q into m->seqbuf. Returns the end state or GM_DEAD; *n_seq is set. */
+static int32_t lex_bytes(gm_matcher *m, int32_t q, const uint8_t *b, int64_t n, int32_t *n_seq) {
+    int32_t k = 0;
+    if (grow32(&m->seqbuf, &m->seqbuf_cap, 2 * n + 2)) return GM_NOMEM - 1;
+    for (int64_t i = 0; i < n; i++) {
+        int ne;
+        q = gm_lex_byte(m->g, q, b[i], m->seqbuf + k, &ne);
+        if (q < 0) return GM_DEAD;
+        k += ne;
+    }
+    *n_seq = k;
+    return q;
+}
+
+static int record_noop(gm_matcher *m) {
+    vstack vs;
+    vs_init(m, &vs);
+    return commit(m, &vs, m->lex_state);
+}
+
+int gm_accept_token(gm_matcher *m, int32_t token) {
+    const gm_vocab *v = m->v;
+    if (token < 0 || token >= v->vocab_size) return 0;
+    if (v->is_stop[token]) {
+        if (!m->terminated) {
+            int c = gm_is_complete(m);
+            if (c <= 0) return c;
+        }
+        int r = record_noop(m);
+        if (r) return r;
+        m->terminated = 1;
+        return 1;
+    }
+    if (m->terminated || token >= v->n_tokens) return 0;
+    const uint8_t *b = v->tok_bytes + v->tok_begin[token];
+    int64_t n = v->tok_begin[token + 1] - v->tok_begin[token];
+    if (n == 0) return 0;
+    if (m->at_start && v->strip_leading_space && b[0] == ' ') {
+        b++;
+        n--;
+    }
+    int32_t n_seq = 0;
+    int32_t q = lex_bytes(m, m->lex_state, b, n, &n_seq);
+    if (q == GM_NOMEM - 1) return GM_NOMEM;
+    if (q < 0) return 0;
+    vstack vs;
+    int r = check_seq(m, m->seqbuf, n_seq, cset_of(m->g, q), &vs);
+    if (r <= 0) return r;
+    r = commit(m, &vs, q);
+    return r ? r : 1;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Validator: feed raw bytes, no history.
+ * ---------------------------------------------------------------------------------------------- */
+
+static int feed_real(gm_matcher *m, int32_t term) {
+    vstack vs;
+    vs_init(m, &vs);
+    int r = lr_feed(m->g, &vs, term);
+    if (r != 1) return r;
+    if (grow32(&m->stack, &m->stack_cap, (int64_t)vs.base + vs.n_ov)) return GM_NOMEM;
+    memcpy(m->stack + vs.base, m->ov, (size_t)vs.n_ov * sizeof(int32_t));
+    m->stack_len = vs.base + vs.n_ov;
+    return 1;
+}
+
+static int pending_viable(gm_matcher *m, int32_t cset) {
+    vstack vs;
+    return check_seq(m, NULL, 0, cset, &vs);
+}
+
+int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset,
+                  int64_t *err_pos, int32_t *err_term, int64_t *lexeme_begin) {
+    const gm_grammar *g = m->g;
+    int32_t q = m->lex_state;
+    int32_t checked_cset = cset_of(g, q);
+    *err_term = -1;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t pos = offset + i;
+        const uint8_t b = bytes[i];
+        int32_t nq = g->lex_trans[(size_t)q * 256 + b];
+        if (q == 0) *lexeme_begin = pos;
+        if (nq < 0) {
+            if (q == 0) goto lex_error;
+            int32_t w = g->lex_winner[q];
+            if (w < 0) {
+                *err_term = -1;
+                goto lex_error;
+            }
+            if (!g->term_ignored[w]) {
+                int r = feed_real(m, w);
+                if (r < 0) return r;
+                if (!r) {
+                    *err_term = w;
+                    *err_pos = *lexeme_begin;
+                    m->lex_state = q;
+                    return GM_ERR_PARSE;
+                }
+            }
+            q = 0;
+            *lexeme_begin = pos;
+            checked_cset = GM_ANY;
+            nq = g->lex_trans[b];
+            if (nq < 0) goto lex_error;
+        }
+        q = nq;
+        if (g->lex_final[q]) {
+            int32_t w = g->lex_winner[q];
+            if (!g->term_ignored[w]) {
+                int r = feed_real(m, w);
+                if (r < 0) return r;
+                if (!r) {
+                    *err_term = w;
+                    *err_pos = *lexeme_begin;
+                    m->lex_state = 0;
+                    return GM_ERR_PARSE;
+                }
+            }
+            q = 0;
+            checked_cset = GM_ANY;
+        } else if (g->lex_cset[q] != checked_cset) {
+            checked_cset = g->lex_cset[q];
+            int r = pending_viable(m, checked_cset);
+            if (r < 0) return r;
+            if (!r) {
+                *err_term = checked_cset;
+                *err_pos = *lexeme_begin;
+                m->lex_state = q;
+                return GM_ERR_PENDING;
+            }
+        }
+        continue;
+    lex_error:
+        *err_pos = pos;
+        m->lex_state = q;
+        return GM_ERR_LEX;
+    }
+    m->lex_state = q;
+    m->at_start = 0;
+    return GM_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Table building
+ * ---------------------------------------------------------------------------------------------- */
+
+/* Open-addressing map from int64 keys to int32 values. */
+typedef struct {
+    int64_t *keys;
+    int32_t *vals;
+    int64_t cap, n;
+} i64map;
+
+static int map_init(i64map *mp, int64_t cap) {
+    mp->cap = cap;
+    mp->n = 0;
+    mp->keys = malloc((size_t)cap * sizeof(int64_t));
+    mp->vals = malloc((size_t)cap * sizeof(int32_t));
+    if (!mp->keys || !mp->vals) return GM_NOMEM;
+    memset(mp->keys, 0xff, (size_t)cap * sizeof(int64_t)); /* key -1 = empty */
+    return 0;
+}
+
+static void map_free(i64map *mp) {
+    free(mp->keys);
+    free(mp->vals);
+}
+
+static void map_clear(i64map *mp) {
+    memset(mp->keys, 0xff, (size_t)mp->cap * sizeof(int64_t));
+    mp->n = 0;
+}
+
+static inline uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static int32_t *map_slot(i64map *mp, int64_t key, int *found) {
+    uint64_t i = mix((uint64_t)key) & (uint64_t)(mp->cap - 1);
+    while (mp->keys[i] != -1 && mp->keys[i] != key) i = (i + 1) & (uint64_t)(mp->cap - 1);
+    *found = mp->keys[i] == key;
+    if (!*found) {
+        mp->keys[i] = key;
+        mp->n++;
+    }
+    return &mp->vals[i];
+}
+
+static int map_reserve(i64map *mp) {
+    if (mp->n * 2 < mp->cap) return 0;
+    i64map bigger;
+    if (map_init(&bigger, mp->cap * 2)) return GM_NOMEM;
+    for (int64_t i = 0; i < mp->cap; i++) {
+        if (mp->keys[i] == -1) continue;
+        int f;
+        *map_slot(&bigger, mp->keys[i], &f) = mp->vals[i];
+    }
+    map_free(mp);
+    *mp = bigger;
+    return 0;
+}
+
+typedef struct {
+    i64map map;
+    int32_t *parent, *term;
+    int32_t n, parent_cap, term_cap;
+} seq_table;
+
+static int32_t seq_append(seq_table *st, int32_t seq, int32_t term) {
+    if (map_reserve(&st->map)) return GM_NOMEM;
+    int found;
+    int32_t *slot = map_slot(&st->map, ((int64_t)seq << 32) | (uint32_t)term, &found);
+    if (found) return *slot;
+    if (grow32(&st->parent, &st->parent_cap, (int64_t)st->n + 1)) return GM_NOMEM;
+    if (grow32(&st->term, &st->term_cap, (int64_t)st->n + 1)) return GM_NOMEM;
+    st->parent[st->n] = seq;
+    st->term[st->n] = term;
+    *slot = st->n;
+    return st->n++;
+}
+
+void gm_build_free(gm_build *out) {
+    free(out->masks);
+    free(out->group_begin);
+    free(out->group_seq);
+    free(out->group_cset);
+    free(out->group_tok_begin);
+    free(out->group_toks);
+    free(out->seq_begin);
+    free(out->seq_terms);
+    memset(out, 0, sizeof(*out));
+}
+
+#define RES_DEAD (-1)
+#define RES_UNCOND (-2)
+
+int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                   const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space,
+                   gm_build *out) {
+    int rc = GM_NOMEM;
+    memset(out, 0, sizeof(*out));
+    const int32_t n_ts = g->n_lex_states + (strip_leading_space ? 1 : 0);
+    out->n_table_states = n_ts;
+    out->n_words = n_words;
+
+    int64_t max_len = 0;
+    for (int32_t k = 0; k < n_order; k++) {
+        int64_t len = tok_begin[order[k] + 1] - tok_begin[order[k]];
+        if (len > max_len) max_len = len;
+    }
+    int32_t *dq = malloc((size_t)(max_len + 1) * sizeof(int32_t));
+    int32_t *dseq = malloc((size_t)(max_len + 1) * sizeof(int32_t));
+    int32_t *res = malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
+    int32_t *gcount = NULL, *gseq = NULL, *gcset = NULL;
+    int32_t gcap = 0, gcap2 = 0, gcap3 = 0;
+    int64_t tok_begin_cap = 0, seq_cap = 0, cset_cap = 0, toks_cap = 0;
+    seq_table st = {0};
+    i64map gmap = {0};
+    out->masks = calloc((size_t)n_ts * n_words, sizeof(uint32_t));
+    out->group_begin = malloc((size_t)(n_ts + 1) * sizeof(int32_t));
+    if (!dq || !dseq || !res || !out->masks || !out->group_begin) goto done;
+    if (map_init(&st.map, 1024) || map_init(&gmap, 256)) goto done;
+    /* seq 0: the empty sequence (not in the map: its key would collide with the empty-slot marker) */
+    if (grow32(&st.parent, &st.parent_cap, 1) || grow32(&st.term, &st.term_cap, 1)) goto done;
+    st.parent[0] = st.term[0] = -1;
+    st.n = 1;
+    if (grow((void **)&out->group_tok_begin, &tok_begin_cap, 1, sizeof(int32_t))) goto done;
+    out->group_tok_begin[0] = 0;
+
+    for (int32_t ts = 0; ts < n_ts; ts++) {
+        const int strip_state = ts == g->n_lex_states;
+        const int32_t q0 = strip_state ? 0 : ts;
+        const int32_t state_cset = cset_of(g, q0);
+        uint32_t *mask = out->masks + (size_t)ts * n_words;
+        int32_t n_local = 0;
+        map_clear(&gmap);
+        dq[0] = q0;
+        dseq[0] = 0;
+        const uint8_t *prev = NULL;
+        int64_t prev_len = 0;
+        for (int32_t k = 0; k < n_order; k++) {
+            const int32_t t = order[k];
+            const uint8_t *b = tok_bytes + tok_begin[t];
+            const int64_t len = tok_begin[t + 1] - tok_begin[t];
+            int64_t d = 0;
+            int64_t lim = len < prev_len ? len : prev_len;
+            while (d < lim && prev[d] == b[d]) d++;
+            /* Walk the bytes not shared with the previous (sorted) token. */
+            for (; d < len; d++) {
+                if (dq[d] == GM_DEAD) {
+                    dq[d + 1] = GM_DEAD;
+                    continue;
+                }
+                if (strip_state && d == 0 && b[0] == ' ') {
+                    dq[1] = 0;
+                    dseq[1] = 0;
+                    continue;
+                }
+                int32_t emit[2];
+                int ne;
+                int32_t nq = gm_lex_byte(g, dq[d], b[d], emit, &ne);
+                int32_t s = dseq[d];
+                for (int e = 0; e < ne && nq != GM_DEAD; e++) {
+                    s = seq_append(&st, s, emit[e]);
+                    if (s < 0) goto done;
+                }
+                dq[d + 1] = nq;
+                dseq[d + 1] = s;
+            }
+            prev = b;
+            prev_len = len;
+            const int32_t q_end = dq[len];
+            if (q_end == GM_DEAD) {
+                res[k] = RES_DEAD;
+                continue;
+            }
+            const int32_t cset = cset_of(g, q_end);
+            const int32_t s = dseq[len];
+            if (s == 0 && (cset == GM_ANY || cset == state_cset)) {
+                /* Stays inside the lexeme and loses no terminal the parser could have wanted. */
+                res[k] = RES_UNCOND;
+                mask[t >> 5] |= 1u << (t & 31);
+                continue;
+            }
+            if (map_reserve(&gmap)) goto done;
+            int found;
+            int32_t *slot = map_slot(&gmap, ((int64_t)s << 32) | (uint32_t)(cset + 1), &found);
+            if (!found) {
+                if (grow32(&gcount, &gcap, (int64_t)n_local + 1) || grow32(&gseq, &gcap2, (int64_t)n_local + 1) ||
+                    grow32(&gcset, &gcap3, (int64_t)n_local + 1))
+                    goto done;
+                gcount[n_local] = 0;
+                gseq[n_local] = s;
+                gcset[n_local] = cset;
+                *slot = n_local++;
+            }
+            res[k] = *slot;
+            gcount[*slot]++;
+        }
+        /* Append this state's groups: token lists in group order (a counting sort). */
+        const int32_t g0 = out->n_groups;
+        out->group_begin[ts] = g0;
+        int64_t need = (int64_t)g0 + n_local + 1;
+        if (grow((void **)&out->group_tok_begin, &tok_begin_cap, need, sizeof(int32_t)) ||
+            grow((void **)&out->group_seq, &seq_cap, need, sizeof(int32_t)) ||
+            grow((void **)&out->group_cset, &cset_cap, need, sizeof(int32_t)))
+            goto done;
+        int64_t base = out->group_tok_begin[g0];
+        int64_t total = 0;
+        for (int32_t i = 0; i < n_local; i++) total += gcount[i];
+        if (base + total > INT32_MAX) goto done;
+        if (grow((void **)&out->group_toks, &toks_cap, base + total + 1, sizeof(int32_t))) goto done;
+        int64_t acc = base;
+        for (int32_t i = 0; i < n_local; i++) {
+            out->group_seq[g0 + i] = gseq[i];
+            out->group_cset[g0 + i] = gcset[i];
+            out->group_tok_begin[g0 + i] = (int32_t)acc;
+            acc += gcount[i];
+            gcount[i] = out->group_tok_begin[g0 + i];
+        }
+        out->group_tok_begin[g0 + n_local] = (int32_t)acc;
+        for (int32_t k = 0; k < n_order; k++)
+            if (res[k] >= 0) out->group_toks[gcount[res[k]]++] = order[k];
+        out->n_groups += n_local;
+        out->n_group_toks = acc;
+    }
+    out->group_begin[n_ts] = out->n_groups;
+
+    /* Materialize the interned sequences: seq_begin / seq_terms. Parents always precede children. */
+    out->n_seqs = st.n;
+    out->seq_begin = malloc((size_t)(st.n + 1) * sizeof(int32_t));
+    int32_t *lens = malloc((size_t)st.n * sizeof(int32_t));
+    if (!out->seq_begin || !lens) {
+        free(lens);
+        goto done;
+    }
+    int64_t total = 0;
+    for (int32_t s = 0; s < st.n; s++) {
+        lens[s] = s == 0 ? 0 : lens[st.parent[s]] + 1;
+        out->seq_begin[s] = (int32_t)total;
+        total += lens[s];
+    }
+    out->seq_begin[st.n] = (int32_t)total;
+    out->n_seq_terms = total;
+    out->seq_terms = malloc((size_t)(total ? total : 1) * sizeof(int32_t));
+    if (!out->seq_terms) {
+        free(lens);
+        goto done;
+    }
+    for (int32_t s = 1; s < st.n; s++) {
+        int32_t x = s;
+        for (int32_t i = lens[s] - 1; i >= 0; i--) {
+            out->seq_terms[out->seq_begin[s] + i] = st.term[x];
+            x = st.parent[x];
+        }
+    }
+    free(lens);
+    rc = 0;
+done:
+    free(dq);
+    free(dseq);
+    free(res);
+    free(gcount);
+    free(gseq);
+    free(gcset);
+    free(st.parent);
+    free(st.term);
+    map_free(&st.map);
+    map_free(&gmap);
+    if (rc) gm_build_free(out);
+    return rc;
+}

@@ -1,0 +1,103 @@
+/* grammask native core: lexer DFA + LR(1) tables -> per-token masks, and the per-step matcher. */
+#ifndef GM_CORE_H
+#define GM_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GM_DEAD (-1)   /* lexer: no transition */
+#define GM_ANY (-1)    /* completable set: no parser check needed */
+#define GM_ERROR (-1)  /* parser action: syntax error */
+
+/* A grammar compiled for the engine. All arrays are owned by the caller. */
+typedef struct {
+    int32_t n_lex_states;        /* state 0 is the lexer's start state */
+    int32_t n_terminals;         /* terminal id n_terminals is $END */
+    const int32_t *lex_trans;    /* [n_lex_states * 256] next state or GM_DEAD */
+    const int32_t *lex_winner;   /* [n_lex_states] terminal produced if the lexeme ends here, or -1 */
+    const int32_t *lex_cset;     /* [n_lex_states] completable-set id or GM_ANY */
+    const uint8_t *lex_final;    /* [n_lex_states] 1 when no byte can extend the lexeme */
+    const uint8_t *term_ignored; /* [n_terminals] %ignore terminals never reach the parser */
+    const int32_t *cset_begin;   /* [n_csets + 1] */
+    const int32_t *cset_terms;
+    int32_t n_lr_states, n_nonterminals, lr_start, lr_end;
+    const int32_t *action;       /* [n_lr_states * (n_terminals+1)]: >=0 shift, GM_ERROR, <=-2 reduce rule -a-2 */
+    const int32_t *go;           /* [n_lr_states * n_nonterminals] */
+    const int32_t *rule_lhs, *rule_len;
+} gm_grammar;
+
+/* Token tables for one grammar and one vocabulary. "Table states" are the lexer states plus, when the
+ * tokenizer's decoder drops the first leading space, one extra state used at the start of the output. */
+typedef struct {
+    int32_t vocab_size, n_words, n_tokens;
+    const uint8_t *tok_bytes;
+    const int64_t *tok_begin;      /* [n_tokens + 1] */
+    const uint8_t *is_stop;        /* [vocab_size] */
+    int32_t strip_leading_space;
+    const int32_t *uncond_mask;    /* [n_table_states] index into masks */
+    const uint32_t *masks;         /* [n_masks * n_words] */
+    const int32_t *group_begin;    /* [n_table_states + 1] */
+    const int32_t *group_seq, *group_cset;
+    const int32_t *group_tok_begin; /* [n_groups + 1] */
+    const int32_t *group_toks;
+    const int32_t *seq_begin;      /* [n_seqs + 1] */
+    const int32_t *seq_terms;
+} gm_vocab;
+
+typedef struct {
+    int32_t lex_state, flags, stack_len, base, saved_begin;
+} gm_history;
+
+typedef struct {
+    const gm_grammar *g;
+    const gm_vocab *v;             /* NULL for a byte-level (validator) matcher */
+    int32_t *stack; int32_t stack_len, stack_cap;
+    int32_t lex_state;
+    int32_t at_start, terminated;
+    gm_history *hist; int32_t n_hist, hist_cap;
+    int32_t *saved; int64_t n_saved, saved_cap;
+    int32_t *ov; int32_t ov_cap;   /* virtual-stack overlays (scratch) */
+    int32_t *ov2; int32_t ov2_cap;
+    int32_t *seqbuf; int32_t seqbuf_cap;
+} gm_matcher;
+
+/* Status codes */
+#define GM_OK 0
+#define GM_NOMEM (-100)
+
+int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v);
+void gm_matcher_free(gm_matcher *m);
+void gm_matcher_reset(gm_matcher *m);
+int gm_fill_bitmask(gm_matcher *m, uint32_t *out);
+int gm_accept_token(gm_matcher *m, int32_t token);      /* 1 accepted, 0 rejected, <0 error */
+int gm_rollback(gm_matcher *m, int32_t n);               /* 0, or -1 if fewer than n tokens */
+int gm_is_complete(gm_matcher *m);                       /* text so far is a complete string */
+int gm_acceptable_terminals(gm_matcher *m, uint8_t *out); /* out[n_terminals+1]; ignored terms are 1 */
+
+/* Byte-level feeding (validator). Returns GM_OK or an error kind; *err_pos is the byte offset, *err_term
+ * the terminal involved (or -1), *lexeme_begin the offset where the current lexeme began. */
+#define GM_ERR_LEX 1        /* no lexeme can continue with this byte */
+#define GM_ERR_PARSE 2      /* a complete terminal the parser cannot take */
+#define GM_ERR_PENDING 3    /* the lexeme in progress can only become terminals the parser cannot take */
+int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset,
+                  int64_t *err_pos, int32_t *err_term, int64_t *lexeme_begin);
+
+/* One lexer step; emits up to two terminals. Shared by table building, matching and validation. */
+int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, int *n_emit);
+
+/* Table building. Output arrays are malloc'ed; free with gm_build_free. */
+typedef struct {
+    int32_t n_table_states, n_words;
+    uint32_t *masks;              /* [n_table_states * n_words], one unconditional mask per state */
+    int32_t *group_begin;         /* [n_table_states + 1] */
+    int32_t *group_seq, *group_cset, *group_tok_begin; int32_t n_groups;
+    int32_t *group_toks; int64_t n_group_toks;
+    int32_t *seq_begin, *seq_terms; int32_t n_seqs; int64_t n_seq_terms;
+} gm_build;
+
+int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                   const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space,
+                   gm_build *out);
+void gm_build_free(gm_build *out);
+
+#endif

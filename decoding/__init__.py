@@ -1,0 +1,9 @@
+"""grammask.decoding: compile tables, match tokens, apply masks, validate texts."""
+
+from .bitmask import allocate_token_bitmask, apply_token_bitmask_inplace, unpack_bitmask
+from .compiler import CompiledGrammar, compile
+from .matcher import GrammarMatcher
+from .validator import ValidationResult, validate
+
+__all__ = ["CompiledGrammar", "GrammarMatcher", "ValidationResult", "allocate_token_bitmask",
+           "apply_token_bitmask_inplace", "compile", "unpack_bitmask", "validate"]

@@ -1,0 +1,146 @@
+"""compile(): grammar + tokenizer -> CompiledGrammar (token mask tables), cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from .._core import CoreGrammar, CoreVocab
+from ..fsm.vocab import TokenizerInfo
+from ..grammar import Grammar, GrammarError
+from ..grammar.tables import GrammarTables
+from . import cache
+
+ENGINE_VERSION = "1"
+_GRAMMAR_ARRAYS = ("lex_trans", "lex_winner", "lex_cset", "lex_final", "term_ignored", "cset_begin",
+                   "cset_terms", "action", "goto", "rule_lhs", "rule_len")
+_VOCAB_ARRAYS = ("tok_bytes", "tok_begin", "is_stop", "uncond_mask", "masks", "group_begin", "group_seq",
+                 "group_cset", "group_tok_begin", "group_toks", "seq_begin", "seq_terms")
+
+
+def core_grammar_arrays(tables: GrammarTables) -> dict:
+    lex = tables.lexer
+    cset_begin = np.cumsum([0] + [len(c) for c in lex.csets]).astype(np.int32)
+    cset_terms = np.asarray([t for c in lex.csets for t in c], dtype=np.int32)
+    return dict(lex_trans=lex.trans, lex_winner=lex.winner, lex_cset=lex.cset, lex_final=lex.final,
+                term_ignored=np.asarray([t.ignored for t in tables.terminals], dtype=np.uint8),
+                cset_begin=cset_begin, cset_terms=cset_terms, action=tables.parser.action,
+                goto=tables.parser.goto, rule_lhs=tables.parser.rule_lhs, rule_len=tables.parser.rule_len,
+                lr_start=tables.parser.start_state, lr_end=tables.parser.end_state)
+
+
+def core_grammar(grammar: Grammar) -> CoreGrammar:
+    """The grammar's tables in native form (built once per Grammar object)."""
+    core = getattr(grammar, "_core", None)
+    if core is None:
+        core = grammar._core = CoreGrammar(**core_grammar_arrays(grammar.tables))
+    return core
+
+
+def _vocab_arrays(core: CoreGrammar, info: TokenizerInfo) -> dict:
+    stops = set(info.stop_token_ids)
+    # Stop tokens are only ever stops; tokens with no text are never allowed.
+    text = [b if (b and i not in stops) else b"" for i, b in enumerate(info.token_bytes)]
+    lengths = np.fromiter((len(b) for b in text), dtype=np.int64, count=len(text))
+    tok_begin = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    tok_bytes = np.frombuffer(b"".join(text), dtype=np.uint8)
+    order = np.asarray(sorted((i for i, b in enumerate(text) if b), key=text.__getitem__), dtype=np.int32)
+    n_words = (info.vocab_size + 31) // 32
+    raw = core.build_vocab(tok_bytes, tok_begin, order, n_words, info.strips_leading_space)
+    # Many lexer states share their unconditional mask: store each distinct mask once.
+    distinct: dict[bytes, int] = {}
+    uncond = np.empty(raw["masks"].shape[0], dtype=np.int32)
+    for ts, row in enumerate(raw["masks"]):
+        uncond[ts] = distinct.setdefault(row.tobytes(), len(distinct))
+    masks = np.frombuffer(b"".join(distinct), dtype=np.uint32).reshape(len(distinct), n_words)
+    is_stop = np.zeros(info.vocab_size, dtype=np.uint8)
+    is_stop[list(stops)] = 1
+    return dict(tok_bytes=tok_bytes, tok_begin=tok_begin, is_stop=is_stop, uncond_mask=uncond, masks=masks,
+                group_begin=raw["group_begin"], group_seq=raw["group_seq"], group_cset=raw["group_cset"],
+                group_tok_begin=raw["group_tok_begin"], group_toks=raw["group_toks"],
+                seq_begin=raw["seq_begin"], seq_terms=raw["seq_terms"])
+
+
+class CompiledGrammar:
+    """Token mask tables for one grammar and one tokenizer. Create matchers with `matcher()`."""
+
+    def __init__(self, grammar: Grammar, tokenizer_info: TokenizerInfo, core: CoreGrammar,
+                 vocab: CoreVocab, terminal_names: list[str], from_cache: bool = False):
+        self.grammar = grammar
+        self.tokenizer_info = tokenizer_info
+        self.core_grammar = core
+        self.core_vocab = vocab
+        self.terminal_names = terminal_names
+        self.from_cache = from_cache
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer_info.vocab_size
+
+    def matcher(self):
+        from .matcher import GrammarMatcher
+
+        return GrammarMatcher(self)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held by the grammar and token tables."""
+        arrays = list(self.core_grammar.arrays.values()) + list(self.core_vocab.arrays.values())
+        return int(sum(a.nbytes for a in arrays))
+
+    def __repr__(self) -> str:
+        return (f"CompiledGrammar({self.grammar.name!r}, vocab_size={self.vocab_size}, "
+                f"lexer_states={self.core_grammar.n_lex_states}, tables={self.memory_bytes / 1e6:.1f} MB)")
+
+
+def cache_key(grammar: Grammar, info: TokenizerInfo) -> str:
+    return hashlib.sha256(f"{ENGINE_VERSION}\0{grammar.digest}\0{info.digest}".encode()).hexdigest()
+
+
+def _from_arrays(grammar: Grammar, info: TokenizerInfo, meta: dict, arrays: dict, from_cache: bool):
+    core = CoreGrammar(**{k: arrays[k] for k in _GRAMMAR_ARRAYS}, lr_start=meta["lr_start"],
+                       lr_end=meta["lr_end"])
+    vocab = CoreVocab(core, vocab_size=info.vocab_size, strip_leading_space=info.strips_leading_space,
+                      **{k: arrays[k] for k in _VOCAB_ARRAYS})
+    return CompiledGrammar(grammar, info, core, vocab, meta["terminal_names"], from_cache)
+
+
+def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
+            cache_dir: Union[str, Path, None, bool] = True) -> CompiledGrammar:
+    """Compile `grammar` (a Grammar or a built-in name) for `tokenizer_info`.
+
+    cache_dir: True (default) uses the user cache directory (see grammask.decoding.cache), a path uses
+    that directory, False or None disables the disk cache.
+    """
+    if isinstance(grammar, str):
+        grammar = Grammar.builtin(grammar)
+    if not isinstance(grammar, Grammar):
+        raise TypeError(f"compile() takes a Grammar or a built-in name, not {type(grammar).__name__}")
+    if not isinstance(tokenizer_info, TokenizerInfo):
+        raise TypeError("compile() needs a TokenizerInfo (see TokenizerInfo.from_huggingface)")
+    directory = cache.default_cache_dir() if cache_dir is True else (Path(cache_dir) if cache_dir else None)
+    key = cache_key(grammar, tokenizer_info)
+    hit = cache.load(directory, key)
+    if hit is not None:
+        meta, arrays = hit
+        try:
+            return _from_arrays(grammar, tokenizer_info, meta, arrays, True)
+        except (ValueError, KeyError, TypeError):
+            pass  # structurally inconsistent file: rebuild and overwrite it
+    tables = grammar.tables
+    garrays = core_grammar_arrays(tables)
+    core = core_grammar(grammar)
+    varrays = _vocab_arrays(core, tokenizer_info)
+    meta = dict(lr_start=int(garrays.pop("lr_start")), lr_end=int(garrays.pop("lr_end")),
+                terminal_names=list(tables.display), grammar=grammar.name)
+    arrays = {**{k: np.asarray(v) for k, v in garrays.items()}, **varrays}
+    cache.store(directory, key, meta, arrays)
+    vocab = CoreVocab(core, vocab_size=tokenizer_info.vocab_size,
+                      strip_leading_space=tokenizer_info.strips_leading_space, **varrays)
+    return CompiledGrammar(grammar, tokenizer_info, core, vocab, list(tables.display), False)
+
+
+__all__ = ["CompiledGrammar", "GrammarError", "compile", "core_grammar"]

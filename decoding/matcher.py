@@ -1,0 +1,95 @@
+"""GrammarMatcher: the per-sequence state of constrained decoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._core import CoreMatcher
+
+
+class GrammarMatcher:
+    """Follows one sequence through the grammar, token by token.
+
+    fill_next_token_bitmask() writes which tokens may come next; accept_token() advances (or returns
+    False and leaves the state unchanged); rollback(n) undoes the last n accepted tokens.
+    """
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self._core = CoreMatcher(compiled.core_grammar, compiled.core_vocab)
+        self._words = compiled.core_vocab.n_words
+
+    @property
+    def vocab_size(self) -> int:
+        return self.compiled.vocab_size
+
+    def _row_address(self, bitmask, index: int) -> int:
+        if isinstance(bitmask, torch.Tensor):
+            if bitmask.dtype != torch.int32 or bitmask.device.type != "cpu" or not bitmask.is_contiguous():
+                raise TypeError("bitmask must be a contiguous torch.int32 CPU tensor "
+                                "(see grammask.allocate_token_bitmask)")
+            shape, address = tuple(bitmask.shape), bitmask.data_ptr()
+        elif isinstance(bitmask, np.ndarray):
+            if bitmask.dtype not in (np.int32, np.uint32) or not bitmask.flags.c_contiguous \
+                    or not bitmask.flags.writeable:
+                raise TypeError("bitmask array must be a writable, C-contiguous int32 array")
+            shape, address = bitmask.shape, bitmask.ctypes.data
+        else:
+            raise TypeError(f"bitmask must be a torch.Tensor or numpy array, not {type(bitmask).__name__}")
+        if len(shape) == 1:
+            shape = (1,) + shape
+        if len(shape) != 2 or shape[1] != self._words:
+            raise ValueError(f"bitmask shape {tuple(shape)} does not fit vocab_size={self.vocab_size}: "
+                             f"expected (batch, {self._words})")
+        if not 0 <= index < shape[0]:
+            raise IndexError(f"bitmask row {index} out of range for {shape[0]} rows")
+        return address + index * self._words * 4
+
+    def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
+        """Write the allowed next tokens into row `index` of `bitmask`."""
+        self._core.fill(self._row_address(bitmask, index))
+
+    def accept_token(self, token_id: int) -> bool:
+        """Advance by one token. False (state unchanged) if the token is not allowed here."""
+        return self._core.accept_token(int(token_id))
+
+    def accept_tokens(self, token_ids) -> bool:
+        """Accept tokens in order; on the first rejected one, undo the ones accepted and return False."""
+        done = 0
+        for t in token_ids:
+            if not self._core.accept_token(int(t)):
+                self._core.rollback(done)
+                return False
+            done += 1
+        return True
+
+    def is_accepting(self) -> bool:
+        """The text so far is a complete string of the grammar (a stop token may come next)."""
+        return self._core.terminated or self._core.is_complete()
+
+    def is_terminated(self) -> bool:
+        """A stop token has been accepted."""
+        return self._core.terminated
+
+    def reset(self) -> None:
+        self._core.reset()
+
+    def rollback(self, num_tokens: int = 1) -> None:
+        """Undo the last `num_tokens` accepted tokens."""
+        if num_tokens < 0 or not self._core.rollback(int(num_tokens)):
+            raise ValueError(f"cannot roll back {num_tokens} tokens: {self._core.history_length} accepted")
+
+    @property
+    def num_accepted_tokens(self) -> int:
+        return self._core.history_length
+
+    def allowed_token_ids(self) -> np.ndarray:
+        """The allowed next tokens as an array of ids (for inspection and tests; slower than the bitmask)."""
+        words = np.zeros(self._words, dtype=np.int32)
+        self._core.fill(words.ctypes.data)
+        bits = np.unpackbits(words.view(np.uint8), bitorder="little")[: self.vocab_size]
+        return np.flatnonzero(bits)
+
+    def __repr__(self) -> str:
+        return f"GrammarMatcher({self.compiled.grammar.name!r}, accepted={self.num_accepted_tokens})"

@@ -1,0 +1,91 @@
+"""Grammar.validate(): check a text with the same lexer and parser tables the masks use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from .._core import ERR_LEX, ERR_PARSE, ERR_PENDING, CoreMatcher
+from .compiler import core_grammar
+
+
+@dataclass
+class ValidationResult:
+    ok: bool                  # the text is a complete string of the grammar
+    prefix_ok: bool           # the text can still be completed to one
+    line: Optional[int] = None    # 1-based position of the first error (or of the end, if incomplete)
+    column: Optional[int] = None  # 1-based, in characters
+    message: str = ""
+    expected: list[str] = field(default_factory=list)
+    offset: Optional[int] = None  # byte offset of the error
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def _position(data: bytes, offset: int) -> tuple[int, int]:
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8", "replace")) + 1
+    return data.count(b"\n", 0, offset) + 1, column
+
+
+def _char_at(data: bytes, offset: int) -> str:
+    for n in (1, 2, 3, 4):
+        try:
+            return repr(data[offset:offset + n].decode("utf-8"))
+        except UnicodeDecodeError:
+            continue
+    return f"byte 0x{data[offset]:02x}" if offset < len(data) else "end of input"
+
+
+def _snippet(data: bytes, begin: int, limit: int = 24) -> str:
+    text = data[begin:begin + limit].split(b"\n")[0].decode("utf-8", "replace")
+    return repr(text + ("..." if len(data) > begin + limit else ""))
+
+
+def _expected(core: CoreMatcher, names: list[str], ignored) -> list[str]:
+    acceptable = core.acceptable_terminals()
+    return [names[t] for t in range(len(acceptable)) if acceptable[t] and not (t < len(ignored) and ignored[t])]
+
+
+def validate(grammar, text: Union[str, bytes]) -> ValidationResult:
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    tables = grammar.tables
+    names = tables.display
+    ignored = [t.ignored for t in tables.terminals]
+    core = CoreMatcher(core_grammar(grammar))
+    code, pos, term, lexeme_begin = core.feed_bytes(data)
+    if code == 0:
+        if core.is_complete():
+            return ValidationResult(True, True)
+        line, col = _position(data, len(data))
+        q = core.lex_state
+        if q and tables.lexer.winner[q] < 0:
+            cset = tables.lexer.cset[q]
+            what = " / ".join(names[t] for t in tables.lexer.csets[cset]) if cset >= 0 else "token"
+            message = f"unexpected end of input inside {what} starting at {_snippet(data, lexeme_begin)}"
+        else:
+            message = "unexpected end of input"
+        return ValidationResult(False, True, line, col, message, _expected(core, names, ignored), len(data))
+    line, col = _position(data, pos)
+    if code == ERR_LEX:
+        q = core.lex_state
+        if q and tables.lexer.cset[q] >= 0:
+            inside = " / ".join(names[t] for t in tables.lexer.csets[tables.lexer.cset[q]])
+            message = f"unexpected character {_char_at(data, pos)} in {inside}"
+            expected = [inside]
+        else:
+            message = f"unexpected character {_char_at(data, pos)}"
+            expected = _expected(core, names, ignored)
+    elif code == ERR_PARSE:
+        message = f"unexpected {names[term]} {_snippet(data, pos)}"
+        expected = _expected(core, names, ignored)
+    elif code == ERR_PENDING:
+        could_be = " / ".join(names[t] for t in tables.lexer.csets[term])
+        message = f"unexpected {could_be} {_snippet(data, pos)}"
+        expected = _expected(core, names, ignored)
+    else:  # pragma: no cover - the core returns no other codes
+        raise RuntimeError(f"grammask core returned unknown status {code}")
+    if expected:
+        message += f"; expected {', '.join(expected)}"
+    return ValidationResult(False, False, line, col, message, expected, pos)

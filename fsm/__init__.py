@@ -1,0 +1,7 @@
+"""grammask.fsm: terminal regexes -> byte DFAs, tokenizer vocabularies -> token bytes."""
+
+from .lexer import ANY_TERMINAL, DEAD, LexerDFA, RegexError, TerminalSpec, build_lexer, never_produced
+from .vocab import TokenizerInfo, TokenizerError
+
+__all__ = ["ANY_TERMINAL", "DEAD", "LexerDFA", "RegexError", "TerminalSpec", "build_lexer",
+           "never_produced", "TokenizerInfo", "TokenizerError"]

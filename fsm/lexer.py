@@ -1,0 +1,248 @@
+"""Terminal regexes -> one combined, minimal byte-level lexer DFA.
+
+Lexing rule (the same everywhere in grammask: validator, masks and matcher): maximal munch over all
+terminals at once. A lexeme ends when the next byte cannot extend it; the terminal it produces is the
+"winner" of its final DFA state: highest priority, then string literals over regexes (so keywords beat
+identifiers of the same length), then the order of definition. There is no backtracking: a lexeme that
+cannot be extended and is not a complete terminal is an error.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import interegular
+import numpy as np
+from interegular.fsm import anything_else
+
+from .utf8 import codepoints_to_ranges, complement_ranges, utf8_sequences
+
+DEAD = -1
+ANY_TERMINAL = -1  # completable-set id meaning "no parser check needed"
+
+
+class RegexError(ValueError):
+    """A terminal's regex cannot be turned into a byte automaton."""
+
+    def __init__(self, terminal: str, message: str):
+        super().__init__(f"terminal {terminal}: {message}")
+        self.terminal = terminal
+
+
+@dataclass(frozen=True)
+class TerminalSpec:
+    name: str
+    regex: str            # Python `re` syntax, flags inline
+    priority: int = 0
+    is_literal: bool = False
+    ignored: bool = False
+
+
+@dataclass
+class LexerDFA:
+    """Dense byte DFA. State 0 is the start state (no lexeme begun)."""
+
+    trans: np.ndarray          # (n_states, 256) int32, DEAD where the byte cannot be taken
+    winner: np.ndarray         # (n_states,) int32 terminal id, -1 if not accepting
+    final: np.ndarray          # (n_states,) uint8: no byte can extend the lexeme
+    cset: np.ndarray           # (n_states,) int32 completable-set id, ANY_TERMINAL if no check needed
+    csets: list[tuple[int, ...]]  # completable sets: terminals some continuation can produce
+
+    @property
+    def n_states(self) -> int:
+        return int(self.trans.shape[0])
+
+
+class _ByteNFA:
+    def __init__(self) -> None:
+        self.trans: list[list[tuple[int, int, int]]] = []
+        self.accept: list[int] = []
+
+    def new_state(self, accept: int = -1) -> int:
+        self.trans.append([])
+        self.accept.append(accept)
+        return len(self.trans) - 1
+
+
+def _symbol_ranges(fsm) -> dict[int, list[tuple[int, int]]]:
+    by_symbol: dict[int, list[int]] = defaultdict(list)
+    explicit: list[int] = []
+    else_symbol = None
+    for char, symbol in fsm.alphabet._symbol_mapping.items():
+        if char is anything_else:
+            else_symbol = symbol
+        else:
+            by_symbol[symbol].append(ord(char))
+            explicit.append(ord(char))
+    ranges = {sym: codepoints_to_ranges(cps) for sym, cps in by_symbol.items()}
+    if else_symbol is not None:
+        ranges[else_symbol] = complement_ranges(codepoints_to_ranges(explicit))
+    return ranges
+
+
+def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec) -> int:
+    try:
+        fsm = interegular.parse_pattern(spec.regex).to_fsm()
+    except interegular.patterns.Unsupported as exc:
+        raise RegexError(spec.name, f"unsupported regex feature ({exc}) in /{spec.regex}/") from None
+    except Exception as exc:  # interegular raises plain exceptions on syntax it does not parse
+        raise RegexError(spec.name, f"cannot parse /{spec.regex}/: {exc}") from None
+    if fsm.initial in fsm.finals:
+        raise RegexError(spec.name, f"/{spec.regex}/ matches the empty string")
+    symbol_seqs = {sym: [seq for lo, hi in rs for seq in utf8_sequences(lo, hi)]
+                   for sym, rs in _symbol_ranges(fsm).items()}
+    state_ids = {s: nfa.new_state(term_id if s in fsm.finals else -1) for s in fsm.states}
+    # Intermediate states inside one multi-byte character are shared by prefix, per (source, target).
+    middle: dict[tuple, int] = {}
+    for src, edges in fsm.map.items():
+        a = state_ids[src]
+        for symbol, dst in edges.items():
+            b = state_ids[dst]
+            for seq in symbol_seqs.get(symbol, ()):
+                cur = a
+                for i, (lo, hi) in enumerate(seq):
+                    if i == len(seq) - 1:
+                        nxt = b
+                    else:
+                        key = (a, b, seq[: i + 1])
+                        nxt = middle.get(key)
+                        if nxt is None:
+                            nxt = middle[key] = nfa.new_state()
+                    if (lo, hi, nxt) not in nfa.trans[cur]:
+                        nfa.trans[cur].append((lo, hi, nxt))
+                    cur = nxt
+    return state_ids[fsm.initial]
+
+
+def _determinize(nfa: _ByteNFA, starts: list[int], rank) -> tuple[np.ndarray, np.ndarray]:
+    start = frozenset(starts)
+    index = {start: 0}
+    order = [start]
+    rows: list[np.ndarray] = []
+    winners: list[int] = []
+    i = 0
+    while i < len(order):
+        members = order[i]
+        i += 1
+        edges = [e for s in members for e in nfa.trans[s]]
+        row = np.full(256, DEAD, dtype=np.int32)
+        if edges:
+            points = sorted({lo for lo, _, _ in edges} | {hi + 1 for _, hi, _ in edges})
+            for a, b in zip(points, points[1:]):
+                targets = frozenset(t for lo, hi, t in edges if lo <= a <= hi)
+                if not targets:
+                    continue
+                j = index.get(targets)
+                if j is None:
+                    j = index[targets] = len(order)
+                    order.append(targets)
+                row[a:b] = j
+        rows.append(row)
+        accepting = {nfa.accept[s] for s in members if nfa.accept[s] >= 0}
+        winners.append(min(accepting, key=rank) if accepting else -1)
+    return np.stack(rows), np.asarray(winners, dtype=np.int32)
+
+
+def _trim(trans: np.ndarray, winner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop states from which no accepting state can be reached."""
+    n = trans.shape[0]
+    preds: list[set[int]] = [set() for _ in range(n)]
+    for q in range(n):
+        for t in set(trans[q][trans[q] >= 0].tolist()):
+            preds[t].add(q)
+    alive = winner >= 0
+    stack = list(np.nonzero(alive)[0])
+    while stack:
+        t = stack.pop()
+        for p in preds[t]:
+            if not alive[p]:
+                alive[p] = True
+                stack.append(p)
+    if not alive[0]:
+        raise RegexError("<all>", "no terminal matches any string")
+    keep = np.nonzero(alive)[0]
+    remap = np.full(n + 1, DEAD, dtype=np.int32)  # index -1 (DEAD) maps to DEAD
+    remap[keep] = np.arange(len(keep), dtype=np.int32)
+    return remap[trans[keep]], winner[keep]
+
+
+def _minimize(trans: np.ndarray, winner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Moore partition refinement; the start state stays state 0."""
+    _, labels = np.unique(winner, return_inverse=True)
+    n_classes = labels.max() + 1
+    while True:
+        succ = np.where(trans >= 0, labels[np.maximum(trans, 0)], -1)
+        sig = np.concatenate([labels[:, None], succ], axis=1)
+        _, new_labels = np.unique(sig, axis=0, return_inverse=True)
+        new_labels = new_labels.reshape(-1)
+        if new_labels.max() + 1 == n_classes:
+            break
+        labels, n_classes = new_labels, new_labels.max() + 1
+    # Renumber classes in order of first appearance so the start state's class is 0.
+    _, first = np.unique(labels, return_index=True)
+    order = np.argsort(first)
+    renum = np.empty_like(order)
+    renum[order] = np.arange(len(order))
+    labels = renum[labels]
+    reps = first[order]
+    new_trans = np.where(trans[reps] >= 0, labels[np.maximum(trans[reps], 0)], DEAD).astype(np.int32)
+    return new_trans, winner[reps].astype(np.int32)
+
+
+def _completable_sets(trans, winner, ignored: list[bool]):
+    """Per state: the terminals that some continuation of the lexeme can still produce."""
+    n = trans.shape[0]
+    reach = [0] * n
+    for q in range(n):
+        if winner[q] >= 0:
+            reach[q] = 1 << int(winner[q])
+    succs = [sorted(set(trans[q][trans[q] >= 0].tolist())) for q in range(n)]
+    changed = True
+    while changed:
+        changed = False
+        for q in range(n - 1, -1, -1):
+            r = reach[q]
+            for t in succs[q]:
+                r |= reach[t]
+            if r != reach[q]:
+                reach[q] = r
+                changed = True
+    ignored_mask = sum(1 << i for i, ig in enumerate(ignored) if ig)
+    csets: list[tuple[int, ...]] = []
+    ids: dict[int, int] = {}
+    cset = np.empty(n, dtype=np.int32)
+    for q in range(n):
+        if q == 0 or reach[q] & ignored_mask:
+            cset[q] = ANY_TERMINAL
+            continue
+        r = reach[q]
+        if r not in ids:
+            ids[r] = len(csets)
+            csets.append(tuple(i for i in range(r.bit_length()) if r >> i & 1))
+        cset[q] = ids[r]
+    return cset, csets
+
+
+def build_lexer(terminals: list[TerminalSpec]) -> LexerDFA:
+    """Build the combined lexer DFA; terminal ids are positions in `terminals`."""
+    if not terminals:
+        raise RegexError("<none>", "the grammar has no terminals")
+    nfa = _ByteNFA()
+    starts = [_add_terminal(nfa, i, spec) for i, spec in enumerate(terminals)]
+
+    def rank(i: int):
+        return (-terminals[i].priority, 0 if terminals[i].is_literal else 1, i)
+
+    trans, winner = _determinize(nfa, starts, rank)
+    trans, winner = _trim(trans, winner)
+    trans, winner = _minimize(trans, winner)
+    final = (trans < 0).all(axis=1).astype(np.uint8)
+    cset, csets = _completable_sets(trans, winner, [t.ignored for t in terminals])
+    return LexerDFA(trans=np.ascontiguousarray(trans), winner=winner, final=final, cset=cset, csets=csets)
+
+
+def never_produced(lexer: LexerDFA, n_terminals: int) -> list[int]:
+    """Terminals that win no accepting state: every string they match lexes as another terminal."""
+    won = set(lexer.winner[lexer.winner >= 0].tolist())
+    return [i for i in range(n_terminals) if i not in won]

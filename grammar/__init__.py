@@ -1,0 +1,7 @@
+"""grammask.grammar: Lark grammars -> terminals and LR parse tables; the built-in grammars."""
+
+from .errors import GrammarError
+from .grammar import BUILTINS, Grammar
+from .tables import GrammarTables
+
+__all__ = ["BUILTINS", "Grammar", "GrammarError", "GrammarTables"]

@@ -1,0 +1,77 @@
+"""Grammar: a Lark grammar as grammask uses it (built-in, from text or from a file)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Union
+
+from .errors import GrammarError
+from .tables import GrammarTables, build_tables
+
+if TYPE_CHECKING:
+    from ..decoding.validator import ValidationResult
+
+BUILTIN_DIR = Path(__file__).resolve().parent
+BUILTINS = ("json", "python", "go")
+
+
+class Grammar:
+    """A context-free grammar in Lark EBNF. Build with `builtin`, `from_lark` or `from_file`."""
+
+    def __init__(self, text: str, start: str = "start", name: Optional[str] = None):
+        if not isinstance(text, str):
+            raise TypeError(f"grammar text must be str, not {type(text).__name__}")
+        self.text = text
+        self.start = start
+        self.name = name or "<grammar>"
+        self._tables: Optional[GrammarTables] = None
+
+    @classmethod
+    def builtin(cls, name: str) -> "Grammar":
+        path = BUILTIN_DIR / f"{name}.lark"
+        if name not in BUILTINS or not path.exists():
+            available = [b for b in BUILTINS if (BUILTIN_DIR / f"{b}.lark").exists()]
+            raise GrammarError(f"unknown built-in grammar {name!r}; available: {', '.join(available)}")
+        return cls(path.read_text(encoding="utf-8"), "start", name)
+
+    @classmethod
+    def from_lark(cls, text: str, start: str = "start") -> "Grammar":
+        g = cls(text, start)
+        g.tables  # compile now so a broken grammar fails here, with its location
+        return g
+
+    @classmethod
+    def from_file(cls, path: Union[str, os.PathLike], start: str = "start") -> "Grammar":
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise GrammarError(f"grammar file not found: {p}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GrammarError(f"cannot read grammar file {p}: {exc}") from None
+        g = cls(text, start, str(p))
+        g.tables
+        return g
+
+    @property
+    def tables(self) -> GrammarTables:
+        """Terminals, lexer DFA and parse tables (built once, on first use)."""
+        if self._tables is None:
+            self._tables = build_tables(self.text, self.start, self.name)
+        return self._tables
+
+    @property
+    def digest(self) -> str:
+        """Content hash of the grammar: its text and start rule."""
+        return hashlib.sha256(f"{self.start}\0{self.text}".encode()).hexdigest()
+
+    def validate(self, text: Union[str, bytes]) -> "ValidationResult":
+        """Check `text` against the grammar: complete (`ok`), a valid prefix (`prefix_ok`), or where it fails."""
+        from ..decoding.validator import validate
+
+        return validate(self, text)
+
+    def __repr__(self) -> str:
+        return f"Grammar({self.name!r}, start={self.start!r})"

@@ -1,0 +1,145 @@
+"""Lark EBNF -> terminals and LALR(1) parse tables for the engine.
+
+Lark does the grammar work (imports, templates, `?rule` inlining, `[]`/`*`/`+` expansion, LALR(1)
+construction, reduce/reduce detection). Its lexer is not used: grammask lexes with its own byte DFA
+(see grammask.fsm.lexer), so that masks, matcher and validator share one definition of the language.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from lark import Lark
+from lark.exceptions import GrammarError as LarkGrammarError
+from lark.exceptions import LarkError, UnexpectedInput
+from lark.lexer import PatternStr
+from lark.parsers.lalr_analysis import Shift
+
+from ..fsm.lexer import TerminalSpec
+from .errors import GrammarError
+
+END = "$END"
+ERROR = -1
+
+
+@dataclass
+class ParseTables:
+    """LALR(1) tables. Terminal columns follow the terminal list; the last column is $END."""
+
+    action: np.ndarray      # (n_states, n_terminals + 1) int32: >=0 shift, -1 error, <=-2 reduce rule -a-2
+    goto: np.ndarray        # (n_states, n_nonterminals) int32, -1 where undefined
+    rule_lhs: np.ndarray    # (n_rules,) nonterminal id
+    rule_len: np.ndarray    # (n_rules,) right-hand side length
+    start_state: int
+    end_state: int
+    nonterminals: list[str]
+
+
+def _locate(text: str, needle: str) -> tuple[Optional[int], Optional[int]]:
+    i = text.find(needle)
+    if i < 0:
+        return None, None
+    line = text.count("\n", 0, i) + 1
+    return line, i - (text.rfind("\n", 0, i) + 1) + 1
+
+
+def _definition_line(text: str, name: str) -> tuple[Optional[int], Optional[int]]:
+    m = re.search(rf"^[ \t]*[?!]?{re.escape(name)}\b", text, re.M)
+    if not m:
+        return None, None
+    return text.count("\n", 0, m.start()) + 1, m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+
+
+def load_lark(text: str, start: str, source: Optional[str] = None) -> Lark:
+    if not text.strip():
+        raise GrammarError("the grammar is empty", source=source)
+    try:
+        return Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False)
+    except UnexpectedInput as exc:
+        raise GrammarError(f"Lark syntax error: {str(exc).strip().splitlines()[0]}",
+                           getattr(exc, "line", None), getattr(exc, "column", None), source) from None
+    except LarkGrammarError as exc:
+        msg = str(exc).strip()
+        line = col = None
+        m = re.search(r"(?:rule|terminal|Terminal|NonTerminal)\('?([A-Za-z_][\w]*)'?\)", msg) or \
+            re.search(r"\b(?:rule|terminal)s? '?([A-Za-z_]\w*)'?", msg)
+        if m:
+            line, col = _locate(text, m.group(1))
+        if "Rule" in msg and "not defined" in msg or "Using an undefined rule" in msg:
+            msg = msg.replace("Using an undefined rule", "undefined rule")
+        raise GrammarError(msg, line, col, source) from None
+    except LarkError as exc:
+        raise GrammarError(str(exc).strip(), source=source) from None
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        # Lark reports some malformed grammars (e.g. an unknown start rule) this way.
+        raise GrammarError(f"cannot load grammar: {exc}", source=source) from None
+
+
+def terminal_specs(lark: Lark, text: str, source: Optional[str]) -> tuple[list[TerminalSpec], list[str]]:
+    """Terminal specs for the lexer and display names for messages, in Lark's terminal order."""
+    ignored = set(lark.ignore_tokens)
+    specs: list[TerminalSpec] = []
+    display: list[str] = []
+    for t in lark.terminals:
+        p = t.pattern
+        if isinstance(p, PatternStr):
+            body = re.escape(p.value)
+            shown = repr(p.value)
+        else:
+            body = p.value
+            shown = t.name
+        regex = f"(?{''.join(sorted(p.flags))}:{body})" if p.flags else body
+        specs.append(TerminalSpec(t.name, regex, t.priority, isinstance(p, PatternStr), t.name in ignored))
+        display.append(shown)
+    return specs, display
+
+
+def parse_tables(lark: Lark, terminal_names: list[str], text: str, source: Optional[str]) -> ParseTables:
+    table = lark.parser.parser.parser.parse_table
+    term_id = {name: i for i, name in enumerate(terminal_names)}
+    term_id[END] = len(terminal_names)
+    nonterminals: dict[str, int] = {}
+    rules: dict[object, int] = {}
+    rule_lhs: list[str] = []
+    rule_len: list[int] = []
+    for state_actions in table.states.values():
+        for sym in state_actions:
+            if sym not in term_id and sym.isupper():
+                line, col = _definition_line(text, sym)
+                raise GrammarError(f"terminal {sym} has no pattern (%declare): every terminal needs one",
+                                   line, col, source)
+            if sym not in term_id:
+                nonterminals.setdefault(sym, len(nonterminals))
+    states = sorted(table.states)
+    index = {s: i for i, s in enumerate(states)}
+    action = np.full((len(states), len(terminal_names) + 1), ERROR, dtype=np.int32)
+    goto = np.full((len(states), max(1, len(nonterminals))), ERROR, dtype=np.int32)
+    for s, acts in table.states.items():
+        for sym, (kind, arg) in acts.items():
+            if sym in term_id:
+                if kind is Shift:
+                    action[index[s], term_id[sym]] = index[arg]
+                else:
+                    r = rules.get(arg)
+                    if r is None:
+                        r = rules[arg] = len(rule_lhs)
+                        rule_lhs.append(arg.origin.name)
+                        rule_len.append(len(arg.expansion))
+                    action[index[s], term_id[sym]] = -2 - r
+            else:
+                goto[index[s], nonterminals[sym]] = index[arg]
+    for name in rule_lhs:
+        nonterminals.setdefault(name, len(nonterminals))
+    if goto.shape[1] < len(nonterminals):
+        goto = np.concatenate([goto, np.full((len(states), len(nonterminals) - goto.shape[1]), ERROR,
+                                             dtype=np.int32)], axis=1)
+    start = lark.options.start[0] if isinstance(lark.options.start, list) else lark.options.start
+    return ParseTables(
+        action=action, goto=goto,
+        rule_lhs=np.asarray([nonterminals[n] for n in rule_lhs], dtype=np.int32),
+        rule_len=np.asarray(rule_len, dtype=np.int32),
+        start_state=index[table.start_states[start]], end_state=index[table.end_states[start]],
+        nonterminals=sorted(nonterminals, key=nonterminals.get))
