@@ -65,6 +65,7 @@ cdef extern from "gm_core.h":
     int gm_rollback(gm_matcher *m, int32_t n) nogil
     int gm_is_complete(gm_matcher *m) nogil
     int gm_acceptable_terminals(gm_matcher *m, uint8_t *out) nogil
+    int gm_flush_lexeme(gm_matcher *m) nogil
     int gm_feed_bytes(gm_matcher *m, const uint8_t *b, int64_t n, int64_t offset,
                       int64_t *err_pos, int32_t *err_term, int64_t *lexeme_begin) nogil
     int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
@@ -298,6 +299,10 @@ cdef class CoreMatcher:
         out = np.zeros(self.grammar.g.n_terminals + 1, dtype=np.uint8)
         _check(gm_acceptable_terminals(&self.m, <uint8_t *>_ptr(out)))
         return out.astype(bool)
+
+    def flush_lexeme(self):
+        """End the pending lexeme as a terminal; False if it is incomplete or the parser rejects it."""
+        return _check(gm_flush_lexeme(&self.m)) == 1
 
     def feed_bytes(self, const uint8_t[::1] data, int64_t offset=0):
         """Feed raw text bytes. Returns (code, error_offset, terminal_or_cset, lexeme_begin)."""

@@ -350,6 +350,19 @@ static int pending_viable(gm_matcher *m, int32_t cset) {
     return check_seq(m, NULL, 0, cset, &vs);
 }
 
+int gm_flush_lexeme(gm_matcher *m) {
+    int32_t q = m->lex_state;
+    if (q == 0) return 1;
+    int32_t w = m->g->lex_winner[q];
+    if (w < 0) return 0;
+    if (!m->g->term_ignored[w]) {
+        int r = feed_real(m, w);
+        if (r != 1) return r;
+    }
+    m->lex_state = 0;
+    return 1;
+}
+
 int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset,
                   int64_t *err_pos, int32_t *err_term, int64_t *lexeme_begin) {
     const gm_grammar *g = m->g;

@@ -82,6 +82,10 @@ int gm_acceptable_terminals(gm_matcher *m, uint8_t *out); /* out[n_terminals+1];
 int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset,
                   int64_t *err_pos, int32_t *err_term, int64_t *lexeme_begin);
 
+/* End the pending lexeme as a terminal (validator): 1 done, 0 if it is not a complete terminal or the
+ * parser cannot take it. */
+int gm_flush_lexeme(gm_matcher *m);
+
 /* One lexer step; emits up to two terminals. Shared by table building, matching and validation. */
 int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, int *n_emit);
 

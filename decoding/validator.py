@@ -66,7 +66,10 @@ def validate(grammar, text: Union[str, bytes]) -> ValidationResult:
             message = f"unexpected end of input inside {what} starting at {_snippet(data, lexeme_begin)}"
         else:
             message = "unexpected end of input"
-        return ValidationResult(False, True, line, col, message, _expected(core, names, ignored), len(data))
+            core.flush_lexeme()  # what may follow the last, complete lexeme
+        expected = _expected(core, names, ignored)
+        return ValidationResult(False, True, line, col, f"{message}; expected {', '.join(expected)}", expected,
+                                len(data))
     line, col = _position(data, pos)
     if code == ERR_LEX:
         q = core.lex_state
@@ -78,7 +81,8 @@ def validate(grammar, text: Union[str, bytes]) -> ValidationResult:
             message = f"unexpected character {_char_at(data, pos)}"
             expected = _expected(core, names, ignored)
     elif code == ERR_PARSE:
-        message = f"unexpected {names[term]} {_snippet(data, pos)}"
+        literal = names[term][:1] in "'\""
+        message = f"unexpected {names[term]}" + ("" if literal else f" {_snippet(data, pos)}")
         expected = _expected(core, names, ignored)
     elif code == ERR_PENDING:
         could_be = " / ".join(names[t] for t in tables.lexer.csets[term])

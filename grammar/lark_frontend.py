@@ -38,12 +38,11 @@ class ParseTables:
     nonterminals: list[str]
 
 
-def _locate(text: str, needle: str) -> tuple[Optional[int], Optional[int]]:
-    i = text.find(needle)
-    if i < 0:
+def _locate_word(text: str, word: str) -> tuple[Optional[int], Optional[int]]:
+    m = re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text)
+    if not m:
         return None, None
-    line = text.count("\n", 0, i) + 1
-    return line, i - (text.rfind("\n", 0, i) + 1) + 1
+    return text.count("\n", 0, m.start()) + 1, m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
 
 
 def _definition_line(text: str, name: str) -> tuple[Optional[int], Optional[int]]:
@@ -63,16 +62,30 @@ def load_lark(text: str, start: str, source: Optional[str] = None) -> Lark:
                            getattr(exc, "line", None), getattr(exc, "column", None), source) from None
     except LarkGrammarError as exc:
         msg = str(exc).strip()
+        at = re.search(r"at line (\d+) column (\d+)", msg)
+        if at:
+            first = msg.splitlines()[0][: at.start()].rstrip(" ,")
+            raise GrammarError(f"grammar syntax error: {first}", int(at.group(1)), int(at.group(2)),
+                               source) from None
         line = col = None
-        m = re.search(r"(?:rule|terminal|Terminal|NonTerminal)\('?([A-Za-z_][\w]*)'?\)", msg) or \
-            re.search(r"\b(?:rule|terminal)s? '?([A-Za-z_]\w*)'?", msg)
-        if m:
-            line, col = _locate(text, m.group(1))
-        if "Rule" in msg and "not defined" in msg or "Using an undefined rule" in msg:
-            msg = msg.replace("Using an undefined rule", "undefined rule")
+        undefined = re.search(r"(Rule|Terminal) '([^']+)' used but not defined(?: \(in rule (\w+)\))?", msg)
+        if undefined:
+            kind, name, user = undefined.groups()
+            msg = f"undefined {kind.lower()} {name!r}" + (f" (used in rule {user})" if user else "")
+            line, col = _locate_word(text, name)
+        else:
+            named = re.search(r"(?:Rule|Terminal|NonTerminal)\(Token\('\w+', '(\w+)'\)|'(\w+)'", msg)
+            if named:
+                line, col = _locate_word(text, named.group(1) or named.group(2))
         raise GrammarError(msg, line, col, source) from None
     except LarkError as exc:
-        raise GrammarError(str(exc).strip(), source=source) from None
+        msg = str(exc).strip()
+        zero = re.search(r"zero-width terminals\. \((\w+): (.*)\)$", msg)
+        if zero:
+            line, col = _definition_line(text, zero.group(1))
+            raise GrammarError(f"terminal {zero.group(1)} matches the empty string ({zero.group(2)})",
+                               line, col, source) from None
+        raise GrammarError(msg, source=source) from None
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
         # Lark reports some malformed grammars (e.g. an unknown start rule) this way.
         raise GrammarError(f"cannot load grammar: {exc}", source=source) from None

@@ -1,0 +1,94 @@
+"""User grammars through the same engine: Lark features, lexing rules, errors with locations."""
+
+from __future__ import annotations
+
+import pytest
+
+import grammask as gm
+
+CALC = r"""
+?start: sum
+?sum: product | sum ("+"|"-") product
+?product: atom | product ("*"|"/") atom
+?atom: NUMBER | NAME | "(" sum ")" | call
+call: NAME "(" _separated{sum, ","} ")"
+_separated{x, sep}: x (sep x)*
+%import common.NUMBER
+%import common.CNAME -> NAME
+%import common.WS_INLINE
+%ignore WS_INLINE
+"""
+
+
+def test_lark_features_imports_templates_ignore():
+    g = gm.Grammar.from_lark(CALC)
+    for ok in ["1 + 2*x", "f(1, g(2), 3) / (4 - y)", "  a  ", "max(1,2)"]:
+        assert g.validate(ok).ok, (ok, g.validate(ok).message)
+    for bad in ["1 +", "f(1,)", "(1", "1 2"]:
+        r = g.validate(bad)
+        assert not r.ok, bad
+    assert g.validate("f(1,").prefix_ok and not g.validate("f(1,)").prefix_ok
+
+
+def test_keywords_beat_names_of_the_same_length_longest_match_wins():
+    g = gm.Grammar.from_lark(r"""
+start: stmt+
+stmt: "if" NAME ":" NAME ";" | NAME "=" NAME ";"
+NAME: /[a-z]+/
+%ignore " "
+""")
+    assert g.validate("if x: y;").ok
+    assert g.validate("iffy = x;").ok           # longest match: NAME, not "if" + "fy"
+    assert not g.validate("if = x;").ok         # "if" is a keyword, never a NAME
+
+
+def test_terminal_priority_decides_between_equal_matches():
+    g = gm.Grammar.from_lark(r"""
+start: (HEX | DEC)+
+HEX.2: /[0-9a-f]+h/
+DEC: /[0-9]+/
+%ignore " "
+""")
+    assert g.validate("12 ffh 3").ok
+
+
+def test_case_insensitive_literals():
+    g = gm.Grammar.from_lark('start: "select"i NAME\nNAME: /[a-z]+/\n%ignore " "')
+    assert g.validate("SeLeCt abc").ok and g.validate("select abc").ok
+
+
+@pytest.mark.parametrize("text,fragment,line", [
+    ("start: a\na: \"x\" (", "syntax error", 2),
+    ("start: missing_rule", "undefined rule", 1),
+    ("", "empty", None),
+    ("start: A\nA: /(?<=x)y/", "unsupported regex feature", 2),
+    ("start: A B\nA: /a+/\nB: /a+/", "can never be produced", 3),
+    ("start: A\nA: /a*/", "matches the empty string", 2),
+])
+def test_broken_grammars_raise_grammar_error(text, fragment, line):
+    with pytest.raises(gm.GrammarError) as info:
+        gm.Grammar.from_lark(text)
+    assert fragment in str(info.value).lower() or fragment in str(info.value)
+    if line is not None:
+        assert info.value.line == line, str(info.value)
+
+
+def test_unknown_builtin_and_missing_file(tmp_path):
+    with pytest.raises(gm.GrammarError, match="unknown built-in grammar 'yaml'"):
+        gm.Grammar.builtin("yaml")
+    with pytest.raises(gm.GrammarError, match="not found"):
+        gm.Grammar.from_file(tmp_path / "nope.lark")
+
+
+def test_user_grammar_masks(tmp_path):
+    info = gm.TokenizerInfo.from_token_bytes([b"f(", b"1", b",", b")", b" ", b"+", b"x", b"(", None],
+                                             stop_token_ids=[8])
+    m = gm.compile(gm.Grammar.from_lark(CALC), info, cache_dir=False).matcher()
+    assert set(m.allowed_token_ids()) == {0, 1, 4, 6, 7}
+    assert m.accept_tokens([0, 1, 2, 4, 6])
+    # "f(1, x": the name may still grow ("xf(", "x1") or be called ("x(")
+    assert set(m.allowed_token_ids()) == {0, 1, 2, 3, 4, 5, 6, 7}
+    assert m.accept_token(4)
+    # after "x ": an operator, a separator, or "(" (a call: whitespace is ignored); no second operand
+    assert set(m.allowed_token_ids()) == {2, 3, 4, 5, 7}
+    assert m.accept_tokens([3, 8]) and m.is_terminated()
