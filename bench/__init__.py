@@ -1,0 +1,1 @@
+"""Benchmarks (not installed with the package; run from the repository root)."""
