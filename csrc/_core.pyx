@@ -66,6 +66,8 @@ cdef extern from "gm_core.h":
     int gm_is_complete(gm_matcher *m) nogil
     int gm_acceptable_terminals(gm_matcher *m, uint8_t *out) nogil
     int gm_flush_lexeme(gm_matcher *m) nogil
+    int gm_accept_bytes(gm_matcher *m, const uint8_t *b, int64_t n) nogil
+    int gm_can_continue(gm_matcher *m) nogil
     int gm_feed_bytes(gm_matcher *m, const uint8_t *b, int64_t n, int64_t offset,
                       int64_t *err_pos, int32_t *err_term, int64_t *lexeme_begin) nogil
     int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
@@ -299,6 +301,16 @@ cdef class CoreMatcher:
         out = np.zeros(self.grammar.g.n_terminals + 1, dtype=np.uint8)
         _check(gm_acceptable_terminals(&self.m, <uint8_t *>_ptr(out)))
         return out.astype(bool)
+
+    def accept_bytes(self, const uint8_t[::1] data):
+        """Feed raw text; False (state unchanged) if it does not keep the text a valid prefix."""
+        if data.shape[0] == 0:
+            return True
+        return _check(gm_accept_bytes(&self.m, &data[0], data.shape[0])) == 1
+
+    def can_continue(self):
+        """Whether anything but ignored text (whitespace, comments) may still follow."""
+        return _check(gm_can_continue(&self.m)) == 1
 
     def flush_lexeme(self):
         """End the pending lexeme as a terminal; False if it is incomplete or the parser rejects it."""

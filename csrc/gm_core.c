@@ -430,8 +430,50 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
         return GM_ERR_LEX;
     }
     m->lex_state = q;
-    m->at_start = 0;
     return GM_OK;
+}
+
+int gm_accept_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n) {
+    int32_t *saved = malloc((size_t)(m->stack_len ? m->stack_len : 1) * sizeof(int32_t));
+    if (!saved) return GM_NOMEM;
+    const int32_t saved_len = m->stack_len, saved_q = m->lex_state;
+    memcpy(saved, m->stack, (size_t)saved_len * sizeof(int32_t));
+    int64_t err_pos, lexeme_begin = 0;
+    int32_t err_term;
+    int r = gm_feed_bytes(m, bytes, n, 0, &err_pos, &err_term, &lexeme_begin);
+    if (r == GM_OK) {
+        m->n_hist = 0; /* the token history does not reach across raw text */
+        m->n_saved = 0;
+        free(saved);
+        return 1;
+    }
+    memcpy(m->stack, saved, (size_t)saved_len * sizeof(int32_t));
+    m->stack_len = saved_len;
+    m->lex_state = saved_q;
+    free(saved);
+    return r < 0 ? r : 0;
+}
+
+int gm_can_continue(gm_matcher *m) {
+    const gm_grammar *g = m->g;
+    int32_t q = m->lex_state;
+    int32_t seq[1];
+    int32_t n = 0;
+    if (q != 0) {
+        /* A pending lexeme that may still grow into a terminal the parser sees. */
+        if (!g->lex_final[q] && g->lex_cset[q] != GM_ANY) return 1;
+        int32_t w = g->lex_winner[q];
+        if (w >= 0 && !g->term_ignored[w]) seq[n++] = w;
+    }
+    vstack vs;
+    int r = check_seq(m, seq, n, GM_ANY, &vs);
+    if (r <= 0) return r;
+    for (int32_t t = 0; t < g->n_terminals; t++) {
+        if (g->term_ignored[t]) continue;
+        r = lr_can_take(m, &vs, t);
+        if (r != 0) return r;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------------

@@ -82,6 +82,13 @@ int gm_acceptable_terminals(gm_matcher *m, uint8_t *out); /* out[n_terminals+1];
 int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset,
                   int64_t *err_pos, int32_t *err_term, int64_t *lexeme_begin);
 
+/* Feed raw text (e.g. a prompt's code to continue): 1 if it keeps the text a valid prefix, else 0 and the
+ * state is unchanged. Clears the token history. */
+int gm_accept_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n);
+
+/* 1 if something other than %ignore'd text may still follow (a growing lexeme or a parser terminal). */
+int gm_can_continue(gm_matcher *m);
+
 /* End the pending lexeme as a terminal (validator): 1 done, 0 if it is not a complete terminal or the
  * parser cannot take it. */
 int gm_flush_lexeme(gm_matcher *m);

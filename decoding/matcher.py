@@ -64,6 +64,16 @@ class GrammarMatcher:
             done += 1
         return True
 
+    def accept_string(self, text) -> bool:
+        """Feed raw text (str or bytes), e.g. code to continue. False (state unchanged) if it does not keep
+        the text a valid prefix. Clears the rollback history: tokens before it can no longer be undone."""
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        return self._core.accept_bytes(data)
+
+    def can_continue(self) -> bool:
+        """Whether anything but %ignore'd text (whitespace, comments) may still follow."""
+        return not self._core.terminated and self._core.can_continue()
+
     def is_accepting(self) -> bool:
         """The text so far is a complete string of the grammar (a stop token may come next)."""
         return self._core.terminated or self._core.is_complete()

@@ -8,12 +8,13 @@
     m.fill_next_token_bitmask(bm); gm.apply_token_bitmask_inplace(logits, bm); m.accept_token(t)
 """
 
-from .decoding import (CompiledGrammar, GrammarMatcher, ValidationResult, allocate_token_bitmask,
-                       apply_token_bitmask_inplace, compile)
+from .decoding import (CompiledGrammar, GrammarLogitsProcessor, GrammarMatcher, ValidationResult,
+                       allocate_token_bitmask, apply_token_bitmask_inplace, compile, generate, load_model)
 from .fsm import TokenizerError, TokenizerInfo
 from .grammar import Grammar, GrammarError
 
 __version__ = "0.1.0"
 
-__all__ = ["CompiledGrammar", "Grammar", "GrammarError", "GrammarMatcher", "TokenizerError", "TokenizerInfo",
-           "ValidationResult", "allocate_token_bitmask", "apply_token_bitmask_inplace", "compile"]
+__all__ = ["CompiledGrammar", "Grammar", "GrammarError", "GrammarLogitsProcessor", "GrammarMatcher",
+           "TokenizerError", "TokenizerInfo", "ValidationResult", "allocate_token_bitmask",
+           "apply_token_bitmask_inplace", "compile", "generate", "load_model"]

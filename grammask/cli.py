@@ -42,6 +42,32 @@ def _validate(args) -> int:
     return status
 
 
+def _generate(args) -> int:
+    import time
+
+    from .decoding.generation import generate, load_model
+
+    grammar = None if args.grammar == "none" else load_grammar(args.grammar)
+    if grammar is not None:
+        grammar.tables  # a broken grammar fails before the model loads
+    started = time.perf_counter()
+    print(f"grammask: loading {args.model or 'the default model (SmolLM2-135M-Instruct)'}...", file=sys.stderr)
+    try:
+        model, tokenizer = load_model(args.model)
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        print(f"grammask: cannot load the model: {exc}", file=sys.stderr)
+        return 2
+    print(f"grammask: loaded in {time.perf_counter() - started:.1f} s; generating "
+          f"(grammar: {args.grammar}, at most {args.max_new_tokens} tokens)...", file=sys.stderr)
+    started = time.perf_counter()
+    text = generate(model, tokenizer, args.prompt, grammar, max_new_tokens=args.max_new_tokens,
+                    do_sample=args.sample, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+                    prefix=args.prefix, chat=not args.no_chat)
+    print(text)
+    print(f"grammask: done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grammask",
@@ -59,6 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("files", nargs="+", metavar="FILE", help="files to check ('-' reads standard input)")
     v.add_argument("-q", "--quiet", action="store_true", help="print nothing for valid files")
     v.set_defaults(run=_validate)
+    g = sub.add_parser(
+        "generate", help="generate text with a model, constrained to a grammar",
+        description="Generate a reply to PROMPT with a local Hugging Face model (default: the embedded "
+                    "SmolLM2-135M-Instruct) under the grammar. Only the generated text goes to stdout; "
+                    "progress goes to stderr.")
+    g.add_argument("prompt", metavar="PROMPT", help="the user message (the chat template is applied)")
+    g.add_argument("-g", "--grammar", default="json", metavar="GRAMMAR",
+                   help=f"built-in grammar ({', '.join(BUILTINS)}), a .lark file, or 'none' (default: json)")
+    g.add_argument("--model", metavar="DIR", help="local Hugging Face model directory (default: SmolLM2-135M)")
+    g.add_argument("--max-new-tokens", type=int, default=256, metavar="N", help="token budget (default: 256)")
+    g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    g.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default: 0.7)")
+    g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default: 0.95)")
+    g.add_argument("--seed", type=int, help="random seed for sampling")
+    g.add_argument("--prefix", default="", help="text the output continues (fed to the grammar first)")
+    g.add_argument("--no-chat", action="store_true", help="feed the prompt as is, without the chat template")
+    g.set_defaults(run=_generate)
     return parser
 
 
