@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -49,3 +50,23 @@ def real_json_documents() -> list:
 
 
 json_texts = workload.json_texts
+
+
+def json_parses(text) -> bool:
+    """The oracle: Python's json module, with NaN/Infinity (not JSON) rejected."""
+    def reject(name):
+        raise ValueError(name)
+
+    try:
+        json.loads(text, parse_constant=reject)
+        return True
+    except ValueError:
+        return False
+
+
+def decoded_text(info: gm.TokenizerInfo, ids) -> bytes:
+    """The bytes the matcher judges: token bytes, with the decoder's first leading space dropped."""
+    out = b"".join(info.token_bytes[i] for i in ids)
+    if info.strips_leading_space and out.startswith(b" "):
+        out = out[1:]
+    return out

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
 import grammask as gm
+from conftest import json_parses
 from grammask.decoding.generation import chat_input_ids
 
 PROMPTS = ['Reply with a JSON object {"answer": <number>}: what is 2 + 3?',
            'Return JSON {"name": string, "age": number} for Alice, 30 years old.',
            'Return a JSON object with keys "city" and "country" for Paris.',
            'Is the sky blue? Answer as JSON {"answer": true or false}.']
-
-
-def parses(text: str) -> bool:
-    try:
-        json.loads(text)
-        return True
-    except ValueError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +47,11 @@ def test_greedy_outputs_parse_and_processor_is_reusable(model_and_tokenizer, pro
         [(free_text, _)] = run(model, tok, ids, None, max_new_tokens=60, do_sample=False)
         if stopped:
             stopped_count += 1
-            assert parses(text), text
+            assert json_parses(text), text
         else:
             assert gm.Grammar.builtin("json").validate(text).prefix_ok
-        constrained_ok += parses(text)
-        unconstrained_ok += parses(free_text)
+        constrained_ok += json_parses(text)
+        unconstrained_ok += json_parses(free_text)
     print(f"\ngreedy: constrained {constrained_ok}/{len(PROMPTS)} parse, unconstrained {unconstrained_ok}/{len(PROMPTS)}")
     assert stopped_count >= 3
     assert constrained_ok >= unconstrained_ok
@@ -78,7 +69,7 @@ def test_sampling_batch_with_left_padding_and_return_sequences(model_and_tokeniz
                   max_new_tokens=50, do_sample=True, temperature=0.8, top_p=0.95, num_return_sequences=2)
     assert len(results) == 4
     for text, stopped in results:
-        assert parses(text) if stopped else gm.Grammar.builtin("json").validate(text).prefix_ok, text
+        assert json_parses(text) if stopped else gm.Grammar.builtin("json").validate(text).prefix_ok, text
     assert sum(stopped for _, stopped in results) >= 2
 
 
@@ -89,7 +80,7 @@ def test_beam_search_follows_reordered_beams(model_and_tokenizer, processor):
                   do_sample=False)
     assert any(stopped for _, stopped in results)
     for text, stopped in results:
-        assert parses(text) if stopped else gm.Grammar.builtin("json").validate(text).prefix_ok, text
+        assert json_parses(text) if stopped else gm.Grammar.builtin("json").validate(text).prefix_ok, text
 
 
 def test_prefix_is_continued(model_and_tokenizer):
@@ -97,7 +88,7 @@ def test_prefix_is_continued(model_and_tokenizer):
     prefix = '{"name": "Alice", "age":'
     proc = gm.GrammarLogitsProcessor("json", tok, prefix=prefix, stop_token_ids=[2])
     [(text, stopped)] = run(model, tok, chat_input_ids(tok, PROMPTS[1]), proc, max_new_tokens=30)
-    assert stopped and parses(prefix + text), prefix + text
+    assert stopped and json_parses(prefix + text), prefix + text
     with pytest.raises(ValueError, match="prefix"):
         gm.GrammarLogitsProcessor("json", tok, prefix='{"a" 1', stop_token_ids=[2])
 

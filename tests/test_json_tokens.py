@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import FAMILIES, compiled_for, json_texts, load_tokenizer, real_json_documents, tokenizer_info
-
-
-def _strict_json_ok(text: str) -> bool:
-    def reject(name):
-        raise ValueError(name)
-
-    try:
-        json.loads(text, parse_constant=reject)
-        return True
-    except ValueError:
-        return False
+from conftest import (FAMILIES, compiled_for, decoded_text, json_parses, json_texts, load_tokenizer,
+                      real_json_documents, tokenizer_info)
 
 
 def _bit(bm: np.ndarray, t: int) -> bool:
     return bool((int(bm[t >> 5]) >> (t & 31)) & 1)
-
-
-def decoded_text(info: gm.TokenizerInfo, ids) -> bytes:
-    """The bytes the matcher judges: token bytes, with the decoder's first leading space dropped."""
-    out = b"".join(info.token_bytes[i] for i in ids)
-    if info.strips_leading_space and out.startswith(b" "):
-        out = out[1:]
-    return out
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -53,7 +33,7 @@ def test_every_token_of_real_documents_is_allowed(family, cache_dir):
             prefix = tok.decode(ids[:i])
             assert _bit(bm, t), f"{family}: token {tok.convert_ids_to_tokens(t)!r} rejected after {prefix[-60:]!r}"
             # A stop token is allowed exactly when the text so far is a complete document.
-            assert _bit(bm, stop) == _strict_json_ok(prefix) if i else not _bit(bm, stop)
+            assert _bit(bm, stop) == json_parses(prefix) if i else not _bit(bm, stop)
             assert matcher.accept_token(t)
             steps += 1
         matcher.fill_next_token_bitmask(bm)
@@ -101,7 +81,7 @@ def test_random_walks_only_produce_valid_json(family, cache_dir):
             pass  # the walk stopped inside a multi-byte character
         if matcher.is_terminated():
             ended += 1
-            assert _strict_json_ok(text.decode("utf-8")), text
+            assert json_parses(text.decode("utf-8")), text
         else:
             assert gm.Grammar.builtin("json").validate(text).prefix_ok
     assert ended >= 30, f"only {ended} walks reached a stop token"

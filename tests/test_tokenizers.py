@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FAMILIES, load_tokenizer, tokenizer_info
+from conftest import FAMILIES, decoded_text, load_tokenizer, tokenizer_info
 
 TEXTS = ["{\"name\": \"Zoë\", \"emoji\": \"😀🎉\", \"n\": [1, 2.5e-3]}\n",
          "def f(x):\n    return x ** 2  # 𝛼\n\tpass\r\n",
@@ -21,10 +21,7 @@ def test_token_bytes_match_decode(family):
     assert info.strips_leading_space == (info.kind == "sentencepiece")
     for text in TEXTS:
         ids = tok.encode(text, add_special_tokens=False)
-        joined = b"".join(info.token_bytes[i] for i in ids)
-        if info.strips_leading_space and joined.startswith(b" "):
-            joined = joined[1:]
-        assert joined.decode("utf-8") == tok.decode(ids)
+        assert decoded_text(info, ids).decode("utf-8") == tok.decode(ids)
         # Every single token, too (byte tokens may be partial UTF-8: compare as bytes).
         for i in set(ids):
             b = info.token_bytes[i]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import grammask as gm
-from conftest import corpus
+from conftest import corpus, json_parses
 
 SUITE = corpus("json", "JSONTestSuite", "test_parsing")
 
@@ -67,15 +66,7 @@ def test_agrees_with_json_loads_on_prefixes(json_grammar):
             for i in range(len(text) + 1):
                 r = json_grammar.validate(text[:i])
                 assert r.prefix_ok, (text[:i], r.message)
-                assert r.ok == _loads_ok(text[:i]), text[:i]
-
-
-def _loads_ok(s: str) -> bool:
-    try:
-        json.loads(s)
-        return True
-    except ValueError:
-        return False
+                assert r.ok == json_parses(text[:i]), text[:i]
 
 
 @pytest.mark.parametrize("text,line,column,prefix_ok,fragment", [
