@@ -156,3 +156,20 @@ def test_only_stop_tokens_once_nothing_but_whitespace_may_follow(gpt2_processor)
     for i in range(2, ids.shape[1] + 1):
         scores = step(proc, ids[:, :i], 50304)
     assert torch.isfinite(scores[0]).nonzero().flatten().tolist() == [50256]
+
+
+def test_cli_generate_main_job():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "grammask", "generate", "-g", "json", "--max-new-tokens", "40",
+                          'Return JSON {"name": string, "age": number} for Alice, 30 years old.'],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.rstrip("\n")
+    assert json_parses(out), out  # this prompt completes well inside the budget
+    assert "loading" in res.stderr and "Traceback" not in res.stderr
+    missing = subprocess.run([sys.executable, "-m", "grammask", "generate", "--model", "/nonexistent/model", "hi"],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "cannot load the model" in missing.stderr
+    assert "Traceback" not in missing.stderr
