@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """Thin Cython layer over gm_core.c: owns the arrays the C structs point into, raises on C errors."""
 
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uintptr_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uintptr_t
 
 import numpy as np
 
@@ -20,6 +20,9 @@ cdef extern from "gm_core.h":
         const int32_t *go
         const int32_t *rule_lhs
         const int32_t *rule_len
+        int32_t indenter, lex_init, t_nl, t_newline, t_indent, t_dedent, t_cont
+        const int8_t *term_bracket
+        const uint8_t *lex_nl
 
     ctypedef struct gm_vocab:
         int32_t vocab_size, n_words, n_tokens
@@ -36,9 +39,12 @@ cdef extern from "gm_core.h":
         const int32_t *group_toks
         const int32_t *seq_begin
         const int32_t *seq_terms
+        const int32_t *wsop_begin
+        const uint8_t *wsop_bytes
+        const uint8_t *wsop_reset
 
     ctypedef struct gm_matcher:
-        int32_t stack_len, lex_state, at_start, terminated, n_hist
+        int32_t lex_state, at_start, terminated, n_hist
 
     ctypedef struct gm_build:
         int32_t n_table_states, n_words
@@ -54,6 +60,10 @@ cdef extern from "gm_core.h":
         int32_t *seq_terms
         int32_t n_seqs
         int64_t n_seq_terms
+        int32_t *wsop_begin
+        uint8_t *wsop_bytes
+        uint8_t *wsop_reset
+        int32_t n_wsops
 
     int GM_OK, GM_NOMEM, GM_ERR_LEX, GM_ERR_PARSE, GM_ERR_PENDING
 
@@ -112,14 +122,17 @@ cdef class CoreGrammar:
     cdef readonly dict arrays
 
     def __init__(self, *, lex_trans, lex_winner, lex_cset, lex_final, term_ignored, cset_begin,
-                 cset_terms, action, goto, rule_lhs, rule_len, int lr_start, int lr_end):
+                 cset_terms, action, goto, rule_lhs, rule_len, int lr_start, int lr_end, term_bracket, lex_nl,
+                 int indenter=0, int lex_init=0, int t_nl=-1, int t_newline=-1, int t_indent=-1,
+                 int t_dedent=-1, int t_cont=-1):
         a = dict(
             lex_trans=_array(lex_trans, np.int32), lex_winner=_array(lex_winner, np.int32),
             lex_cset=_array(lex_cset, np.int32), lex_final=_array(lex_final, np.uint8),
             term_ignored=_array(term_ignored, np.uint8), cset_begin=_array(cset_begin, np.int32),
             cset_terms=_array(cset_terms, np.int32), action=_array(action, np.int32),
             goto=_array(goto, np.int32), rule_lhs=_array(rule_lhs, np.int32),
-            rule_len=_array(rule_len, np.int32))
+            rule_len=_array(rule_len, np.int32), term_bracket=_array(term_bracket, np.int8),
+            lex_nl=_array(lex_nl, np.uint8))
         self.arrays = a
         self.g.n_lex_states = <int32_t>a["lex_trans"].shape[0]
         self.g.n_terminals = <int32_t>np.asarray(term_ignored).shape[0]
@@ -138,6 +151,16 @@ cdef class CoreGrammar:
         self.g.go = <const int32_t *>_ptr(a["goto"])
         self.g.rule_lhs = <const int32_t *>_ptr(a["rule_lhs"])
         self.g.rule_len = <const int32_t *>_ptr(a["rule_len"])
+        self.g.term_bracket = <const int8_t *>_ptr(a["term_bracket"])
+        self.g.lex_nl = <const uint8_t *>_ptr(a["lex_nl"])
+        self.g.indenter = indenter
+        self.g.lex_init = lex_init
+        self.g.t_nl, self.g.t_newline, self.g.t_indent, self.g.t_dedent = t_nl, t_newline, t_indent, t_dedent
+        self.g.t_cont = t_cont
+        if indenter and min(t_nl, t_newline, t_indent, t_dedent) < 0:
+            raise ValueError("an indenter grammar needs its newline, NEWLINE, INDENT and DEDENT terminals")
+        if not 0 <= lex_init < self.g.n_lex_states:
+            raise ValueError("lex_init out of range")
         if a["action"].ndim != 2 or a["action"].shape[1] != self.g.n_terminals + 1:
             raise ValueError("action table must have one column per terminal plus $END")
         if a["lex_trans"].ndim != 2 or a["lex_trans"].shape[1] != 256:
@@ -182,6 +205,12 @@ cdef class CoreGrammar:
                                  if out.n_group_toks else np.zeros(0, np.int32))
             res["seq_terms"] = (np.asarray(<int32_t[:out.n_seq_terms]>out.seq_terms).copy()
                                 if out.n_seq_terms else np.zeros(0, np.int32))
+            res["wsop_begin"] = np.asarray(<int32_t[:out.n_wsops + 1]>out.wsop_begin).copy()
+            n_ws = int(res["wsop_begin"][-1])
+            res["wsop_bytes"] = (np.asarray(<uint8_t[:n_ws]>out.wsop_bytes).copy() if n_ws
+                                 else np.zeros(0, np.uint8))
+            res["wsop_reset"] = (np.asarray(<uint8_t[:out.n_wsops]>out.wsop_reset).copy() if out.n_wsops
+                                 else np.zeros(0, np.uint8))
         finally:
             gm_build_free(&out)
         return res
@@ -196,14 +225,16 @@ cdef class CoreVocab:
 
     def __init__(self, CoreGrammar grammar, *, int vocab_size, tok_bytes, tok_begin, is_stop,
                  bint strip_leading_space, uncond_mask, masks, group_begin, group_seq, group_cset,
-                 group_tok_begin, group_toks, seq_begin, seq_terms):
+                 group_tok_begin, group_toks, seq_begin, seq_terms, wsop_begin, wsop_bytes, wsop_reset):
         self.grammar = grammar
         a = dict(tok_bytes=_array(tok_bytes, np.uint8), tok_begin=_array(tok_begin, np.int64),
                  is_stop=_array(is_stop, np.uint8), uncond_mask=_array(uncond_mask, np.int32),
                  masks=_array(masks, np.uint32), group_begin=_array(group_begin, np.int32),
                  group_seq=_array(group_seq, np.int32), group_cset=_array(group_cset, np.int32),
                  group_tok_begin=_array(group_tok_begin, np.int32), group_toks=_array(group_toks, np.int32),
-                 seq_begin=_array(seq_begin, np.int32), seq_terms=_array(seq_terms, np.int32))
+                 seq_begin=_array(seq_begin, np.int32), seq_terms=_array(seq_terms, np.int32),
+                 wsop_begin=_array(wsop_begin, np.int32), wsop_bytes=_array(wsop_bytes, np.uint8),
+                 wsop_reset=_array(wsop_reset, np.uint8))
         self.arrays = a
         n_ts = grammar.g.n_lex_states + (1 if strip_leading_space else 0)
         if a["uncond_mask"].shape[0] != n_ts or a["group_begin"].shape[0] != n_ts + 1:
@@ -230,6 +261,9 @@ cdef class CoreVocab:
         self.v.group_toks = <const int32_t *>_ptr(a["group_toks"])
         self.v.seq_begin = <const int32_t *>_ptr(a["seq_begin"])
         self.v.seq_terms = <const int32_t *>_ptr(a["seq_terms"])
+        self.v.wsop_begin = <const int32_t *>_ptr(a["wsop_begin"])
+        self.v.wsop_bytes = <const uint8_t *>_ptr(a["wsop_bytes"])
+        self.v.wsop_reset = <const uint8_t *>_ptr(a["wsop_reset"])
 
     @property
     def vocab_size(self):
@@ -291,10 +325,6 @@ cdef class CoreMatcher:
     @property
     def lex_state(self):
         return self.m.lex_state
-
-    @property
-    def stack_depth(self):
-        return self.m.stack_len
 
     def acceptable_terminals(self):
         """Bool per terminal id (and $END last): may it come next? %ignore terminals are always True."""

@@ -52,39 +52,81 @@ int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, in
     return nq;
 }
 
+/* Indentation columns as CPython counts them: tabs to the next multiple of 8 (and as 1 for `alt`). */
+static inline void indent_byte(uint8_t b, int32_t *w, int32_t *alt) {
+    if (b == ' ') {
+        (*w)++;
+        (*alt)++;
+    } else if (b == '\t') {
+        *w = (*w / 8 + 1) * 8;
+        (*alt)++;
+    } else if (b == '\n' || b == '\f') {
+        *w = 0;
+        *alt = 0;
+    }
+}
+
 /* ------------------------------------------------------------------------------------------------
- * LR simulation on a virtual stack: the real stack below `base`, plus an overlay of pushed states.
- * Nothing is written to the real stack, so a check costs no copy of it.
+ * Virtual parse state: the real stacks below `base`, plus overlays of pushed entries; and a copy of
+ * the indentation context. Checks never write to the matcher, so they cost no copy of its stacks.
  * ---------------------------------------------------------------------------------------------- */
 
 typedef struct {
     const int32_t *real;
     int32_t base;
-    int32_t **ov;
-    int32_t *ov_cap;
-    int32_t n_ov;
+    gm_stack *ov;
 } vstack;
 
+typedef struct {
+    vstack lr, ind;
+    gm_ictx ctx;
+} vstate;
+
+static inline int32_t vs_len(const vstack *vs) { return vs->base + vs->ov->len; }
+
 static inline int32_t vs_top(const vstack *vs) {
-    return vs->n_ov ? (*vs->ov)[vs->n_ov - 1] : vs->real[vs->base - 1];
+    return vs->ov->len ? vs->ov->data[vs->ov->len - 1] : vs->real[vs->base - 1];
 }
 
 static inline void vs_pop(vstack *vs, int32_t k) {
-    if (k <= vs->n_ov) {
-        vs->n_ov -= k;
+    if (k <= vs->ov->len) {
+        vs->ov->len -= k;
     } else {
-        vs->base -= k - vs->n_ov;
-        vs->n_ov = 0;
+        vs->base -= k - vs->ov->len;
+        vs->ov->len = 0;
     }
 }
 
 static inline int vs_push(vstack *vs, int32_t s) {
-    if (vs->n_ov == *vs->ov_cap && grow32(vs->ov, vs->ov_cap, (int64_t)vs->n_ov + 1)) return GM_NOMEM;
-    (*vs->ov)[vs->n_ov++] = s;
+    gm_stack *o = vs->ov;
+    if (o->len == o->cap && grow32(&o->data, &o->cap, (int64_t)o->len + 1)) return GM_NOMEM;
+    o->data[o->len++] = s;
     return 0;
 }
 
-/* Feed one terminal: 1 if the parser takes it (shift, or accept on $END), 0 on a syntax error. */
+static void vstate_init(gm_matcher *m, vstate *vs) {
+    m->scratch[0].len = m->scratch[1].len = 0;
+    vs->lr = (vstack){m->lr.data, m->lr.len, &m->scratch[0]};
+    vs->ind = (vstack){m->ind.data, m->ind.len, &m->scratch[1]};
+    vs->ctx = m->ctx;
+}
+
+/* A copy of `src` in the second pair of overlays (for "could it take X?" questions). */
+static int vstate_copy(gm_matcher *m, const vstate *src, vstate *dst) {
+    gm_stack *a = &m->scratch[2], *b = &m->scratch[3];
+    if (grow32(&a->data, &a->cap, src->lr.ov->len + 1) || grow32(&b->data, &b->cap, src->ind.ov->len + 1))
+        return GM_NOMEM;
+    memcpy(a->data, src->lr.ov->data, (size_t)src->lr.ov->len * sizeof(int32_t));
+    memcpy(b->data, src->ind.ov->data, (size_t)src->ind.ov->len * sizeof(int32_t));
+    a->len = src->lr.ov->len;
+    b->len = src->ind.ov->len;
+    *dst = *src;
+    dst->lr.ov = a;
+    dst->ind.ov = b;
+    return 0;
+}
+
+/* Feed one terminal to the LR parser: 1 if taken (shift, or accept on $END), 0 on a syntax error. */
 static int lr_feed(const gm_grammar *g, vstack *vs, int32_t term) {
     const int32_t ncols = g->n_terminals + 1;
     for (;;) {
@@ -100,39 +142,110 @@ static int lr_feed(const gm_grammar *g, vstack *vs, int32_t term) {
     }
 }
 
-/* Can the parser, in the state `vs`, take `term` next? `vs` is left unchanged. */
-static int lr_can_take(gm_matcher *m, const vstack *vs, int32_t term) {
-    const gm_grammar *g = m->g;
-    int32_t a = g->action[(size_t)vs_top(vs) * (g->n_terminals + 1) + term];
-    if (a >= 0) return 1;
-    if (a == GM_ERROR) return 0;
-    /* A reduction first: simulate on a copy of the overlay. */
-    if (grow32(&m->ov2, &m->ov2_cap, vs->n_ov + 1)) return GM_NOMEM;
-    memcpy(m->ov2, *vs->ov, (size_t)vs->n_ov * sizeof(int32_t));
-    vstack copy = {vs->real, vs->base, &m->ov2, &m->ov2_cap, vs->n_ov};
-    return lr_feed(g, &copy, term);
+#define PACK_INDENT(w, alt) (((w) << 16) | ((alt) & 0xFFFF))
+#define INDENT_WIDTH(level) ((level) >> 16)
+#define INDENT_ALT(level) ((level) & 0xFFFF)
+
+/* The logical line's first token is here: INDENT or DEDENTs as CPython's tokenizer emits them. */
+static int emit_indentation(const gm_grammar *g, vstate *vs) {
+    vs->ctx.line_start = 0;
+    const int32_t w = vs->ctx.width, alt = vs->ctx.altwidth;
+    if (w > 0x7FFF || alt > 0xFFFF) return 0;
+    int32_t top = vs_top(&vs->ind);
+    if (w == INDENT_WIDTH(top)) return alt == INDENT_ALT(top);
+    if (w > INDENT_WIDTH(top)) {
+        if (alt <= INDENT_ALT(top) || vs_len(&vs->ind) > GM_MAX_INDENT_LEVELS) return 0;
+        if (vs_push(&vs->ind, PACK_INDENT(w, alt))) return GM_NOMEM;
+        return lr_feed(g, &vs->lr, g->t_indent);
+    }
+    while (vs_len(&vs->ind) > 1 && w < INDENT_WIDTH(vs_top(&vs->ind))) {
+        vs_pop(&vs->ind, 1);
+        int r = lr_feed(g, &vs->lr, g->t_dedent);
+        if (r != 1) return r;
+    }
+    top = vs_top(&vs->ind);
+    return w == INDENT_WIDTH(top) && alt == INDENT_ALT(top); /* else: dedent to no enclosing level */
 }
 
-static inline void vs_init(gm_matcher *m, vstack *vs) {
-    vs->real = m->stack;
-    vs->base = m->stack_len;
-    vs->ov = &m->ov;
-    vs->ov_cap = &m->ov_cap;
-    vs->n_ov = 0;
+/* A t_nl lexeme ended, the next line's indentation being (w, alt). */
+static int end_line(const gm_grammar *g, vstate *vs, int32_t w, int32_t alt) {
+    if (vs->ctx.depth > 0) return 1; /* implicit line joining inside brackets */
+    vs->ctx.width = w;
+    vs->ctx.altwidth = alt;
+    vs->ctx.line_start = 1;
+    if (!vs->ctx.has_content) return 1; /* blank or comment-only line */
+    vs->ctx.has_content = 0;
+    return lr_feed(g, &vs->lr, g->t_newline);
+}
+
+/* Event codes beyond terminals: a t_nl lexeme that ended, with its indentation given explicitly. */
+#define EV_NL_WIDTH(w, alt) (-2 - PACK_INDENT(w, alt))
+#define EV_IS_NL_WIDTH(ev) ((ev) <= -2)
+
+/* Feed one event to the parser through the indentation rules. Events: a terminal id, $END, a t_nl
+ * lexeme with a whitespace op from the token tables (ev > n_terminals), or with explicit widths. */
+static int post_feed(gm_matcher *m, vstate *vs, int32_t ev) {
+    const gm_grammar *g = m->g;
+    if (!g->indenter) return lr_feed(g, &vs->lr, ev);
+    if (EV_IS_NL_WIDTH(ev)) {
+        int32_t packed = -ev - 2;
+        return end_line(g, vs, INDENT_WIDTH(packed), INDENT_ALT(packed));
+    }
+    if (ev > g->n_terminals) {
+        const gm_vocab *v = m->v;
+        int32_t k = ev - g->n_terminals - 1;
+        int32_t w = v->wsop_reset[k] ? 0 : vs->ctx.width, alt = v->wsop_reset[k] ? 0 : vs->ctx.altwidth;
+        for (int32_t i = v->wsop_begin[k]; i < v->wsop_begin[k + 1]; i++) indent_byte(v->wsop_bytes[i], &w, &alt);
+        return end_line(g, vs, w, alt);
+    }
+    if (ev == g->t_nl) return end_line(g, vs, vs->ctx.width, vs->ctx.altwidth);
+    if (ev == g->t_cont) return 1; /* joins lines; the lexer tracks it for the end-of-text check */
+    int r;
+    if (ev == g->n_terminals) { /* end of input: close the last line and every block */
+        if (vs->ctx.depth > 0) return 0;
+        if (vs->ctx.has_content) {
+            vs->ctx.has_content = 0;
+            if ((r = lr_feed(g, &vs->lr, g->t_newline)) != 1) return r;
+        }
+        while (vs_len(&vs->ind) > 1) {
+            vs_pop(&vs->ind, 1);
+            if ((r = lr_feed(g, &vs->lr, g->t_dedent)) != 1) return r;
+        }
+        return lr_feed(g, &vs->lr, ev);
+    }
+    if (vs->ctx.line_start && vs->ctx.depth == 0 && (r = emit_indentation(g, vs)) != 1) return r;
+    vs->ctx.has_content = 1;
+    vs->ctx.depth += g->term_bracket[ev];
+    if (vs->ctx.depth < 0) return 0;
+    return lr_feed(g, &vs->lr, ev);
+}
+
+/* Can the parser, in the state `vs`, take `term` next? `vs` is left unchanged. */
+static int can_take(gm_matcher *m, const vstate *vs, int32_t term) {
+    const gm_grammar *g = m->g;
+    if (!g->indenter ||
+        (!vs->ctx.line_start && term != g->t_nl && term != g->t_cont && term != g->n_terminals)) {
+        int32_t a = g->action[(size_t)vs_top(&vs->lr) * (g->n_terminals + 1) + term];
+        if (a >= 0) return 1;
+        if (a == GM_ERROR) return 0;
+    }
+    vstate copy;
+    if (vstate_copy(m, vs, &copy)) return GM_NOMEM;
+    return post_feed(m, &copy, term);
 }
 
 /* Does the parser take `seq`, and can the pending lexeme (completable set `cset`) then still become
- * a terminal it takes? On success `vs` holds the stack after `seq`. */
-static int check_seq(gm_matcher *m, const int32_t *seq, int32_t n, int32_t cset, vstack *vs) {
+ * a terminal it takes? On success `vs` holds the state after `seq`. */
+static int check_seq(gm_matcher *m, const int32_t *seq, int32_t n, int32_t cset, vstate *vs) {
     const gm_grammar *g = m->g;
-    vs_init(m, vs);
+    vstate_init(m, vs);
     for (int32_t i = 0; i < n; i++) {
-        int r = lr_feed(g, vs, seq[i]);
+        int r = post_feed(m, vs, seq[i]);
         if (r != 1) return r;
     }
     if (cset == GM_ANY) return 1;
     for (int32_t k = g->cset_begin[cset]; k < g->cset_begin[cset + 1]; k++) {
-        int r = lr_can_take(m, vs, g->cset_terms[k]);
+        int r = can_take(m, vs, g->cset_terms[k]);
         if (r != 0) return r;
     }
     return 0;
@@ -150,49 +263,67 @@ int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v) {
     memset(m, 0, sizeof(*m));
     m->g = g;
     m->v = v;
-    if (grow32(&m->stack, &m->stack_cap, 64)) return GM_NOMEM;
+    if (grow32(&m->lr.data, &m->lr.cap, 64) || grow32(&m->ind.data, &m->ind.cap, 16)) return GM_NOMEM;
     gm_matcher_reset(m);
     return 0;
 }
 
 void gm_matcher_free(gm_matcher *m) {
-    free(m->stack);
+    free(m->lr.data);
+    free(m->ind.data);
     free(m->hist);
     free(m->saved);
-    free(m->ov);
-    free(m->ov2);
+    for (int i = 0; i < 4; i++) free(m->scratch[i].data);
     free(m->seqbuf);
     memset(m, 0, sizeof(*m));
 }
 
 void gm_matcher_reset(gm_matcher *m) {
-    m->stack[0] = m->g->lr_start;
-    m->stack_len = 1;
-    m->lex_state = 0;
+    m->lr.data[0] = m->g->lr_start;
+    m->lr.len = 1;
+    m->ind.data[0] = PACK_INDENT(0, 0);
+    m->ind.len = 1;
+    memset(&m->ctx, 0, sizeof(m->ctx));
+    m->ctx.line_start = 1;
+    m->lex_state = m->g->lex_init;
     m->at_start = 1;
     m->terminated = 0;
     m->n_hist = 0;
     m->n_saved = 0;
 }
 
-/* Make the virtual stack real, remembering what it overwrote so rollback can restore it. */
-static int commit(gm_matcher *m, const vstack *vs, int32_t lex_state) {
+/* Write a virtual stack into the real one; `saved` gets what it overwrote. */
+static int apply_stack(gm_matcher *m, gm_stack *real, const vstack *vs) {
+    int32_t overwritten = real->len - vs->base;
+    if (grow((void **)&m->saved, &m->saved_cap, m->n_saved + overwritten, sizeof(int32_t))) return GM_NOMEM;
+    if (grow32(&real->data, &real->cap, (int64_t)vs->base + vs->ov->len)) return GM_NOMEM;
+    memcpy(m->saved + m->n_saved, real->data + vs->base, (size_t)overwritten * sizeof(int32_t));
+    m->n_saved += overwritten;
+    memcpy(real->data + vs->base, vs->ov->data, (size_t)vs->ov->len * sizeof(int32_t));
+    real->len = vs->base + vs->ov->len;
+    return 0;
+}
+
+/* Make the virtual state real, remembering what it overwrote so rollback can restore it. */
+static int commit(gm_matcher *m, const vstate *vs, int32_t lex_state) {
     int64_t hcap = m->hist_cap;
     if (grow((void **)&m->hist, &hcap, (int64_t)m->n_hist + 1, sizeof(gm_history))) return GM_NOMEM;
     m->hist_cap = (int32_t)hcap;
-    int32_t overwritten = m->stack_len - vs->base;
-    if (grow((void **)&m->saved, &m->saved_cap, m->n_saved + overwritten, sizeof(int32_t))) return GM_NOMEM;
-    if (grow32(&m->stack, &m->stack_cap, (int64_t)vs->base + vs->n_ov)) return GM_NOMEM;
-    gm_history *h = &m->hist[m->n_hist++];
+    gm_history *h = &m->hist[m->n_hist];
     h->lex_state = m->lex_state;
     h->flags = m->at_start | (m->terminated << 1);
-    h->stack_len = m->stack_len;
-    h->base = vs->base;
-    h->saved_begin = (int32_t)m->n_saved;
-    memcpy(m->saved + m->n_saved, m->stack + vs->base, (size_t)overwritten * sizeof(int32_t));
-    m->n_saved += overwritten;
-    memcpy(m->stack + vs->base, m->ov, (size_t)vs->n_ov * sizeof(int32_t));
-    m->stack_len = vs->base + vs->n_ov;
+    h->ctx = m->ctx;
+    h->lr_len = m->lr.len;
+    h->lr_base = vs->lr.base;
+    h->ind_len = m->ind.len;
+    h->ind_base = vs->ind.base;
+    h->saved_begin = m->n_saved;
+    if (apply_stack(m, &m->lr, &vs->lr) || apply_stack(m, &m->ind, &vs->ind)) {
+        m->n_saved = h->saved_begin;
+        return GM_NOMEM; /* the stacks may be half written: the caller reports the error */
+    }
+    m->n_hist++;
+    m->ctx = vs->ctx;
     m->lex_state = lex_state;
     m->at_start = 0;
     return 0;
@@ -202,10 +333,13 @@ int gm_rollback(gm_matcher *m, int32_t n) {
     if (n < 0 || n > m->n_hist) return -1;
     while (n--) {
         gm_history *h = &m->hist[--m->n_hist];
-        int32_t k = h->stack_len - h->base;
-        memcpy(m->stack + h->base, m->saved + h->saved_begin, (size_t)k * sizeof(int32_t));
-        m->stack_len = h->stack_len;
+        int64_t k_lr = h->lr_len - h->lr_base, k_ind = h->ind_len - h->ind_base;
+        memcpy(m->lr.data + h->lr_base, m->saved + h->saved_begin, (size_t)k_lr * sizeof(int32_t));
+        memcpy(m->ind.data + h->ind_base, m->saved + h->saved_begin + k_lr, (size_t)k_ind * sizeof(int32_t));
+        m->lr.len = h->lr_len;
+        m->ind.len = h->ind_len;
         m->n_saved = h->saved_begin;
+        m->ctx = h->ctx;
         m->lex_state = h->lex_state;
         m->at_start = h->flags & 1;
         m->terminated = (h->flags >> 1) & 1;
@@ -213,31 +347,42 @@ int gm_rollback(gm_matcher *m, int32_t n) {
     return 0;
 }
 
-int gm_is_complete(gm_matcher *m) {
+/* The event that ends the pending lexeme, if it is a complete terminal: 1 and *ev, or 0 for "none
+ * needed" (*ev = -1), or -1 if the lexeme is incomplete. */
+static int pending_event(const gm_matcher *m, int32_t *ev) {
     const gm_grammar *g = m->g;
-    int32_t seq[2];
-    int32_t n = 0;
     int32_t q = m->lex_state;
-    if (q != 0) {
-        int32_t w = g->lex_winner[q];
-        if (w < 0) return 0;
-        if (!g->term_ignored[w]) seq[n++] = w;
-    }
-    seq[n++] = g->n_terminals; /* $END */
-    vstack vs;
+    *ev = -1;
+    if (q == 0) return 0;
+    int32_t w = g->lex_winner[q];
+    if (w < 0) return -1;
+    if (g->term_ignored[w]) return 0;
+    *ev = w;
+    return 1;
+}
+
+int gm_is_complete(gm_matcher *m) {
+    if (m->g->indenter && m->ctx.cont && m->lex_state == 0) return 0; /* CPython: EOF in a continuation */
+    int32_t seq[2], ev;
+    int32_t n = 0;
+    int p = pending_event(m, &ev);
+    if (p < 0) return 0;
+    if (p) seq[n++] = ev;
+    seq[n++] = m->g->n_terminals; /* $END */
+    vstate vs;
     return check_seq(m, seq, n, GM_ANY, &vs);
 }
 
 int gm_acceptable_terminals(gm_matcher *m, uint8_t *out) {
     const gm_grammar *g = m->g;
-    vstack vs;
-    vs_init(m, &vs);
+    vstate vs;
+    vstate_init(m, &vs);
     for (int32_t t = 0; t <= g->n_terminals; t++) {
         if (t < g->n_terminals && g->term_ignored[t]) {
             out[t] = 1;
             continue;
         }
-        int r = lr_can_take(m, &vs, t);
+        int r = can_take(m, &vs, t);
         if (r < 0) return r;
         out[t] = (uint8_t)r;
     }
@@ -259,7 +404,7 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
     }
     const int32_t ts = (m->at_start && v->strip_leading_space) ? m->g->n_lex_states : m->lex_state;
     memcpy(out, v->masks + (size_t)v->uncond_mask[ts] * W, (size_t)W * sizeof(uint32_t));
-    vstack vs;
+    vstate vs;
     for (int32_t gi = v->group_begin[ts]; gi < v->group_begin[ts + 1]; gi++) {
         int32_t s = v->group_seq[gi];
         int r = check_seq(m, v->seq_terms + v->seq_begin[s], v->seq_begin[s + 1] - v->seq_begin[s],
@@ -278,23 +423,40 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
     return 0;
 }
 
-/* Lex `n` bytes from state q into m->seqbuf. Returns the end state or GM_DEAD; *n_seq is set. */
-static int32_t lex_bytes(gm_matcher *m, int32_t q, const uint8_t *b, int64_t n, int32_t *n_seq) {
+/* Lex `n` bytes from the matcher's state into m->seqbuf: terminals, and t_nl lexemes as events with
+ * their explicit indentation. Returns the end state or GM_DEAD; *n_seq and the running indentation
+ * (*w, *alt: meaningful when the text ends inside a t_nl lexeme) are set. */
+static int32_t lex_bytes(gm_matcher *m, const uint8_t *b, int64_t n, int32_t *n_seq, int32_t *w, int32_t *alt,
+                         int32_t *cont) {
+    const gm_grammar *g = m->g;
+    int32_t q = m->lex_state;
     int32_t k = 0;
+    *w = m->ctx.width;
+    *alt = m->ctx.altwidth;
+    *cont = m->ctx.cont;
     if (grow32(&m->seqbuf, &m->seqbuf_cap, 2 * n + 2)) return GM_NOMEM - 1;
     for (int64_t i = 0; i < n; i++) {
         int ne;
-        q = gm_lex_byte(m->g, q, b[i], m->seqbuf + k, &ne);
-        if (q < 0) return GM_DEAD;
-        k += ne;
+        int32_t emit[2];
+        int32_t nq = gm_lex_byte(g, q, b[i], emit, &ne);
+        if (nq < 0) return GM_DEAD;
+        for (int e = 0; e < ne; e++)
+            m->seqbuf[k++] = (g->indenter && emit[e] == g->t_nl) ? EV_NL_WIDTH(*w, *alt) : emit[e];
+        if (nq != 0) *cont = 0;
+        else if (ne && emit[ne - 1] == g->t_cont) *cont = 1;
+        if (g->indenter && g->lex_nl[nq]) {
+            if (!g->lex_nl[q] || ne) *w = *alt = 0; /* a new t_nl lexeme begins with its newline */
+            indent_byte(b[i], w, alt);
+        }
+        q = nq;
     }
     *n_seq = k;
     return q;
 }
 
 static int record_noop(gm_matcher *m) {
-    vstack vs;
-    vs_init(m, &vs);
+    vstate vs;
+    vstate_init(m, &vs);
     return commit(m, &vs, m->lex_state);
 }
 
@@ -319,13 +481,18 @@ int gm_accept_token(gm_matcher *m, int32_t token) {
         b++;
         n--;
     }
-    int32_t n_seq = 0;
-    int32_t q = lex_bytes(m, m->lex_state, b, n, &n_seq);
+    int32_t n_seq = 0, w, alt, cont;
+    int32_t q = lex_bytes(m, b, n, &n_seq, &w, &alt, &cont);
     if (q == GM_NOMEM - 1) return GM_NOMEM;
     if (q < 0) return 0;
-    vstack vs;
+    vstate vs;
     int r = check_seq(m, m->seqbuf, n_seq, cset_of(m->g, q), &vs);
     if (r <= 0) return r;
+    if (m->g->indenter && m->g->lex_nl[q]) {
+        vs.ctx.width = w;
+        vs.ctx.altwidth = alt;
+    }
+    vs.ctx.cont = cont;
     r = commit(m, &vs, q);
     return r ? r : 1;
 }
@@ -334,29 +501,34 @@ int gm_accept_token(gm_matcher *m, int32_t token) {
  * Validator: feed raw bytes, no history.
  * ---------------------------------------------------------------------------------------------- */
 
-static int feed_real(gm_matcher *m, int32_t term) {
-    vstack vs;
-    vs_init(m, &vs);
-    int r = lr_feed(m->g, &vs, term);
+/* Feed one event and make the result real (no history). */
+static int feed_real(gm_matcher *m, int32_t ev) {
+    vstate vs;
+    vstate_init(m, &vs);
+    int r = post_feed(m, &vs, ev);
     if (r != 1) return r;
-    if (grow32(&m->stack, &m->stack_cap, (int64_t)vs.base + vs.n_ov)) return GM_NOMEM;
-    memcpy(m->stack + vs.base, m->ov, (size_t)vs.n_ov * sizeof(int32_t));
-    m->stack_len = vs.base + vs.n_ov;
+    if (grow32(&m->lr.data, &m->lr.cap, (int64_t)vs.lr.base + vs.lr.ov->len) ||
+        grow32(&m->ind.data, &m->ind.cap, (int64_t)vs.ind.base + vs.ind.ov->len))
+        return GM_NOMEM;
+    memcpy(m->lr.data + vs.lr.base, vs.lr.ov->data, (size_t)vs.lr.ov->len * sizeof(int32_t));
+    m->lr.len = vs.lr.base + vs.lr.ov->len;
+    memcpy(m->ind.data + vs.ind.base, vs.ind.ov->data, (size_t)vs.ind.ov->len * sizeof(int32_t));
+    m->ind.len = vs.ind.base + vs.ind.ov->len;
+    m->ctx = vs.ctx;
     return 1;
 }
 
 static int pending_viable(gm_matcher *m, int32_t cset) {
-    vstack vs;
+    vstate vs;
     return check_seq(m, NULL, 0, cset, &vs);
 }
 
 int gm_flush_lexeme(gm_matcher *m) {
-    int32_t q = m->lex_state;
-    if (q == 0) return 1;
-    int32_t w = m->g->lex_winner[q];
-    if (w < 0) return 0;
-    if (!m->g->term_ignored[w]) {
-        int r = feed_real(m, w);
+    int32_t ev;
+    int p = pending_event(m, &ev);
+    if (p < 0) return 0;
+    if (p) {
+        int r = feed_real(m, ev);
         if (r != 1) return r;
     }
     m->lex_state = 0;
@@ -372,72 +544,68 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
     for (int64_t i = 0; i < n; i++) {
         const int64_t pos = offset + i;
         const uint8_t b = bytes[i];
-        int32_t nq = g->lex_trans[(size_t)q * 256 + b];
         if (q == 0) *lexeme_begin = pos;
-        if (nq < 0) {
-            if (q == 0) goto lex_error;
-            int32_t w = g->lex_winner[q];
-            if (w < 0) {
-                *err_term = -1;
-                goto lex_error;
-            }
-            if (!g->term_ignored[w]) {
-                int r = feed_real(m, w);
-                if (r < 0) return r;
-                if (!r) {
-                    *err_term = w;
-                    *err_pos = *lexeme_begin;
-                    m->lex_state = q;
-                    return GM_ERR_PARSE;
-                }
-            }
-            q = 0;
-            *lexeme_begin = pos;
-            checked_cset = GM_ANY;
-            nq = g->lex_trans[b];
-            if (nq < 0) goto lex_error;
+        int32_t emit[2];
+        int ne;
+        int32_t nq = gm_lex_byte(g, q, b, emit, &ne);
+        if (nq == GM_DEAD) {
+            *err_pos = pos;
+            m->lex_state = q;
+            return GM_ERR_LEX;
         }
-        q = nq;
-        if (g->lex_final[q]) {
-            int32_t w = g->lex_winner[q];
-            if (!g->term_ignored[w]) {
-                int r = feed_real(m, w);
-                if (r < 0) return r;
-                if (!r) {
-                    *err_term = w;
-                    *err_pos = *lexeme_begin;
-                    m->lex_state = 0;
-                    return GM_ERR_PARSE;
-                }
+        /* The byte may end the lexeme before it, and may complete a one-byte-final lexeme. */
+        const int boundary = q != 0 && g->lex_trans[(size_t)q * 256 + b] < 0;
+        const int prev_emitted = boundary && !g->term_ignored[g->lex_winner[q]];
+        const int64_t prev_begin = *lexeme_begin;
+        if (boundary) {
+            *lexeme_begin = pos;
+            checked_cset = GM_ANY; /* a new lexeme: check its terminals afresh */
+        }
+        for (int e = 0; e < ne; e++) {
+            int32_t ev = emit[e];
+            if (g->indenter && ev == g->t_nl) ev = EV_NL_WIDTH(m->ctx.width, m->ctx.altwidth);
+            int r = feed_real(m, ev);
+            if (r < 0) return r;
+            if (!r) {
+                *err_term = emit[e];
+                *err_pos = (e == 0 && prev_emitted) ? prev_begin : *lexeme_begin;
+                m->lex_state = 0;
+                return GM_ERR_PARSE;
             }
-            q = 0;
+        }
+        if (g->indenter && g->lex_nl[nq]) {
+            if (!g->lex_nl[q] || boundary) m->ctx.width = m->ctx.altwidth = 0;
+            indent_byte(b, &m->ctx.width, &m->ctx.altwidth);
+        }
+        if (nq != 0) m->ctx.cont = 0;
+        else if (ne && emit[ne - 1] == g->t_cont) m->ctx.cont = 1;
+        q = nq;
+        if (q == 0) {
             checked_cset = GM_ANY;
         } else if (g->lex_cset[q] != checked_cset) {
             checked_cset = g->lex_cset[q];
+            m->lex_state = q;
             int r = pending_viable(m, checked_cset);
             if (r < 0) return r;
             if (!r) {
                 *err_term = checked_cset;
                 *err_pos = *lexeme_begin;
-                m->lex_state = q;
                 return GM_ERR_PENDING;
             }
         }
-        continue;
-    lex_error:
-        *err_pos = pos;
-        m->lex_state = q;
-        return GM_ERR_LEX;
     }
     m->lex_state = q;
     return GM_OK;
 }
 
 int gm_accept_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n) {
-    int32_t *saved = malloc((size_t)(m->stack_len ? m->stack_len : 1) * sizeof(int32_t));
+    /* Snapshot the state (the validator path writes directly), restore it on failure. */
+    int32_t *saved = malloc((size_t)(m->lr.len + m->ind.len) * sizeof(int32_t));
     if (!saved) return GM_NOMEM;
-    const int32_t saved_len = m->stack_len, saved_q = m->lex_state;
-    memcpy(saved, m->stack, (size_t)saved_len * sizeof(int32_t));
+    const int32_t lr_len = m->lr.len, ind_len = m->ind.len, q = m->lex_state;
+    const gm_ictx ctx = m->ctx;
+    memcpy(saved, m->lr.data, (size_t)lr_len * sizeof(int32_t));
+    memcpy(saved + lr_len, m->ind.data, (size_t)ind_len * sizeof(int32_t));
     int64_t err_pos, lexeme_begin = 0;
     int32_t err_term;
     int r = gm_feed_bytes(m, bytes, n, 0, &err_pos, &err_term, &lexeme_begin);
@@ -447,9 +615,12 @@ int gm_accept_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n) {
         free(saved);
         return 1;
     }
-    memcpy(m->stack, saved, (size_t)saved_len * sizeof(int32_t));
-    m->stack_len = saved_len;
-    m->lex_state = saved_q;
+    memcpy(m->lr.data, saved, (size_t)lr_len * sizeof(int32_t));
+    memcpy(m->ind.data, saved + lr_len, (size_t)ind_len * sizeof(int32_t));
+    m->lr.len = lr_len;
+    m->ind.len = ind_len;
+    m->lex_state = q;
+    m->ctx = ctx;
     free(saved);
     return r < 0 ? r : 0;
 }
@@ -457,20 +628,19 @@ int gm_accept_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n) {
 int gm_can_continue(gm_matcher *m) {
     const gm_grammar *g = m->g;
     int32_t q = m->lex_state;
-    int32_t seq[1];
+    /* A pending lexeme that may still grow into a terminal the parser sees. */
+    if (q != 0 && !g->lex_final[q] && g->lex_cset[q] != GM_ANY) return 1;
+    int32_t seq[1], ev;
     int32_t n = 0;
-    if (q != 0) {
-        /* A pending lexeme that may still grow into a terminal the parser sees. */
-        if (!g->lex_final[q] && g->lex_cset[q] != GM_ANY) return 1;
-        int32_t w = g->lex_winner[q];
-        if (w >= 0 && !g->term_ignored[w]) seq[n++] = w;
-    }
-    vstack vs;
+    int p = pending_event(m, &ev);
+    if (p < 0) return 1;
+    if (p) seq[n++] = ev;
+    vstate vs;
     int r = check_seq(m, seq, n, GM_ANY, &vs);
     if (r <= 0) return r;
     for (int32_t t = 0; t < g->n_terminals; t++) {
         if (g->term_ignored[t]) continue;
-        r = lr_can_take(m, &vs, t);
+        r = can_take(m, &vs, t);
         if (r != 0) return r;
     }
     return 0;
@@ -558,7 +728,43 @@ static int32_t seq_append(seq_table *st, int32_t seq, int32_t term) {
     return st->n++;
 }
 
+/* Interned whitespace ops (see gm_vocab.wsop_*), keyed by a hash of (reset, bytes), checked on hit. */
+typedef struct {
+    i64map map;
+    int32_t *begin; int32_t begin_cap;
+    uint8_t *bytes; int64_t bytes_cap;
+    uint8_t *reset; int64_t reset_cap;
+    int32_t n;
+} wsop_table;
+
+static int32_t wsop_intern(wsop_table *t, uint8_t reset, const uint8_t *b, int64_t n) {
+    uint64_t h = 1469598103934665603ULL ^ reset;
+    for (int64_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+    int64_t key = (int64_t)(h >> 2); /* non-negative: -1 marks empty slots */
+    if (map_reserve(&t->map)) return GM_NOMEM;
+    int found;
+    int32_t *slot = map_slot(&t->map, key, &found);
+    if (found) {
+        int32_t k = *slot;
+        if (t->reset[k] != reset || t->begin[k + 1] - t->begin[k] != n || memcmp(t->bytes + t->begin[k], b, (size_t)n))
+            return GM_HASH_COLLISION;
+        return k;
+    }
+    int64_t at = t->begin[t->n];
+    if (grow((void **)&t->bytes, &t->bytes_cap, at + n + 1, 1) || grow((void **)&t->reset, &t->reset_cap, t->n + 1, 1) ||
+        grow32(&t->begin, &t->begin_cap, (int64_t)t->n + 2))
+        return GM_NOMEM;
+    memcpy(t->bytes + at, b, (size_t)n);
+    t->reset[t->n] = reset;
+    t->begin[t->n + 1] = (int32_t)(at + n);
+    *slot = t->n;
+    return t->n++;
+}
+
 void gm_build_free(gm_build *out) {
+    free(out->wsop_begin);
+    free(out->wsop_bytes);
+    free(out->wsop_reset);
     free(out->masks);
     free(out->group_begin);
     free(out->group_seq);
@@ -589,6 +795,10 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
     }
     int32_t *dq = malloc((size_t)(max_len + 1) * sizeof(int32_t));
     int32_t *dseq = malloc((size_t)(max_len + 1) * sizeof(int32_t));
+    /* Within a t_nl lexeme: whether this token held its newline, and where its indentation starts. */
+    uint8_t *dreset = malloc((size_t)(max_len + 1));
+    int64_t *dfrom = malloc((size_t)(max_len + 1) * sizeof(int64_t));
+    wsop_table ops = {0};
     int32_t *res = malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
     int32_t *gcount = NULL, *gseq = NULL, *gcset = NULL;
     int32_t gcap = 0, gcap2 = 0, gcap3 = 0;
@@ -597,8 +807,10 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
     i64map gmap = {0};
     out->masks = calloc((size_t)n_ts * n_words, sizeof(uint32_t));
     out->group_begin = malloc((size_t)(n_ts + 1) * sizeof(int32_t));
-    if (!dq || !dseq || !res || !out->masks || !out->group_begin) goto done;
-    if (map_init(&st.map, 1024) || map_init(&gmap, 256)) goto done;
+    if (!dq || !dseq || !dreset || !dfrom || !res || !out->masks || !out->group_begin) goto done;
+    if (map_init(&st.map, 1024) || map_init(&gmap, 256) || map_init(&ops.map, 64)) goto done;
+    if (grow32(&ops.begin, &ops.begin_cap, 1)) goto done;
+    ops.begin[0] = 0;
     /* seq 0: the empty sequence (not in the map: its key would collide with the empty-slot marker) */
     if (grow32(&st.parent, &st.parent_cap, 1) || grow32(&st.term, &st.term_cap, 1)) goto done;
     st.parent[0] = st.term[0] = -1;
@@ -608,13 +820,15 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
 
     for (int32_t ts = 0; ts < n_ts; ts++) {
         const int strip_state = ts == g->n_lex_states;
-        const int32_t q0 = strip_state ? 0 : ts;
+        const int32_t q0 = strip_state ? g->lex_init : ts;
         const int32_t state_cset = cset_of(g, q0);
         uint32_t *mask = out->masks + (size_t)ts * n_words;
         int32_t n_local = 0;
         map_clear(&gmap);
         dq[0] = q0;
         dseq[0] = 0;
+        dreset[0] = 0;
+        dfrom[0] = 0;
         const uint8_t *prev = NULL;
         int64_t prev_len = 0;
         for (int32_t k = 0; k < n_order; k++) {
@@ -631,8 +845,10 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
                     continue;
                 }
                 if (strip_state && d == 0 && b[0] == ' ') {
-                    dq[1] = 0;
+                    dq[1] = q0;
                     dseq[1] = 0;
+                    dreset[1] = 0;
+                    dfrom[1] = 1;
                     continue;
                 }
                 int32_t emit[2];
@@ -640,11 +856,27 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
                 int32_t nq = gm_lex_byte(g, dq[d], b[d], emit, &ne);
                 int32_t s = dseq[d];
                 for (int e = 0; e < ne && nq != GM_DEAD; e++) {
-                    s = seq_append(&st, s, emit[e]);
+                    int32_t ev = emit[e];
+                    if (g->indenter && ev == g->t_nl) {
+                        int32_t k = wsop_intern(&ops, dreset[d], b + dfrom[d], d - dfrom[d]);
+                        if (k < 0) goto done;
+                        ev = g->n_terminals + 1 + k;
+                    }
+                    s = seq_append(&st, s, ev);
                     if (s < 0) goto done;
                 }
                 dq[d + 1] = nq;
                 dseq[d + 1] = s;
+                if (nq != GM_DEAD && g->indenter && g->lex_nl[nq]) {
+                    const int starts = !g->lex_nl[dq[d]] || g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0;
+                    if (starts || b[d] == '\n') {
+                        dreset[d + 1] = 1;
+                        dfrom[d + 1] = d + 1;
+                    } else {
+                        dreset[d + 1] = dreset[d];
+                        dfrom[d + 1] = dfrom[d];
+                    }
+                }
             }
             prev = b;
             prev_len = len;
@@ -738,6 +970,19 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
 done:
     free(dq);
     free(dseq);
+    free(dreset);
+    free(dfrom);
+    map_free(&ops.map);
+    if (rc == 0) {
+        out->wsop_begin = ops.begin;
+        out->wsop_bytes = ops.bytes;
+        out->wsop_reset = ops.reset;
+        out->n_wsops = ops.n;
+    } else {
+        free(ops.begin);
+        free(ops.bytes);
+        free(ops.reset);
+    }
     free(res);
     free(gcount);
     free(gseq);

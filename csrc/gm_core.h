@@ -24,7 +24,19 @@ typedef struct {
     const int32_t *action;       /* [n_lr_states * (n_terminals+1)]: >=0 shift, GM_ERROR, <=-2 reduce rule -a-2 */
     const int32_t *go;           /* [n_lr_states * n_nonterminals] */
     const int32_t *rule_lhs, *rule_len;
+    /* Python-style indentation (indenter != 0): the lexer terminal t_nl (newlines plus the next line's
+     * indentation) becomes NEWLINE / INDENT / DEDENT for the parser, as CPython's tokenizer does, and is
+     * plain whitespace inside brackets. The matcher starts inside a t_nl lexeme (lex_init), so the first
+     * line's indentation is checked too. */
+    int32_t indenter;
+    int32_t lex_init;            /* lexer state at the start of the text (0 unless indenter) */
+    int32_t t_nl, t_newline, t_indent, t_dedent;
+    int32_t t_cont;              /* optional (-1): backslash continuation; the text may not end right after it */
+    const int8_t *term_bracket;  /* [n_terminals] +1 opening, -1 closing bracket, 0 otherwise */
+    const uint8_t *lex_nl;       /* [n_lex_states] 1 inside a t_nl lexeme */
 } gm_grammar;
+
+#define GM_MAX_INDENT_LEVELS 100   /* CPython: "too many levels of indentation" */
 
 /* Token tables for one grammar and one vocabulary. "Table states" are the lexer states plus, when the
  * tokenizer's decoder drops the first leading space, one extra state used at the start of the output. */
@@ -41,29 +53,48 @@ typedef struct {
     const int32_t *group_tok_begin; /* [n_groups + 1] */
     const int32_t *group_toks;
     const int32_t *seq_begin;      /* [n_seqs + 1] */
-    const int32_t *seq_terms;
+    const int32_t *seq_terms;      /* terminal ids, or n_terminals+1+k: a t_nl lexeme ended, whitespace op k */
+    const int32_t *wsop_begin;     /* [n_wsops + 1] whitespace of a t_nl lexeme inside one token: */
+    const uint8_t *wsop_bytes;     /*   the bytes after its last newline ... */
+    const uint8_t *wsop_reset;     /*   ... and whether it had a newline (else: continues the running width) */
 } gm_vocab;
 
+/* Indentation context (indenter grammars): bracket depth, logical-line state, running indentation. */
 typedef struct {
-    int32_t lex_state, flags, stack_len, base, saved_begin;
+    int32_t depth;        /* open brackets */
+    int32_t line_start;   /* waiting for the first token of a logical line (INDENT/DEDENT due) */
+    int32_t has_content;  /* the current logical line has tokens (a NEWLINE is due at its end) */
+    int32_t width, altwidth;  /* indentation: tabs to multiples of 8, and tabs as 1 (CPython's check) */
+    int32_t cont;         /* the last lexeme was a line continuation */
+} gm_ictx;
+
+typedef struct { int32_t *data; int32_t len, cap; } gm_stack;
+
+typedef struct {
+    int32_t lex_state, flags;
+    gm_ictx ctx;
+    int32_t lr_len, lr_base, ind_len, ind_base;
+    int64_t saved_begin;
 } gm_history;
 
 typedef struct {
     const gm_grammar *g;
     const gm_vocab *v;             /* NULL for a byte-level (validator) matcher */
-    int32_t *stack; int32_t stack_len, stack_cap;
+    gm_stack lr;                   /* LR states */
+    gm_stack ind;                  /* indentation levels, (width << 16) | altwidth */
+    gm_ictx ctx;
     int32_t lex_state;
     int32_t at_start, terminated;
     gm_history *hist; int32_t n_hist, hist_cap;
     int32_t *saved; int64_t n_saved, saved_cap;
-    int32_t *ov; int32_t ov_cap;   /* virtual-stack overlays (scratch) */
-    int32_t *ov2; int32_t ov2_cap;
+    gm_stack scratch[4];           /* virtual-stack overlays: LR and indentation, twice */
     int32_t *seqbuf; int32_t seqbuf_cap;
 } gm_matcher;
 
 /* Status codes */
 #define GM_OK 0
 #define GM_NOMEM (-100)
+#define GM_HASH_COLLISION (-101)
 
 int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v);
 void gm_matcher_free(gm_matcher *m);
@@ -104,6 +135,7 @@ typedef struct {
     int32_t *group_seq, *group_cset, *group_tok_begin; int32_t n_groups;
     int32_t *group_toks; int64_t n_group_toks;
     int32_t *seq_begin, *seq_terms; int32_t n_seqs; int64_t n_seq_terms;
+    int32_t *wsop_begin; uint8_t *wsop_bytes, *wsop_reset; int32_t n_wsops;
 } gm_build;
 
 int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,

@@ -14,22 +14,31 @@ from ..grammar import Grammar, GrammarError
 from ..grammar.tables import GrammarTables
 from . import cache
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 _GRAMMAR_ARRAYS = ("lex_trans", "lex_winner", "lex_cset", "lex_final", "term_ignored", "cset_begin",
-                   "cset_terms", "action", "goto", "rule_lhs", "rule_len")
+                   "cset_terms", "action", "goto", "rule_lhs", "rule_len", "term_bracket", "lex_nl")
+_GRAMMAR_SCALARS = ("lr_start", "lr_end", "indenter", "lex_init", "t_nl", "t_newline", "t_indent", "t_dedent",
+                    "t_cont")
 _VOCAB_ARRAYS = ("tok_bytes", "tok_begin", "is_stop", "uncond_mask", "masks", "group_begin", "group_seq",
-                 "group_cset", "group_tok_begin", "group_toks", "seq_begin", "seq_terms")
+                 "group_cset", "group_tok_begin", "group_toks", "seq_begin", "seq_terms", "wsop_begin",
+                 "wsop_bytes", "wsop_reset")
 
 
 def core_grammar_arrays(tables: GrammarTables) -> dict:
     lex = tables.lexer
     cset_begin = np.cumsum([0] + [len(c) for c in lex.csets]).astype(np.int32)
     cset_terms = np.asarray([t for c in lex.csets for t in c], dtype=np.int32)
+    ind = tables.indenter
     return dict(lex_trans=lex.trans, lex_winner=lex.winner, lex_cset=lex.cset, lex_final=lex.final,
                 term_ignored=np.asarray([t.ignored for t in tables.terminals], dtype=np.uint8),
                 cset_begin=cset_begin, cset_terms=cset_terms, action=tables.parser.action,
                 goto=tables.parser.goto, rule_lhs=tables.parser.rule_lhs, rule_len=tables.parser.rule_len,
-                lr_start=tables.parser.start_state, lr_end=tables.parser.end_state)
+                term_bracket=tables.term_bracket, lex_nl=tables.lex_nl,
+                lr_start=tables.parser.start_state, lr_end=tables.parser.end_state,
+                indenter=int(ind is not None), lex_init=tables.lex_init,
+                t_nl=ind.nl if ind else -1, t_newline=ind.newline if ind else -1,
+                t_indent=ind.indent if ind else -1, t_dedent=ind.dedent if ind else -1,
+                t_cont=ind.cont if ind and ind.cont is not None else -1)
 
 
 def core_grammar(grammar: Grammar) -> CoreGrammar:
@@ -61,7 +70,8 @@ def _vocab_arrays(core: CoreGrammar, info: TokenizerInfo) -> dict:
     return dict(tok_bytes=tok_bytes, tok_begin=tok_begin, is_stop=is_stop, uncond_mask=uncond, masks=masks,
                 group_begin=raw["group_begin"], group_seq=raw["group_seq"], group_cset=raw["group_cset"],
                 group_tok_begin=raw["group_tok_begin"], group_toks=raw["group_toks"],
-                seq_begin=raw["seq_begin"], seq_terms=raw["seq_terms"])
+                seq_begin=raw["seq_begin"], seq_terms=raw["seq_terms"], wsop_begin=raw["wsop_begin"],
+                wsop_bytes=raw["wsop_bytes"], wsop_reset=raw["wsop_reset"])
 
 
 class CompiledGrammar:
@@ -101,8 +111,7 @@ def cache_key(grammar: Grammar, info: TokenizerInfo) -> str:
 
 
 def _from_arrays(grammar: Grammar, info: TokenizerInfo, meta: dict, arrays: dict, from_cache: bool):
-    core = CoreGrammar(**{k: arrays[k] for k in _GRAMMAR_ARRAYS}, lr_start=meta["lr_start"],
-                       lr_end=meta["lr_end"])
+    core = CoreGrammar(**{k: arrays[k] for k in _GRAMMAR_ARRAYS}, **{k: meta[k] for k in _GRAMMAR_SCALARS})
     vocab = CoreVocab(core, vocab_size=info.vocab_size, strip_leading_space=info.strips_leading_space,
                       **{k: arrays[k] for k in _VOCAB_ARRAYS})
     return CompiledGrammar(grammar, info, core, vocab, meta["terminal_names"], from_cache)
@@ -134,8 +143,8 @@ def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
     garrays = core_grammar_arrays(tables)
     core = core_grammar(grammar)
     varrays = _vocab_arrays(core, tokenizer_info)
-    meta = dict(lr_start=int(garrays.pop("lr_start")), lr_end=int(garrays.pop("lr_end")),
-                terminal_names=list(tables.display), grammar=grammar.name)
+    meta = {k: int(garrays.pop(k)) for k in _GRAMMAR_SCALARS}
+    meta.update(terminal_names=list(tables.display), grammar=grammar.name)
     arrays = {**{k: np.asarray(v) for k, v in garrays.items()}, **varrays}
     cache.store(directory, key, meta, arrays)
     vocab = CoreVocab(core, vocab_size=tokenizer_info.vocab_size,

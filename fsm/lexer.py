@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Optional
 
 import interegular
 import numpy as np
@@ -33,7 +34,8 @@ class RegexError(ValueError):
 @dataclass(frozen=True)
 class TerminalSpec:
     name: str
-    regex: str            # Python `re` syntax, flags inline
+    regex: Optional[str]  # Python `re` syntax, flags inline; None for a terminal the lexer never
+                          # produces (%declare'd, e.g. INDENT, made from the context instead)
     priority: int = 0
     is_literal: bool = False
     ignored: bool = False
@@ -229,7 +231,7 @@ def build_lexer(terminals: list[TerminalSpec]) -> LexerDFA:
     if not terminals:
         raise RegexError("<none>", "the grammar has no terminals")
     nfa = _ByteNFA()
-    starts = [_add_terminal(nfa, i, spec) for i, spec in enumerate(terminals)]
+    starts = [_add_terminal(nfa, i, spec) for i, spec in enumerate(terminals) if spec.regex is not None]
 
     def rank(i: int):
         return (-terminals[i].priority, 0 if terminals[i].is_literal else 1, i)
@@ -242,7 +244,7 @@ def build_lexer(terminals: list[TerminalSpec]) -> LexerDFA:
     return LexerDFA(trans=np.ascontiguousarray(trans), winner=winner, final=final, cset=cset, csets=csets)
 
 
-def never_produced(lexer: LexerDFA, n_terminals: int) -> list[int]:
+def never_produced(lexer: LexerDFA, terminals: list[TerminalSpec]) -> list[int]:
     """Terminals that win no accepting state: every string they match lexes as another terminal."""
     won = set(lexer.winner[lexer.winner >= 0].tolist())
-    return [i for i in range(n_terminals) if i not in won]
+    return [i for i, t in enumerate(terminals) if t.regex is not None and i not in won]

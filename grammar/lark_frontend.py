@@ -52,11 +52,22 @@ def _definition_line(text: str, name: str) -> tuple[Optional[int], Optional[int]
     return text.count("\n", 0, m.start()) + 1, m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
 
 
-def load_lark(text: str, start: str, source: Optional[str] = None) -> Lark:
+class _KeepTerminals:
+    """Stands in Lark's postlexer slot only so that Lark keeps terminals no rule uses (an indenter's NL)."""
+
+    def __init__(self, names):
+        self.always_accept = tuple(names)
+
+    def process(self, stream):  # pragma: no cover - Lark never parses here
+        return stream
+
+
+def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminals=()) -> Lark:
     if not text.strip():
         raise GrammarError("the grammar is empty", source=source)
     try:
-        return Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False)
+        postlex = _KeepTerminals(keep_terminals) if keep_terminals else None
+        return Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False, postlex=postlex)
     except UnexpectedInput as exc:
         raise GrammarError(f"Lark syntax error: {str(exc).strip().splitlines()[0]}",
                            getattr(exc, "line", None), getattr(exc, "column", None), source) from None
@@ -91,11 +102,19 @@ def load_lark(text: str, start: str, source: Optional[str] = None) -> Lark:
         raise GrammarError(f"cannot load grammar: {exc}", source=source) from None
 
 
-def terminal_specs(lark: Lark, text: str, source: Optional[str]) -> tuple[list[TerminalSpec], list[str]]:
-    """Terminal specs for the lexer and display names for messages, in Lark's terminal order."""
+def terminal_specs(lark: Lark) -> tuple[list[TerminalSpec], list[str]]:
+    """Terminal specs for the lexer and display names for messages: Lark's terminals in its order, then
+    the %declare'd ones the parser uses (no pattern: they come from context, like INDENT)."""
     ignored = set(lark.ignore_tokens)
     specs: list[TerminalSpec] = []
     display: list[str] = []
+    known = {t.name for t in lark.terminals}
+    table = lark.parser.parser.parser.parse_table
+    declared = sorted({sym for acts in table.states.values() for sym in acts
+                       if sym.isupper() and sym not in known and sym != END})
+    for name in declared:
+        specs.append(TerminalSpec(name, None))
+        display.append(name.lstrip("_"))
     for t in lark.terminals:
         p = t.pattern
         if isinstance(p, PatternStr):
@@ -120,10 +139,6 @@ def parse_tables(lark: Lark, terminal_names: list[str], text: str, source: Optio
     rule_len: list[int] = []
     for state_actions in table.states.values():
         for sym in state_actions:
-            if sym not in term_id and sym.isupper():
-                line, col = _definition_line(text, sym)
-                raise GrammarError(f"terminal {sym} has no pattern (%declare): every terminal needs one",
-                                   line, col, source)
             if sym not in term_id:
                 nonterminals.setdefault(sym, len(nonterminals))
     states = sorted(table.states)

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional
+
+import numpy as np
 
 from ..fsm.lexer import LexerDFA, RegexError, TerminalSpec, build_lexer, never_produced
 from .errors import GrammarError
 from .lark_frontend import ParseTables, _definition_line, load_lark, parse_tables, terminal_specs
+
+# Python-style indentation, switched on by a comment line in the grammar:
+#   // grammask: indent NL=_NL NEWLINE=_NEWLINE INDENT=_INDENT DEDENT=_DEDENT
+# NL is a lexer terminal for newlines plus the next line's indentation, e.g. /(\r?\n[\t \f]*)+/;
+# NEWLINE, INDENT and DEDENT are %declare'd terminals the parser sees, made as CPython's tokenizer makes
+# them. Inside brackets ( [ { newlines are plain whitespace. An optional CONT=TERMINAL names the
+# backslash continuation (not %ignore'd, used by no rule): a text may not end right after one.
+_INDENT_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*indent\b(.*)$", re.M)
+_INDENT_ROLES = ("NL", "NEWLINE", "INDENT", "DEDENT")
+_BRACKETS = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
+
+
+@dataclass(frozen=True)
+class IndenterSpec:
+    nl: int
+    newline: int
+    indent: int
+    dedent: int
+    cont: Optional[int] = None
 
 
 @dataclass
@@ -16,6 +38,10 @@ class GrammarTables:
     display: list[str]          # how messages show each terminal; index n_terminals is end of input
     lexer: LexerDFA
     parser: ParseTables
+    indenter: Optional[IndenterSpec] = None
+    term_bracket: np.ndarray = None   # (n_terminals,) int8: +1 opening, -1 closing bracket (indenter only)
+    lex_nl: np.ndarray = None         # (n_lex_states,) uint8: inside an NL lexeme (indenter only)
+    lex_init: int = 0                 # lexer state at the start of a text
 
     @property
     def n_terminals(self) -> int:
@@ -25,15 +51,58 @@ class GrammarTables:
         return "end of input" if term == len(self.terminals) else self.display[term]
 
 
+def _indent_roles(text: str, source: Optional[str]) -> tuple[Optional[dict], int]:
+    m = _INDENT_DIRECTIVE.search(text)
+    if not m:
+        return None, 0
+    line = text.count("\n", 0, m.start()) + 1
+    roles = dict(re.findall(r"(\w+)=(\w+)", m.group(1)))
+    missing = [r for r in _INDENT_ROLES if r not in roles]
+    if missing:
+        raise GrammarError(f"indent directive needs {', '.join(r + '=TERMINAL' for r in missing)}", line, 1, source)
+    return roles, line
+
+
+def _indenter(roles: Optional[dict], line: int, terminals: list[TerminalSpec],
+              source: Optional[str]) -> Optional[IndenterSpec]:
+    if roles is None:
+        return None
+    ids = {t.name: i for i, t in enumerate(terminals)}
+    for role in _INDENT_ROLES:
+        if roles[role] not in ids:
+            raise GrammarError(f"indent directive: terminal {roles[role]} ({role}) is not used by the grammar",
+                               line, 1, source)
+    cont = None
+    if "CONT" in roles:
+        if roles["CONT"] not in ids:
+            raise GrammarError(f"indent directive: terminal {roles['CONT']} (CONT) is not defined", line, 1, source)
+        cont = ids[roles["CONT"]]
+    spec = IndenterSpec(*(ids[roles[r]] for r in _INDENT_ROLES), cont)
+    for role, t in (("NL", spec.nl), ("CONT", spec.cont)):
+        if t is not None and (terminals[t].regex is None or terminals[t].ignored):
+            raise GrammarError(f"indent directive: {role}={terminals[t].name} must be a lexer terminal that is "
+                               "not %ignore'd", line, 1, source)
+    return spec
+
+
 def build_tables(text: str, start: str, source: Optional[str] = None) -> GrammarTables:
-    lark = load_lark(text, start, source)
-    terminals, display = terminal_specs(lark, text, source)
+    roles, directive_line = _indent_roles(text, source)
+    keep = [roles[r] for r in ("NL", "CONT") if r in roles] if roles else ()
+    lark = load_lark(text, start, source, keep_terminals=keep)
+    terminals, display = terminal_specs(lark)
+    indenter = _indenter(roles, directive_line, terminals, source)
+    made_by_indenter = {indenter.newline, indenter.indent, indenter.dedent} if indenter else set()
+    for i, t in enumerate(terminals):
+        if t.regex is None and i not in made_by_indenter:
+            line, col = _definition_line(text, t.name) if t.name in text else (None, None)
+            raise GrammarError(f"terminal {t.name} has no pattern (%declare): grammask makes only the "
+                               "NEWLINE/INDENT/DEDENT terminals of an indent directive itself", line, col, source)
     try:
         lexer = build_lexer(terminals)
     except RegexError as exc:
         line, col = _definition_line(text, exc.terminal)
         raise GrammarError(str(exc), line, col, source) from None
-    hidden = never_produced(lexer, len(terminals))
+    hidden = never_produced(lexer, terminals)
     if hidden:
         t = terminals[hidden[0]]
         line, col = _definition_line(text, t.name)
@@ -41,4 +110,19 @@ def build_tables(text: str, start: str, source: Optional[str] = None) -> Grammar
                            "another terminal (give it a higher priority, e.g. NAME.2, or merge the two)",
                            line, col, source)
     parser = parse_tables(lark, [t.name for t in terminals], text, source)
-    return GrammarTables(terminals, display + ["end of input"], lexer, parser)
+    term_bracket = np.zeros(len(terminals), dtype=np.int8)
+    lex_nl = np.zeros(lexer.n_states, dtype=np.uint8)
+    lex_init = 0
+    if indenter is not None:
+        for i, t in enumerate(terminals):
+            if t.is_literal and display[i][1:-1] in _BRACKETS:
+                term_bracket[i] = _BRACKETS[display[i][1:-1]]
+        for q in range(1, lexer.n_states):
+            c = lexer.cset[q]
+            lex_nl[q] = c >= 0 and lexer.csets[c] == (indenter.nl,)
+        lex_init = int(lexer.trans[0, ord("\n")])
+        if lex_init < 0 or not lex_nl[lex_init]:
+            raise GrammarError(f"indent directive: NL={terminals[indenter.nl].name} must match a newline "
+                               "followed by indentation", source=source)
+    return GrammarTables(terminals, display + ["end of input"], lexer, parser, indenter, term_bracket, lex_nl,
+                         lex_init)
