@@ -44,7 +44,7 @@ cdef extern from "gm_core.h":
         const uint8_t *wsop_reset
 
     ctypedef struct gm_matcher:
-        int32_t lex_state, at_start, terminated, n_hist
+        int32_t lex_state, at_start, terminated, n_hist, max_hist
 
     ctypedef struct gm_build:
         int32_t n_table_states, n_words
@@ -282,13 +282,14 @@ cdef class CoreMatcher:
     cdef readonly CoreVocab vocab
     cdef bint ready
 
-    def __cinit__(self, CoreGrammar grammar, CoreVocab vocab=None):
+    def __cinit__(self, CoreGrammar grammar, CoreVocab vocab=None, int max_history=0):
         self.ready = False
         self.grammar = grammar
         self.vocab = vocab
         if vocab is not None and vocab.grammar is not grammar:
             raise ValueError("vocabulary tables belong to another grammar")
         _check(gm_matcher_init(&self.m, &grammar.g, &vocab.v if vocab is not None else NULL))
+        self.m.max_hist = max_history
         self.ready = True
 
     def __dealloc__(self):

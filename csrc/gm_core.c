@@ -304,6 +304,16 @@ static int apply_stack(gm_matcher *m, gm_stack *real, const vstack *vs) {
     return 0;
 }
 
+/* Drop the k oldest history entries (amortized: called once every max_hist tokens). */
+static void forget_oldest(gm_matcher *m, int32_t k) {
+    const int64_t drop = m->hist[k].saved_begin;
+    memmove(m->saved, m->saved + drop, (size_t)(m->n_saved - drop) * sizeof(int32_t));
+    m->n_saved -= drop;
+    memmove(m->hist, m->hist + k, (size_t)(m->n_hist - k) * sizeof(gm_history));
+    m->n_hist -= k;
+    for (int32_t i = 0; i < m->n_hist; i++) m->hist[i].saved_begin -= drop;
+}
+
 /* Make the virtual state real, remembering what it overwrote so rollback can restore it. */
 static int commit(gm_matcher *m, const vstate *vs, int32_t lex_state) {
     int64_t hcap = m->hist_cap;
@@ -326,6 +336,7 @@ static int commit(gm_matcher *m, const vstate *vs, int32_t lex_state) {
     m->ctx = vs->ctx;
     m->lex_state = lex_state;
     m->at_start = 0;
+    if (m->max_hist > 0 && m->n_hist >= 2 * m->max_hist) forget_oldest(m, m->n_hist - m->max_hist);
     return 0;
 }
 

@@ -86,6 +86,7 @@ typedef struct {
     int32_t lex_state;
     int32_t at_start, terminated;
     gm_history *hist; int32_t n_hist, hist_cap;
+    int32_t max_hist;              /* 0: unbounded; else the oldest entries are dropped past it */
     int32_t *saved; int64_t n_saved, saved_cap;
     gm_stack scratch[4];           /* virtual-stack overlays: LR and indentation, twice */
     int32_t *seqbuf; int32_t seqbuf_cap;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -90,10 +90,12 @@ class CompiledGrammar:
     def vocab_size(self) -> int:
         return self.tokenizer_info.vocab_size
 
-    def matcher(self):
+    def matcher(self, max_rollback_tokens: Optional[int] = None):
+        """A new matcher. max_rollback_tokens bounds the undo history (None: unbounded), so a matcher
+        that runs for very long keeps a bounded memory."""
         from .matcher import GrammarMatcher
 
-        return GrammarMatcher(self)
+        return GrammarMatcher(self, max_rollback_tokens)
 
     @property
     def memory_bytes(self) -> int:
@@ -117,12 +119,17 @@ def _from_arrays(grammar: Grammar, info: TokenizerInfo, meta: dict, arrays: dict
     return CompiledGrammar(grammar, info, core, vocab, meta["terminal_names"], from_cache)
 
 
+DEFAULT_MAX_TABLE_BYTES = 1 << 30
+
+
 def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
-            cache_dir: Union[str, Path, None, bool] = True) -> CompiledGrammar:
+            cache_dir: Union[str, Path, None, bool] = True,
+            max_table_bytes: int = DEFAULT_MAX_TABLE_BYTES) -> CompiledGrammar:
     """Compile `grammar` (a Grammar or a built-in name) for `tokenizer_info`.
 
     cache_dir: True (default) uses the user cache directory (see grammask.decoding.cache), a path uses
-    that directory, False or None disables the disk cache.
+    that directory, False or None disables the disk cache. max_table_bytes bounds the token tables
+    being built (one mask per lexer state before deduplication): past it, GrammarError.
     """
     if isinstance(grammar, str):
         grammar = Grammar.builtin(grammar)
@@ -140,6 +147,12 @@ def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
         except (ValueError, KeyError, TypeError):
             pass  # structurally inconsistent file: rebuild and overwrite it
     tables = grammar.tables
+    n_states = tables.lexer.n_states + int(tokenizer_info.strips_leading_space)
+    need = n_states * ((tokenizer_info.vocab_size + 31) // 32) * 4
+    if need > max_table_bytes:
+        raise GrammarError(f"grammar too large for this vocabulary: {n_states:,} lexer states x "
+                           f"{tokenizer_info.vocab_size:,} tokens need {need:,} bytes of masks while building "
+                           f"(limit {max_table_bytes:,}: compile(..., max_table_bytes=...))", source=grammar.name)
     garrays = core_grammar_arrays(tables)
     core = core_grammar(grammar)
     varrays = _vocab_arrays(core, tokenizer_info)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 
@@ -15,9 +17,11 @@ class GrammarMatcher:
     False and leaves the state unchanged); rollback(n) undoes the last n accepted tokens.
     """
 
-    def __init__(self, compiled):
+    def __init__(self, compiled, max_rollback_tokens: Optional[int] = None):
+        if max_rollback_tokens is not None and max_rollback_tokens < 1:
+            raise ValueError("max_rollback_tokens must be positive, or None for no limit")
         self.compiled = compiled
-        self._core = CoreMatcher(compiled.core_grammar, compiled.core_vocab)
+        self._core = CoreMatcher(compiled.core_grammar, compiled.core_vocab, max_rollback_tokens or 0)
         self._words = compiled.core_vocab.n_words
 
     @property
@@ -88,7 +92,7 @@ class GrammarMatcher:
     def rollback(self, num_tokens: int = 1) -> None:
         """Undo the last `num_tokens` accepted tokens."""
         if num_tokens < 0 or not self._core.rollback(int(num_tokens)):
-            raise ValueError(f"cannot roll back {num_tokens} tokens: {self._core.history_length} accepted")
+            raise ValueError(f"cannot roll back {num_tokens} tokens: {self._core.history_length} can be undone")
 
     @property
     def num_accepted_tokens(self) -> int:

@@ -49,7 +49,14 @@ def _expected(core: CoreMatcher, names: list[str], ignored) -> list[str]:
 
 
 def validate(grammar, text: Union[str, bytes]) -> ValidationResult:
-    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    if isinstance(text, str):
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"text has a character UTF-8 cannot encode (a lone surrogate?) at {exc.start}; "
+                             "pass bytes to validate raw data") from None
+    else:
+        data = bytes(text)
     tables = grammar.tables
     names = tables.display
     ignored = [t.ignored for t in tables.terminals]

@@ -1,7 +1,8 @@
 """grammask.fsm: terminal regexes -> byte DFAs, tokenizer vocabularies -> token bytes."""
 
-from .lexer import ANY_TERMINAL, DEAD, LexerDFA, RegexError, TerminalSpec, build_lexer, never_produced
+from .lexer import (ANY_TERMINAL, DEAD, LexerDFA, LexerTooLarge, RegexError, TerminalSpec, build_lexer,
+                    never_produced)
 from .vocab import TokenizerInfo, TokenizerError
 
-__all__ = ["ANY_TERMINAL", "DEAD", "LexerDFA", "RegexError", "TerminalSpec", "build_lexer",
+__all__ = ["ANY_TERMINAL", "DEAD", "LexerDFA", "LexerTooLarge", "RegexError", "TerminalSpec", "build_lexer",
            "never_produced", "TokenizerInfo", "TokenizerError"]

@@ -9,7 +9,11 @@ cannot be extended and is not a complete terminal is an error.
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
@@ -21,6 +25,10 @@ from .utf8 import codepoints_to_ranges, complement_ranges, utf8_sequences
 
 DEAD = -1
 ANY_TERMINAL = -1  # completable-set id meaning "no parser check needed"
+
+
+class LexerTooLarge(ValueError):
+    """The combined lexer DFA exceeds the state or time limit."""
 
 
 class RegexError(ValueError):
@@ -88,6 +96,8 @@ def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec) -> int:
         fsm = interegular.parse_pattern(spec.regex).to_fsm()
     except interegular.patterns.Unsupported as exc:
         raise RegexError(spec.name, f"unsupported regex feature ({exc}) in /{spec.regex}/") from None
+    except LexerTooLarge:
+        raise
     except Exception as exc:  # interegular raises plain exceptions on syntax it does not parse
         raise RegexError(spec.name, f"cannot parse /{spec.regex}/: {exc}") from None
     if fsm.initial in fsm.finals:
@@ -117,7 +127,8 @@ def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec) -> int:
     return state_ids[fsm.initial]
 
 
-def _determinize(nfa: _ByteNFA, starts: list[int], rank) -> tuple[np.ndarray, np.ndarray]:
+def _determinize(nfa: _ByteNFA, starts: list[int], rank, max_states: int,
+                 deadline: Optional[float]) -> tuple[np.ndarray, np.ndarray]:
     start = frozenset(starts)
     index = {start: 0}
     order = [start]
@@ -125,6 +136,11 @@ def _determinize(nfa: _ByteNFA, starts: list[int], rank) -> tuple[np.ndarray, np
     winners: list[int] = []
     i = 0
     while i < len(order):
+        if len(order) > max_states:
+            raise LexerTooLarge(f"the lexer needs more than {max_states:,} DFA states (limit: max_lexer_states)")
+        if deadline is not None and i % 64 == 0 and time.monotonic() > deadline:
+            raise LexerTooLarge(f"building the lexer took too long ({len(order):,} DFA states so far; "
+                                "limit: build_timeout)")
         members = order[i]
         i += 1
         edges = [e for s in members for e in nfa.trans[s]]
@@ -226,17 +242,56 @@ def _completable_sets(trans, winner, ignored: list[bool]):
     return cset, csets
 
 
-def build_lexer(terminals: list[TerminalSpec]) -> LexerDFA:
-    """Build the combined lexer DFA; terminal ids are positions in `terminals`."""
+DEFAULT_MAX_LEXER_STATES = 100_000
+
+
+def build_lexer(terminals: list[TerminalSpec], max_states: int = DEFAULT_MAX_LEXER_STATES,
+                deadline: Optional[float] = None) -> LexerDFA:
+    """Build the combined lexer DFA; terminal ids are positions in `terminals`. `deadline` is a
+    time.monotonic() value past which the build stops with LexerTooLarge."""
     if not terminals:
         raise RegexError("<none>", "the grammar has no terminals")
+    with _time_limit(deadline):
+        return _build(terminals, max_states, deadline)
+
+
+@contextmanager
+def _time_limit(deadline: Optional[float]):
+    """Stop the build at `deadline`, inside interegular too (its own determinization can explode, e.g.
+    /[a-z]{1,60}x[a-z]{1,60}/). Needs SIGALRM, so it works in the main thread; elsewhere only our own
+    loops check the deadline."""
+    usable = (deadline is not None and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expired(signum, frame):
+        raise _Expired()  # a BaseException: library code that catches Exception cannot swallow it
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 1e-3), 0.05)
+    try:
+        yield
+    except _Expired:
+        raise LexerTooLarge("building the lexer took too long (limit: build_timeout)") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _Expired(BaseException):
+    pass
+
+
+def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[float]) -> LexerDFA:
     nfa = _ByteNFA()
     starts = [_add_terminal(nfa, i, spec) for i, spec in enumerate(terminals) if spec.regex is not None]
 
     def rank(i: int):
         return (-terminals[i].priority, 0 if terminals[i].is_literal else 1, i)
 
-    trans, winner = _determinize(nfa, starts, rank)
+    trans, winner = _determinize(nfa, starts, rank, max_states, deadline)
     trans, winner = _trim(trans, winner)
     trans, winner = _minimize(trans, winner)
     final = (trans < 0).all(axis=1).astype(np.uint8)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
+from ..fsm.lexer import DEFAULT_MAX_LEXER_STATES
 from .errors import GrammarError
 from .tables import GrammarTables, build_tables
 
@@ -20,12 +21,17 @@ BUILTINS = ("json", "python", "go")
 class Grammar:
     """A context-free grammar in Lark EBNF. Build with `builtin`, `from_lark` or `from_file`."""
 
-    def __init__(self, text: str, start: str = "start", name: Optional[str] = None):
+    def __init__(self, text: str, start: str = "start", name: Optional[str] = None, *,
+                 max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 60.0):
+        """max_lexer_states and build_timeout (seconds) bound the lexer construction: a grammar past them
+        raises GrammarError instead of running away."""
         if not isinstance(text, str):
             raise TypeError(f"grammar text must be str, not {type(text).__name__}")
         self.text = text
         self.start = start
         self.name = name or "<grammar>"
+        self.max_lexer_states = max_lexer_states
+        self.build_timeout = build_timeout
         self._tables: Optional[GrammarTables] = None
 
     @classmethod
@@ -37,13 +43,13 @@ class Grammar:
         return cls(path.read_text(encoding="utf-8"), "start", name)
 
     @classmethod
-    def from_lark(cls, text: str, start: str = "start") -> "Grammar":
-        g = cls(text, start)
+    def from_lark(cls, text: str, start: str = "start", **limits) -> "Grammar":
+        g = cls(text, start, **limits)
         g.tables  # compile now so a broken grammar fails here, with its location
         return g
 
     @classmethod
-    def from_file(cls, path: Union[str, os.PathLike], start: str = "start") -> "Grammar":
+    def from_file(cls, path: Union[str, os.PathLike], start: str = "start", **limits) -> "Grammar":
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
@@ -51,7 +57,7 @@ class Grammar:
             raise GrammarError(f"grammar file not found: {p}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise GrammarError(f"cannot read grammar file {p}: {exc}") from None
-        g = cls(text, start, str(p))
+        g = cls(text, start, str(p), **limits)
         g.tables
         return g
 
@@ -59,7 +65,7 @@ class Grammar:
     def tables(self) -> GrammarTables:
         """Terminals, lexer DFA and parse tables (built once, on first use)."""
         if self._tables is None:
-            self._tables = build_tables(self.text, self.start, self.name)
+            self._tables = build_tables(self.text, self.start, self.name, self.max_lexer_states, self.build_timeout)
         return self._tables
 
     @property

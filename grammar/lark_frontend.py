@@ -7,12 +7,14 @@ construction, reduce/reduce detection). Its lexer is not used: grammask lexes wi
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from lark import Lark
+from lark import Lark, logger as lark_logger
 from lark.exceptions import GrammarError as LarkGrammarError
 from lark.exceptions import LarkError, UnexpectedInput
 from lark.lexer import PatternStr
@@ -65,9 +67,22 @@ class _KeepTerminals:
 def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminals=()) -> Lark:
     if not text.strip():
         raise GrammarError("the grammar is empty", source=source)
+    # Lark only logs the shift/reduce conflicts it resolves: listen to its logger, alone, meanwhile.
+    conflicts = _ConflictLog()
+    saved = lark_logger.handlers[:], lark_logger.level, lark_logger.propagate
+    lark_logger.handlers = [conflicts]
+    lark_logger.setLevel(logging.DEBUG)
+    lark_logger.propagate = False
     try:
         postlex = _KeepTerminals(keep_terminals) if keep_terminals else None
-        return Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False, postlex=postlex)
+        lark = Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False, postlex=postlex)
+        for terminal, rule in conflicts.shift_reduce:
+            origin = rule.split(":")[0].strip().lstrip("<")
+            line, col = _definition_line(text, origin)
+            where = f"{source or 'grammar'}:{line}:{col}: " if line else ""
+            warnings.warn(GrammarWarning(f"{where}shift/reduce conflict on {terminal} in {rule}: resolved as "
+                                         "shift (the longer match)"), stacklevel=4)
+        return lark
     except UnexpectedInput as exc:
         raise GrammarError(f"Lark syntax error: {str(exc).strip().splitlines()[0]}",
                            getattr(exc, "line", None), getattr(exc, "column", None), source) from None
@@ -80,10 +95,21 @@ def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminal
                                source) from None
         line = col = None
         undefined = re.search(r"(Rule|Terminal) '([^']+)' used but not defined(?: \(in rule (\w+)\))?", msg)
-        if undefined:
+        missing_start = re.search(r"Using an undefined rule: NonTerminal\('(\w+)'\)", msg)
+        collision = re.search(r"Reduce/Reduce collision in Terminal\('([^']+)'\) between the following rules:"
+                              r"\s*- <(\w+) :([^>]*)>\s*- <(\w+) :([^>]*)>", msg)
+        if missing_start and missing_start.group(1) == start:
+            msg = f"no start rule {start!r}: define it, or name another with start=..."
+        elif undefined:
             kind, name, user = undefined.groups()
-            msg = f"undefined {kind.lower()} {name!r}" + (f" (used in rule {user})" if user else "")
+            kind = "terminal" if name.lstrip("_").isupper() else "rule"
+            msg = f"undefined {kind} {name!r}" + (f" (used in rule {user})" if user else "")
             line, col = _locate_word(text, name)
+        elif collision:
+            la, r1, e1, r2, e2 = collision.groups()
+            msg = (f"reduce/reduce conflict: the same input can be '{r1}:{e1}' or '{r2}:{e2}' (before {la}); "
+                   "the grammar is ambiguous for an LALR(1) parser")
+            line, col = _definition_line(text, r1)
         else:
             named = re.search(r"(?:Rule|Terminal|NonTerminal)\(Token\('\w+', '(\w+)'\)|'(\w+)'", msg)
             if named:
@@ -91,6 +117,11 @@ def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminal
         raise GrammarError(msg, line, col, source) from None
     except LarkError as exc:
         msg = str(exc).strip()
+        bad_regex = re.match(r"Cannot compile token (\w+): (.*)$", msg)
+        if bad_regex:
+            line, col = _definition_line(text, bad_regex.group(1))
+            raise GrammarError(f"terminal {bad_regex.group(1)}: invalid regex {bad_regex.group(2)}", line, col,
+                               source) from None
         zero = re.search(r"zero-width terminals\. \((\w+): (.*)\)$", msg)
         if zero:
             line, col = _definition_line(text, zero.group(1))
@@ -100,6 +131,31 @@ def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminal
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
         # Lark reports some malformed grammars (e.g. an unknown start rule) this way.
         raise GrammarError(f"cannot load grammar: {exc}", source=source) from None
+    finally:
+        lark_logger.handlers, level, lark_logger.propagate = saved
+        lark_logger.setLevel(level)
+
+
+class GrammarWarning(UserWarning):
+    """A grammar that works, with a choice made for it (e.g. a shift/reduce conflict resolved)."""
+
+
+class _ConflictLog(logging.Handler):
+    """Collects the shift/reduce conflicts Lark resolves (it only logs them)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.shift_reduce: list[tuple[str, str]] = []
+        self._terminal: Optional[str] = None
+
+    def emit(self, record):
+        msg = record.getMessage()
+        m = re.match(r"Shift/Reduce conflict for terminal (\S+):", msg)
+        if m:
+            self._terminal = m.group(1)
+        elif self._terminal and msg.startswith(" * "):
+            self.shift_reduce.append((self._terminal, msg[3:].strip()))
+            self._terminal = None
 
 
 def terminal_specs(lark: Lark) -> tuple[list[TerminalSpec], list[str]]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from ..fsm.lexer import LexerDFA, RegexError, TerminalSpec, build_lexer, never_produced
+from ..fsm.lexer import (DEFAULT_MAX_LEXER_STATES, LexerDFA, LexerTooLarge, RegexError, TerminalSpec, build_lexer,
+                         never_produced)
 from .errors import GrammarError
 from .lark_frontend import ParseTables, _definition_line, load_lark, parse_tables, terminal_specs
 
@@ -85,7 +87,8 @@ def _indenter(roles: Optional[dict], line: int, terminals: list[TerminalSpec],
     return spec
 
 
-def build_tables(text: str, start: str, source: Optional[str] = None) -> GrammarTables:
+def build_tables(text: str, start: str, source: Optional[str] = None,
+                 max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 60.0) -> GrammarTables:
     roles, directive_line = _indent_roles(text, source)
     keep = [roles[r] for r in ("NL", "CONT") if r in roles] if roles else ()
     lark = load_lark(text, start, source, keep_terminals=keep)
@@ -97,8 +100,11 @@ def build_tables(text: str, start: str, source: Optional[str] = None) -> Grammar
             line, col = _definition_line(text, t.name) if t.name in text else (None, None)
             raise GrammarError(f"terminal {t.name} has no pattern (%declare): grammask makes only the "
                                "NEWLINE/INDENT/DEDENT terminals of an indent directive itself", line, col, source)
+    deadline = time.monotonic() + build_timeout if build_timeout else None
     try:
-        lexer = build_lexer(terminals)
+        lexer = build_lexer(terminals, max_lexer_states, deadline)
+    except LexerTooLarge as exc:
+        raise GrammarError(f"grammar too large: {exc}", source=source) from None
     except RegexError as exc:
         line, col = _definition_line(text, exc.terminal)
         raise GrammarError(str(exc), line, col, source) from None

@@ -11,10 +11,10 @@
 from .decoding import (CompiledGrammar, GrammarLogitsProcessor, GrammarMatcher, ValidationResult,
                        allocate_token_bitmask, apply_token_bitmask_inplace, compile, generate, load_model)
 from .fsm import TokenizerError, TokenizerInfo
-from .grammar import Grammar, GrammarError
+from .grammar import Grammar, GrammarError, GrammarWarning
 
 __version__ = "0.1.0"
 
 __all__ = ["CompiledGrammar", "Grammar", "GrammarError", "GrammarLogitsProcessor", "GrammarMatcher",
-           "TokenizerError", "TokenizerInfo", "ValidationResult", "allocate_token_bitmask",
+           "GrammarWarning", "TokenizerError", "TokenizerInfo", "ValidationResult", "allocate_token_bitmask",
            "apply_token_bitmask_inplace", "compile", "generate", "load_model"]
