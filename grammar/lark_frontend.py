@@ -107,9 +107,12 @@ def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminal
             line, col = _locate_word(text, name)
         elif collision:
             la, r1, e1, r2, e2 = collision.groups()
+            # Lark lists the two rules in no fixed order: name them, and point at, in text order.
+            (line, col, r1, e1), (_, _, r2, e2) = sorted(
+                [(*_definition_line(text, r1), r1, e1), (*_definition_line(text, r2), r2, e2)],
+                key=lambda x: (x[0] or 0, x[1] or 0))
             msg = (f"reduce/reduce conflict: the same input can be '{r1}:{e1}' or '{r2}:{e2}' (before {la}); "
                    "the grammar is ambiguous for an LALR(1) parser")
-            line, col = _definition_line(text, r1)
         else:
             named = re.search(r"(?:Rule|Terminal|NonTerminal)\(Token\('\w+', '(\w+)'\)|'(\w+)'", msg)
             if named:
