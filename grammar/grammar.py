@@ -22,7 +22,7 @@ class Grammar:
     """A context-free grammar in Lark EBNF. Build with `builtin`, `from_lark` or `from_file`."""
 
     def __init__(self, text: str, start: str = "start", name: Optional[str] = None, *,
-                 max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 60.0):
+                 max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 30.0):
         """max_lexer_states and build_timeout (seconds) bound the lexer construction: a grammar past them
         raises GrammarError instead of running away."""
         if not isinstance(text, str):

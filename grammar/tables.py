@@ -88,7 +88,8 @@ def _indenter(roles: Optional[dict], line: int, terminals: list[TerminalSpec],
 
 
 def build_tables(text: str, start: str, source: Optional[str] = None,
-                 max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 60.0) -> GrammarTables:
+                 max_lexer_states: int = DEFAULT_MAX_LEXER_STATES,
+                 build_timeout: Optional[float] = 30.0) -> GrammarTables:
     roles, directive_line = _indent_roles(text, source)
     keep = [roles[r] for r in ("NL", "CONT") if r in roles] if roles else ()
     lark = load_lark(text, start, source, keep_terminals=keep)
