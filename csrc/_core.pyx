@@ -23,6 +23,8 @@ cdef extern from "gm_core.h":
         int32_t indenter, lex_init, t_nl, t_newline, t_indent, t_dedent, t_cont
         const int8_t *term_bracket
         const uint8_t *lex_nl
+        const uint8_t *term_flags
+        int32_t t_semicolon
 
     ctypedef struct gm_vocab:
         int32_t vocab_size, n_words, n_tokens
@@ -123,8 +125,9 @@ cdef class CoreGrammar:
 
     def __init__(self, *, lex_trans, lex_winner, lex_cset, lex_final, term_ignored, cset_begin,
                  cset_terms, action, goto, rule_lhs, rule_len, int lr_start, int lr_end, term_bracket, lex_nl,
+                 term_flags,
                  int indenter=0, int lex_init=0, int t_nl=-1, int t_newline=-1, int t_indent=-1,
-                 int t_dedent=-1, int t_cont=-1):
+                 int t_dedent=-1, int t_cont=-1, int t_semicolon=-1):
         a = dict(
             lex_trans=_array(lex_trans, np.int32), lex_winner=_array(lex_winner, np.int32),
             lex_cset=_array(lex_cset, np.int32), lex_final=_array(lex_final, np.uint8),
@@ -132,7 +135,7 @@ cdef class CoreGrammar:
             cset_terms=_array(cset_terms, np.int32), action=_array(action, np.int32),
             goto=_array(goto, np.int32), rule_lhs=_array(rule_lhs, np.int32),
             rule_len=_array(rule_len, np.int32), term_bracket=_array(term_bracket, np.int8),
-            lex_nl=_array(lex_nl, np.uint8))
+            lex_nl=_array(lex_nl, np.uint8), term_flags=_array(term_flags, np.uint8))
         self.arrays = a
         self.g.n_lex_states = <int32_t>a["lex_trans"].shape[0]
         self.g.n_terminals = <int32_t>np.asarray(term_ignored).shape[0]
@@ -157,8 +160,14 @@ cdef class CoreGrammar:
         self.g.lex_init = lex_init
         self.g.t_nl, self.g.t_newline, self.g.t_indent, self.g.t_dedent = t_nl, t_newline, t_indent, t_dedent
         self.g.t_cont = t_cont
-        if indenter and min(t_nl, t_newline, t_indent, t_dedent) < 0:
+        self.g.term_flags = <const uint8_t *>_ptr(a["term_flags"])
+        self.g.t_semicolon = t_semicolon
+        if indenter == 1 and min(t_nl, t_newline, t_indent, t_dedent) < 0:
             raise ValueError("an indenter grammar needs its newline, NEWLINE, INDENT and DEDENT terminals")
+        if indenter == 2 and t_semicolon < 0:
+            raise ValueError("a semicolon grammar needs its semicolon terminal")
+        if not 0 <= indenter <= 2:
+            raise ValueError("unknown indenter mode")
         if not 0 <= lex_init < self.g.n_lex_states:
             raise ValueError("lex_init out of range")
         if a["action"].ndim != 2 or a["action"].shape[1] != self.g.n_terminals + 1:

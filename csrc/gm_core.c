@@ -187,6 +187,18 @@ static int end_line(const gm_grammar *g, vstate *vs, int32_t w, int32_t alt) {
 static int post_feed(gm_matcher *m, vstate *vs, int32_t ev) {
     const gm_grammar *g = m->g;
     if (!g->indenter) return lr_feed(g, &vs->lr, ev);
+    if (g->indenter == GM_SEMICOLONS) {
+        const int ends_line = ev == g->n_terminals || (g->term_flags[ev] & GM_TERM_NEWLINE);
+        if (ends_line && vs->ctx.semi) {
+            vs->ctx.semi = 0;
+            int r = lr_feed(g, &vs->lr, g->t_semicolon);
+            if (r != 1) return r;
+        }
+        if (ev == g->n_terminals) return lr_feed(g, &vs->lr, ev);
+        if (ends_line) return 1;
+        vs->ctx.semi = (g->term_flags[ev] & GM_TERM_SEMI_AFTER) != 0;
+        return lr_feed(g, &vs->lr, ev);
+    }
     if (EV_IS_NL_WIDTH(ev)) {
         int32_t packed = -ev - 2;
         return end_line(g, vs, INDENT_WIDTH(packed), INDENT_ALT(packed));
@@ -223,8 +235,10 @@ static int post_feed(gm_matcher *m, vstate *vs, int32_t ev) {
 /* Can the parser, in the state `vs`, take `term` next? `vs` is left unchanged. */
 static int can_take(gm_matcher *m, const vstate *vs, int32_t term) {
     const gm_grammar *g = m->g;
-    if (!g->indenter ||
-        (!vs->ctx.line_start && term != g->t_nl && term != g->t_cont && term != g->n_terminals)) {
+    const int plain = g->indenter == GM_SEMICOLONS
+                          ? term != g->n_terminals && !(g->term_flags[term] & GM_TERM_NEWLINE)
+                          : !vs->ctx.line_start && term != g->t_nl && term != g->t_cont && term != g->n_terminals;
+    if (!g->indenter || plain) {
         int32_t a = g->action[(size_t)vs_top(&vs->lr) * (g->n_terminals + 1) + term];
         if (a >= 0) return 1;
         if (a == GM_ERROR) return 0;
@@ -373,7 +387,7 @@ static int pending_event(const gm_matcher *m, int32_t *ev) {
 }
 
 int gm_is_complete(gm_matcher *m) {
-    if (m->g->indenter && m->ctx.cont && m->lex_state == 0) return 0; /* CPython: EOF in a continuation */
+    if (m->g->indenter == GM_INDENT && m->ctx.cont && m->lex_state == 0) return 0; /* CPython: EOF in a continuation */
     int32_t seq[2], ev;
     int32_t n = 0;
     int p = pending_event(m, &ev);
@@ -452,7 +466,7 @@ static int32_t lex_bytes(gm_matcher *m, const uint8_t *b, int64_t n, int32_t *n_
         int32_t nq = gm_lex_byte(g, q, b[i], emit, &ne);
         if (nq < 0) return GM_DEAD;
         for (int e = 0; e < ne; e++)
-            m->seqbuf[k++] = (g->indenter && emit[e] == g->t_nl) ? EV_NL_WIDTH(*w, *alt) : emit[e];
+            m->seqbuf[k++] = (g->indenter == GM_INDENT && emit[e] == g->t_nl) ? EV_NL_WIDTH(*w, *alt) : emit[e];
         if (nq != 0) *cont = 0;
         else if (ne && emit[ne - 1] == g->t_cont) *cont = 1;
         if (g->indenter && g->lex_nl[nq]) {
@@ -574,7 +588,7 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
         }
         for (int e = 0; e < ne; e++) {
             int32_t ev = emit[e];
-            if (g->indenter && ev == g->t_nl) ev = EV_NL_WIDTH(m->ctx.width, m->ctx.altwidth);
+            if (g->indenter == GM_INDENT && ev == g->t_nl) ev = EV_NL_WIDTH(m->ctx.width, m->ctx.altwidth);
             int r = feed_real(m, ev);
             if (r < 0) return r;
             if (!r) {
@@ -868,7 +882,7 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
                 int32_t s = dseq[d];
                 for (int e = 0; e < ne && nq != GM_DEAD; e++) {
                     int32_t ev = emit[e];
-                    if (g->indenter && ev == g->t_nl) {
+                    if (g->indenter == GM_INDENT && ev == g->t_nl) {
                         int32_t k = wsop_intern(&ops, dreset[d], b + dfrom[d], d - dfrom[d]);
                         if (k < 0) goto done;
                         ev = g->n_terminals + 1 + k;

@@ -33,10 +33,19 @@ typedef struct {
     int32_t t_nl, t_newline, t_indent, t_dedent;
     int32_t t_cont;              /* optional (-1): backslash continuation; the text may not end right after it */
     const int8_t *term_bracket;  /* [n_terminals] +1 opening, -1 closing bracket, 0 otherwise */
+    /* Go-style semicolons (indenter == GM_SEMICOLONS): after a terminal flagged GM_TERM_SEMI_AFTER, a
+     * terminal flagged GM_TERM_NEWLINE (or the end of the text) feeds t_semicolon to the parser; other
+     * newline terminals are dropped. */
+    const uint8_t *term_flags;   /* [n_terminals] */
+    int32_t t_semicolon;
     const uint8_t *lex_nl;       /* [n_lex_states] 1 inside a t_nl lexeme */
 } gm_grammar;
 
 #define GM_MAX_INDENT_LEVELS 100   /* CPython: "too many levels of indentation" */
+#define GM_INDENT 1                /* indenter modes */
+#define GM_SEMICOLONS 2
+#define GM_TERM_NEWLINE 1          /* term_flags bits */
+#define GM_TERM_SEMI_AFTER 2
 
 /* Token tables for one grammar and one vocabulary. "Table states" are the lexer states plus, when the
  * tokenizer's decoder drops the first leading space, one extra state used at the start of the output. */
@@ -66,6 +75,7 @@ typedef struct {
     int32_t has_content;  /* the current logical line has tokens (a NEWLINE is due at its end) */
     int32_t width, altwidth;  /* indentation: tabs to multiples of 8, and tabs as 1 (CPython's check) */
     int32_t cont;         /* the last lexeme was a line continuation */
+    int32_t semi;         /* semicolon mode: a newline here inserts a semicolon */
 } gm_ictx;
 
 typedef struct { int32_t *data; int32_t len, cap; } gm_stack;

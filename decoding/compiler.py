@@ -16,9 +16,9 @@ from . import cache
 
 ENGINE_VERSION = "2"
 _GRAMMAR_ARRAYS = ("lex_trans", "lex_winner", "lex_cset", "lex_final", "term_ignored", "cset_begin",
-                   "cset_terms", "action", "goto", "rule_lhs", "rule_len", "term_bracket", "lex_nl")
+                   "cset_terms", "action", "goto", "rule_lhs", "rule_len", "term_bracket", "lex_nl", "term_flags")
 _GRAMMAR_SCALARS = ("lr_start", "lr_end", "indenter", "lex_init", "t_nl", "t_newline", "t_indent", "t_dedent",
-                    "t_cont")
+                    "t_cont", "t_semicolon")
 _VOCAB_ARRAYS = ("tok_bytes", "tok_begin", "is_stop", "uncond_mask", "masks", "group_begin", "group_seq",
                  "group_cset", "group_tok_begin", "group_toks", "seq_begin", "seq_terms", "wsop_begin",
                  "wsop_bytes", "wsop_reset")
@@ -29,13 +29,15 @@ def core_grammar_arrays(tables: GrammarTables) -> dict:
     cset_begin = np.cumsum([0] + [len(c) for c in lex.csets]).astype(np.int32)
     cset_terms = np.asarray([t for c in lex.csets for t in c], dtype=np.int32)
     ind = tables.indenter
+    semi = tables.semicolons
     return dict(lex_trans=lex.trans, lex_winner=lex.winner, lex_cset=lex.cset, lex_final=lex.final,
                 term_ignored=np.asarray([t.ignored for t in tables.terminals], dtype=np.uint8),
                 cset_begin=cset_begin, cset_terms=cset_terms, action=tables.parser.action,
                 goto=tables.parser.goto, rule_lhs=tables.parser.rule_lhs, rule_len=tables.parser.rule_len,
-                term_bracket=tables.term_bracket, lex_nl=tables.lex_nl,
+                term_bracket=tables.term_bracket, lex_nl=tables.lex_nl, term_flags=tables.term_flags,
                 lr_start=tables.parser.start_state, lr_end=tables.parser.end_state,
-                indenter=int(ind is not None), lex_init=tables.lex_init,
+                indenter=1 if ind else (2 if semi else 0), lex_init=tables.lex_init,
+                t_semicolon=semi.semicolon if semi else -1,
                 t_nl=ind.nl if ind else -1, t_newline=ind.newline if ind else -1,
                 t_indent=ind.indent if ind else -1, t_dedent=ind.dedent if ind else -1,
                 t_cont=ind.cont if ind and ind.cont is not None else -1)

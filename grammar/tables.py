@@ -22,6 +22,12 @@ from .lark_frontend import ParseTables, _definition_line, load_lark, parse_table
 # backslash continuation (not %ignore'd, used by no rule): a text may not end right after one.
 _INDENT_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*indent\b(.*)$", re.M)
 _INDENT_ROLES = ("NL", "NEWLINE", "INDENT", "DEDENT")
+# Go-style automatic semicolons:
+#   // grammask: semicolons SEMICOLON=";" NEWLINE=_NL,LINE_COMMENT AFTER=IDENT,INT,"return",")","}"
+# After a terminal listed in AFTER, a NEWLINE terminal (newline whitespace, or a comment that acts as
+# one) or the end of the text feeds SEMICOLON to the parser; other NEWLINE terminals are whitespace.
+# Terminals are given by name or as quoted literals.
+_SEMI_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*semicolons\b(.*)$", re.M)
 _BRACKETS = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 
 
@@ -34,6 +40,13 @@ class IndenterSpec:
     cont: Optional[int] = None
 
 
+@dataclass(frozen=True)
+class SemicolonSpec:
+    semicolon: int
+    newlines: tuple[int, ...]
+    after: tuple[int, ...]
+
+
 @dataclass
 class GrammarTables:
     terminals: list[TerminalSpec]
@@ -44,6 +57,8 @@ class GrammarTables:
     term_bracket: np.ndarray = None   # (n_terminals,) int8: +1 opening, -1 closing bracket (indenter only)
     lex_nl: np.ndarray = None         # (n_lex_states,) uint8: inside an NL lexeme (indenter only)
     lex_init: int = 0                 # lexer state at the start of a text
+    semicolons: Optional[SemicolonSpec] = None
+    term_flags: np.ndarray = None     # (n_terminals,) uint8: 1 newline-like, 2 a semicolon may follow
 
     @property
     def n_terminals(self) -> int:
@@ -87,14 +102,58 @@ def _indenter(roles: Optional[dict], line: int, terminals: list[TerminalSpec],
     return spec
 
 
+def _semicolon_roles(text: str, source: Optional[str]) -> tuple[Optional[dict], int]:
+    m = _SEMI_DIRECTIVE.search(text)
+    if not m:
+        return None, 0
+    line = text.count("\n", 0, m.start()) + 1
+    roles = {k: re.findall(r'"(?:[^"\\]|\\.)*"|\w+', v) for k, v in
+             re.findall(r'(\w+)=((?:"(?:[^"\\]|\\.)*"|\w+)(?:,(?:"(?:[^"\\]|\\.)*"|\w+))*)', m.group(1))}
+    missing = [r for r in ("SEMICOLON", "NEWLINE", "AFTER") if r not in roles]
+    if missing:
+        raise GrammarError(f"semicolons directive needs {', '.join(r + '=...' for r in missing)}", line, 1, source)
+    return roles, line
+
+
+def _semicolons(roles: Optional[dict], line: int, terminals: list[TerminalSpec], display: list[str],
+                source: Optional[str]) -> Optional[SemicolonSpec]:
+    if roles is None:
+        return None
+    by_name = {t.name: i for i, t in enumerate(terminals)}
+    by_literal = {d: i for i, d in enumerate(display) if d[:1] == "'"}
+
+    def resolve(item: str) -> int:
+        if item.startswith('"'):
+            key = repr(item[1:-1].encode().decode("unicode_escape"))
+            if key in by_literal:
+                return by_literal[key]
+        elif item in by_name:
+            return by_name[item]
+        raise GrammarError(f"semicolons directive: {item} is not a terminal of the grammar", line, 1, source)
+
+    spec = SemicolonSpec(resolve(roles["SEMICOLON"][0]), tuple(resolve(x) for x in roles["NEWLINE"]),
+                         tuple(resolve(x) for x in roles["AFTER"]))
+    for t in spec.newlines:
+        if terminals[t].regex is None or terminals[t].ignored:
+            raise GrammarError(f"semicolons directive: NEWLINE terminal {terminals[t].name} must be a lexer "
+                               "terminal that is not %ignore'd", line, 1, source)
+    return spec
+
+
 def build_tables(text: str, start: str, source: Optional[str] = None,
                  max_lexer_states: int = DEFAULT_MAX_LEXER_STATES,
                  build_timeout: Optional[float] = 30.0) -> GrammarTables:
     roles, directive_line = _indent_roles(text, source)
+    semi_roles, semi_line = _semicolon_roles(text, source)
+    if roles and semi_roles:
+        raise GrammarError("a grammar takes either the indent or the semicolons directive", semi_line, 1, source)
     keep = [roles[r] for r in ("NL", "CONT") if r in roles] if roles else ()
+    if semi_roles:
+        keep = [x for x in semi_roles["NEWLINE"] if not x.startswith('"')]
     lark = load_lark(text, start, source, keep_terminals=keep)
     terminals, display = terminal_specs(lark)
     indenter = _indenter(roles, directive_line, terminals, source)
+    semicolons = _semicolons(semi_roles, semi_line, terminals, display, source)
     made_by_indenter = {indenter.newline, indenter.indent, indenter.dedent} if indenter else set()
     for i, t in enumerate(terminals):
         if t.regex is None and i not in made_by_indenter:
@@ -131,5 +190,9 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         if lex_init < 0 or not lex_nl[lex_init]:
             raise GrammarError(f"indent directive: NL={terminals[indenter.nl].name} must match a newline "
                                "followed by indentation", source=source)
+    term_flags = np.zeros(len(terminals), dtype=np.uint8)
+    if semicolons is not None:
+        term_flags[list(semicolons.newlines)] |= 1
+        term_flags[list(semicolons.after)] |= 2
     return GrammarTables(terminals, display + ["end of input"], lexer, parser, indenter, term_bracket, lex_nl,
-                         lex_init)
+                         lex_init, semicolons, term_flags)
