@@ -305,14 +305,21 @@ cdef class CoreMatcher:
         if self.ready:
             gm_matcher_free(&self.m)
 
+    cdef int _need_vocab(self) except -1:
+        if self.vocab is None:
+            raise ValueError("this matcher has no token tables (it validates bytes only)")
+        return 0
+
     def fill(self, uintptr_t address):
         """Write the packed next-token mask to n_words uint32 at `address` (caller checked the buffer)."""
         cdef int rc
+        self._need_vocab()
         with nogil:
             rc = gm_fill_bitmask(&self.m, <uint32_t *>address)
         _check(rc)
 
     def accept_token(self, int32_t token):
+        self._need_vocab()
         return _check(gm_accept_token(&self.m, token)) == 1
 
     def rollback(self, int32_t n):

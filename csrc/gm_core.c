@@ -883,9 +883,9 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
                 for (int e = 0; e < ne && nq != GM_DEAD; e++) {
                     int32_t ev = emit[e];
                     if (g->indenter == GM_INDENT && ev == g->t_nl) {
-                        int32_t k = wsop_intern(&ops, dreset[d], b + dfrom[d], d - dfrom[d]);
-                        if (k < 0) goto done;
-                        ev = g->n_terminals + 1 + k;
+                        int32_t op = wsop_intern(&ops, dreset[d], b + dfrom[d], d - dfrom[d]);
+                        if (op < 0) goto done;
+                        ev = g->n_terminals + 1 + op;
                     }
                     s = seq_append(&st, s, ev);
                     if (s < 0) goto done;
