@@ -32,6 +32,7 @@ class Grammar:
         self.name = name or "<grammar>"
         self.max_lexer_states = max_lexer_states
         self.build_timeout = build_timeout
+        self.warn_conflicts = True
         self._tables: Optional[GrammarTables] = None
 
     @classmethod
@@ -40,7 +41,9 @@ class Grammar:
         if name not in BUILTINS or not path.exists():
             available = [b for b in BUILTINS if (BUILTIN_DIR / f"{b}.lark").exists()]
             raise GrammarError(f"unknown built-in grammar {name!r}; available: {', '.join(available)}")
-        return cls(path.read_text(encoding="utf-8"), "start", name)
+        grammar = cls(path.read_text(encoding="utf-8"), "start", name)
+        grammar.warn_conflicts = False  # the built-ins document their resolved conflicts in the file
+        return grammar
 
     @classmethod
     def from_lark(cls, text: str, start: str = "start", **limits) -> "Grammar":
@@ -65,7 +68,8 @@ class Grammar:
     def tables(self) -> GrammarTables:
         """Terminals, lexer DFA and parse tables (built once, on first use)."""
         if self._tables is None:
-            self._tables = build_tables(self.text, self.start, self.name, self.max_lexer_states, self.build_timeout)
+            self._tables = build_tables(self.text, self.start, self.name, self.max_lexer_states, self.build_timeout,
+                                        self.warn_conflicts)
         return self._tables
 
     @property

@@ -64,7 +64,8 @@ class _KeepTerminals:
         return stream
 
 
-def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminals=()) -> Lark:
+def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminals=(),
+              warn_conflicts: bool = True) -> Lark:
     if not text.strip():
         raise GrammarError("the grammar is empty", source=source)
     # Lark only logs the shift/reduce conflicts it resolves: listen to its logger, alone, meanwhile.
@@ -76,7 +77,7 @@ def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminal
     try:
         postlex = _KeepTerminals(keep_terminals) if keep_terminals else None
         lark = Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False, postlex=postlex)
-        for terminal, rule in conflicts.shift_reduce:
+        for terminal, rule in conflicts.shift_reduce if warn_conflicts else ():
             origin = rule.split(":")[0].strip().lstrip("<")
             line, col = _definition_line(text, origin)
             where = f"{source or 'grammar'}:{line}:{col}: " if line else ""

@@ -142,7 +142,7 @@ def _semicolons(roles: Optional[dict], line: int, terminals: list[TerminalSpec],
 
 def build_tables(text: str, start: str, source: Optional[str] = None,
                  max_lexer_states: int = DEFAULT_MAX_LEXER_STATES,
-                 build_timeout: Optional[float] = 30.0) -> GrammarTables:
+                 build_timeout: Optional[float] = 30.0, warn_conflicts: bool = True) -> GrammarTables:
     roles, directive_line = _indent_roles(text, source)
     semi_roles, semi_line = _semicolon_roles(text, source)
     if roles and semi_roles:
@@ -150,7 +150,7 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
     keep = [roles[r] for r in ("NL", "CONT") if r in roles] if roles else ()
     if semi_roles:
         keep = [x for x in semi_roles["NEWLINE"] if not x.startswith('"')]
-    lark = load_lark(text, start, source, keep_terminals=keep)
+    lark = load_lark(text, start, source, keep_terminals=keep, warn_conflicts=warn_conflicts)
     terminals, display = terminal_specs(lark)
     indenter = _indenter(roles, directive_line, terminals, source)
     semicolons = _semicolons(semi_roles, semi_line, terminals, display, source)
