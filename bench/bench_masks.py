@@ -1,10 +1,11 @@
-"""JSON microbenchmark: per-token mask fill, compile (cold and from the disk cache), table memory.
+"""Mask microbenchmark: per-token mask fill, compile (cold and from the disk cache), table memory.
 
-Workload: real JSON documents (botocore + MaskBench valid instances), compact and pretty-printed; every
-token of each document is one step: fill the mask (timed), check the document's token is allowed,
-accept it. Run from the repository root:
+Workloads of real text: for json, botocore files and MaskBench valid instances, compact and pretty-printed;
+for python, CPython 3.11 standard-library modules. Every token of each text is one step: fill the mask
+(timed), check the text's token is allowed, accept it. Run from the repository root:
 
-    .venv/bin/python -m bench.bench_json --families smollm2 deepseek
+    .venv/bin/python -m bench.bench_masks --grammar json --families smollm2 deepseek
+    .venv/bin/python -m bench.bench_masks --grammar python
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import grammask as gm
-from bench.workload import json_texts, load_tokenizer, real_json_documents
+from bench.workload import CORPORA, json_texts, load_tokenizer, real_json_documents
 
 
 def percentiles(values_us: np.ndarray) -> dict:
@@ -27,23 +28,32 @@ def percentiles(values_us: np.ndarray) -> dict:
     return {"p50": p50, "p90": p90, "p99": p99, "max": float(values_us.max())}
 
 
-def bench_family(family: str, texts: list[str], repeats: int) -> dict:
+def workload(grammar: str) -> list[str]:
+    if grammar == "json":
+        return json_texts(real_json_documents())
+    if grammar == "python":
+        files = sorted((CORPORA / "python" / "cpython-3.11-lib").rglob("*.py"))
+        return [p.read_text(encoding="utf-8") for p in files if p.stat().st_size < 40_000][:40]
+    raise SystemExit(f"no workload for grammar {grammar!r}")
+
+
+def bench_family(family: str, texts: list[str], repeats: int, grammar_name: str = "json") -> dict:
     tok = load_tokenizer(family)
     t0 = time.perf_counter()
     info = gm.TokenizerInfo.from_huggingface(tok)
     t_info = time.perf_counter() - t0
-    grammar_text = gm.Grammar.builtin("json").text
+    grammar_text = gm.Grammar.builtin(grammar_name).text
     cold = []
     for _ in range(repeats):  # a fresh Grammar each time: nothing is reused in memory
         t0 = time.perf_counter()
-        compiled = gm.compile(gm.Grammar(grammar_text, name="json"), info, cache_dir=False)
+        compiled = gm.compile(gm.Grammar(grammar_text, name=grammar_name), info, cache_dir=False)
         cold.append(time.perf_counter() - t0)
     with tempfile.TemporaryDirectory() as d:
-        gm.compile(gm.Grammar(grammar_text, name="json"), info, cache_dir=d)
+        gm.compile(gm.Grammar(grammar_text, name=grammar_name), info, cache_dir=d)
         warm = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            c = gm.compile(gm.Grammar(grammar_text, name="json"), info, cache_dir=d)
+            c = gm.compile(gm.Grammar(grammar_text, name=grammar_name), info, cache_dir=d)
             warm.append(time.perf_counter() - t0)
             assert c.from_cache
     matcher = compiled.matcher()
@@ -91,19 +101,20 @@ def main(argv=None) -> int:
     ap.add_argument("--families", nargs="+", default=["smollm2", "deepseek"],
                     help="tokenizers to run (gpt2 llama2 phi-2 phi-3-mini smollm2 deepseek)")
     ap.add_argument("--repeats", type=int, default=5, help="compile repetitions (median reported)")
-    ap.add_argument("--out", type=Path, default=Path("bench/results/json.md"), help="Markdown report path")
+    ap.add_argument("--grammar", default="json", choices=["json", "python"], help="built-in grammar")
+    ap.add_argument("--out", type=Path, help="Markdown report path (default bench/results/GRAMMAR.md)")
     args = ap.parse_args(argv)
-    docs = real_json_documents()
-    texts = json_texts(docs)
-    print(f"workload: {len(docs)} documents, {len(texts)} texts", file=sys.stderr)
+    out = args.out or Path(f"bench/results/{args.grammar}.md")
+    texts = workload(args.grammar)
+    print(f"workload: {len(texts)} texts", file=sys.stderr)
     rows = []
     for family in args.families:
-        rows.append(bench_family(family, texts, args.repeats))
+        rows.append(bench_family(family, texts, args.repeats, args.grammar))
         print(f"  {family}: done", file=sys.stderr)
     table = markdown(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(f"# grammask JSON microbenchmark\n\n{len(docs)} documents, {len(texts)} texts "
-                        f"(compact + pretty); mask fill timed per token through the public API.\n\n{table}\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# grammask mask microbenchmark: {args.grammar}\n\n{len(texts)} texts; mask fill timed per "
+                   f"token through the public API.\n\n{table}\n")
     print(table)
     return 0
 
