@@ -70,3 +70,39 @@ def decoded_text(info: gm.TokenizerInfo, ids) -> bytes:
     if info.strips_leading_space and out.startswith(b" "):
         out = out[1:]
     return out
+
+
+def word_walk(matcher, info: gm.TokenizerInfo, words: set, rng, max_steps: int, stop_from: int):
+    """One random walk under the mask, among tokens whose non-blank bytes are in `words` (a subset
+    grammar's NAME would take keywords it lacks), stopping more often after `stop_from` steps. Asserts
+    the mask is never empty and every picked token is accepted. Returns (bytes, ended with a stop)."""
+    import numpy as np
+
+    usable = _usable(info, frozenset(words))
+    is_stop = np.zeros(info.vocab_size, bool)
+    is_stop[list(info.stop_token_ids)] = True
+    matcher.reset()
+    ids = []
+    for step in range(max_steps):
+        allowed = matcher.allowed_token_ids()
+        assert len(allowed), decoded_text(info, ids)
+        stops, small = allowed[is_stop[allowed]], allowed[usable[allowed] & ~is_stop[allowed]]
+        if len(stops) and step > stop_from and rng.random() < 0.4:
+            allowed = stops
+        elif len(small):
+            allowed = small
+        t = int(rng.choice(allowed))
+        assert matcher.accept_token(t)
+        if is_stop[t]:
+            return decoded_text(info, ids), True
+        ids.append(t)
+    return decoded_text(info, ids), False
+
+
+@lru_cache(maxsize=8)
+def _usable(info: gm.TokenizerInfo, words: frozenset):
+    import numpy as np
+
+    usable = np.zeros(info.vocab_size, bool)
+    usable[: len(info.token_bytes)] = [b is not None and b.strip(b" \t\n") in words for b in info.token_bytes]
+    return usable

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import decoded_text, load_tokenizer, tokenizer_info
+from conftest import load_tokenizer, tokenizer_info, word_walk
 
 GRAMMAR = Path(__file__).parent / "data" / "mini_python.lark"
 
@@ -97,34 +97,13 @@ def test_every_token_allowed_and_walks_parse(grammar, family, cache_dir):
             assert matcher.accept_token(t)
         assert matcher.is_accepting() and info.stop_token_ids[0] in set(matcher.allowed_token_ids().tolist())
     rng = np.random.default_rng(0)
-    is_stop = np.zeros(info.vocab_size, bool)
-    is_stop[list(info.stop_token_ids)] = True
     # Walks use the subset's own words and whitespace (and comments), so that they write blocks.
     words = {b"", b"if", b"x", b":", b"pass", b"else", b"elif", b"def", b"f", b"(", b")", b"while", b"return",
              b"=", b"1", b"y", b",", b"[", b"]", b"#", b"+"}
-    short = np.zeros(info.vocab_size, bool)
-    short[: len(info.token_bytes)] = [b is not None and b.strip(b" \t\n") in words for b in info.token_bytes]
     ended = indented = 0
     for _ in range(200):
-        matcher.reset()
-        ids = []
-        for step in range(100):
-            allowed = matcher.allowed_token_ids()
-            assert len(allowed), decoded_text(info, ids)
-            # Only the subset's words (the subset's NAME would take Python keywords it lacks, like "is"),
-            # and stop more often once the program has grown.
-            stops, small = allowed[is_stop[allowed]], allowed[short[allowed] & ~is_stop[allowed]]
-            if len(stops) and step > 25 and rng.random() < 0.4:
-                allowed = stops
-            elif len(small):
-                allowed = small
-            t = int(rng.choice(allowed))
-            assert matcher.accept_token(t)
-            if is_stop[t]:
-                break
-            ids.append(t)
-        data = decoded_text(info, ids)
-        if matcher.is_terminated():
+        data, stopped = word_walk(matcher, info, words, rng, max_steps=100, stop_from=25)
+        if stopped:
             text = data.decode("utf-8")
             ended += 1
             indented += "\n " in text or "\n\t" in text

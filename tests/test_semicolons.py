@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import decoded_text, load_tokenizer, tokenizer_info
+from conftest import load_tokenizer, tokenizer_info, word_walk
 
 GRAMMAR = Path(__file__).parent / "data" / "mini_go.lark"
 GOFMT = shutil.which("gofmt")
@@ -84,30 +84,11 @@ def test_every_token_allowed_and_walks_format(grammar, family, cache_dir):
     # Walks use the subset's words only (its NAME would take Go keywords it lacks, like "var").
     words = {b"", b"package", b"main", b"func", b"f", b"(", b")", b"{", b"}", b"x", b":=", b"1", b"return", b"if",
              b"else", b"for", b"++", b"+", b";", b"==", b"<", b"break", b"//", b"=", b"a", b"int", b","}
-    usable = np.zeros(info.vocab_size, bool)
-    usable[: len(info.token_bytes)] = [b is not None and b.strip(b" \t\n") in words for b in info.token_bytes]
-    is_stop = np.zeros(info.vocab_size, bool)
-    is_stop[list(info.stop_token_ids)] = True
     rng = np.random.default_rng(5)
     ended = multiline = 0
     for _ in range(120):
-        matcher.reset()
-        ids = []
-        for step in range(80):
-            allowed = matcher.allowed_token_ids()
-            assert len(allowed), decoded_text(info, ids)
-            stops, small = allowed[is_stop[allowed]], allowed[usable[allowed] & ~is_stop[allowed]]
-            if len(stops) and step > 30 and rng.random() < 0.4:
-                allowed = stops
-            elif len(small):
-                allowed = small
-            t = int(rng.choice(allowed))
-            assert matcher.accept_token(t)
-            if is_stop[t]:
-                break
-            ids.append(t)
-        data = decoded_text(info, ids)
-        if matcher.is_terminated():
+        data, stopped = word_walk(matcher, info, words, rng, max_steps=80, stop_from=30)
+        if stopped:
             ended += 1
             multiline += data.count(b"\n") > 2
             assert gofmt_ok(data.decode("utf-8")), data
