@@ -106,3 +106,13 @@ def _usable(info: gm.TokenizerInfo, words: frozenset):
     usable = np.zeros(info.vocab_size, bool)
     usable[: len(info.token_bytes)] = [b is not None and b.strip(b" \t\n") in words for b in info.token_bytes]
     return usable
+
+
+def walk_text(matcher, tok, text: str) -> list[int]:
+    """Feed `text`'s tokens one by one from a reset matcher, asserting each is in the mask first."""
+    ids = tok.encode(text, add_special_tokens=False)
+    matcher.reset()
+    for i, t in enumerate(ids):
+        assert t in set(matcher.allowed_token_ids().tolist()), (text[:80], tok.decode(ids[:i])[-80:])
+        assert matcher.accept_token(t)
+    return ids

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import load_tokenizer, tokenizer_info, word_walk
+from conftest import load_tokenizer, tokenizer_info, walk_text, word_walk
 
 GRAMMAR = Path(__file__).parent / "data" / "mini_python.lark"
 
@@ -90,11 +90,7 @@ def test_every_token_allowed_and_walks_parse(grammar, family, cache_dir):
     info = tokenizer_info(family)
     matcher = gm.compile(grammar, info, cache_dir=cache_dir).matcher()
     for text in PROGRAMS[:19]:
-        ids = tok.encode(text, add_special_tokens=False)
-        matcher.reset()
-        for i, t in enumerate(ids):
-            assert t in set(matcher.allowed_token_ids().tolist()), (family, text, tok.decode(ids[:i]))
-            assert matcher.accept_token(t)
+        walk_text(matcher, tok, text)
         assert matcher.is_accepting() and info.stop_token_ids[0] in set(matcher.allowed_token_ids().tolist())
     rng = np.random.default_rng(0)
     # Walks use the subset's own words and whitespace (and comments), so that they write blocks.
