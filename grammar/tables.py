@@ -64,9 +64,6 @@ class GrammarTables:
     def n_terminals(self) -> int:
         return len(self.terminals)
 
-    def describe(self, term: int) -> str:
-        return "end of input" if term == len(self.terminals) else self.display[term]
-
 
 def _indent_roles(text: str, source: Optional[str]) -> tuple[Optional[dict], int]:
     m = _INDENT_DIRECTIVE.search(text)
