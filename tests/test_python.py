@@ -103,6 +103,10 @@ def test_mutations_agree_with_ast_parse(python):
     ("for *a, (b, c) in x: pass\n", True), ("[x for a.b in y]\n", True), ("x, y := 1\n", False),
     ("print(x, y := 2)\n", True), ("() = []\n", True), ("with a as f(): pass\n", False),
     ("f(a=1, b)\n", False), ("f(x for x in y, 1)\n", False),
+    # parenthesized with-items, and a parenthesized expression as the item
+    ("with (open(a) as f, open(b) as g,):\n    pass\n", True), ("with (a as b\n      , c):\n    pass\n", True),
+    ("with (a as b, *c):\n    pass\n", False), ("with (a as b).c:\n    pass\n", False), ("with (a, b) as c: pass\n", True),
+    ("with (a as b, c := 1):\n    pass\n", False), ("with a as *b: pass\n", True), ("with (a as b) as c: pass\n", False),
 ])
 def test_constructs(python, text, ok):
     assert python.validate(text).ok == ok == (cpython_error(text) is None), python.validate(text).message
