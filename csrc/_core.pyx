@@ -39,6 +39,7 @@ cdef extern from "gm_core.h":
         const int32_t *group_cset
         const int32_t *group_tok_begin
         const int32_t *group_toks
+        const int32_t *group_dense
         const int32_t *seq_begin
         const int32_t *seq_terms
         const int32_t *wsop_begin
@@ -234,13 +235,14 @@ cdef class CoreVocab:
 
     def __init__(self, CoreGrammar grammar, *, int vocab_size, tok_bytes, tok_begin, is_stop,
                  bint strip_leading_space, uncond_mask, masks, group_begin, group_seq, group_cset,
-                 group_tok_begin, group_toks, seq_begin, seq_terms, wsop_begin, wsop_bytes, wsop_reset):
+                 group_tok_begin, group_toks, group_dense, seq_begin, seq_terms, wsop_begin, wsop_bytes, wsop_reset):
         self.grammar = grammar
         a = dict(tok_bytes=_array(tok_bytes, np.uint8), tok_begin=_array(tok_begin, np.int64),
                  is_stop=_array(is_stop, np.uint8), uncond_mask=_array(uncond_mask, np.int32),
                  masks=_array(masks, np.uint32), group_begin=_array(group_begin, np.int32),
                  group_seq=_array(group_seq, np.int32), group_cset=_array(group_cset, np.int32),
                  group_tok_begin=_array(group_tok_begin, np.int32), group_toks=_array(group_toks, np.int32),
+                 group_dense=_array(group_dense, np.int32),
                  seq_begin=_array(seq_begin, np.int32), seq_terms=_array(seq_terms, np.int32),
                  wsop_begin=_array(wsop_begin, np.int32), wsop_bytes=_array(wsop_bytes, np.uint8),
                  wsop_reset=_array(wsop_reset, np.uint8))
@@ -256,6 +258,11 @@ cdef class CoreVocab:
             raise ValueError("masks must be (n_masks, ceil(vocab_size / 32))")
         if int(a["uncond_mask"].max()) >= a["masks"].shape[0] or int(a["uncond_mask"].min()) < 0:
             raise ValueError("unconditional mask index out of range")
+        n_groups = a["group_seq"].shape[0]
+        if a["group_dense"].shape[0] != n_groups or a["group_tok_begin"].shape[0] != n_groups + 1:
+            raise ValueError("group arrays do not match")
+        if n_groups and int(a["group_dense"].max()) >= a["masks"].shape[0]:
+            raise ValueError("dense group mask index out of range")
         self.v.n_tokens = <int32_t>(np.asarray(tok_begin).shape[0] - 1)
         self.v.tok_bytes = <const uint8_t *>_ptr(a["tok_bytes"])
         self.v.tok_begin = <const int64_t *>_ptr(a["tok_begin"])
@@ -268,6 +275,7 @@ cdef class CoreVocab:
         self.v.group_cset = <const int32_t *>_ptr(a["group_cset"])
         self.v.group_tok_begin = <const int32_t *>_ptr(a["group_tok_begin"])
         self.v.group_toks = <const int32_t *>_ptr(a["group_toks"])
+        self.v.group_dense = <const int32_t *>_ptr(a["group_dense"])
         self.v.seq_begin = <const int32_t *>_ptr(a["seq_begin"])
         self.v.seq_terms = <const int32_t *>_ptr(a["seq_terms"])
         self.v.wsop_begin = <const int32_t *>_ptr(a["wsop_begin"])

@@ -250,19 +250,34 @@ static int can_take(gm_matcher *m, const vstate *vs, int32_t term) {
 
 /* Does the parser take `seq`, and can the pending lexeme (completable set `cset`) then still become
  * a terminal it takes? On success `vs` holds the state after `seq`. */
-static int check_seq(gm_matcher *m, const int32_t *seq, int32_t n, int32_t cset, vstate *vs) {
-    const gm_grammar *g = m->g;
+/* Feed `seq` to a fresh virtual state: 1 taken, or 0 with *failed_at the element the parser refused. */
+static int feed_seq(gm_matcher *m, const int32_t *seq, int32_t n, vstate *vs, int32_t *failed_at) {
     vstate_init(m, vs);
     for (int32_t i = 0; i < n; i++) {
         int r = post_feed(m, vs, seq[i]);
-        if (r != 1) return r;
+        if (r != 1) {
+            *failed_at = i;
+            return r;
+        }
     }
+    return 1;
+}
+
+/* Can the pending lexeme (completable set `cset`) still become a terminal the parser in `vs` takes? */
+static int pending_ok(gm_matcher *m, const vstate *vs, int32_t cset) {
+    const gm_grammar *g = m->g;
     if (cset == GM_ANY) return 1;
     for (int32_t k = g->cset_begin[cset]; k < g->cset_begin[cset + 1]; k++) {
         int r = can_take(m, vs, g->cset_terms[k]);
         if (r != 0) return r;
     }
     return 0;
+}
+
+static int check_seq(gm_matcher *m, const int32_t *seq, int32_t n, int32_t cset, vstate *vs) {
+    int32_t failed_at;
+    int r = feed_seq(m, seq, n, vs, &failed_at);
+    return r == 1 ? pending_ok(m, vs, cset) : r;
 }
 
 static inline int32_t cset_of(const gm_grammar *g, int32_t q) {
@@ -429,13 +444,38 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
     }
     const int32_t ts = (m->at_start && v->strip_leading_space) ? m->g->n_lex_states : m->lex_state;
     memcpy(out, v->masks + (size_t)v->uncond_mask[ts] * W, (size_t)W * sizeof(uint32_t));
+    /* A state's groups come sorted by terminal sequence (see the compiler), so a sequence is fed once
+     * for all its completable sets, and a refused prefix rules out the sequences that follow with it. */
     vstate vs;
+    int32_t prev = -1, prev_fed = 0, refused_at = -1;
+    const int32_t *refused = NULL;
     for (int32_t gi = v->group_begin[ts]; gi < v->group_begin[ts + 1]; gi++) {
-        int32_t s = v->group_seq[gi];
-        int r = check_seq(m, v->seq_terms + v->seq_begin[s], v->seq_begin[s + 1] - v->seq_begin[s],
-                          v->group_cset[gi], &vs);
+        const int32_t s = v->group_seq[gi];
+        const int32_t *seq = v->seq_terms + v->seq_begin[s];
+        const int32_t n = v->seq_begin[s + 1] - v->seq_begin[s];
+        if (s != prev) {
+            prev = s;
+            if (refused && n > refused_at && !memcmp(seq, refused, (size_t)(refused_at + 1) * sizeof(int32_t))) {
+                prev_fed = 0;
+            } else {
+                int32_t failed_at;
+                prev_fed = feed_seq(m, seq, n, &vs, &failed_at);
+                if (prev_fed < 0) return prev_fed;
+                if (!prev_fed) {
+                    refused = seq;
+                    refused_at = failed_at;
+                }
+            }
+        }
+        if (!prev_fed) continue;
+        int r = pending_ok(m, &vs, v->group_cset[gi]);
         if (r < 0) return r;
-        if (r) {
+        if (!r) continue;
+        const int32_t dense = v->group_dense[gi];
+        if (dense >= 0) {
+            const uint32_t *mask = v->masks + (size_t)dense * W;
+            for (int32_t w = 0; w < W; w++) out[w] |= mask[w];
+        } else {
             for (int32_t k = v->group_tok_begin[gi]; k < v->group_tok_begin[gi + 1]; k++) {
                 int32_t t = v->group_toks[k];
                 out[t >> 5] |= 1u << (t & 31);

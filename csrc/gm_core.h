@@ -61,6 +61,8 @@ typedef struct {
     const int32_t *group_seq, *group_cset;
     const int32_t *group_tok_begin; /* [n_groups + 1] */
     const int32_t *group_toks;
+    const int32_t *group_dense;    /* [n_groups] index into masks for large groups (their tokens as one
+                                      mask: fewer bytes and one word-wise OR), or -1: see group_toks */
     const int32_t *seq_begin;      /* [n_seqs + 1] */
     const int32_t *seq_terms;      /* terminal ids, or n_terminals+1+k: a t_nl lexeme ended, whitespace op k */
     const int32_t *wsop_begin;     /* [n_wsops + 1] whitespace of a t_nl lexeme inside one token: */

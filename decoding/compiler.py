@@ -14,13 +14,13 @@ from ..grammar import Grammar, GrammarError
 from ..grammar.tables import GrammarTables
 from . import cache
 
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 _GRAMMAR_ARRAYS = ("lex_trans", "lex_winner", "lex_cset", "lex_final", "term_ignored", "cset_begin",
                    "cset_terms", "action", "goto", "rule_lhs", "rule_len", "term_bracket", "lex_nl", "term_flags")
 _GRAMMAR_SCALARS = ("lr_start", "lr_end", "indenter", "lex_init", "t_nl", "t_newline", "t_indent", "t_dedent",
                     "t_cont", "t_semicolon")
 _VOCAB_ARRAYS = ("tok_bytes", "tok_begin", "is_stop", "uncond_mask", "masks", "group_begin", "group_seq",
-                 "group_cset", "group_tok_begin", "group_toks", "seq_begin", "seq_terms", "wsop_begin",
+                 "group_cset", "group_tok_begin", "group_toks", "group_dense", "seq_begin", "seq_terms", "wsop_begin",
                  "wsop_bytes", "wsop_reset")
 
 
@@ -66,14 +66,50 @@ def _vocab_arrays(core: CoreGrammar, info: TokenizerInfo) -> dict:
     uncond = np.empty(raw["masks"].shape[0], dtype=np.int32)
     for ts, row in enumerate(raw["masks"]):
         uncond[ts] = distinct.setdefault(row.tobytes(), len(distinct))
+    group_seq, group_cset, group_tok_begin, group_toks = _sort_groups(raw)
+    group_dense, group_tok_begin, group_toks = _dense_groups(group_tok_begin, group_toks, n_words, distinct)
     masks = np.frombuffer(b"".join(distinct), dtype=np.uint32).reshape(len(distinct), n_words)
     is_stop = np.zeros(info.vocab_size, dtype=np.uint8)
     is_stop[list(stops)] = 1
     return dict(tok_bytes=tok_bytes, tok_begin=tok_begin, is_stop=is_stop, uncond_mask=uncond, masks=masks,
-                group_begin=raw["group_begin"], group_seq=raw["group_seq"], group_cset=raw["group_cset"],
-                group_tok_begin=raw["group_tok_begin"], group_toks=raw["group_toks"],
+                group_begin=raw["group_begin"], group_seq=group_seq, group_cset=group_cset,
+                group_tok_begin=group_tok_begin, group_toks=group_toks, group_dense=group_dense,
                 seq_begin=raw["seq_begin"], seq_terms=raw["seq_terms"], wsop_begin=raw["wsop_begin"],
                 wsop_bytes=raw["wsop_bytes"], wsop_reset=raw["wsop_reset"])
+
+
+def _sort_groups(raw: dict):
+    """Order each state's groups by terminal sequence (lexicographically), so the fill feeds a sequence
+    once for all its groups and skips the sequences behind a prefix the parser refused."""
+    seq_begin, seq_terms = raw["seq_begin"], raw["seq_terms"]
+    n_seqs = seq_begin.shape[0] - 1
+    by_content = sorted(range(n_seqs), key=lambda q: tuple(seq_terms[seq_begin[q]:seq_begin[q + 1]].tolist()))
+    rank = np.empty(n_seqs, dtype=np.int64)
+    rank[by_content] = np.arange(n_seqs)
+    group_seq, group_cset, tok_begin, toks = raw["group_seq"], raw["group_cset"], raw["group_tok_begin"], raw["group_toks"]
+    state = np.repeat(np.arange(raw["group_begin"].shape[0] - 1), np.diff(raw["group_begin"]))
+    order = np.lexsort((group_cset, rank[group_seq], state))
+    sizes = np.diff(tok_begin)[order]
+    new_begin = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+    gather = np.repeat(tok_begin[:-1][order] - new_begin[:-1], sizes) + np.arange(int(new_begin[-1]))
+    return (np.ascontiguousarray(group_seq[order], dtype=np.int32), np.ascontiguousarray(group_cset[order], dtype=np.int32),
+            new_begin, np.ascontiguousarray(toks[gather], dtype=np.int32))
+
+
+def _dense_groups(tok_begin: np.ndarray, toks: np.ndarray, n_words: int, distinct: dict[bytes, int]):
+    """Store each group of more than n_words tokens as a mask (added to `distinct`): it is then smaller
+    than its token list, and the fill ORs words instead of setting one bit per token. Returns
+    (group_dense, tok_begin, toks) with the dense groups' token lists dropped."""
+    sizes = np.diff(tok_begin)
+    dense = np.full(sizes.shape[0], -1, dtype=np.int32)
+    for gi in np.flatnonzero(sizes > n_words):
+        bits = np.zeros(n_words * 32, dtype=bool)
+        bits[toks[tok_begin[gi]:tok_begin[gi + 1]]] = True
+        row = np.packbits(bits, bitorder="little").view("<u4").astype(np.uint32)
+        dense[gi] = distinct.setdefault(row.tobytes(), len(distinct))
+    kept = np.repeat(dense < 0, sizes)
+    new_begin = np.concatenate([[0], np.cumsum(np.where(dense < 0, sizes, 0))]).astype(np.int32)
+    return dense, new_begin, np.ascontiguousarray(toks[kept], dtype=np.int32)
 
 
 class CompiledGrammar:
