@@ -250,19 +250,6 @@ static int can_take(gm_matcher *m, const vstate *vs, int32_t term) {
 
 /* Does the parser take `seq`, and can the pending lexeme (completable set `cset`) then still become
  * a terminal it takes? On success `vs` holds the state after `seq`. */
-/* Feed `seq` to a fresh virtual state: 1 taken, or 0 with *failed_at the element the parser refused. */
-static int feed_seq(gm_matcher *m, const int32_t *seq, int32_t n, vstate *vs, int32_t *failed_at) {
-    vstate_init(m, vs);
-    for (int32_t i = 0; i < n; i++) {
-        int r = post_feed(m, vs, seq[i]);
-        if (r != 1) {
-            *failed_at = i;
-            return r;
-        }
-    }
-    return 1;
-}
-
 /* Can the pending lexeme (completable set `cset`) still become a terminal the parser in `vs` takes? */
 static int pending_ok(gm_matcher *m, const vstate *vs, int32_t cset) {
     const gm_grammar *g = m->g;
@@ -275,9 +262,12 @@ static int pending_ok(gm_matcher *m, const vstate *vs, int32_t cset) {
 }
 
 static int check_seq(gm_matcher *m, const int32_t *seq, int32_t n, int32_t cset, vstate *vs) {
-    int32_t failed_at;
-    int r = feed_seq(m, seq, n, vs, &failed_at);
-    return r == 1 ? pending_ok(m, vs, cset) : r;
+    vstate_init(m, vs);
+    for (int32_t i = 0; i < n; i++) {
+        int r = post_feed(m, vs, seq[i]);
+        if (r != 1) return r;
+    }
+    return pending_ok(m, vs, cset);
 }
 
 static inline int32_t cset_of(const gm_grammar *g, int32_t q) {
@@ -304,6 +294,8 @@ void gm_matcher_free(gm_matcher *m) {
     free(m->saved);
     for (int i = 0; i < 4; i++) free(m->scratch[i].data);
     free(m->seqbuf);
+    free(m->snaps);
+    free(m->snap_data);
     memset(m, 0, sizeof(*m));
 }
 
@@ -434,6 +426,31 @@ static void set_stop_bits(const gm_vocab *v, uint32_t *out) {
         if (v->is_stop[t]) out[t >> 5] |= 1u << (t & 31);
 }
 
+/* Save `vs` as the state after the first d elements of the sequence being fed. */
+static int save_snapshot(gm_matcher *m, const vstate *vs, int32_t d) {
+    if (grow((void **)&m->snaps, &m->snaps_cap, (int64_t)d + 1, sizeof(gm_snapshot))) return GM_NOMEM;
+    const gm_stack *lr = vs->lr.ov, *ind = vs->ind.ov;
+    const int64_t at = d ? m->snaps[d - 1].at + m->snaps[d - 1].lr_n + m->snaps[d - 1].ind_n : 0;
+    if (grow((void **)&m->snap_data, &m->snap_data_cap, at + lr->len + ind->len, sizeof(int32_t))) return GM_NOMEM;
+    if (lr->len) memcpy(m->snap_data + at, lr->data, (size_t)lr->len * sizeof(int32_t));
+    if (ind->len) memcpy(m->snap_data + at + lr->len, ind->data, (size_t)ind->len * sizeof(int32_t));
+    m->snaps[d] = (gm_snapshot){vs->lr.base, lr->len, vs->ind.base, ind->len, at, vs->ctx};
+    return 0;
+}
+
+/* Make `vs` the saved state after d elements (the overlays' capacity already held it once). */
+static void restore_snapshot(gm_matcher *m, vstate *vs, int32_t d) {
+    const gm_snapshot *sn = &m->snaps[d];
+    vstate_init(m, vs);
+    vs->lr.base = sn->lr_base;
+    vs->ind.base = sn->ind_base;
+    if (sn->lr_n) memcpy(m->scratch[0].data, m->snap_data + sn->at, (size_t)sn->lr_n * sizeof(int32_t));
+    if (sn->ind_n) memcpy(m->scratch[1].data, m->snap_data + sn->at + sn->lr_n, (size_t)sn->ind_n * sizeof(int32_t));
+    m->scratch[0].len = sn->lr_n;
+    m->scratch[1].len = sn->ind_n;
+    vs->ctx = sn->ctx;
+}
+
 int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
     const gm_vocab *v = m->v;
     const int32_t W = v->n_words;
@@ -444,30 +461,44 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
     }
     const int32_t ts = (m->at_start && v->strip_leading_space) ? m->g->n_lex_states : m->lex_state;
     memcpy(out, v->masks + (size_t)v->uncond_mask[ts] * W, (size_t)W * sizeof(uint32_t));
-    /* A state's groups come sorted by terminal sequence (see the compiler), so a sequence is fed once
-     * for all its completable sets, and a refused prefix rules out the sequences that follow with it. */
+    /* A state's groups come sorted by terminal sequence (see the compiler). The parse state after each
+     * prefix of the last sequence fed is kept, so a sequence is fed only past the prefix it shares with
+     * that one, once for all its completable sets; and a refused prefix refuses what follows with it. */
     vstate vs;
-    int32_t prev = -1, prev_fed = 0, refused_at = -1;
-    const int32_t *refused = NULL;
+    vstate_init(m, &vs);
+    if (save_snapshot(m, &vs, 0)) return GM_NOMEM;
+    const int32_t *fed = NULL;      /* the last sequence fed ... */
+    int32_t fed_depth = 0;          /* ... its elements taken (snapshots 0..fed_depth) ... */
+    int fed_refused = 0;            /* ... and whether element fed_depth was refused */
+    int32_t prev = -1;
+    int prev_ok = 0;
     for (int32_t gi = v->group_begin[ts]; gi < v->group_begin[ts + 1]; gi++) {
         const int32_t s = v->group_seq[gi];
-        const int32_t *seq = v->seq_terms + v->seq_begin[s];
-        const int32_t n = v->seq_begin[s + 1] - v->seq_begin[s];
         if (s != prev) {
             prev = s;
-            if (refused && n > refused_at && !memcmp(seq, refused, (size_t)(refused_at + 1) * sizeof(int32_t))) {
-                prev_fed = 0;
+            const int32_t *seq = v->seq_terms + v->seq_begin[s];
+            const int32_t n = v->seq_begin[s + 1] - v->seq_begin[s];
+            int32_t common = 0, limit = fed_depth + fed_refused;
+            if (limit > n) limit = n;
+            while (common < limit && seq[common] == fed[common]) common++;
+            if (fed_refused && common == fed_depth + 1) {
+                prev_ok = 0;
             } else {
-                int32_t failed_at;
-                prev_fed = feed_seq(m, seq, n, &vs, &failed_at);
-                if (prev_fed < 0) return prev_fed;
-                if (!prev_fed) {
-                    refused = seq;
-                    refused_at = failed_at;
+                restore_snapshot(m, &vs, common);
+                int32_t d = common;
+                for (; d < n; d++) {
+                    int r = post_feed(m, &vs, seq[d]);
+                    if (r < 0) return r;
+                    if (!r) break;
+                    if (save_snapshot(m, &vs, d + 1)) return GM_NOMEM;
                 }
+                fed = seq;
+                fed_depth = d;
+                fed_refused = d < n;
+                prev_ok = !fed_refused;
             }
         }
-        if (!prev_fed) continue;
+        if (!prev_ok) continue;
         int r = pending_ok(m, &vs, v->group_cset[gi]);
         if (r < 0) return r;
         if (!r) continue;

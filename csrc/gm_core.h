@@ -89,6 +89,13 @@ typedef struct {
     int64_t saved_begin;
 } gm_history;
 
+/* The virtual parse state after a prefix of a terminal sequence (mask fill: sequences share prefixes). */
+typedef struct {
+    int32_t lr_base, lr_n, ind_base, ind_n;  /* real-stack bases, overlay lengths */
+    int64_t at;                              /* overlay contents in gm_matcher.snap_data */
+    gm_ictx ctx;
+} gm_snapshot;
+
 typedef struct {
     const gm_grammar *g;
     const gm_vocab *v;             /* NULL for a byte-level (validator) matcher */
@@ -102,6 +109,8 @@ typedef struct {
     int32_t *saved; int64_t n_saved, saved_cap;
     gm_stack scratch[4];           /* virtual-stack overlays: LR and indentation, twice */
     int32_t *seqbuf; int32_t seqbuf_cap;
+    gm_snapshot *snaps; int64_t snaps_cap;
+    int32_t *snap_data; int64_t snap_data_cap;
 } gm_matcher;
 
 /* Status codes */
