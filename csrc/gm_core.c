@@ -283,6 +283,9 @@ int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v) {
     m->g = g;
     m->v = v;
     if (grow32(&m->lr.data, &m->lr.cap, 64) || grow32(&m->ind.data, &m->ind.cap, 16)) return GM_NOMEM;
+    m->take_stamp = calloc((size_t)g->n_terminals + 1, sizeof(uint32_t));
+    m->take_ok = calloc((size_t)g->n_terminals + 1, 1);
+    if (!m->take_stamp || !m->take_ok) return GM_NOMEM;
     gm_matcher_reset(m);
     return 0;
 }
@@ -296,6 +299,8 @@ void gm_matcher_free(gm_matcher *m) {
     free(m->seqbuf);
     free(m->snaps);
     free(m->snap_data);
+    free(m->take_stamp);
+    free(m->take_ok);
     memset(m, 0, sizeof(*m));
 }
 
@@ -451,6 +456,32 @@ static void restore_snapshot(gm_matcher *m, vstate *vs, int32_t d) {
     vs->ctx = sn->ctx;
 }
 
+/* A new parse state for pending_ok_memo: forget the answers of the last one. */
+static void new_take_memo(gm_matcher *m) {
+    if (++m->stamp == 0) {
+        memset(m->take_stamp, 0, ((size_t)m->g->n_terminals + 1) * sizeof(uint32_t));
+        m->stamp = 1;
+    }
+}
+
+/* pending_ok, remembering can_take per terminal while the parse state stays the same (the groups of one
+ * terminal sequence differ only in their completable sets, which share terminals). */
+static int pending_ok_memo(gm_matcher *m, const vstate *vs, int32_t cset) {
+    const gm_grammar *g = m->g;
+    if (cset == GM_ANY) return 1;
+    for (int32_t k = g->cset_begin[cset]; k < g->cset_begin[cset + 1]; k++) {
+        const int32_t t = g->cset_terms[k];
+        if (m->take_stamp[t] != m->stamp) {
+            int r = can_take(m, vs, t);
+            if (r < 0) return r;
+            m->take_stamp[t] = m->stamp;
+            m->take_ok[t] = (uint8_t)r;
+        }
+        if (m->take_ok[t]) return 1;
+    }
+    return 0;
+}
+
 int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
     const gm_vocab *v = m->v;
     const int32_t W = v->n_words;
@@ -492,6 +523,7 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
                     if (!r) break;
                     if (save_snapshot(m, &vs, d + 1)) return GM_NOMEM;
                 }
+                new_take_memo(m);
                 fed = seq;
                 fed_depth = d;
                 fed_refused = d < n;
@@ -499,7 +531,7 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
             }
         }
         if (!prev_ok) continue;
-        int r = pending_ok(m, &vs, v->group_cset[gi]);
+        int r = pending_ok_memo(m, &vs, v->group_cset[gi]);
         if (r < 0) return r;
         if (!r) continue;
         const int32_t dense = v->group_dense[gi];

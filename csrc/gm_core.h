@@ -111,6 +111,7 @@ typedef struct {
     int32_t *seqbuf; int32_t seqbuf_cap;
     gm_snapshot *snaps; int64_t snaps_cap;
     int32_t *snap_data; int64_t snap_data_cap;
+    uint32_t *take_stamp; uint8_t *take_ok; uint32_t stamp;  /* fill: can_take answers for one parse state */
 } gm_matcher;
 
 /* Status codes */
