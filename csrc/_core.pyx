@@ -31,6 +31,8 @@ cdef extern from "gm_core.h":
         const uint8_t *tok_bytes
         const int64_t *tok_begin
         const uint8_t *is_stop
+        const int32_t *stop_ids
+        int32_t n_stop
         int32_t strip_leading_space
         const int32_t *uncond_mask
         const uint32_t *masks
@@ -232,6 +234,7 @@ cdef class CoreVocab:
     cdef gm_vocab v
     cdef readonly CoreGrammar grammar
     cdef readonly dict arrays
+    cdef object stop_ids
 
     def __init__(self, CoreGrammar grammar, *, int vocab_size, tok_bytes, tok_begin, is_stop,
                  bint strip_leading_space, uncond_mask, masks, group_begin, group_seq, group_cset,
@@ -247,6 +250,7 @@ cdef class CoreVocab:
                  wsop_begin=_array(wsop_begin, np.int32), wsop_bytes=_array(wsop_bytes, np.uint8),
                  wsop_reset=_array(wsop_reset, np.uint8))
         self.arrays = a
+        self.stop_ids = np.ascontiguousarray(np.flatnonzero(a["is_stop"]), dtype=np.int32)
         n_ts = grammar.g.n_lex_states + (1 if strip_leading_space else 0)
         if a["uncond_mask"].shape[0] != n_ts or a["group_begin"].shape[0] != n_ts + 1:
             raise ValueError("token tables do not match the grammar's lexer states")
@@ -267,6 +271,8 @@ cdef class CoreVocab:
         self.v.tok_bytes = <const uint8_t *>_ptr(a["tok_bytes"])
         self.v.tok_begin = <const int64_t *>_ptr(a["tok_begin"])
         self.v.is_stop = <const uint8_t *>_ptr(a["is_stop"])
+        self.v.stop_ids = <const int32_t *>_ptr(self.stop_ids)
+        self.v.n_stop = <int32_t>self.stop_ids.shape[0]
         self.v.strip_leading_space = strip_leading_space
         self.v.uncond_mask = <const int32_t *>_ptr(a["uncond_mask"])
         self.v.masks = <const uint32_t *>_ptr(a["masks"])

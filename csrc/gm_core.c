@@ -427,8 +427,7 @@ int gm_acceptable_terminals(gm_matcher *m, uint8_t *out) {
 }
 
 static void set_stop_bits(const gm_vocab *v, uint32_t *out) {
-    for (int32_t t = 0; t < v->vocab_size; t++)
-        if (v->is_stop[t]) out[t >> 5] |= 1u << (t & 31);
+    for (int32_t i = 0; i < v->n_stop; i++) out[v->stop_ids[i] >> 5] |= 1u << (v->stop_ids[i] & 31);
 }
 
 /* Save `vs` as the state after the first d elements of the sequence being fed. */

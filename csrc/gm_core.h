@@ -54,6 +54,8 @@ typedef struct {
     const uint8_t *tok_bytes;
     const int64_t *tok_begin;      /* [n_tokens + 1] */
     const uint8_t *is_stop;        /* [vocab_size] */
+    const int32_t *stop_ids;       /* [n_stop] the tokens with is_stop set */
+    int32_t n_stop;
     int32_t strip_leading_space;
     const int32_t *uncond_mask;    /* [n_table_states] index into masks */
     const uint32_t *masks;         /* [n_masks * n_words] */
