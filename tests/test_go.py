@@ -104,7 +104,7 @@ def test_mutations_agree_with_gofmt(go):
 
 
 @pytest.mark.parametrize("text,ok", [
-    ("package p", True), ("package p\n", True), ("package _\n", False), ("import \"fmt\"\n", False),
+    ("package p", True), ("package p\n", True), ("package _\n", True), ("import \"fmt\"\n", False),
     ('package p\nimport (\n\t"fmt"\n\tm "math"\n\t. "os"\n)\n', True), ('package p\nimport "a b"\n', False),
     ('package p\nimport ""\n', False), ("package p\nimport `x/y`\n", True),
     # literals
