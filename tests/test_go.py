@@ -198,6 +198,9 @@ def test_random_walks_never_dead_end_and_stopped_ones_parse(go, family, cache_di
     assert ended >= 40, ended
 
 
+CLOSERS = {b"}", b")", b"]", b'"', b"1", b"*/", b"'a'", b""}  # what ends open constructs (b"": newlines)
+
+
 def test_prompts_continue_inside_a_function_body(go, cache_dir):
     """MBGP prompts end inside a function body: accepted as a prefix, and walks from there go on and end."""
     family = "gpt2"
@@ -223,10 +226,10 @@ def test_prompts_continue_inside_a_function_body(go, cache_dir):
                 allowed = matcher.allowed_token_ids()
                 assert len(allowed), prompt + decoded_text(info, ids).decode()
                 stops, small = allowed[is_stop[allowed]], allowed[usable[allowed] & ~is_stop[allowed]]
-                closing = [t for t in small if info.token_bytes[t].strip() == b"}"]
+                closing = [t for t in small if info.token_bytes[t].strip() in CLOSERS]
                 if len(stops) and step > 10:
                     allowed = stops
-                elif step > 60 and closing:  # steer towards the end after a while
+                elif step > 40 and closing:  # steer towards the end after a while
                     allowed = np.asarray(closing)
                 elif len(small):
                     allowed = small
