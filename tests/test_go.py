@@ -147,7 +147,14 @@ def test_mutations_agree_with_gofmt(go):
     # types are values only as callee, argument, selector base, first index or under "*"
     ("package p\nvar x = []int\n", False), ("package p\nvar x = []int{} == map[int]int\n", False),
     ("package p\nvar x, y = (*[4]byte)(p), []byte(s)\nvar z = make(<-chan struct{}, 1)\nvar w = f[[]int](1)\n", True),
-    ("package p\nvar x = -[]int(nil) + *(*int)(p) + *<-c\n", True), ("package p\nvar x = chan int\n", False), ("package p\nfunc f() {\n\tswitch x = y.(type) {\n\t}\n}\n", False),
+    ("package p\nvar x = -[]int(nil) + *(*int)(p) + *<-c\n", True), ("package p\nvar x = chan int\n", False),
+    # tokens and line ends
+    ("package p\nvar x = 1 // c", True), ("package p\nfunc f() { a..b }", False), ("package p\nfunc f() { x.5 }", False),
+    ("package p\nvar x = 0b12\n", False), ("package p\nvar x = 0x_\n", False), ("package p\nvar x = 0b1.0\n", False),
+    ("package p\nvar x = 1_0.0_1e1_0i + 00 + 0_0\n", True), ("package p\nvar x = '\\U00110000'\n", False),
+    ("package p\nfunc f() {\n\treturn /*\n*/ 1\n}\n", True), ("package p\nfunc f() {\n\tx++ /* a */ /* b\n*/\n}\n", True),
+    ("package p\nfunc f() {\n\tgoto\n}\n", True), ("package p\nfunc f() {\nL:\n}\n", True), ("package p\r\nvar x = 1\r\n", True),
+    ("package p\nfunc f(a, b.c) {}\n", True), ("package p\nfunc f(a b, c) {}\n", False), ("package p\nfunc () f() {}\n", True), ("package p\nfunc f() {\n\tswitch x = y.(type) {\n\t}\n}\n", False),
     ("package p\nfunc f() {\n\tfor k, v := range m {\n\t}\n\tfor k.x = range m {\n\t}\n\tfor range m {\n\t}\n}\n", True),
 ])
 def test_constructs(go, text, ok):
