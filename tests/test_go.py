@@ -24,13 +24,10 @@ GOFMT = shutil.which("gofmt")
 # The differences the grammar header lists, recognized from gofmt's message; every other disagreement
 # fails the test. Each is a go/parser check on the tree it built, not on the token sequence the grammar sees:
 KNOWN = {
-    # go/parser's checkExpr: a type ([]T, map[K]V) as a case of an expression switch; case lists take types
-    # in every switch here (type switches need them; the grammar does not track which kind a switch is)
-    "expected expression": "grammar accepts types in expression-switch cases",
     # the number of expressions before := or = in a range clause
     "at most 2 expressions": "grammar accepts any number",
-    # a switch header's tail may be `x := y` with any y (go/parser: only `x := y.(type)`)
-    "switch expression": "grammar accepts any short variable declaration",
+    # a type switch guard takes a list of names before := (go/parser: exactly one)
+    "switch expression": "grammar accepts several names in a type switch guard",
 }
 
 
@@ -155,6 +152,11 @@ def test_mutations_agree_with_gofmt(go):
     ("package p\nfunc f() {\n\tselect {\n\tcase a.b, c[0] = <-d:\n\tcase x := <-y:\n\t}\n}\n", True),
     ("package p\nfunc f() {\n\tselect {\n\tcase a, b, c = <-d:\n\t}\n}\n", False),
     ("package p\nfunc f() {\n\tselect {\n\tcase a, b:\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tswitch x := 1; x {\n\tcase 1, []int{2}[0]:\n\t}\n}\n", True),
+    ("package p\nfunc f() {\n\tswitch x {\n\tcase []int:\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tswitch x.(type) {\n\tcase 1:\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tswitch x := y; x := z.(type) {\n\tcase nil, *T, (U), func() int:\n\t}\n}\n", True),
+    ("package p\nfunc f() {\n\tswitch x := 1 {\n\t}\n}\n", False),
     ("package p\nfunc f(a, b.c) {}\n", True), ("package p\nfunc f(a b, c) {}\n", False), ("package p\nfunc () f() {}\n", True), ("package p\nfunc f() {\n\tswitch x = y.(type) {\n\t}\n}\n", False),
     ("package p\nfunc f() {\n\tfor k, v := range m {\n\t}\n\tfor k.x = range m {\n\t}\n\tfor range m {\n\t}\n}\n", True),
 ])
