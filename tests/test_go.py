@@ -157,6 +157,7 @@ def test_mutations_agree_with_gofmt(go):
     ("package p\nfunc f() {\n\tswitch x.(type) {\n\tcase 1:\n\t}\n}\n", False),
     ("package p\nfunc f() {\n\tswitch x := y; x := z.(type) {\n\tcase nil, *T, (U), func() int:\n\t}\n}\n", True),
     ("package p\nfunc f() {\n\tswitch x := 1 {\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\t~x\n}\n", False), ("package p\nfunc f() {\n\tx = ~y\n\tif ~x {\n\t}\n\t-x\n}\n", True),
     ("package p\nfunc f(a, b.c) {}\n", True), ("package p\nfunc f(a b, c) {}\n", False), ("package p\nfunc () f() {}\n", True), ("package p\nfunc f() {\n\tswitch x = y.(type) {\n\t}\n}\n", False),
     ("package p\nfunc f() {\n\tfor k, v := range m {\n\t}\n\tfor k.x = range m {\n\t}\n\tfor range m {\n\t}\n}\n", True),
 ])
