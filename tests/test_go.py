@@ -158,6 +158,11 @@ def test_mutations_agree_with_gofmt(go):
     ("package p\nfunc f() {\n\tswitch x := y; x := z.(type) {\n\tcase nil, *T, (U), func() int:\n\t}\n}\n", True),
     ("package p\nfunc f() {\n\tswitch x := 1 {\n\t}\n}\n", False),
     ("package p\nfunc f() {\n\t~x\n}\n", False), ("package p\nfunc f() {\n\tx = ~y\n\tif ~x {\n\t}\n\t-x\n}\n", True),
+    # inside a clause, a statement ends with ";" unless it is the last one before "}"
+    ("package p\nfunc f() {\n\tswitch {\n\tcase a: x() case b:\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tswitch {\n\tcase a: x(); case b: y() }\n}\n", True),
+    ("package p\nfunc f() {\n\tselect {\n\tdefault: L: case <-c:\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tswitch x.(type) { case int: if a {} default: }\n}\n", False),
     ("package p\nfunc f(a, b.c) {}\n", True), ("package p\nfunc f(a b, c) {}\n", False), ("package p\nfunc () f() {}\n", True), ("package p\nfunc f() {\n\tswitch x = y.(type) {\n\t}\n}\n", False),
     ("package p\nfunc f() {\n\tfor k, v := range m {\n\t}\n\tfor k.x = range m {\n\t}\n\tfor range m {\n\t}\n}\n", True),
 ])
