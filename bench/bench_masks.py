@@ -1,11 +1,12 @@
 """Mask microbenchmark: per-token mask fill, compile (cold and from the disk cache), table memory.
 
 Workloads of real text: for json, botocore files and MaskBench valid instances, compact and pretty-printed;
-for python, CPython 3.11 standard-library modules. Every token of each text is one step: fill the mask
+for python, CPython 3.11 standard-library modules; for go, Go 1.19 standard-library files. Every token of each text is one step: fill the mask
 (timed), check the text's token is allowed, accept it. Run from the repository root:
 
     .venv/bin/python -m bench.bench_masks --grammar json --families smollm2 deepseek
     .venv/bin/python -m bench.bench_masks --grammar python
+    .venv/bin/python -m bench.bench_masks --grammar go
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import grammask as gm
-from bench.workload import CORPORA, json_texts, load_tokenizer, real_json_documents
+from bench.workload import CORPORA, go_texts, json_texts, load_tokenizer, real_json_documents
 
 
 def percentiles(values_us: np.ndarray) -> dict:
@@ -34,6 +35,8 @@ def workload(grammar: str) -> list[str]:
     if grammar == "python":
         files = sorted((CORPORA / "python" / "cpython-3.11-lib").rglob("*.py"))
         return [p.read_text(encoding="utf-8") for p in files if p.stat().st_size < 40_000][:40]
+    if grammar == "go":
+        return go_texts()
     raise SystemExit(f"no workload for grammar {grammar!r}")
 
 
@@ -100,7 +103,7 @@ def main(argv=None) -> int:
     ap.add_argument("--families", nargs="+", default=["smollm2", "deepseek"],
                     help="tokenizers to run (gpt2 llama2 phi-2 phi-3-mini smollm2 deepseek)")
     ap.add_argument("--repeats", type=int, default=5, help="compile repetitions (median reported)")
-    ap.add_argument("--grammar", default="json", choices=["json", "python"], help="built-in grammar")
+    ap.add_argument("--grammar", default="json", choices=["json", "python", "go"], help="built-in grammar")
     ap.add_argument("--out", type=Path, help="Markdown report path (default bench/results/GRAMMAR.md)")
     args = ap.parse_args(argv)
     out = args.out or Path(f"bench/results/{args.grammar}.md")

@@ -1,4 +1,4 @@
-"""The shared real-JSON workload: AWS botocore files and valid JSON-Schema instances (MaskBench)."""
+"""Shared real workloads: JSON (AWS botocore files, valid JSON-Schema instances from MaskBench) and Go files."""
 
 from __future__ import annotations
 
@@ -37,6 +37,14 @@ def real_json_documents(per_kind: int = 35, per_split: int = 12, stride: int = 7
                     n += 1
                     break
     return docs
+
+
+def go_texts(count: int = 40, max_bytes: int = 40_000) -> list[str]:
+    """Real Go: the first `count` Go 1.19 standard-library files under `max_bytes`, in path order."""
+    files = sorted((CORPORA / "go" / "go-1.19-stdlib").rglob("*.go"))
+    if not files:
+        raise FileNotFoundError(f"no Go corpus under {CORPORA / 'go'} (set GRAMMASK_CORPORA)")
+    return [p.read_text(encoding="utf-8") for p in files if p.stat().st_size < max_bytes][:count]
 
 
 def json_texts(docs) -> list[str]:

@@ -1,0 +1,268 @@
+"""The built-in Go grammar against the Go toolchain's parser (gofmt -e) and the Go 1.19 corpus.
+
+gofmt reads stdin as a possible fragment (no package clause, bare statements); the Go grammar is for
+whole files, so gofmt reads /dev/stdin as a named file, where it takes only complete source files.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import grammask as gm
+from conftest import corpus, decoded_text, load_tokenizer, tokenizer_info, word_walk
+
+CORPUS = sorted(corpus("go", "go-1.19-stdlib").rglob("*.go"))
+PROMPTS = corpus("go", "mbgp", "mbgp_release_v1.1.jsonl")
+GOFMT = shutil.which("gofmt")
+
+# The differences the grammar header lists, recognized from gofmt's message; every other disagreement
+# fails the test. Each is a go/parser check on the tree it built, not on the token sequence the grammar sees:
+KNOWN = {
+    # the number of expressions before := or = in a range clause
+    "at most 2 expressions": "grammar accepts any number",
+    # a type switch guard takes a list of names before := (go/parser: exactly one)
+    "switch expression": "grammar accepts several names in a type switch guard",
+}
+
+
+def gofmt_error(text: str):
+    """None when gofmt -e parses `text` as a Go source file, else its first message."""
+    if GOFMT is None:
+        pytest.fail("gofmt not found: install Debian's golang-go (scripts/setup does, as root)")
+    r = subprocess.run([GOFMT, "-e", "/dev/stdin"], input=text.encode(), capture_output=True, timeout=30)
+    if r.returncode == 0:
+        return None
+    return r.stderr.decode("utf-8", "replace").split("\n")[0] or "gofmt error"
+
+
+@pytest.fixture(scope="module")
+def go():
+    return gm.Grammar.builtin("go")
+
+
+def test_accepts_the_whole_corpus(go):
+    assert len(CORPUS) == 150
+    rejected = [(p.name, go.validate(p.read_bytes()).message) for p in CORPUS if not go.validate(p.read_bytes()).ok]
+    assert not rejected
+
+
+def _mutate(text: str, rng: random.Random) -> str:
+    """Delete, insert or swap a character, delete or swap a line, or truncate the text."""
+    lines = text.split("\n")
+    i = rng.randrange(len(lines))
+    kind = rng.randrange(6)
+    line = lines[i]
+    if kind == 0:
+        del lines[i]
+    elif kind == 1 and line:
+        j = rng.randrange(len(line))
+        lines[i] = line[:j] + line[j + 1:]
+    elif kind == 2:
+        j = rng.randrange(len(line) + 1)
+        lines[i] = line[:j] + rng.choice("()[]{}:;,.=+-*&<!\"'`/ \t\n~|^%0xi_") + line[j:]
+    elif kind == 3 and len(line) > 1:
+        j = rng.randrange(len(line) - 1)
+        lines[i] = line[:j] + line[j + 1] + line[j] + line[j + 2:]
+    elif kind == 4 and i:
+        lines[i], lines[i - 1] = lines[i - 1], line
+    else:
+        lines = lines[:i] + [line[: rng.randrange(len(line) + 1)]]
+    return "\n".join(lines)
+
+
+def test_mutations_agree_with_gofmt(go):
+    rng = random.Random(2024)
+    total = agree = 0
+    unknown = []
+    for path in CORPUS[::2]:
+        text = path.read_text(encoding="utf-8")
+        for _ in range(8):
+            mutated = _mutate(text, rng)
+            error = gofmt_error(mutated)
+            total += 1
+            if go.validate(mutated).ok == (error is None):
+                agree += 1
+            elif error is None or not any(k in error for k in KNOWN):
+                unknown.append((path.name, error, go.validate(mutated).message))
+    assert total == 600
+    assert agree / total >= 0.995, f"{agree}/{total}"
+    assert not unknown, unknown[:5]
+
+
+@pytest.mark.parametrize("text,ok", [
+    ("package p", True), ("package p\n", True), ("package _\n", True), ("import \"fmt\"\n", False),
+    ('package p\nimport (\n\t"fmt"\n\tm "math"\n\t. "os"\n)\n', True), ('package p\nimport "a b"\n', False),
+    ('package p\nimport ""\n', False), ("package p\nimport `x/y`\n", True),
+    # literals
+    ("package p\nvar x = 0b1_0 + 0o7 + 0_7 + 0x_fF + 1_000 + 07\n", True), ("package p\nvar x = 08\n", False),
+    ("package p\nvar x = 08.5 + 1. + .5 + 1e3 + 1.5e-3 + 0x1p-2 + 0x1.8p1 + 0x.8p0\n", True),
+    ("package p\nvar x = 0x1.8\n", False), ("package p\nvar x = 1__0\n", False), ("package p\nvar x = 1_\n", False),
+    ("package p\nvar x = 1i + 0123i + 089i + 0x1i + 1.5e2i\n", True), ("package p\nvar x = 1..5\n", False),
+    ("package p\nvar x = 'a' + '\\n' + '\\'' + '\\x41' + '\\101' + '\\u00e9' + '\\U0001F600' + 'é'\n", True),
+    ("package p\nvar x = '\\\"'\n", False), ("package p\nvar x = 'ab'\n", False), ("package p\nvar x = ''\n", False),
+    ("package p\nvar x = '\\400'\n", False), ("package p\nvar x = '\\ud800'\n", False),
+    ('package p\nvar x = "a\\tb\\"c\\\\" + `raw\\n\n` + "\\u00e9\\x00"\n', True), ('package p\nvar x = "\\q"\n', False),
+    ('package p\nvar x = "\\\'"\n', False), ('package p\nvar x = "a\nb"\n', False),
+    # comments: a general comment with a newline ends the line
+    ("package p\nvar x = 1 /* c */ + 2\n", True), ("package p\nvar x = 1 /*\n*/ + 2\n", False),
+    ("package p\nvar x = 1 /* c */\nvar y = 2 // d\n", True), ("package p /* unterminated\n", False),
+    # declarations and generics
+    ("package p\ntype T[K comparable, V any] struct{ m map[K]V }\n", True),
+    ("package p\ntype N interface{ ~int | ~int64 | string; M() }\n", True),
+    ("package p\nfunc F[T interface{ ~[]E }, E any](s T) T { return s }\n", True),
+    ("package p\nfunc (r *T[K]) M(a, b int, c ...string) (n int, err error) { return }\n", True),
+    ("package p\nfunc (r T) M[X any]() {}\n", False), ("package p\nfunc f(a int, string) {}\n", False),
+    ("package p\nfunc f(int, string, []byte, ...T) {}\n", True), ("package p\nfunc f(a, b [2]int, c []T) {}\n", True),
+    ("package p\nfunc f(a T[int], T[int, string]) {}\n", False), ("package p\ntype A [N]int\n", True),
+    ("package p\nconst (\n\ta = iota\n\tb\n)\n", True), ("package p\nconst a\n", False), ("package p\nvar a\n", False),
+    ("package p\ntype S struct {\n\tA, B int `json:\"a\"`\n\t*T\n\tio.Reader\n\tL[int]\n\tx [4]byte\n}\n", True),
+    ("package p\nvar c chan<- <-chan int\nvar d <-chan chan int\n", True),
+    # statements
+    ("package p\nfunc f() {\n\tif x := g(); x {\n\t} else if y {\n\t} else {\n\t}\n}\n", True),
+    ("package p\nfunc f() {\n\tif x == T{} {\n\t}\n}\n", False), ("package p\nfunc f() {\n\tif x == (T{}) {\n\t}\n}\n", True),
+    ("package p\nfunc f() {\n\tfor _, v := range []T{{}} {\n\t}\n}\n", True),
+    ("package p\nfunc f() {\n\tswitch v := x.(type) {\n\tcase int, []T:\n\t\tfallthrough\n\tdefault:\n\t}\n}\n", True),
+    ("package p\nfunc f() {\n\tselect {\n\tcase v, ok := <-c:\n\tcase c <- 1:\n\tdefault:\n\t}\n}\n", True),
+    ("package p\nfunc f() {\nL:\n\tfor i := 0; i < 3; i++ {\n\t\tgoto L\n\t\tcontinue L\n\t}\n\tgo g()\n\tdefer h()\n}\n",
+     True),
+    ("package p\nfunc f() {\n\tgo (g())\n}\n", False), ("package p\nfunc f() {\n\tdefer g\n}\n", False),
+    ("package p\nfunc f() {\n\tx := []int{1, 2, 3}[1:2:3]\n\ty := x[:]\n}\n", True),
+    ("package p\nfunc f() {\n\tx := y[1::3]\n}\n", False), ("package p\nfunc f()\n{\n}\n", False),
+    ("package p\nfunc f() {\n\tx := g(1,\n\t\t2)\n}\n", True), ("package p\nfunc f() {\n\tx := g(1,\n\t\t2\n\t)\n}\n", False),
+    ("package p\nfunc f() { x := func(a int) int { return a }(1); _ = x }", True),
+    ("package p\nfunc f() {\n\tvar x = [...]int{1}\n\ty := [...]int\n}\n", False),
+    ("package p\nfunc f() {\n\ta, b := 1, 2\n\ta.b, c = 1, 2\n\ta, b.c := 1, 2\n}\n", False),
+    ("package p\nfunc f() {\n\ta, b\n}\n", False),
+    # types are values only as callee, argument, selector base, first index or under "*"
+    ("package p\nvar x = []int\n", False), ("package p\nvar x = []int{} == map[int]int\n", False),
+    ("package p\nvar x, y = (*[4]byte)(p), []byte(s)\nvar z = make(<-chan struct{}, 1)\nvar w = f[[]int](1)\n", True),
+    ("package p\nvar x = -[]int(nil) + *(*int)(p) + *<-c\n", True), ("package p\nvar x = chan int\n", False),
+    # tokens and line ends
+    ("package p\nvar x = 1 // c", True), ("package p\nfunc f() { a..b }", False), ("package p\nfunc f() { x.5 }", False),
+    ("package p\nvar x = 0b12\n", False), ("package p\nvar x = 0x_\n", False), ("package p\nvar x = 0b1.0\n", False),
+    ("package p\nvar x = 1_0.0_1e1_0i + 00 + 0_0\n", True), ("package p\nvar x = '\\U00110000'\n", False),
+    ("package p\nfunc f() {\n\treturn /*\n*/ 1\n}\n", True), ("package p\nfunc f() {\n\tx++ /* a */ /* b\n*/\n}\n", True),
+    ("package p\nfunc f() {\n\tgoto\n}\n", True), ("package p\nfunc f() {\nL:\n}\n", True), ("package p\r\nvar x = 1\r\n", True),
+    ("package p\nfunc f() {\n\tselect {\n\tcase a.b, c[0] = <-d:\n\tcase x := <-y:\n\t}\n}\n", True),
+    ("package p\nfunc f() {\n\tselect {\n\tcase a, b, c = <-d:\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tselect {\n\tcase a, b:\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tswitch x := 1; x {\n\tcase 1, []int{2}[0]:\n\t}\n}\n", True),
+    ("package p\nfunc f() {\n\tswitch x {\n\tcase []int:\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tswitch x.(type) {\n\tcase 1:\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tswitch x := y; x := z.(type) {\n\tcase nil, *T, (U), func() int:\n\t}\n}\n", True),
+    ("package p\nfunc f() {\n\tswitch x := 1 {\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\t~x\n}\n", False), ("package p\nfunc f() {\n\tx = ~y\n\tif ~x {\n\t}\n\t-x\n}\n", True),
+    # inside a clause, a statement ends with ";" unless it is the last one before "}"
+    ("package p\nfunc f() {\n\tswitch {\n\tcase a: x() case b:\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tswitch {\n\tcase a: x(); case b: y() }\n}\n", True),
+    ("package p\nfunc f() {\n\tselect {\n\tdefault: L: case <-c:\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tswitch x.(type) { case int: if a {} default: }\n}\n", False),
+    ("package p\nfunc f(a, b.c) {}\n", True), ("package p\nfunc f(a b, c) {}\n", False), ("package p\nfunc () f() {}\n", True), ("package p\nfunc f() {\n\tswitch x = y.(type) {\n\t}\n}\n", False),
+    ("package p\nfunc f() {\n\tfor k, v := range m {\n\t}\n\tfor k.x = range m {\n\t}\n\tfor range m {\n\t}\n}\n", True),
+])
+def test_constructs(go, text, ok):
+    assert go.validate(text).ok == ok == (gofmt_error(text) is None), (go.validate(text).message, gofmt_error(text))
+
+
+def _small_files(n: int):
+    files = [p for p in CORPUS if p.stat().st_size < 6_000][:n]
+    assert len(files) == n
+    return files
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama2"])
+def test_every_token_of_real_files(go, family, cache_dir):
+    tok = load_tokenizer(family)
+    info = tokenizer_info(family)
+    matcher = gm.compile(go, info, cache_dir=cache_dir).matcher()
+    bm = np.zeros((info.vocab_size + 31) // 32, dtype=np.int32)
+    stop = info.stop_token_ids[0]
+    for path in _small_files(20):
+        ids = tok.encode(path.read_text(encoding="utf-8"), add_special_tokens=False)
+        matcher.reset()
+        for i, t in enumerate(ids):
+            matcher.fill_next_token_bitmask(bm)
+            assert int(bm[t >> 5]) >> (t & 31) & 1, (family, path.name, tok.decode(ids[max(0, i - 20):i]))
+            assert matcher.accept_token(t)
+        matcher.fill_next_token_bitmask(bm)
+        assert int(bm[stop >> 5]) >> (stop & 31) & 1, path.name
+
+
+# Go's words for random walks (a walk over the whole vocabulary would rarely close a brace).
+WORDS = {b"", b"package", b"p", b"func", b"f", b"(", b")", b"{", b"}", b"x", b":=", b"1", b"return", b"if", b"else",
+         b"for", b"++", b"+", b";", b"==", b"<", b"int", b"var", b"=", b",", b"[", b"]", b"go", b"defer", b"chan",
+         b"<-", b"struct", b"type", b"T", b".", b'"', b"switch", b"case", b"default", b":", b"//", b"range", b"*",
+         b"&", b"map", b"string", b"0x1", b"'a'", b"/*", b"*/", b"..."}
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama2"])
+def test_random_walks_never_dead_end_and_stopped_ones_parse(go, family, cache_dir):
+    info = tokenizer_info(family)
+    matcher = gm.compile(go, info, cache_dir=cache_dir).matcher()
+    rng = np.random.default_rng(13)
+    ended = 0
+    for _ in range(150):
+        data, stopped = word_walk(matcher, info, WORDS, rng, max_steps=80, stop_from=25)
+        if stopped:
+            ended += 1
+            text = data.decode("utf-8")
+            assert gofmt_error(text) is None, (text, gofmt_error(text))
+        else:
+            assert go.validate(data).prefix_ok
+    assert ended >= 40, ended
+
+
+CLOSERS = {b"}", b")", b"]", b'"', b"1", b"*/", b"'a'", b""}  # what ends open constructs (b"": newlines)
+
+
+def test_prompts_continue_inside_a_function_body(go, cache_dir):
+    """MBGP prompts end inside a function body: accepted as a prefix, and walks from there go on and end."""
+    family = "gpt2"
+    info = tokenizer_info(family)
+    compiled = gm.compile(go, info, cache_dir=cache_dir)
+    prompts = [json.loads(line)["prompt"] for line in PROMPTS.read_text(encoding="utf-8").splitlines()[:200:40]]
+    assert len(prompts) == 5
+    is_stop = np.zeros(info.vocab_size, bool)
+    is_stop[list(info.stop_token_ids)] = True
+    usable = np.zeros(info.vocab_size, bool)
+    usable[: len(info.token_bytes)] = [b is not None and b.strip(b" \t\n") in WORDS for b in info.token_bytes]
+    rng = np.random.default_rng(3)
+    ended = 0
+    for prompt in prompts:
+        assert go.validate(prompt).prefix_ok and not go.validate(prompt).ok
+        matcher = compiled.matcher()
+        for _ in range(6):
+            matcher.reset()
+            assert matcher.accept_string(prompt)
+            ids = []
+            stopped = False
+            for step in range(120):
+                allowed = matcher.allowed_token_ids()
+                assert len(allowed), prompt + decoded_text(info, ids).decode()
+                stops, small = allowed[is_stop[allowed]], allowed[usable[allowed] & ~is_stop[allowed]]
+                closing = [t for t in small if info.token_bytes[t].strip() in CLOSERS]
+                if len(stops) and step > 10:
+                    allowed = stops
+                elif step > 40 and closing:  # steer towards the end after a while
+                    allowed = np.asarray(closing)
+                elif len(small):
+                    allowed = small
+                t = int(rng.choice(allowed))
+                assert matcher.accept_token(t)
+                if is_stop[t]:
+                    stopped = True
+                    break
+                ids.append(t)
+            text = prompt + b"".join(info.token_bytes[i] for i in ids).decode("utf-8")
+            if stopped:
+                ended += 1
+                assert gofmt_error(text) is None, (text[-300:], gofmt_error(text))
+            else:
+                assert go.validate(text).prefix_ok
+    assert ended >= 10, ended
