@@ -26,11 +26,14 @@ def texts(grammar: str) -> list[str]:
         import json
 
         return [json.dumps(d, indent=2) for d in real_json_documents()[:2]]
-    files = sorted(corpus("python", "cpython-3.11-lib").glob("*.py"))
+    if grammar == "go":
+        files = sorted(corpus("go", "go-1.19-stdlib").rglob("*.go"))
+    else:
+        files = sorted(corpus("python", "cpython-3.11-lib").glob("*.py"))
     return [files[3].read_text(encoding="utf-8")[:3000], files[40].read_text(encoding="utf-8")[:3000]]
 
 
-@pytest.mark.parametrize("grammar", ["json", "python"])
+@pytest.mark.parametrize("grammar", ["json", "python", "go"])
 def test_fill_equals_accept_token_at_every_sampled_point(grammar, cache_dir):
     family = "gpt2"
     info = tokenizer_info(family)
