@@ -198,6 +198,9 @@ class _Translator:
             self.classes[spec] = f"cls_{len(self.classes)}"
         return self.classes[spec]
 
+    def _class_term(self, cls_name: str) -> str:
+        return next(spec[1] for spec, n in self.classes.items() if n == cls_name and spec[0] == "sub")
+
     def resolve_ref(self, ref: str, ptr: str) -> tuple[Any, str]:
         if not ref.startswith("#"):
             raise _err(f"$ref {ref!r}: only local references (#...) are supported", ptr)
@@ -298,15 +301,16 @@ class _Translator:
             return [self.node(target, tptr)]
         for comb in ("anyOf", "oneOf"):
             if comb in schema:
-                rest = {k for k in schema if k in KNOWN and k != comb}
-                if rest:
-                    raise _err(f"{comb!r} next to other assertion keywords ({', '.join(sorted(rest))}) is not "
-                               "supported", ptr)
                 branches = schema[comb]
                 if not isinstance(branches, list) or not branches:
                     raise _err(f"{comb!r} must be a non-empty array", _ptr(ptr, comb))
                 if comb == "oneOf":
                     self.check_disjoint(branches, _ptr(ptr, comb))
+                rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
+                if rest:
+                    # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...]; the branches
+                    # stay disjoint for oneOf since each only got narrower.
+                    return [self.node({"allOf": [rest, b]}, _ptr(ptr, comb, i) + "&") for i, b in enumerate(branches)]
                 return [self.node(b, _ptr(ptr, comb, i)) for i, b in enumerate(branches)]
         if "const" in schema or "enum" in schema:
             return self.enum_alts(schema, ptr)
@@ -331,6 +335,10 @@ class _Translator:
         subs = schema["allOf"]
         if not isinstance(subs, list):
             raise _err("'allOf' must be an array", _ptr(ptr, "allOf"))
+        # additionalProperties/items depend on their sibling properties/prefixItems: merging those from two
+        # parts would change what they mean, so such merges are refused.
+        coupled = ({"properties", "patternProperties", "additionalProperties"}, {"items", "prefixItems", "additionalItems"})
+        owners = [{0} if merged.keys() & group else set() for group in coupled]
         for i, sub in enumerate(subs):
             sptr = _ptr(ptr, "allOf", i)
             while isinstance(sub, dict) and set(sub) - ANNOTATIONS == {"$ref"}:
@@ -341,6 +349,13 @@ class _Translator:
                 raise _err("'allOf' with a false or non-object schema is not supported", sptr)
             if "allOf" in sub:
                 sub = self.merge_all_of(sub, sptr)
+            for g, group in enumerate(coupled):
+                if sub.keys() & group:
+                    owners[g].add(i + 1)
+                    if len(owners[g]) > 1 and (merged.keys() | sub.keys()) & {"additionalProperties", "items",
+                                                                               "additionalItems"}:
+                        raise _err(f"'allOf' combining {'/'.join(sorted(group))} from several subschemas is not "
+                                   "supported", sptr)
             for k, v in sub.items():
                 if k in ANNOTATIONS or k not in KNOWN:
                     continue
@@ -447,12 +462,21 @@ class _Translator:
         if fmt is not None and fmt not in FORMATS:
             raise _err(f"format {fmt!r} is not supported (supported: {', '.join(sorted(FORMATS))})",
                        _ptr(ptr, "format"))
-        lo = schema.get("minLength", 0)
-        hi = schema.get("maxLength")
+        lo = _count(schema, "minLength", ptr, 0)
+        hi = _count(schema, "maxLength", ptr, None)
         length = lo > 0 or hi is not None
         kinds = [k for k in ("pattern", "format") if k in schema] + (["minLength/maxLength"] if length else [])
+        if len(kinds) == 2 and length:
+            # Allowed when the pattern/format already implies the length bounds (e.g. ^[a-z]{2,8}$, maxLength 8).
+            inner = {k: v for k, v in schema.items() if k not in ("minLength", "maxLength")}
+            outer = {k: v for k, v in schema.items() if k not in ("pattern", "format")}
+            (a,), (b,) = self.string_alts(inner, ptr), self.string_alts(outer, ptr)
+            ta, tb = (self.terms.terms[self._class_term(c)] for c in (a, b))
+            if self.terms._relation(ta, tb) in ("sub", "equal"):
+                return [a]
         if len(kinds) > 1:
-            raise _err(f"{' together with '.join(kinds)} on one string is not supported", ptr)
+            raise _err(f"{' together with '.join(kinds)} on one string is not supported (unless the first implies "
+                       "the length bounds)", ptr)
         if not present or kinds == []:
             return [self.cls(("all", "string"))]
         if "pattern" in schema:
@@ -587,8 +611,8 @@ class _Translator:
             prefix = schema["prefixItems"]
         elif isinstance(schema.get("items"), list):  # draft-07 tuple form
             prefix, rest, rest_ptr = schema["items"], schema.get("additionalItems", True), _ptr(ptr, "additionalItems")
-        lo = schema.get("minItems", 0)
-        hi = schema.get("maxItems")
+        lo = _count(schema, "minItems", ptr, 0)
+        hi = _count(schema, "maxItems", ptr, None)
         k = len(prefix)
         if rest is False:
             hi = k if hi is None else min(hi, k)
@@ -662,6 +686,16 @@ class _Translator:
                 lines.append(f"{t}: /{before}{p}{after}/")
         start = f"start: {root_name}" if self.compact else f"start: WS? {root_name} WS?\nWS: /[ \\t\\n\\r]{{1,{WS_MAX}}}/"
         return start + "\n" + "\n".join(lines) + "\n"
+
+
+def _count(schema: dict, key: str, ptr: str, default):
+    """A non-negative integer keyword (2.0 counts as 2)."""
+    v = schema.get(key, default)
+    if v is default:
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v != int(v):
+        raise _err(f"'{key}' must be a non-negative integer", _ptr(ptr, key))
+    return int(v)
 
 
 def _within(term: _Term, spelling: re.Pattern) -> bool:
