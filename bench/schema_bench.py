@@ -25,7 +25,7 @@ def splits() -> list[Path]:
     return sorted((CORPORA / "jsonschema").glob("maskbench-*"))
 
 
-def score_schema(path: Path, build_timeout: float = 10.0) -> dict:
+def score_schema(path: Path, build_timeout: float = 5.0) -> dict:
     """One schema: status pass | compile-error | valid-rejected | invalid-accepted, with details."""
     doc = json.loads(path.read_text(encoding="utf-8"))
     out = {"file": path.name, "seconds": None, "error": None, "valid_rejected": 0, "invalid_accepted": 0,

@@ -70,7 +70,8 @@ class Grammar:
         Keywords that cannot be enforced exactly raise GrammarError (see grammar/json_schema.py)."""
         from .json_schema import schema_to_lark
 
-        g = cls(schema_to_lark(schema, compact=compact), "start", "<json schema>", **limits)
+        g = cls(schema_to_lark(schema, compact=compact, timeout=limits.get("build_timeout", 30.0)), "start",
+                "<json schema>", **limits)
         g.warn_conflicts = False
         g.tables
         return g

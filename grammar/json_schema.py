@@ -23,10 +23,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from typing import Any, Optional
 
 import interegular
 
+from ..fsm.lexer import LexerTooLarge, _time_limit
 from .errors import GrammarError
 from .regex import (MAX_CODEPOINT, Emitter, RegexRefused, digit_range, json_spelling, lark_pattern)
 
@@ -755,7 +757,7 @@ def _nonneg_range(lo: int, hi: Optional[int]) -> str:
     return "(?:" + "|".join(parts) + ")"
 
 
-def schema_to_lark(schema: Any, compact: bool = False) -> str:
+def schema_to_lark(schema: Any, compact: bool = False, timeout: Optional[float] = 30.0) -> str:
     """The Lark grammar (start rule `start`) of the JSON texts valid under `schema`."""
     if isinstance(schema, str):
         try:
@@ -767,8 +769,13 @@ def schema_to_lark(schema: Any, compact: bool = False) -> str:
     if not isinstance(schema, (dict, bool)):
         raise GrammarError(f"JSON Schema must be an object or a boolean, not {type(schema).__name__}")
     t = _Translator(schema, compact)
+    deadline = time.monotonic() + timeout if timeout else None
     try:
-        root = t.node(schema, "#")
+        with _time_limit(deadline):  # the automaton comparisons (interegular) can blow up too
+            root = t.node(schema, "#")
+            return t.grammar(root)
     except RecursionError:
         raise GrammarError("JSON Schema: nested too deeply") from None
-    return t.grammar(root)
+    except LexerTooLarge:
+        raise GrammarError(f"JSON Schema: comparing its string/number constraints took longer than {timeout} s "
+                           "(build_timeout)") from None
