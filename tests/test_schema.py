@@ -76,7 +76,7 @@ def test_items_prefix_items_and_bounds():
     check({"type": "array", "items": [{"type": "string"}], "additionalItems": {"type": "null"}},  # draft-07
           [["a", None, None]], [["a", 1]])
     check({"type": "array", "minItems": 2}, [[1, "x"], [1, 2, 3, 4, 5]], [[], [1]])
-    refused({"type": "array", "maxItems": 10 ** 6}, "maxItems" if False else "array bounds")
+    refused({"type": "array", "maxItems": 10 ** 6}, "array bounds")
 
 
 def test_enum_const():
