@@ -64,6 +64,27 @@ class Grammar:
         g.tables
         return g
 
+    @classmethod
+    def from_json_schema(cls, schema, *, compact: bool = False, **limits) -> "Grammar":
+        """The JSON texts valid under a JSON Schema (a dict, JSON text, or a Pydantic model class).
+        Keywords that cannot be enforced exactly raise GrammarError (see grammar/json_schema.py)."""
+        from .json_schema import schema_to_lark
+
+        g = cls(schema_to_lark(schema, compact=compact, timeout=limits.get("build_timeout", 30.0)), "start",
+                "<json schema>", **limits)
+        g.warn_conflicts = False
+        g.tables
+        return g
+
+    @classmethod
+    def from_regex(cls, pattern: str, **limits) -> "Grammar":
+        """The strings the whole of `pattern` matches (Python syntax; \\d \\w \\s are ASCII, as in ECMA)."""
+        from .regex import regex_to_lark
+
+        g = cls(regex_to_lark(pattern), "start", "<regex>", **limits)
+        g.tables
+        return g
+
     @property
     def tables(self) -> GrammarTables:
         """Terminals, lexer DFA and parse tables (built once, on first use)."""

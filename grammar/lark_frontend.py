@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 from lark import Lark, logger as lark_logger
+from lark import lexer as lark_lexer
 from lark.exceptions import GrammarError as LarkGrammarError
 from lark.exceptions import LarkError, UnexpectedInput
 from lark.lexer import PatternStr
@@ -76,7 +77,14 @@ def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminal
     lark_logger.propagate = False
     try:
         postlex = _KeepTerminals(keep_terminals) if keep_terminals else None
-        lark = Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False, postlex=postlex)
+        # Lark's lexer is never used; its terminal-collision check (interegular) is only a log message
+        # and takes minutes on large Unicode classes (JSON Schema grammars): switch it off meanwhile.
+        saved_check = lark_lexer.has_interegular
+        lark_lexer.has_interegular = False
+        try:
+            lark = Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False, postlex=postlex)
+        finally:
+            lark_lexer.has_interegular = saved_check
         for terminal, rule in conflicts.shift_reduce if warn_conflicts else ():
             origin = rule.split(":")[0].strip().lstrip("<")
             line, col = _definition_line(text, origin)

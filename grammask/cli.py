@@ -11,10 +11,16 @@ from .grammar import BUILTINS, Grammar, GrammarError
 
 
 def load_grammar(spec: str) -> Grammar:
-    """A built-in name (json, python, go) or the path of a .lark file."""
+    """A built-in name (json, python, go), the path of a .lark file, or of a .json file read as a JSON Schema."""
     if spec in BUILTINS:
         return Grammar.builtin(spec)
     path = Path(spec)
+    if path.suffix == ".json":
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise GrammarError(f"cannot read JSON Schema file {path}: {exc}") from None
+        return Grammar.from_json_schema(text)
     if path.suffix == ".lark" or path.exists():
         return Grammar.from_file(path)
     raise GrammarError(f"unknown grammar {spec!r}: give a built-in name ({', '.join(BUILTINS)}) or a .lark file")
@@ -81,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Exit status 0 when every file is valid, 1 otherwise; each problem is printed on "
                     "stderr as FILE:LINE:COLUMN: message.")
     v.add_argument("-g", "--grammar", required=True, metavar="GRAMMAR",
-                   help=f"built-in grammar ({', '.join(BUILTINS)}) or a .lark file")
+                   help=f"built-in grammar ({', '.join(BUILTINS)}), a .lark file or a JSON Schema .json file")
     v.add_argument("files", nargs="+", metavar="FILE", help="files to check ('-' reads standard input)")
     v.add_argument("-q", "--quiet", action="store_true", help="print nothing for valid files")
     v.set_defaults(run=_validate)

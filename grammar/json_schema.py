@@ -1,0 +1,781 @@
+"""JSON Schema (draft 2020-12, common draft-07 spellings) -> a Lark grammar for the engine.
+
+Exactness first: every keyword that constrains instances is either enforced exactly by the grammar or
+refused with a GrammarError naming the keyword and its JSON pointer. The grammar may be narrower than
+the schema (documented below), never wider.
+
+Narrower by design:
+- properties come in schema order (required and optional alike; optional ones may be left out), and
+  other keys (when additionalProperties allows them) anywhere in between;
+- strings use one spelling per ASCII character (as json.dumps writes it; no \\/ and no \\u for
+  printable ASCII, lowercase hex), non-ASCII raw or as \\uxxxx;
+- integers without fraction or exponent; enum/const values spelled as json.dumps spells them;
+- whitespace: at most WS_MAX blanks around each punctuation mark (none with compact=True).
+
+Lexing: grammask's lexer is context-free (longest match, then priority), so every string or number
+terminal must lex exactly. The terminals of one schema must form a laminar family (any two are
+disjoint or nested); the innermost wins by priority, and a position that expects language L accepts
+every terminal contained in L. Partially overlapping constraints are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from typing import Any, Optional
+
+import interegular
+
+from ..fsm.lexer import LexerTooLarge, _time_limit
+from .errors import GrammarError
+from .regex import (MAX_CODEPOINT, Emitter, RegexRefused, digit_range, json_spelling, lark_pattern)
+
+WS_MAX = 16
+ANNOTATIONS = {"title", "description", "examples", "default", "$schema", "$id", "$comment", "deprecated",
+               "readOnly", "writeOnly", "$anchor", "$vocabulary", "contentMediaType", "contentEncoding",
+               "$defs", "definitions"}
+STRING_KW = {"minLength", "maxLength", "pattern", "format"}
+NUMBER_KW = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
+OBJECT_KW = {"properties", "required", "additionalProperties", "patternProperties", "minProperties",
+             "maxProperties", "propertyNames", "dependentRequired", "dependentSchemas", "dependencies",
+             "unevaluatedProperties"}
+ARRAY_KW = {"items", "prefixItems", "additionalItems", "minItems", "maxItems", "uniqueItems", "contains",
+            "minContains", "maxContains", "unevaluatedItems"}
+COMBINATORS = {"anyOf", "oneOf", "allOf", "not", "if", "then", "else", "$ref", "enum", "const", "type",
+               "$dynamicRef", "$recursiveRef"}
+KNOWN = STRING_KW | NUMBER_KW | OBJECT_KW | ARRAY_KW | COMBINATORS
+TYPES = ("object", "array", "string", "number", "boolean", "null")  # integer is a kind of number
+MAX_TRACKED_ITEMS = 1000
+
+_ANY_CHAR = json_spelling([(0, MAX_CODEPOINT)])
+_INT = r"-?(?:0|[1-9][0-9]*)"
+_FRAC = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)"
+_FRAC_NONNEG = r"(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)"
+# > 0: some nonzero digit in the mantissa.
+_FRAC_POS = (r"(?:[1-9][0-9]*\.[0-9]+(?:[eE][+-]?[0-9]+)?|[1-9][0-9]*[eE][+-]?[0-9]+"
+             r"|0\.[0-9]*[1-9][0-9]*(?:[eE][+-]?[0-9]+)?)")
+
+# Formats as exact regexes (raw syntax, turned into JSON spellings like a pattern).
+_YEAR = r"[0-9]{4}"
+_LEAP = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+_DATE = (rf"(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+         rf"|02-(?:0[1-9]|1[0-9]|2[0-8]))|{_LEAP}-02-29)")
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+FORMATS = {
+    "date": _DATE,
+    "time": _TIME,
+    "date-time": rf"{_DATE}T{_TIME}",
+    "uuid": r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    "ipv4": rf"{_OCTET}(?:\.{_OCTET}){{3}}",
+    # A subset of RFC 5321 addresses: dot-atom local part, domain of two or more labels.
+    "email": rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})+",
+    # A subset of RFC 3986 URIs: scheme://host[:port][/path][?query][#fragment].
+    "uri": (rf"[A-Za-z][A-Za-z0-9+.-]*://(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{{2}})+(?::[0-9]+)?"
+            rf"(?:/{_PCHAR}*)*(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"),
+}
+
+
+def _err(msg: str, ptr: str) -> GrammarError:
+    return GrammarError(f"JSON Schema at {ptr or '#'}: {msg}")
+
+
+def _ptr(base: str, *parts) -> str:
+    out = base or "#"
+    for p in parts:
+        out += "/" + str(p).replace("~", "~0").replace("/", "~1")
+    return out
+
+
+class _Term:
+    def __init__(self, name: str, family: str, pattern: str, literal: Optional[str], where: str):
+        self.name, self.family, self.pattern, self.literal, self.where = name, family, pattern, literal, where
+        self._fsm = None
+
+    @property
+    def fsm(self):
+        if self._fsm is None:
+            self._fsm = interegular.parse_pattern(lark_pattern(self.pattern)).to_fsm()
+        return self._fsm
+
+    def matches(self, text: str) -> bool:
+        return re.fullmatch(lark_pattern(self.pattern), text) is not None
+
+
+class _Terminals:
+    """String and number terminals of one schema grammar, with the containment relation between them."""
+
+    def __init__(self):
+        self.terms: dict[str, _Term] = {}
+        self.by_key: dict[tuple, str] = {}
+        self.alias: dict[str, str] = {}
+
+    def add(self, family: str, pattern: str, literal: Optional[str], where: str) -> str:
+        key = (family, literal) if literal is not None else (family, "re", pattern)
+        if key not in self.by_key:
+            name = f"{family[0].upper()}{len(self.terms)}"
+            self.terms[name] = _Term(name, family, pattern, literal, where)
+            self.by_key[key] = name
+        return self.by_key[key]
+
+    def _relation(self, a: _Term, b: _Term) -> str:
+        if a.literal is not None and b.literal is not None:
+            return "disjoint"
+        if a.literal is not None:
+            return "sub" if b.matches(a.literal) else "disjoint"
+        if b.literal is not None:
+            return "super" if a.matches(b.literal) else "disjoint"
+        fa, fb = a.fsm, b.fsm
+        if fa.isdisjoint(fb):
+            return "disjoint"
+        sub, sup = fa.issubset(fb), fb.issubset(fa)
+        if sub and sup:
+            return "equal"
+        if sub:
+            return "sub"
+        if sup:
+            return "super"
+        return "overlap"
+
+    def finalize(self) -> tuple[dict[str, set], dict[str, int]]:
+        """Containment (name -> names it contains, itself included) and lexer priorities."""
+        names = list(self.terms)
+        inside = {n: {n} for n in names}
+        depth = {n: 0 for n in names}
+        for i, a in enumerate(names):
+            if a in self.alias:
+                continue
+            for b in names[i + 1:]:
+                if b in self.alias:
+                    continue
+                ta, tb = self.terms[a], self.terms[b]
+                if ta.family != tb.family:
+                    continue
+                rel = self._relation(ta, tb)
+                if rel == "equal":
+                    self.alias[b] = a
+                elif rel == "sub":
+                    inside[b].add(a)
+                    depth[a] += 1
+                elif rel == "super":
+                    inside[a].add(b)
+                    depth[b] += 1
+                elif rel == "overlap":
+                    raise _err(f"the strings/numbers allowed at {ta.where} and at {tb.where} overlap without "
+                               "one containing the other; the lexer cannot tell them apart exactly", ta.where)
+        for b, a in self.alias.items():
+            inside[a] |= inside[b]
+        return inside, depth
+
+
+class _Translator:
+    def __init__(self, root: Any, compact: bool):
+        self.root = root
+        self.compact = compact
+        self.rules: dict[str, list[str]] = {}
+        self.memo: dict[str, str] = {}
+        self.terms = _Terminals()
+        self.classes: dict[tuple, str] = {}
+        self.n = 0
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def fresh(self, hint: str) -> str:
+        self.n += 1
+        return f"{hint}_{self.n}"
+
+    def rule(self, name: str, alts: list[str], ptr: str) -> str:
+        if not alts:
+            raise _err("no instance can satisfy this schema (an empty choice)", ptr)
+        self.rules[name] = alts
+        return name
+
+    def cls(self, spec: tuple) -> str:
+        """A nonterminal for a set of terminals, resolved when all terminals are known."""
+        if spec not in self.classes:
+            self.classes[spec] = f"cls_{len(self.classes)}"
+        return self.classes[spec]
+
+    def _class_term(self, cls_name: str) -> str:
+        return next(spec[1] for spec, n in self.classes.items() if n == cls_name and spec[0] == "sub")
+
+    def resolve_ref(self, ref: str, ptr: str) -> tuple[Any, str]:
+        if not ref.startswith("#"):
+            raise _err(f"$ref {ref!r}: only local references (#...) are supported", ptr)
+        node = self.root
+        path = ref[1:]
+        if path and not path.startswith("/"):
+            raise _err(f"$ref {ref!r}: anchors are not supported", ptr)
+        for part in path.split("/")[1:] if path else []:
+            part = part.replace("~1", "/").replace("~0", "~")
+            part = re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), part)
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                raise _err(f"$ref {ref!r} does not resolve", ptr)
+        return node, "#" + path
+
+    # ---- terminals and literal values ----------------------------------------------------------
+    def string_literal(self, s: str, ptr: str) -> str:
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in s):
+            raise _err("a string with a lone surrogate is not supported", ptr)
+        pattern = '"' + "".join(json_spelling([(ord(c), ord(c))]) for c in s) + '"'
+        return self.terms.add("string", pattern, json.dumps(s, ensure_ascii=False), ptr)
+
+    def literal(self, v: Any, ptr: str) -> str:
+        """Grammar symbols for exactly the value v (object keys in their order)."""
+        if v is None:
+            return '"null"'
+        if v is True:
+            return '"true"'
+        if v is False:
+            return '"false"'
+        if isinstance(v, (int, float)):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise _err("non-finite number in enum/const", ptr)
+            text = json.dumps(v)
+            return self.terms.add("number", re.escape(text), text, ptr)
+        if isinstance(v, str):
+            return self.string_literal(v, ptr)
+        if isinstance(v, list):
+            if not v:
+                return "LBK RBK"
+            return "LBK " + " COMMA ".join(self.literal(x, ptr) for x in v) + " RBK"
+        if isinstance(v, dict):
+            if not v:
+                return "LB RB"
+            return "LB " + " COMMA ".join(f"{self.string_literal(k, ptr)} COLON {self.literal(x, ptr)}"
+                                          for k, x in v.items()) + " RB"
+        raise _err(f"unsupported value {v!r}", ptr)
+
+    def any_value(self) -> str:
+        if "any" not in self.rules:
+            self.rules["any"] = []  # reserve the name (recursive)
+            strs, nums = self.cls(("all", "string")), self.cls(("all", "number"))
+            self.rules["any"] = ["any_obj", "any_arr", strs, nums, '"true"', '"false"', '"null"']
+            self.rules["any_obj"] = ["LB RB", f"LB any_member (COMMA any_member)* RB"]
+            self.rules["any_member"] = [f"{strs} COLON any"]
+            self.rules["any_arr"] = ["LBK RBK", "LBK any (COMMA any)* RBK"]
+        return "any"
+
+    # ---- schemas ------------------------------------------------------------------------------
+    def node(self, schema: Any, ptr: str) -> str:
+        if ptr in self.memo:
+            return self.memo[ptr]
+        if schema is True or schema == {}:
+            return self.any_value()
+        if schema is False:
+            raise _err("schema false: no instance is valid here", ptr)
+        if not isinstance(schema, dict):
+            raise _err(f"a schema must be an object or a boolean, not {type(schema).__name__}", ptr)
+        name = self.fresh("v")
+        self.memo[ptr] = name
+        self.rules[name] = []  # reserved: recursion through $ref sees the name
+        alts = self.schema_alts(schema, ptr)
+        return self.rule(name, alts, ptr)
+
+    def schema_alts(self, schema: dict, ptr: str) -> list[str]:
+        schema = dict(schema)
+        for k in ("$dynamicRef", "$recursiveRef", "not", "if", "then", "else", "unevaluatedProperties",
+                  "unevaluatedItems", "dependentSchemas", "dependencies", "propertyNames", "contains",
+                  "dependentRequired"):
+            if k in schema:
+                if k == "then" or k == "else":
+                    if "if" not in schema:
+                        continue  # then/else without if are ignored by the specification
+                raise _err(f"keyword {k!r} is not supported", _ptr(ptr, k))
+        if schema.get("uniqueItems") is True:
+            raise _err("keyword 'uniqueItems': true is not supported", _ptr(ptr, "uniqueItems"))
+        if "allOf" in schema:
+            return self.schema_alts(self.merge_all_of(schema, ptr), ptr + "/allOf*")  # a pointer no $ref can name
+        if "$ref" in schema:
+            rest = {k: v for k, v in schema.items() if k in KNOWN and k != "$ref"}
+            target, tptr = self.resolve_ref(schema["$ref"], _ptr(ptr, "$ref"))
+            if rest:
+                raise _err("'$ref' next to other assertion keywords "
+                           f"({', '.join(sorted(rest))}) is not supported", ptr)
+            return [self.node(target, tptr)]
+        for comb in ("anyOf", "oneOf"):
+            if comb in schema:
+                branches = schema[comb]
+                if not isinstance(branches, list) or not branches:
+                    raise _err(f"{comb!r} must be a non-empty array", _ptr(ptr, comb))
+                if comb == "oneOf":
+                    self.check_disjoint(branches, _ptr(ptr, comb))
+                rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
+                if rest:
+                    # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...]; the branches
+                    # stay disjoint for oneOf since each only got narrower.
+                    return [self.node({"allOf": [rest, b]}, _ptr(ptr, comb, i) + "&") for i, b in enumerate(branches)]
+                return [self.node(b, _ptr(ptr, comb, i)) for i, b in enumerate(branches)]
+        if "const" in schema or "enum" in schema:
+            return self.enum_alts(schema, ptr)
+        types = schema.get("type", list(TYPES) + ["integer"])
+        if isinstance(types, str):
+            types = [types]
+        if not types:
+            raise _err("'type' is an empty list", _ptr(ptr, "type"))
+        unknown = [t for t in types if t not in TYPES and t != "integer"]
+        if unknown:
+            raise _err(f"unknown type {unknown[0]!r}", _ptr(ptr, "type"))
+        alts = []
+        for t in TYPES:
+            if t == "number" and ("number" in types or "integer" in types):
+                alts.extend(self.number_alts(schema, ptr, integer="number" not in types))
+            elif t in types:
+                alts.extend(getattr(self, f"{t}_alts")(schema, ptr))
+        return alts
+
+    def merge_all_of(self, schema: dict, ptr: str) -> dict:
+        merged = {k: v for k, v in schema.items() if k != "allOf"}
+        subs = schema["allOf"]
+        if not isinstance(subs, list):
+            raise _err("'allOf' must be an array", _ptr(ptr, "allOf"))
+        # additionalProperties/items depend on their sibling properties/prefixItems: merging those from two
+        # parts would change what they mean, so such merges are refused.
+        coupled = ({"properties", "patternProperties", "additionalProperties"}, {"items", "prefixItems", "additionalItems"})
+        owners = [{0} if merged.keys() & group else set() for group in coupled]
+        for i, sub in enumerate(subs):
+            sptr = _ptr(ptr, "allOf", i)
+            while isinstance(sub, dict) and set(sub) - ANNOTATIONS == {"$ref"}:
+                sub, sptr = self.resolve_ref(sub["$ref"], sptr)
+            if sub is True or sub == {}:
+                continue
+            if not isinstance(sub, dict):
+                raise _err("'allOf' with a false or non-object schema is not supported", sptr)
+            if "allOf" in sub:
+                sub = self.merge_all_of(sub, sptr)
+            for g, group in enumerate(coupled):
+                if sub.keys() & group:
+                    owners[g].add(i + 1)
+                    if len(owners[g]) > 1 and (merged.keys() | sub.keys()) & {"additionalProperties", "items",
+                                                                               "additionalItems"}:
+                        raise _err(f"'allOf' combining {'/'.join(sorted(group))} from several subschemas is not "
+                                   "supported", sptr)
+            for k, v in sub.items():
+                if k in ANNOTATIONS or k not in KNOWN:
+                    continue
+                if k not in merged or merged[k] == v:
+                    merged[k] = v
+                elif k == "required":
+                    merged[k] = list(dict.fromkeys(list(merged[k]) + list(v)))
+                elif k == "properties" and isinstance(v, dict):
+                    props = dict(merged[k])
+                    for pk, pv in v.items():
+                        if pk in props and props[pk] != pv:
+                            raise _err(f"'allOf': property {pk!r} has two different schemas; merging them is not "
+                                       "supported", sptr)
+                        props[pk] = pv
+                    merged[k] = props
+                elif k == "type":
+                    a = {merged[k]} if isinstance(merged[k], str) else set(merged[k])
+                    b = {v} if isinstance(v, str) else set(v)
+                    both = (a & b) | ({"integer"} if ("integer" in a and "number" in b) or
+                                      ("number" in a and "integer" in b) else set())
+                    merged[k] = sorted(both)
+                else:
+                    raise _err(f"'allOf': keyword {k!r} appears with different values; merging them is not "
+                               "supported", sptr)
+        return merged
+
+    def possible_types(self, schema: Any, ptr: str, seen=()) -> Optional[set]:
+        """The JSON types a schema admits (integer counted as number), or None if unknown."""
+        if schema is True or schema == {}:
+            return set(TYPES)
+        if not isinstance(schema, dict):
+            return None
+        if "$ref" in schema and ptr not in seen:
+            target, tptr = self.resolve_ref(schema["$ref"], ptr)
+            return self.possible_types(target, tptr, seen + (ptr,))
+        if "const" in schema or "enum" in schema:
+            return None
+        for comb in ("anyOf", "oneOf"):
+            if comb in schema:
+                out = set()
+                for i, b in enumerate(schema[comb]):
+                    t = self.possible_types(b, _ptr(ptr, comb, i), seen)
+                    if t is None:
+                        return None
+                    out |= t
+                return out
+        if "allOf" in schema:
+            return None
+        t = schema.get("type", list(TYPES))
+        t = [t] if isinstance(t, str) else t
+        return {"number" if x == "integer" else x for x in t}
+
+    def check_disjoint(self, branches: list, ptr: str) -> None:
+        """oneOf is anyOf when no instance can match two branches: proved by types or by enum values."""
+        types = [self.possible_types(b, _ptr(ptr, i)) for i, b in enumerate(branches)]
+        if all(t is not None for t in types):
+            if all(not (types[i] & types[j]) for i in range(len(types)) for j in range(i + 1, len(types))):
+                return
+        values = []
+        for b in branches:
+            if isinstance(b, dict) and ("const" in b or "enum" in b) and not (set(b) & (KNOWN - {"const", "enum", "type"})):
+                vals = [b["const"]] if "const" in b else list(b["enum"])
+                values.append({json.dumps(v, sort_keys=True) for v in vals})
+            else:
+                values = None
+                break
+        if values and all(not (values[i] & values[j]) for i in range(len(values)) for j in range(i + 1, len(values))):
+            return
+        raise _err("'oneOf' branches that may overlap are not supported (cannot prove exactly one matches)", ptr)
+
+    def enum_alts(self, schema: dict, ptr: str) -> list[str]:
+        other = {k for k in schema if k in KNOWN - {"enum", "const", "type"}}
+        if other:
+            raise _err(f"'enum'/'const' next to other assertion keywords ({', '.join(sorted(other))}) is not "
+                       "supported", ptr)
+        values = [schema["const"]] if "const" in schema else schema["enum"]
+        if "const" in schema and "enum" in schema:
+            values = [v for v in schema["enum"] if _json_equal(v, schema["const"])]
+        if not isinstance(values, list):
+            raise _err("'enum' must be an array", _ptr(ptr, "enum"))
+        if "type" in schema:
+            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+            values = [v for v in values if any(_has_type(v, t) for t in types)]
+        alts, seen = [], set()
+        for v in values:
+            key = json.dumps(v)
+            if key not in seen:
+                seen.add(key)
+                alts.append(self.literal(v, _ptr(ptr, "enum")))
+        if not alts:
+            raise _err("no value of 'enum'/'const' has the allowed type", ptr)
+        return alts
+
+    def null_alts(self, schema, ptr):
+        return ['"null"']
+
+    def boolean_alts(self, schema, ptr):
+        return ['"true"', '"false"']
+
+    # ---- strings ------------------------------------------------------------------------------
+    def string_alts(self, schema: dict, ptr: str) -> list[str]:
+        present = [k for k in ("pattern", "format", "minLength", "maxLength") if k in schema]
+        fmt = schema.get("format")
+        if fmt is not None and fmt not in FORMATS:
+            raise _err(f"format {fmt!r} is not supported (supported: {', '.join(sorted(FORMATS))})",
+                       _ptr(ptr, "format"))
+        lo = _count(schema, "minLength", ptr, 0)
+        hi = _count(schema, "maxLength", ptr, None)
+        length = lo > 0 or hi is not None
+        kinds = [k for k in ("pattern", "format") if k in schema] + (["minLength/maxLength"] if length else [])
+        if len(kinds) == 2 and length:
+            # Allowed when the pattern/format already implies the length bounds (e.g. ^[a-z]{2,8}$, maxLength 8).
+            inner = {k: v for k, v in schema.items() if k not in ("minLength", "maxLength")}
+            outer = {k: v for k, v in schema.items() if k not in ("pattern", "format")}
+            (a,), (b,) = self.string_alts(inner, ptr), self.string_alts(outer, ptr)
+            ta, tb = (self.terms.terms[self._class_term(c)] for c in (a, b))
+            if self.terms._relation(ta, tb) in ("sub", "equal"):
+                return [a]
+        if len(kinds) > 1:
+            raise _err(f"{' together with '.join(kinds)} on one string is not supported (unless the first implies "
+                       "the length bounds)", ptr)
+        if not present or kinds == []:
+            return [self.cls(("all", "string"))]
+        if "pattern" in schema:
+            content = self.pattern_content(schema["pattern"], _ptr(ptr, "pattern"))
+        elif "format" in schema:
+            body, _, _ = Emitter(json_spelling).emit(FORMATS[fmt])
+            content = body
+        else:
+            if not (isinstance(lo, int) and lo >= 0 and (hi is None or isinstance(hi, int) and hi >= 0)):
+                raise _err("minLength/maxLength must be non-negative integers", ptr)
+            if hi is not None and hi < lo:
+                raise _err("maxLength < minLength: no string is valid", ptr)
+            if max(lo, hi or 0) > MAX_TRACKED_ITEMS:
+                raise _err(f"string length bounds above {MAX_TRACKED_ITEMS} are not supported", ptr)
+            content = f"(?:{_ANY_CHAR})" + (f"{{{lo},}}" if hi is None else f"{{{lo},{hi}}}")
+        name = self.terms.add("string", f'"{content}"', None, ptr)
+        return [self.cls(("sub", name))]
+
+    def pattern_content(self, pattern: Any, ptr: str) -> str:
+        if not isinstance(pattern, str):
+            raise _err("'pattern' must be a string", ptr)
+        try:
+            body, start, end = Emitter(json_spelling).emit(pattern)
+        except RegexRefused as exc:
+            raise _err(f"pattern {pattern!r}: {str(exc)}", ptr) from None
+        # JSON Schema patterns search: an unanchored end may be followed/preceded by anything.
+        pad = f"(?:{_ANY_CHAR})*"
+        return ("" if start else pad) + body + ("" if end else pad)
+
+    # ---- numbers ------------------------------------------------------------------------------
+    def number_alts(self, schema: dict, ptr: str, integer: bool) -> list[str]:
+        if "multipleOf" in schema and not (integer and schema["multipleOf"] == 1):
+            raise _err("keyword 'multipleOf' is not supported", _ptr(ptr, "multipleOf"))
+        lo, lo_x = schema.get("minimum"), False
+        hi, hi_x = schema.get("maximum"), False
+        emin, emax = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+        if emin is True:
+            lo_x = True
+        elif isinstance(emin, (int, float)) and not isinstance(emin, bool):
+            if lo is None or emin >= lo:
+                lo, lo_x = emin, True
+        if emax is True:
+            hi_x = True
+        elif isinstance(emax, (int, float)) and not isinstance(emax, bool):
+            if hi is None or emax <= hi:
+                hi, hi_x = emax, True
+        for v, k in ((lo, "minimum"), (hi, "maximum")):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                raise _err(f"'{k}' must be a finite number", _ptr(ptr, k))
+        # Integer values: an interval of integers.
+        ilo = None if lo is None else (math.floor(lo) + 1 if lo_x and lo == math.floor(lo) else math.ceil(lo))
+        ihi = None if hi is None else (math.ceil(hi) - 1 if hi_x and hi == math.ceil(hi) else math.floor(hi))
+        alts = []
+        if ilo is not None and ihi is not None and ilo > ihi:
+            if integer:
+                raise _err("the bounds leave no integer", ptr)
+        elif ilo is None and ihi is None:
+            alts.append(self.cls(("all", "int")))
+        else:
+            name = self.terms.add("number", int_range_regex(ilo, ihi), None, ptr)
+            alts.append(self.cls(("sub", name)))
+        if integer:
+            return alts
+        # Numbers written with a fraction or exponent.
+        if lo is None and hi is None:
+            alts.append(self.cls(("all", "frac")))
+        elif hi is None and lo == 0:
+            name = self.terms.add("number", _FRAC_POS if lo_x else _FRAC_NONNEG, None, ptr)
+            alts.append(self.cls(("sub", name)))
+        else:
+            raise _err("number bounds other than minimum 0 / exclusiveMinimum 0 are only supported for "
+                       "type integer", ptr)
+        return alts
+
+    # ---- objects ------------------------------------------------------------------------------
+    def object_alts(self, schema: dict, ptr: str) -> list[str]:
+        props = schema.get("properties", {})
+        if not isinstance(props, dict):
+            raise _err("'properties' must be an object", _ptr(ptr, "properties"))
+        if schema.get("patternProperties"):
+            raise _err("keyword 'patternProperties' is not supported", _ptr(ptr, "patternProperties"))
+        required = schema.get("required", [])
+        missing = [r for r in required if r not in props]
+        addl = schema.get("additionalProperties", True)
+        keys = list(props)
+        if missing:
+            raise _err(f"required property {missing[0]!r} is not listed in 'properties'", _ptr(ptr, "required"))
+        req = [k in required for k in keys]
+        n = len(keys)
+        if schema.get("minProperties", 0) > sum(req):
+            raise _err("'minProperties' above the number of required properties is not supported",
+                       _ptr(ptr, "minProperties"))
+        if "maxProperties" in schema and (addl is not False or schema["maxProperties"] < n):
+            raise _err("'maxProperties' is only supported when it cannot be exceeded", _ptr(ptr, "maxProperties"))
+        base = self.fresh("o")
+        members = []
+        for j, k in enumerate(keys):
+            key = self.string_literal(k, _ptr(ptr, "properties", k))
+            value = self.node(props[k], _ptr(ptr, "properties", k))
+            members.append(f"{key} COLON {value}")
+        extra = None
+        if addl is not False:
+            key_terms = frozenset(self.string_literal(k, ptr) for k in keys)
+            xkey = self.cls(("except", "string", key_terms))
+            xval = self.node(addl, _ptr(ptr, "additionalProperties"))
+            extra = self.rule(f"{base}_x", [f"{xkey} COLON {xval}"], ptr)
+        # O_i: after some members, the last known property emitted had index i-1.
+        # A_i: the next member (after a comma or the brace); B_i: a known property j >= i.
+        for i in range(n + 1):
+            no_req_left = not any(req[i:])
+            o_alts = (["RB"] if no_req_left else []) + [f"COMMA {base}_a{i}"]
+            a_alts = ([f"{extra} {base}_o{i}"] if extra else []) + ([f"{base}_b{i}"] if i < n else [])
+            if not a_alts:
+                o_alts = o_alts[:-1]
+            else:
+                self.rule(f"{base}_a{i}", a_alts, ptr)
+            self.rule(f"{base}_o{i}", o_alts, ptr)
+            if i < n:
+                b_alts = [f"{members[i]} {base}_o{i + 1}"]
+                if not req[i] and i + 1 < n:
+                    b_alts.append(f"{base}_b{i + 1}")
+                self.rule(f"{base}_b{i}", b_alts, ptr)
+        alts = ["LB RB"] if not any(req) else []
+        if extra or n:
+            alts.append(f"LB {base}_a0")
+        return alts
+
+    # ---- arrays -------------------------------------------------------------------------------
+    def array_alts(self, schema: dict, ptr: str) -> list[str]:
+        prefix, rest, rest_ptr = [], schema.get("items", True), _ptr(ptr, "items")
+        if "prefixItems" in schema:
+            prefix = schema["prefixItems"]
+        elif isinstance(schema.get("items"), list):  # draft-07 tuple form
+            prefix, rest, rest_ptr = schema["items"], schema.get("additionalItems", True), _ptr(ptr, "additionalItems")
+        lo = _count(schema, "minItems", ptr, 0)
+        hi = _count(schema, "maxItems", ptr, None)
+        k = len(prefix)
+        if rest is False:
+            hi = k if hi is None else min(hi, k)
+        if hi is not None and lo > hi:
+            raise _err("minItems > maxItems (or more than the tuple allows): no array is valid", ptr)
+        tracked = max(k, lo) if hi is None else hi
+        if tracked > MAX_TRACKED_ITEMS:
+            raise _err(f"array bounds above {MAX_TRACKED_ITEMS} items are not supported", ptr)
+        base = self.fresh("a")
+
+        def item(i: int) -> str:
+            if i < k:
+                return self.node(prefix[i], _ptr(ptr, "prefixItems" if "prefixItems" in schema else "items", i))
+            return self.node(rest, rest_ptr)
+
+        # S_i: i items written so far.
+        loop_at = max(k, lo) if hi is None else None
+        for i in range(1, tracked + 1):
+            if loop_at is not None and i == loop_at:
+                self.rule(f"{base}_s{i}", [f"(COMMA {item(i)})* RBK"], ptr)
+                break
+            alts = (["RBK"] if i >= lo else []) + ([f"COMMA {item(i)} {base}_s{i + 1}"] if hi is None or i < hi else [])
+            self.rule(f"{base}_s{i}", alts, ptr)
+        alts = ["LBK RBK"] if lo == 0 else []
+        if hi is None or hi >= 1:
+            if loop_at == 0:
+                alts = ["LBK RBK", f"LBK {item(0)} (COMMA {item(0)})* RBK"]
+            else:
+                alts.append(f"LBK {item(0)} {base}_s1")
+        return alts
+
+    # ---- grammar text -------------------------------------------------------------------------
+    def grammar(self, root_name: str) -> str:
+        if ("all", "string") in self.classes or any(s[0] == "except" for s in self.classes):
+            self.terms.add("string", f'"(?:{_ANY_CHAR})*"', None, "#")
+        if ("all", "number") in self.classes or ("all", "int") in self.classes:
+            self.terms.add("number", _INT, None, "#")
+        if ("all", "number") in self.classes or ("all", "frac") in self.classes:
+            self.terms.add("number", _FRAC, None, "#")
+        inside, depth = self.terms.finalize()
+        canon = lambda t: self.terms.alias.get(t, t)  # noqa: E731
+        live = [t for t in self.terms.terms if t not in self.terms.alias]
+        int_re, frac_re = re.compile(_INT), re.compile(_FRAC)
+        lines = []
+        for spec, name in self.classes.items():
+            if spec[0] == "sub":
+                members = sorted(canon(t) for t in inside[canon(spec[1])] if t in live)
+            elif spec[0] == "except":
+                banned = {canon(t) for t in spec[2]}
+                members = [t for t in live if self.terms.terms[t].family == "string" and t not in banned]
+            elif spec[1] in ("string", "number"):
+                members = [t for t in live if self.terms.terms[t].family == spec[1]]
+            else:  # all integers / all fraction-spelled numbers: the number terminals inside that spelling
+                probe = int_re if spec[1] == "int" else frac_re
+                members = [t for t in live if self.terms.terms[t].family == "number"
+                           and _within(self.terms.terms[t], probe)]
+            lines.append(f"{name}: " + " | ".join(members))
+        for name, alts in self.rules.items():
+            lines.append(f"{name}: " + "\n    | ".join(alts))
+        for t in live:
+            term = self.terms.terms[t]
+            lines.append(f"{t}.{depth[t] + 1}: /{term.pattern}/")
+        ws = f"[ \\t\\n\\r]{{0,{WS_MAX}}}"
+        punct = {"LB": r"\{", "RB": r"\}", "LBK": r"\[", "RBK": r"\]", "COMMA": ",", "COLON": ":"}
+        for t, p in punct.items():
+            if self.compact:
+                lines.append(f"{t}: /{p}/")
+            else:
+                before = "" if t in ("LB", "LBK") else ws
+                after = "" if t in ("RB", "RBK") else ws
+                lines.append(f"{t}: /{before}{p}{after}/")
+        start = f"start: {root_name}" if self.compact else f"start: WS? {root_name} WS?\nWS: /[ \\t\\n\\r]{{1,{WS_MAX}}}/"
+        return start + "\n" + "\n".join(lines) + "\n"
+
+
+def _count(schema: dict, key: str, ptr: str, default):
+    """A non-negative integer keyword (2.0 counts as 2)."""
+    v = schema.get(key, default)
+    if v is default:
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v != int(v):
+        raise _err(f"'{key}' must be a non-negative integer", _ptr(ptr, key))
+    return int(v)
+
+
+def _within(term: _Term, spelling: re.Pattern) -> bool:
+    """Is every number this terminal lexes written in `spelling` (integers, or with fraction/exponent)?"""
+    if term.literal is not None:
+        return spelling.fullmatch(term.literal) is not None
+    other = _FRAC if spelling.pattern == _INT else _INT
+    return not term.fsm.isdisjoint(interegular.parse_pattern(spelling.pattern).to_fsm()) and \
+        term.fsm.isdisjoint(interegular.parse_pattern(other).to_fsm())
+
+
+def _json_equal(a, b) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) and type(a) is type(b) or (
+        isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
+        and not isinstance(b, bool) and a == b)
+
+
+def _has_type(v, t: str) -> bool:
+    return {"null": v is None, "boolean": isinstance(v, bool), "string": isinstance(v, str),
+            "object": isinstance(v, dict), "array": isinstance(v, list),
+            "number": isinstance(v, (int, float)) and not isinstance(v, bool),
+            "integer": (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+            }.get(t, False)
+
+
+def int_range_regex(lo: Optional[int], hi: Optional[int]) -> str:
+    """Regex for the decimal integers (json.dumps spelling) in [lo, hi]; None is unbounded."""
+    parts = []
+    if lo is None or lo < 0:  # negative part: -m for m in [max(1, -hi), -lo]
+        m_lo = 1 if hi is None or hi >= 0 else -hi
+        m_hi = None if lo is None else -lo
+        if m_hi is None or m_lo <= m_hi:
+            parts.append("-" + _nonneg_range(m_lo, m_hi))
+    if hi is None or hi >= 0:
+        a = 0 if lo is None or lo < 0 else lo
+        if hi is None or a <= hi:
+            parts.append(_nonneg_range(a, hi))
+    return "(?:" + "|".join(parts) + ")"
+
+
+def _nonneg_range(lo: int, hi: Optional[int]) -> str:
+    parts = []
+    if lo == 0:
+        parts.append("0")
+        lo = 1
+        if hi == 0:
+            return "0"
+    n_lo = len(str(lo))
+    n_hi = len(str(hi)) if hi is not None else n_lo
+    for n in range(n_lo, n_hi + 1):
+        a = max(lo, 10 ** (n - 1))
+        b = (10 ** n - 1) if hi is None else min(hi, 10 ** n - 1)
+        if a <= b:
+            parts.append(digit_range(a, b, n, 10, "0123456789"))
+    if hi is None:
+        parts.append(f"[1-9][0-9]{{{n_lo},}}")
+    return "(?:" + "|".join(parts) + ")"
+
+
+def schema_to_lark(schema: Any, compact: bool = False, timeout: Optional[float] = 30.0) -> str:
+    """The Lark grammar (start rule `start`) of the JSON texts valid under `schema`."""
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as exc:
+            raise GrammarError(f"JSON Schema: not valid JSON: {exc}") from None
+    elif hasattr(schema, "model_json_schema"):  # a Pydantic model class (duck-typed: no dependency)
+        schema = schema.model_json_schema()
+    if not isinstance(schema, (dict, bool)):
+        raise GrammarError(f"JSON Schema must be an object or a boolean, not {type(schema).__name__}")
+    t = _Translator(schema, compact)
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        with _time_limit(deadline):  # the automaton comparisons (interegular) can blow up too
+            root = t.node(schema, "#")
+            return t.grammar(root)
+    except RecursionError:
+        raise GrammarError("JSON Schema: nested too deeply") from None
+    except LexerTooLarge:
+        raise GrammarError(f"JSON Schema: comparing its string/number constraints took longer than {timeout} s "
+                           "(build_timeout)") from None

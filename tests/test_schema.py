@@ -1,0 +1,236 @@
+"""JSON Schema and regex constraints: per keyword, MaskBench sample, official test suite, token walks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import grammask as gm
+from bench import schema_bench
+from tests.conftest import corpus, load_tokenizer, tokenizer_info, walk_text
+
+
+def accepts(grammar: gm.Grammar, value) -> bool:
+    return grammar.validate(json.dumps(value)).ok
+
+
+def check(schema, valid, invalid, compact=False):
+    g = gm.Grammar.from_json_schema(schema, compact=compact)
+    for v in valid:
+        assert accepts(g, v), (schema, v)
+    for v in invalid:
+        assert not accepts(g, v), (schema, v)
+    return g
+
+
+def refused(schema, *words):
+    with pytest.raises(gm.GrammarError) as exc:
+        gm.Grammar.from_json_schema(schema)
+    for w in words:
+        assert w in str(exc.value), str(exc.value)
+
+
+# ---- keywords --------------------------------------------------------------------------------------
+
+def test_type_and_type_lists():
+    check({"type": "string"}, ["", "a", "é\n\"\\"], [1, None, [], {}])
+    check({"type": "integer"}, [0, -5, 12345678901234567890], [1.5, "1", True])
+    check({"type": "number"}, [0, -1.5, 1e100, 3], ["3", None])
+    check({"type": "boolean"}, [True, False], [0, "true", None])
+    check({"type": "null"}, [None], [0, False])
+    check({"type": ["string", "null"]}, ["x", None], [1, [], {}])
+    check({}, [1, "x", None, [1, {"a": []}], {"b": {"c": 1.5}}], [])
+
+
+def test_properties_required_additional():
+    s = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"},
+                                          "c": {"type": "boolean"}}, "required": ["a"]}
+    check(s, [{"a": 1}, {"a": 1, "b": "x"}, {"a": 1, "c": True}, {"a": 1, "b": "", "c": False},
+              {"a": 1, "extra": [1, {"q": None}]}, {"a": 1, "zz": 1, "b": "y"}],
+          [{}, {"b": "x"}, {"a": "1"}, {"a": 1, "b": 2}, {"a": 1.5}])
+    closed = dict(s, additionalProperties=False)
+    check(closed, [{"a": 1, "b": "x"}], [{"a": 1, "d": 1}])
+    typed = dict(s, additionalProperties={"type": "number"})
+    check(typed, [{"a": 1, "x": 2.5}], [{"a": 1, "x": "s"}])
+
+
+def test_escaped_key_cannot_dodge_its_schema():
+    g = gm.Grammar.from_json_schema({"type": "object", "properties": {"name": {"type": "string"}}})
+    assert g.validate('{"name": "x"}').ok
+    assert not g.validate('{"n\\u0061me": 5}').ok  # the same key, spelled with an escape
+
+
+def test_optional_properties_in_schema_order():
+    s = {"type": "object", "properties": {k: {"type": "integer"} for k in "abcdefgh"},
+         "required": ["d"], "additionalProperties": False}
+    g = check(s, [{"d": 1}, {"a": 1, "d": 2, "h": 3}, {k: 1 for k in "abcdefgh"}], [{"a": 1}, {"d": 1, "d2": 1}])
+    assert not g.validate('{"d": 1, "a": 1}').ok  # schema order
+
+
+def test_items_prefix_items_and_bounds():
+    check({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
+          [[1], [1, 2, 3]], [[], [1, 2, 3, 4], ["a"]])
+    check({"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}], "items": False},
+          [[], ["a"], ["a", 1]], [[1], ["a", 1, 2]])
+    check({"type": "array", "items": [{"type": "string"}], "additionalItems": {"type": "null"}},  # draft-07
+          [["a", None, None]], [["a", 1]])
+    check({"type": "array", "minItems": 2}, [[1, "x"], [1, 2, 3, 4, 5]], [[], [1]])
+    refused({"type": "array", "maxItems": 10 ** 6}, "array bounds")
+
+
+def test_enum_const():
+    check({"enum": ["red", 1, None, [1, 2], {"k": "v"}]}, ["red", 1, None, [1, 2], {"k": "v"}],
+          ["blue", 2, [1], {"k": "w"}, False])
+    check({"const": "x"}, ["x"], ["y", ""])
+    check({"type": "string", "enum": ["a", 1]}, ["a"], [1])
+
+
+def test_any_of_one_of_all_of():
+    check({"anyOf": [{"type": "string"}, {"type": "integer"}]}, ["x", 3], [None, 1.5])
+    check({"oneOf": [{"type": "string"}, {"type": "null"}]}, ["x", None], [1])
+    refused({"oneOf": [{"type": "integer"}, {"minimum": 2}]}, "oneOf")
+    check({"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}},
+                     {"required": ["a"]}]}, [{"a": 1}], [{}, {"a": "x"}])
+    # additionalProperties must not see properties of a sibling subschema: refused, not merged.
+    refused({"allOf": [{"properties": {"foo": {}}}], "additionalProperties": {"type": "boolean"}}, "allOf")
+
+
+def test_ref_recursion():
+    tree = {"$defs": {"node": {"type": "object", "properties": {
+        "v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+        "required": ["v"], "additionalProperties": False}}, "$ref": "#/$defs/node"}
+    check(tree, [{"v": 1}, {"v": 1, "kids": [{"v": 2, "kids": [{"v": 3}]}]}],
+          [{"v": 1, "kids": [{"kids": []}]}, {"v": 1, "kids": [{"v": "x"}]}])
+    check({"definitions": {"s": {"type": "string"}}, "type": "array", "items": {"$ref": "#/definitions/s"}},
+          [["a"]], [[1]])
+    refused({"$ref": "other.json#/x"}, "$ref")
+
+
+def test_strings_length_pattern_format():
+    check({"type": "string", "minLength": 2, "maxLength": 3}, ["ab", "abc", "é😀"], ["a", "abcd"])
+    check({"type": "string", "pattern": "^[a-z]+\\d$"}, ["abc1"], ["abc", "ABC1", "abc12"])
+    check({"type": "string", "pattern": "b+"}, ["abbc", "b"], ["ac", ""])  # patterns search
+    check({"type": "string", "pattern": "^a\"\\\\$"}, ['a"\\'], ['a"'])  # JSON escapes inside the string
+    check({"type": "string", "format": "date"}, ["2024-02-29", "2023-12-31"], ["2023-02-29", "2023-13-01", "x"])
+    check({"type": "string", "format": "date-time"}, ["2023-01-02T03:04:05Z", "2023-01-02T03:04:05.5+01:00"],
+          ["2023-01-02 03:04:05", "2023-01-02T25:00:00Z"])
+    check({"type": "string", "format": "uuid"}, ["123e4567-e89b-12d3-a456-426614174000"], ["123e4567"])
+    check({"type": "string", "format": "ipv4"}, ["192.168.0.1"], ["256.1.1.1", "01.1.1.1"])
+    check({"type": "string", "format": "email"}, ["a.b@example.com"], ["a@b", "@x.com"])
+    refused({"type": "string", "format": "ipv6"}, "format")
+    refused({"type": "string", "pattern": "(?=a)a"}, "pattern", "look")
+    refused({"type": "string", "pattern": "^[a-z]+$", "maxLength": 5}, "pattern")
+
+
+def test_numbers_bounds():
+    check({"type": "integer", "minimum": -3, "maximum": 120}, [-3, 0, 7, 99, 120], [-4, 121, 1000, 1.5])
+    check({"type": "integer", "exclusiveMinimum": 0}, [1, 50000], [0, -1])
+    check({"type": "number", "minimum": 0}, [0, 0.5, 7, 1e-7], [-1, -0.5])
+    check({"type": "number", "exclusiveMinimum": 0}, [0.5, 3], [0, 0.0, -2])
+    refused({"type": "number", "maximum": 2.5}, "number bounds")
+    refused({"type": "integer", "multipleOf": 3}, "multipleOf")
+
+
+def test_object_counts_and_refusals():
+    check({"type": "object", "properties": {"a": {}}, "required": ["a"], "minProperties": 1}, [{"a": 1}], [{}])
+    refused({"type": "object", "minProperties": 2}, "minProperties")
+    refused({"type": "object", "patternProperties": {"^x": {}}}, "patternProperties")
+    refused({"not": {"type": "string"}}, "not")
+    refused({"type": "array", "uniqueItems": True}, "uniqueItems")
+    refused({"type": "string", "format": "hostname"}, "#", "format")
+
+
+def test_annotations_ignored_and_inputs():
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "x", "title": "t",
+              "description": "d", "examples": [1], "default": 1, "$comment": "c", "type": "integer"}
+    check(schema, [1], ["1"])
+    check(json.dumps({"type": "boolean"}), [True], [1])
+
+    class Model:  # duck-typed Pydantic model class
+        @classmethod
+        def model_json_schema(cls):
+            return {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
+
+    check(Model, [{"x": 1}], [{}])
+
+
+def test_whitespace_bounded_and_compact():
+    g = gm.Grammar.from_json_schema({"type": "array", "items": {"type": "integer"}})
+    assert g.validate("[1, 2]").ok and g.validate("[\n  1,\n  2\n]").ok
+    assert not g.validate("[1," + " " * 100 + "2]").ok  # a model cannot loop on whitespace
+    c = gm.Grammar.from_json_schema({"type": "array", "items": {"type": "integer"}}, compact=True)
+    assert c.validate("[1,2]").ok and not c.validate("[1, 2]").ok
+
+
+def test_from_regex():
+    g = gm.Grammar.from_regex(r"[a-z]+@\d{2}")
+    assert g.validate("ab@12").ok
+    assert not g.validate("ab@1").ok and not g.validate("Ab@12").ok
+    assert g.validate("ab@1").prefix_ok
+    with pytest.raises(gm.GrammarError):
+        gm.Grammar.from_regex(r"(a)\1")
+
+
+def test_cli_reads_a_json_schema(tmp_path):
+    from grammask.cli import main
+
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}))
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text('{"a": 1}')
+    bad.write_text('{"a": "x"}')
+    assert main(["validate", "-g", str(schema), str(good)]) == 0
+    assert main(["validate", "-g", str(schema), str(bad)]) == 1
+
+
+# ---- MaskBench sample ------------------------------------------------------------------------------
+
+# A fixed sample: the first 4 schemas (by name) of every split. Measured: 9 of 28 pass (the rest refused,
+# none accepts an invalid instance).
+MASKBENCH_SAMPLE = 4
+MASKBENCH_MIN_PASS = 9
+
+
+def test_maskbench_sample():
+    corpus("jsonschema")
+    passed = 0
+    for split in schema_bench.splits():
+        for path in sorted(split.glob("*.json"))[:MASKBENCH_SAMPLE]:
+            r = schema_bench.score_schema(path)
+            assert r["invalid_accepted"] == 0, (split.name, path.name)
+            passed += r["status"] == "pass"
+    assert passed >= MASKBENCH_MIN_PASS
+
+
+def test_maskbench_token_walk_gpt2():
+    """Valid instances are generable token by token with a real tokenizer (gpt2)."""
+    tok = load_tokenizer("gpt2")
+    info = tokenizer_info("gpt2")
+    path = sorted((schema_bench.splits()[2]).glob("*.json"))[0]  # Glaiveai2K
+    doc = json.loads(path.read_text())
+    c = gm.compile(gm.Grammar.from_json_schema(doc["schema"]), info, cache_dir=False)
+    m = c.matcher()
+    walked = 0
+    for test in doc["tests"]:
+        if test["valid"]:
+            walk_text(m, tok, json.dumps(test["data"]))
+            assert m.is_accepting()
+            walked += 1
+    assert walked
+
+
+# ---- official test suite ---------------------------------------------------------------------------
+
+SUITE_FILES = ["type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
+               "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "ref", "minLength", "maxLength", "pattern",
+               "boolean_schema", "format"]
+
+
+@pytest.mark.parametrize("name", SUITE_FILES)
+def test_official_suite_never_accepts_invalid(name):
+    path = schema_bench.suite_dir() / f"{name}.json"
+    assert path.exists(), path
+    r = schema_bench.score_suite_file(path)
+    assert r["invalid_accepted"] == [], r["invalid_accepted"]
+    assert r["compiled"] > 0
