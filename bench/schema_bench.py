@@ -61,6 +61,10 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
+def seconds(x: float) -> str:
+    return "–" if x != x else f"{x:.3f} s"  # nan: no schema of the split compiled
+
+
 def run(limit: int | None = None, names: list[str] | None = None, tokens: int = 0) -> list[dict]:
     rows = []
     walked = walk_failed = 0
@@ -92,7 +96,7 @@ def run(limit: int | None = None, names: list[str] | None = None, tokens: int = 
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['split']} | {r['schemas']} | {r['pass']} | {r['compile-error']} | {r['valid-rejected']} | "
-              f"{r['invalid-accepted']} | {r['p50']:.3f} s | {r['p99']:.3f} s |")
+              f"{r['invalid-accepted']} | {seconds(r['p50'])} | {seconds(r['p99'])} |")
     all_secs = [x["seconds"] for r in rows for x in r["results"] if x["seconds"] is not None]
     print(f"\nall: {sum(r['schemas'] for r in rows)} schemas, compile p50 {percentile(all_secs, 0.5):.3f} s, "
           f"p99 {percentile(all_secs, 0.99):.3f} s")

@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "progress goes to stderr.")
     g.add_argument("prompt", metavar="PROMPT", help="the user message (the chat template is applied)")
     g.add_argument("-g", "--grammar", default="json", metavar="GRAMMAR",
-                   help=f"built-in grammar ({', '.join(BUILTINS)}), a .lark file, or 'none' (default: json)")
+                   help=f"built-in grammar ({', '.join(BUILTINS)}), a .lark file, a JSON Schema .json file, "
+                        "or 'none' (default: json)")
     g.add_argument("--model", metavar="DIR", help="local Hugging Face model directory (default: SmolLM2-135M)")
     g.add_argument("--max-new-tokens", type=int, default=256, metavar="N", help="token budget (default: 256)")
     g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
