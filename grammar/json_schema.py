@@ -30,7 +30,8 @@ import interegular
 
 from ..fsm.lexer import LexerTooLarge, _time_limit
 from .errors import GrammarError
-from .regex import (MAX_CODEPOINT, Emitter, RegexRefused, digit_range, json_spelling, lark_pattern)
+from .regex import (MAX_CODEPOINT, Emitter, RegexRefused, decimal_class, digit_range, json_spelling,
+                    lark_pattern)
 
 WS_MAX = 16
 ANNOTATIONS = {"title", "description", "examples", "default", "$schema", "$id", "$comment", "deprecated",
@@ -259,7 +260,7 @@ class _Translator:
             self.rules["any"] = []  # reserve the name (recursive)
             strs, nums = self.cls(("all", "string")), self.cls(("all", "number"))
             self.rules["any"] = ["any_obj", "any_arr", strs, nums, '"true"', '"false"', '"null"']
-            self.rules["any_obj"] = ["LB RB", f"LB any_member (COMMA any_member)* RB"]
+            self.rules["any_obj"] = ["LB RB", "LB any_member (COMMA any_member)* RB"]
             self.rules["any_member"] = [f"{strs} COLON any"]
             self.rules["any_arr"] = ["LBK RBK", "LBK any (COMMA any)* RBK"]
         return "any"
@@ -751,7 +752,7 @@ def _nonneg_range(lo: int, hi: Optional[int]) -> str:
         a = max(lo, 10 ** (n - 1))
         b = (10 ** n - 1) if hi is None else min(hi, 10 ** n - 1)
         if a <= b:
-            parts.append(digit_range(a, b, n, 10, "0123456789"))
+            parts.append(digit_range(a, b, n, 10, decimal_class))
     if hi is None:
         parts.append(f"[1-9][0-9]{{{n_lo},}}")
     return "(?:" + "|".join(parts) + ")"

@@ -17,9 +17,9 @@ import re._constants as C
 import re._parser as sre_parse
 from typing import Callable, Iterable
 
+from ..fsm.utf8 import MAX_CODEPOINT, complement_ranges
 from .errors import GrammarError
 
-MAX_CODEPOINT = 0x10FFFF
 Ranges = list[tuple[int, int]]
 
 # ECMA-262 classes (JSON Schema patterns are ECMA regexes; Python's \d would take every Unicode digit).
@@ -41,14 +41,7 @@ def normalize(ranges: Iterable[tuple[int, int]]) -> Ranges:
 
 
 def complement(ranges: Ranges) -> Ranges:
-    out, prev = [], 0
-    for lo, hi in normalize(ranges):
-        if lo > prev:
-            out.append((prev, lo - 1))
-        prev = hi + 1
-    if prev <= MAX_CODEPOINT:
-        out.append((prev, MAX_CODEPOINT))
-    return out
+    return complement_ranges(normalize(ranges))
 
 
 def subtract(ranges: Ranges, minus: Ranges) -> Ranges:
@@ -123,82 +116,56 @@ _SHORT = {0x22: '[\\\\]"', 0x5C: "[\\\\][\\\\]", 0x08: "[\\\\]b", 0x0C: "[\\\\]f
 _HEX = "0123456789abcdef"
 
 
-def digit_range(lo: int, hi: int, width: int, base: int, digits: str) -> str:
-    """Regex for exactly `width`-digit strings (leading zeros kept) whose value lies in [lo, hi]."""
+def digit_range(lo: int, hi: int, width: int, base: int, cls: Callable[[int, int], str]) -> str:
+    """Regex for exactly `width`-digit strings (leading zeros kept) whose value lies in [lo, hi];
+    cls(a, b) is the class of the digits with values a..b."""
     if width == 0:
         return ""
-
-    def cls(a: int, b: int) -> str:
-        if a == b:
-            return digits[a]
-        return "[" + "".join(digits[i] for i in range(a, b + 1)) + "]" if b - a < 3 else f"[{digits[a]}-{digits[b]}]"
-
     d = base ** (width - 1)
     lo_h, lo_r = divmod(lo, d)
     hi_h, hi_r = divmod(hi, d)
-    any_rest = (f"[{digits[0]}-{digits[base - 1]}]" + (f"{{{width - 1}}}" if width > 2 else "")) if width > 1 else ""
-    if width == 2:
-        any_rest = f"[{digits[0]}-{digits[base - 1]}]"
+    rest = "" if width == 1 else cls(0, base - 1) + (f"{{{width - 1}}}" if width > 2 else "")
     if lo_h == hi_h:
-        return cls(lo_h, lo_h) + digit_range(lo_r, hi_r, width - 1, base, digits)
+        return cls(lo_h, lo_h) + digit_range(lo_r, hi_r, width - 1, base, cls)
     parts = []
     first, last = lo_h, hi_h
     if lo_r != 0:
-        parts.append(cls(lo_h, lo_h) + digit_range(lo_r, d - 1, width - 1, base, digits))
+        parts.append(cls(lo_h, lo_h) + digit_range(lo_r, d - 1, width - 1, base, cls))
         first += 1
     tail = None
     if hi_r != d - 1:
-        tail = cls(hi_h, hi_h) + digit_range(0, hi_r, width - 1, base, digits)
-        last -= 1
-    if first <= last:
-        parts.append(cls(first, last) + any_rest)
-    if tail is not None:
-        parts.append(tail)
-    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
-
-
-def _hex4(lo: int, hi: int) -> str:
-    # Hex digits with the letters lowercase, as json.dumps writes them. The alphabet for digit_range
-    # must be ordered by value: 0-9 then a-f, and a class [0-f] would be wrong, so classes are spelled out.
-    return _hex_range(lo, hi, 4)
-
-
-def _hex_range(lo: int, hi: int, width: int) -> str:
-    if width == 0:
-        return ""
-    d = 16 ** (width - 1)
-    lo_h, lo_r = divmod(lo, d)
-    hi_h, hi_r = divmod(hi, d)
-
-    def cls(a: int, b: int) -> str:
-        chars = _HEX[a:b + 1]
-        if len(chars) == 1:
-            return chars
-        ranges = []
-        if a <= 9:
-            ranges.append(f"{_HEX[a]}-{_HEX[min(b, 9)]}" if min(b, 9) > a else _HEX[a])
-        if b >= 10:
-            s = max(a, 10)
-            ranges.append(f"{_HEX[s]}-{_HEX[b]}" if b > s else _HEX[s])
-        return "[" + "".join(ranges) + "]"
-
-    rest = "" if width == 1 else cls(0, 15) + (f"{{{width - 1}}}" if width > 2 else "")
-    if lo_h == hi_h:
-        return cls(lo_h, lo_h) + _hex_range(lo_r, hi_r, width - 1)
-    parts = []
-    first, last = lo_h, hi_h
-    if lo_r != 0:
-        parts.append(cls(lo_h, lo_h) + _hex_range(lo_r, d - 1, width - 1))
-        first += 1
-    tail = None
-    if hi_r != d - 1:
-        tail = cls(hi_h, hi_h) + _hex_range(0, hi_r, width - 1)
+        tail = cls(hi_h, hi_h) + digit_range(0, hi_r, width - 1, base, cls)
         last -= 1
     if first <= last:
         parts.append(cls(first, last) + rest)
     if tail is not None:
         parts.append(tail)
     return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+
+def decimal_class(a: int, b: int) -> str:
+    if a == b:
+        return str(a)
+    return "[" + "".join(str(i) for i in range(a, b + 1)) + "]" if b - a < 3 else f"[{a}-{b}]"
+
+
+def hex_class(a: int, b: int) -> str:
+    chars = _HEX[a:b + 1]
+    if len(chars) == 1:
+        return chars
+    ranges = []
+    if a <= 9:
+        ranges.append(f"{_HEX[a]}-{_HEX[min(b, 9)]}" if min(b, 9) > a else _HEX[a])
+    if b >= 10:
+        s = max(a, 10)
+        ranges.append(f"{_HEX[s]}-{_HEX[b]}" if b > s else _HEX[s])
+    return "[" + "".join(ranges) + "]"
+
+
+def _hex4(lo: int, hi: int) -> str:
+    # Hex digits with the letters lowercase, as json.dumps writes them. The alphabet for digit_range
+    # must be ordered by value: 0-9 then a-f, and a class [0-f] would be wrong, so classes are spelled out.
+    return digit_range(lo, hi, 4, 16, hex_class)
 
 
 def json_spelling(ranges: Ranges) -> str:

@@ -116,3 +116,50 @@ def walk_text(matcher, tok, text: str) -> list[int]:
         assert t in set(matcher.allowed_token_ids().tolist()), (text[:80], tok.decode(ids[:i])[-80:])
         assert matcher.accept_token(t)
     return ids
+
+
+def mutate_lines(text: str, rng, insert_chars: str, edit_line) -> str:
+    """One random edit: delete a line or a character, insert one of `insert_chars`, `edit_line(line, rng)`
+    (None when it does not apply), swap two lines, or truncate the text."""
+    lines = text.split("\n")
+    i = rng.randrange(len(lines))
+    kind = rng.randrange(6)
+    line = lines[i]
+    edited = edit_line(line, rng) if kind == 3 else None
+    if kind == 0:
+        del lines[i]
+    elif kind == 1 and line:
+        j = rng.randrange(len(line))
+        lines[i] = line[:j] + line[j + 1:]
+    elif kind == 2:
+        j = rng.randrange(len(line) + 1)
+        lines[i] = line[:j] + rng.choice(insert_chars) + line[j:]
+    elif edited is not None:
+        lines[i] = edited
+    elif kind == 4 and i:
+        lines[i], lines[i - 1] = lines[i - 1], line
+    else:
+        lines = lines[:i] + [line[: rng.randrange(len(line) + 1)]]
+    return "\n".join(lines)
+
+
+def mutation_agreement(paths, per_file: int, mutate, reference_error, grammar, known) -> tuple[int, int, list]:
+    """Mutate each file `per_file` times (seed 2024) and compare the validator with the reference parser
+    (`reference_error(text)`: None when it accepts). Returns (total, agreeing, disagreements that no
+    message in `known` explains)."""
+    import random
+
+    rng = random.Random(2024)
+    total = agree = 0
+    unknown = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        for _ in range(per_file):
+            mutated = mutate(text, rng)
+            error = reference_error(mutated)
+            total += 1
+            if grammar.validate(mutated).ok == (error is None):
+                agree += 1
+            elif error is None or not any(k in error for k in known):
+                unknown.append((path.name, error, grammar.validate(mutated).message))
+    return total, agree, unknown

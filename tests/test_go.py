@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import corpus, decoded_text, load_tokenizer, tokenizer_info, word_walk
+from conftest import (corpus, decoded_text, load_tokenizer, mutate_lines, mutation_agreement, tokenizer_info,
+                      word_walk)
 
 CORPUS = sorted(corpus("go", "go-1.19-stdlib").rglob("*.go"))
 PROMPTS = corpus("go", "mbgp", "mbgp_release_v1.1.jsonl")
@@ -52,44 +53,20 @@ def test_accepts_the_whole_corpus(go):
     assert not rejected
 
 
+def _swap_two_chars(line: str, rng: random.Random):
+    if len(line) < 2:
+        return None
+    j = rng.randrange(len(line) - 1)
+    return line[:j] + line[j + 1] + line[j] + line[j + 2:]
+
+
 def _mutate(text: str, rng: random.Random) -> str:
     """Delete, insert or swap a character, delete or swap a line, or truncate the text."""
-    lines = text.split("\n")
-    i = rng.randrange(len(lines))
-    kind = rng.randrange(6)
-    line = lines[i]
-    if kind == 0:
-        del lines[i]
-    elif kind == 1 and line:
-        j = rng.randrange(len(line))
-        lines[i] = line[:j] + line[j + 1:]
-    elif kind == 2:
-        j = rng.randrange(len(line) + 1)
-        lines[i] = line[:j] + rng.choice("()[]{}:;,.=+-*&<!\"'`/ \t\n~|^%0xi_") + line[j:]
-    elif kind == 3 and len(line) > 1:
-        j = rng.randrange(len(line) - 1)
-        lines[i] = line[:j] + line[j + 1] + line[j] + line[j + 2:]
-    elif kind == 4 and i:
-        lines[i], lines[i - 1] = lines[i - 1], line
-    else:
-        lines = lines[:i] + [line[: rng.randrange(len(line) + 1)]]
-    return "\n".join(lines)
+    return mutate_lines(text, rng, "()[]{}:;,.=+-*&<!\"'`/ \t\n~|^%0xi_", _swap_two_chars)
 
 
 def test_mutations_agree_with_gofmt(go):
-    rng = random.Random(2024)
-    total = agree = 0
-    unknown = []
-    for path in CORPUS[::2]:
-        text = path.read_text(encoding="utf-8")
-        for _ in range(8):
-            mutated = _mutate(text, rng)
-            error = gofmt_error(mutated)
-            total += 1
-            if go.validate(mutated).ok == (error is None):
-                agree += 1
-            elif error is None or not any(k in error for k in KNOWN):
-                unknown.append((path.name, error, go.validate(mutated).message))
+    total, agree, unknown = mutation_agreement(CORPUS[::2], 8, _mutate, gofmt_error, go, KNOWN)
     assert total == 600
     assert agree / total >= 0.995, f"{agree}/{total}"
     assert not unknown, unknown[:5]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import corpus, load_tokenizer, tokenizer_info, word_walk
+from conftest import corpus, load_tokenizer, mutate_lines, mutation_agreement, tokenizer_info, word_walk
 
 CORPUS = sorted(corpus("python", "cpython-3.11-lib").rglob("*.py"))
 
@@ -47,41 +47,11 @@ def test_accepts_the_whole_corpus(python):
 
 
 def _mutate(text: str, rng: random.Random) -> str:
-    lines = text.split("\n")
-    i = rng.randrange(len(lines))
-    kind = rng.randrange(6)
-    line = lines[i]
-    if kind == 0:
-        del lines[i]
-    elif kind == 1 and line:
-        j = rng.randrange(len(line))
-        lines[i] = line[:j] + line[j + 1:]
-    elif kind == 2:
-        j = rng.randrange(len(line) + 1)
-        lines[i] = line[:j] + rng.choice("()[]{}:,.=+ \"'\\#*@") + line[j:]
-    elif kind == 3:
-        lines[i] = rng.choice(["  ", "\t", "    "]) + line
-    elif kind == 4 and i:
-        lines[i], lines[i - 1] = lines[i - 1], line
-    else:
-        lines = lines[:i] + [line[: rng.randrange(len(line) + 1)]]
-    return "\n".join(lines)
+    return mutate_lines(text, rng, "()[]{}:,.=+ \"'\\#*@", lambda line, rng: rng.choice(["  ", "\t", "    "]) + line)
 
 
 def test_mutations_agree_with_ast_parse(python):
-    rng = random.Random(2024)
-    total = agree = 0
-    unknown = []
-    for path in CORPUS[::2]:
-        text = path.read_text(encoding="utf-8")
-        for _ in range(12):
-            mutated = _mutate(text, rng)
-            error = cpython_error(mutated)
-            total += 1
-            if python.validate(mutated).ok == (error is None):
-                agree += 1
-            elif error is None or not any(k in error for k in KNOWN):
-                unknown.append((path.name, error, python.validate(mutated).message))
+    total, agree, unknown = mutation_agreement(CORPUS[::2], 12, _mutate, cpython_error, python, KNOWN)
     assert total >= 800
     assert agree / total >= 0.995, f"{agree}/{total}"
     assert not unknown, unknown[:5]
