@@ -163,3 +163,19 @@ def mutation_agreement(paths, per_file: int, mutate, reference_error, grammar, k
             elif error is None or not any(k in error for k in known):
                 unknown.append((path.name, error, grammar.validate(mutated).message))
     return total, agree, unknown
+
+
+def walks_parse(matcher, info: gm.TokenizerInfo, words: set, rng, walks: int, grammar, reference_error,
+                max_steps: int, stop_from: int) -> int:
+    """Random word walks under the mask: each must reach a stop token with a text the reference parser
+    accepts, or end as a valid prefix. Returns how many stopped."""
+    ended = 0
+    for _ in range(walks):
+        data, stopped = word_walk(matcher, info, words, rng, max_steps=max_steps, stop_from=stop_from)
+        if stopped:
+            ended += 1
+            text = data.decode("utf-8")
+            assert reference_error(text) is None, (text, reference_error(text))
+        else:
+            assert grammar.validate(data).prefix_ok
+    return ended

@@ -16,7 +16,7 @@ import pytest
 
 import grammask as gm
 from conftest import (corpus, decoded_text, load_tokenizer, mutate_lines, mutation_agreement, tokenizer_info,
-                      word_walk)
+                      walks_parse)
 
 CORPUS = sorted(corpus("go", "go-1.19-stdlib").rglob("*.go"))
 PROMPTS = corpus("go", "mbgp", "mbgp_release_v1.1.jsonl")
@@ -183,15 +183,7 @@ def test_random_walks_never_dead_end_and_stopped_ones_parse(go, family, cache_di
     info = tokenizer_info(family)
     matcher = gm.compile(go, info, cache_dir=cache_dir).matcher()
     rng = np.random.default_rng(13)
-    ended = 0
-    for _ in range(150):
-        data, stopped = word_walk(matcher, info, WORDS, rng, max_steps=80, stop_from=25)
-        if stopped:
-            ended += 1
-            text = data.decode("utf-8")
-            assert gofmt_error(text) is None, (text, gofmt_error(text))
-        else:
-            assert go.validate(data).prefix_ok
+    ended = walks_parse(matcher, info, WORDS, rng, 150, go, gofmt_error, max_steps=80, stop_from=25)
     assert ended >= 40, ended
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import corpus, load_tokenizer, mutate_lines, mutation_agreement, tokenizer_info, word_walk
+from conftest import corpus, load_tokenizer, mutate_lines, mutation_agreement, tokenizer_info, walks_parse
 
 CORPUS = sorted(corpus("python", "cpython-3.11-lib").rglob("*.py"))
 
@@ -111,13 +111,5 @@ def test_random_walks_never_dead_end_and_stopped_ones_parse(python, family, cach
     words = {b"", b"if", b"x", b":", b"pass", b"else", b"def", b"g", b"(", b")", b"while", b"return", b"=", b"1",
              b"y", b",", b"[", b"]", b"#", b"+", b"for", b"in", b"import", b"os", b"'", b'"', b"class", b"A",
              b"lambda", b"not", b"and", b".", b"*", b":=", b"del", b"with", b"as", b"try", b"except"}
-    ended = 0
-    for _ in range(200):
-        data, stopped = word_walk(matcher, info, words, rng, max_steps=80, stop_from=30)
-        if stopped:
-            ended += 1
-            text = data.decode("utf-8")
-            assert cpython_error(text) is None, (text, cpython_error(text))
-        else:
-            assert python.validate(data).prefix_ok
+    ended = walks_parse(matcher, info, words, rng, 200, python, cpython_error, max_steps=80, stop_from=30)
     assert ended >= 40, ended
