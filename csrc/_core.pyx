@@ -42,6 +42,7 @@ cdef extern from "gm_core.h":
         const int32_t *group_tok_begin
         const int32_t *group_toks
         const int32_t *group_dense
+        const int32_t *group_lcp
         const int32_t *seq_begin
         const int32_t *seq_terms
         const int32_t *wsop_begin
@@ -76,6 +77,7 @@ cdef extern from "gm_core.h":
     void gm_matcher_free(gm_matcher *m) nogil
     void gm_matcher_reset(gm_matcher *m) nogil
     int gm_fill_bitmask(gm_matcher *m, uint32_t *out) nogil
+    void gm_group_lcp(const gm_vocab *v, int32_t n_table_states, int32_t *out) nogil
     int gm_accept_token(gm_matcher *m, int32_t token) nogil
     int gm_rollback(gm_matcher *m, int32_t n) nogil
     int gm_is_complete(gm_matcher *m) nogil
@@ -287,6 +289,12 @@ cdef class CoreVocab:
         self.v.wsop_begin = <const int32_t *>_ptr(a["wsop_begin"])
         self.v.wsop_bytes = <const uint8_t *>_ptr(a["wsop_bytes"])
         self.v.wsop_reset = <const uint8_t *>_ptr(a["wsop_reset"])
+        # Derived, not stored: how much each group's sequence shares with the one before it (the fill
+        # then never compares sequences).
+        lcp = np.zeros(n_groups, dtype=np.int32)
+        gm_group_lcp(&self.v, <int32_t>n_ts, <int32_t *>_ptr(lcp))
+        a["group_lcp"] = lcp
+        self.v.group_lcp = <const int32_t *>_ptr(lcp)
 
     @property
     def vocab_size(self):

@@ -126,17 +126,49 @@ static int vstate_copy(gm_matcher *m, const vstate *src, vstate *dst) {
     return 0;
 }
 
+static inline int32_t vs_below_top(const vstack *vs) {
+    const int32_t n = vs->ov->len;
+    return n >= 2 ? vs->ov->data[n - 2] : n == 1 ? vs->real[vs->base - 1] : vs->real[vs->base - 2];
+}
+
+/* The state a chain of unit reductions (rules of length 1) on lookahead `term` leads to from `top`:
+ * each pops one state and pushes a goto from the same `below`, so the chain depends only on
+ * (below, top, term). Expression grammars have long chains (name -> atom -> ... -> test), so the
+ * answers are cached per matcher. */
+static int32_t unit_chain(gm_matcher *m, int32_t below, int32_t top, int32_t term) {
+    const gm_grammar *g = m->g;
+    const uint32_t h = ((uint32_t)below * 0x9E3779B1u ^ (uint32_t)top * 0x85EBCA77u ^ (uint32_t)term * 0xC2B2AE3Du);
+    gm_unit_memo *e = &m->unit_memo[(h ^ (h >> 15)) & (GM_UNIT_MEMO - 1)];
+    if (e->top == top && e->below == below && e->term == term) return e->result;
+    const int32_t ncols = g->n_terminals + 1;
+    int32_t s = top;
+    for (;;) {
+        const int32_t a = g->action[(size_t)s * ncols + term];
+        if (a >= -1 || g->rule_len[-a - 2] != 1) break;
+        s = g->go[(size_t)below * g->n_nonterminals + g->rule_lhs[-a - 2]];
+        if (term == g->n_terminals && s == g->lr_end) break;
+    }
+    *e = (gm_unit_memo){below, top, term, s};
+    return s;
+}
+
 /* Feed one terminal to the LR parser: 1 if taken (shift, or accept on $END), 0 on a syntax error. */
-static int lr_feed(const gm_grammar *g, vstack *vs, int32_t term) {
+static int lr_feed(gm_matcher *m, vstack *vs, int32_t term) {
+    const gm_grammar *g = m->g;
     const int32_t ncols = g->n_terminals + 1;
     for (;;) {
         int32_t top = vs_top(vs);
         int32_t a = g->action[(size_t)top * ncols + term];
         if (a >= 0) return vs_push(vs, a) ? GM_NOMEM : 1;
         if (a == GM_ERROR) return 0;
-        int32_t r = -a - 2;
-        vs_pop(vs, g->rule_len[r]);
-        int32_t s = g->go[(size_t)vs_top(vs) * g->n_nonterminals + g->rule_lhs[r]];
+        int32_t r = -a - 2, s;
+        if (g->rule_len[r] == 1) {
+            s = unit_chain(m, vs_below_top(vs), top, term);
+            vs_pop(vs, 1);
+        } else {
+            vs_pop(vs, g->rule_len[r]);
+            s = g->go[(size_t)vs_top(vs) * g->n_nonterminals + g->rule_lhs[r]];
+        }
         if (vs_push(vs, s)) return GM_NOMEM;
         if (term == g->n_terminals && s == g->lr_end) return 1;
     }
@@ -147,7 +179,8 @@ static int lr_feed(const gm_grammar *g, vstack *vs, int32_t term) {
 #define INDENT_ALT(level) ((level) & 0xFFFF)
 
 /* The logical line's first token is here: INDENT or DEDENTs as CPython's tokenizer emits them. */
-static int emit_indentation(const gm_grammar *g, vstate *vs) {
+static int emit_indentation(gm_matcher *m, vstate *vs) {
+    const gm_grammar *g = m->g;
     vs->ctx.line_start = 0;
     const int32_t w = vs->ctx.width, alt = vs->ctx.altwidth;
     if (w > 0x7FFF || alt > 0xFFFF) return 0;
@@ -156,11 +189,11 @@ static int emit_indentation(const gm_grammar *g, vstate *vs) {
     if (w > INDENT_WIDTH(top)) {
         if (alt <= INDENT_ALT(top) || vs_len(&vs->ind) > GM_MAX_INDENT_LEVELS) return 0;
         if (vs_push(&vs->ind, PACK_INDENT(w, alt))) return GM_NOMEM;
-        return lr_feed(g, &vs->lr, g->t_indent);
+        return lr_feed(m, &vs->lr, g->t_indent);
     }
     while (vs_len(&vs->ind) > 1 && w < INDENT_WIDTH(vs_top(&vs->ind))) {
         vs_pop(&vs->ind, 1);
-        int r = lr_feed(g, &vs->lr, g->t_dedent);
+        int r = lr_feed(m, &vs->lr, g->t_dedent);
         if (r != 1) return r;
     }
     top = vs_top(&vs->ind);
@@ -168,14 +201,15 @@ static int emit_indentation(const gm_grammar *g, vstate *vs) {
 }
 
 /* A t_nl lexeme ended, the next line's indentation being (w, alt). */
-static int end_line(const gm_grammar *g, vstate *vs, int32_t w, int32_t alt) {
+static int end_line(gm_matcher *m, vstate *vs, int32_t w, int32_t alt) {
+    const gm_grammar *g = m->g;
     if (vs->ctx.depth > 0) return 1; /* implicit line joining inside brackets */
     vs->ctx.width = w;
     vs->ctx.altwidth = alt;
     vs->ctx.line_start = 1;
     if (!vs->ctx.has_content) return 1; /* blank or comment-only line */
     vs->ctx.has_content = 0;
-    return lr_feed(g, &vs->lr, g->t_newline);
+    return lr_feed(m, &vs->lr, g->t_newline);
 }
 
 /* Event codes beyond terminals: a t_nl lexeme that ended, with its indentation given explicitly. */
@@ -186,50 +220,50 @@ static int end_line(const gm_grammar *g, vstate *vs, int32_t w, int32_t alt) {
  * lexeme with a whitespace op from the token tables (ev > n_terminals), or with explicit widths. */
 static int post_feed(gm_matcher *m, vstate *vs, int32_t ev) {
     const gm_grammar *g = m->g;
-    if (!g->indenter) return lr_feed(g, &vs->lr, ev);
+    if (!g->indenter) return lr_feed(m, &vs->lr, ev);
     if (g->indenter == GM_SEMICOLONS) {
         const int ends_line = ev == g->n_terminals || (g->term_flags[ev] & GM_TERM_NEWLINE);
         if (ends_line && vs->ctx.semi) {
             vs->ctx.semi = 0;
-            int r = lr_feed(g, &vs->lr, g->t_semicolon);
+            int r = lr_feed(m, &vs->lr, g->t_semicolon);
             if (r != 1) return r;
         }
-        if (ev == g->n_terminals) return lr_feed(g, &vs->lr, ev);
+        if (ev == g->n_terminals) return lr_feed(m, &vs->lr, ev);
         if (ends_line) return 1;
         vs->ctx.semi = (g->term_flags[ev] & GM_TERM_SEMI_AFTER) != 0;
-        return lr_feed(g, &vs->lr, ev);
+        return lr_feed(m, &vs->lr, ev);
     }
     if (EV_IS_NL_WIDTH(ev)) {
         int32_t packed = -ev - 2;
-        return end_line(g, vs, INDENT_WIDTH(packed), INDENT_ALT(packed));
+        return end_line(m, vs, INDENT_WIDTH(packed), INDENT_ALT(packed));
     }
     if (ev > g->n_terminals) {
         const gm_vocab *v = m->v;
         int32_t k = ev - g->n_terminals - 1;
         int32_t w = v->wsop_reset[k] ? 0 : vs->ctx.width, alt = v->wsop_reset[k] ? 0 : vs->ctx.altwidth;
         for (int32_t i = v->wsop_begin[k]; i < v->wsop_begin[k + 1]; i++) indent_byte(v->wsop_bytes[i], &w, &alt);
-        return end_line(g, vs, w, alt);
+        return end_line(m, vs, w, alt);
     }
-    if (ev == g->t_nl) return end_line(g, vs, vs->ctx.width, vs->ctx.altwidth);
+    if (ev == g->t_nl) return end_line(m, vs, vs->ctx.width, vs->ctx.altwidth);
     if (ev == g->t_cont) return 1; /* joins lines; the lexer tracks it for the end-of-text check */
     int r;
     if (ev == g->n_terminals) { /* end of input: close the last line and every block */
         if (vs->ctx.depth > 0) return 0;
         if (vs->ctx.has_content) {
             vs->ctx.has_content = 0;
-            if ((r = lr_feed(g, &vs->lr, g->t_newline)) != 1) return r;
+            if ((r = lr_feed(m, &vs->lr, g->t_newline)) != 1) return r;
         }
         while (vs_len(&vs->ind) > 1) {
             vs_pop(&vs->ind, 1);
-            if ((r = lr_feed(g, &vs->lr, g->t_dedent)) != 1) return r;
+            if ((r = lr_feed(m, &vs->lr, g->t_dedent)) != 1) return r;
         }
-        return lr_feed(g, &vs->lr, ev);
+        return lr_feed(m, &vs->lr, ev);
     }
-    if (vs->ctx.line_start && vs->ctx.depth == 0 && (r = emit_indentation(g, vs)) != 1) return r;
+    if (vs->ctx.line_start && vs->ctx.depth == 0 && (r = emit_indentation(m, vs)) != 1) return r;
     vs->ctx.has_content = 1;
     vs->ctx.depth += g->term_bracket[ev];
     if (vs->ctx.depth < 0) return 0;
-    return lr_feed(g, &vs->lr, ev);
+    return lr_feed(m, &vs->lr, ev);
 }
 
 /* Can the parser, in the state `vs`, take `term` next? `vs` is left unchanged. */
@@ -285,7 +319,9 @@ int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v) {
     if (grow32(&m->lr.data, &m->lr.cap, 64) || grow32(&m->ind.data, &m->ind.cap, 16)) return GM_NOMEM;
     m->take_stamp = calloc((size_t)g->n_terminals + 1, sizeof(uint32_t));
     m->take_ok = calloc((size_t)g->n_terminals + 1, 1);
-    if (!m->take_stamp || !m->take_ok) return GM_NOMEM;
+    m->unit_memo = malloc(GM_UNIT_MEMO * sizeof(gm_unit_memo));
+    if (!m->take_stamp || !m->take_ok || !m->unit_memo) return GM_NOMEM;
+    for (int i = 0; i < GM_UNIT_MEMO; i++) m->unit_memo[i].top = -1;
     gm_matcher_reset(m);
     return 0;
 }
@@ -301,6 +337,7 @@ void gm_matcher_free(gm_matcher *m) {
     free(m->snap_data);
     free(m->take_stamp);
     free(m->take_ok);
+    free(m->unit_memo);
     memset(m, 0, sizeof(*m));
 }
 
@@ -481,7 +518,22 @@ static int pending_ok_memo(gm_matcher *m, const vstate *vs, int32_t cset) {
     return 0;
 }
 
-int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
+void gm_group_lcp(const gm_vocab *v, int32_t n_table_states, int32_t *out) {
+    for (int32_t ts = 0; ts < n_table_states; ts++) {
+        for (int32_t gi = v->group_begin[ts]; gi < v->group_begin[ts + 1]; gi++) {
+            int32_t k = 0;
+            if (gi > v->group_begin[ts]) {
+                const int32_t a = v->group_seq[gi - 1], b = v->group_seq[gi];
+                const int32_t *sa = v->seq_terms + v->seq_begin[a], *sb = v->seq_terms + v->seq_begin[b];
+                const int32_t na = v->seq_begin[a + 1] - v->seq_begin[a], nb = v->seq_begin[b + 1] - v->seq_begin[b];
+                while (k < na && k < nb && sa[k] == sb[k]) k++;
+            }
+            out[gi] = k;
+        }
+    }
+}
+
+int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
     const gm_vocab *v = m->v;
     const int32_t W = v->n_words;
     if (m->terminated) {
@@ -493,29 +545,29 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
     memcpy(out, v->masks + (size_t)v->uncond_mask[ts] * W, (size_t)W * sizeof(uint32_t));
     /* A state's groups come sorted by terminal sequence (see the compiler). The parse state after each
      * prefix of the last sequence fed is kept, so a sequence is fed only past the prefix it shares with
-     * that one, once for all its completable sets; and a refused prefix refuses what follows with it. */
+     * that one, once for all its completable sets; and a refused prefix refuses what follows with it.
+     * In sorted order, what a sequence shares with the last one fed is the least group_lcp since. */
     vstate vs;
     vstate_init(m, &vs);
     if (save_snapshot(m, &vs, 0)) return GM_NOMEM;
-    const int32_t *fed = NULL;      /* the last sequence fed ... */
+    int32_t shared = 0;             /* elements shared with the last sequence fed ... */
     int32_t fed_depth = 0;          /* ... its elements taken (snapshots 0..fed_depth) ... */
     int fed_refused = 0;            /* ... and whether element fed_depth was refused */
     int32_t prev = -1;
     int prev_ok = 0;
+    const int32_t *restrict toks = v->group_toks;
     for (int32_t gi = v->group_begin[ts]; gi < v->group_begin[ts + 1]; gi++) {
         const int32_t s = v->group_seq[gi];
         if (s != prev) {
             prev = s;
-            const int32_t *seq = v->seq_terms + v->seq_begin[s];
-            const int32_t n = v->seq_begin[s + 1] - v->seq_begin[s];
-            int32_t common = 0, limit = fed_depth + fed_refused;
-            if (limit > n) limit = n;
-            while (common < limit && seq[common] == fed[common]) common++;
-            if (fed_refused && common == fed_depth + 1) {
+            if (v->group_lcp[gi] < shared) shared = v->group_lcp[gi];
+            if (fed_refused && shared > fed_depth) {
                 prev_ok = 0;
             } else {
-                restore_snapshot(m, &vs, common);
-                int32_t d = common;
+                const int32_t *seq = v->seq_terms + v->seq_begin[s];
+                const int32_t n = v->seq_begin[s + 1] - v->seq_begin[s];
+                int32_t d = shared < fed_depth ? shared : fed_depth;
+                restore_snapshot(m, &vs, d);
                 for (; d < n; d++) {
                     int r = post_feed(m, &vs, seq[d]);
                     if (r < 0) return r;
@@ -523,7 +575,7 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
                     if (save_snapshot(m, &vs, d + 1)) return GM_NOMEM;
                 }
                 new_take_memo(m);
-                fed = seq;
+                shared = n;
                 fed_depth = d;
                 fed_refused = d < n;
                 prev_ok = !fed_refused;
@@ -535,13 +587,11 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *out) {
         if (!r) continue;
         const int32_t dense = v->group_dense[gi];
         if (dense >= 0) {
-            const uint32_t *mask = v->masks + (size_t)dense * W;
+            const uint32_t *restrict mask = v->masks + (size_t)dense * W;
             for (int32_t w = 0; w < W; w++) out[w] |= mask[w];
         } else {
-            for (int32_t k = v->group_tok_begin[gi]; k < v->group_tok_begin[gi + 1]; k++) {
-                int32_t t = v->group_toks[k];
-                out[t >> 5] |= 1u << (t & 31);
-            }
+            const int32_t end = v->group_tok_begin[gi + 1];
+            for (int32_t k = v->group_tok_begin[gi]; k < end; k++) out[toks[k] >> 5] |= 1u << (toks[k] & 31);
         }
     }
     int c = gm_is_complete(m);

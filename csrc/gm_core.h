@@ -65,6 +65,9 @@ typedef struct {
     const int32_t *group_toks;
     const int32_t *group_dense;    /* [n_groups] index into masks for large groups (their tokens as one
                                       mask: fewer bytes and one word-wise OR), or -1: see group_toks */
+    const int32_t *group_lcp;      /* [n_groups] elements the group's sequence shares with the previous
+                                      group's in the same state (0 for a state's first group): derived, see
+                                      gm_group_lcp */
     const int32_t *seq_begin;      /* [n_seqs + 1] */
     const int32_t *seq_terms;      /* terminal ids, or n_terminals+1+k: a t_nl lexeme ended, whitespace op k */
     const int32_t *wsop_begin;     /* [n_wsops + 1] whitespace of a t_nl lexeme inside one token: */
@@ -98,6 +101,10 @@ typedef struct {
     gm_ictx ctx;
 } gm_snapshot;
 
+/* A cached chain of unit reductions (see unit_chain in gm_core.c). */
+typedef struct { int32_t below, top, term, result; } gm_unit_memo;
+#define GM_UNIT_MEMO 2048  /* entries, a power of two */
+
 typedef struct {
     const gm_grammar *g;
     const gm_vocab *v;             /* NULL for a byte-level (validator) matcher */
@@ -114,12 +121,16 @@ typedef struct {
     gm_snapshot *snaps; int64_t snaps_cap;
     int32_t *snap_data; int64_t snap_data_cap;
     uint32_t *take_stamp; uint8_t *take_ok; uint32_t stamp;  /* fill: can_take answers for one parse state */
+    gm_unit_memo *unit_memo;       /* [GM_UNIT_MEMO] */
 } gm_matcher;
 
 /* Status codes */
 #define GM_OK 0
 #define GM_NOMEM (-100)
 #define GM_HASH_COLLISION (-101)
+
+/* Fill v->group_lcp's target `out` [n_groups] from the other group arrays (n_table_states states). */
+void gm_group_lcp(const gm_vocab *v, int32_t n_table_states, int32_t *out);
 
 int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v);
 void gm_matcher_free(gm_matcher *m);
