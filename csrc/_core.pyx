@@ -50,7 +50,7 @@ cdef extern from "gm_core.h":
         const uint8_t *wsop_reset
 
     ctypedef struct gm_matcher:
-        int32_t lex_state, at_start, terminated, n_hist, max_hist
+        int32_t lex_state, at_start, terminated, n_hist, max_hist, no_fill_cache
 
     ctypedef struct gm_build:
         int32_t n_table_states, n_words
@@ -77,6 +77,7 @@ cdef extern from "gm_core.h":
     void gm_matcher_free(gm_matcher *m) nogil
     void gm_matcher_reset(gm_matcher *m) nogil
     int gm_fill_bitmask(gm_matcher *m, uint32_t *out) nogil
+    int64_t gm_matcher_memory(const gm_matcher *m) nogil
     void gm_group_lcp(const gm_vocab *v, int32_t n_table_states, int32_t *out) nogil
     int gm_accept_token(gm_matcher *m, int32_t token) nogil
     int gm_rollback(gm_matcher *m, int32_t n) nogil
@@ -313,7 +314,7 @@ cdef class CoreMatcher:
     cdef readonly CoreVocab vocab
     cdef bint ready
 
-    def __cinit__(self, CoreGrammar grammar, CoreVocab vocab=None, int max_history=0):
+    def __cinit__(self, CoreGrammar grammar, CoreVocab vocab=None, int max_history=0, bint fill_cache=True):
         self.ready = False
         self.grammar = grammar
         self.vocab = vocab
@@ -321,6 +322,7 @@ cdef class CoreMatcher:
             raise ValueError("vocabulary tables belong to another grammar")
         _check(gm_matcher_init(&self.m, &grammar.g, &vocab.v if vocab is not None else NULL))
         self.m.max_hist = max_history
+        self.m.no_fill_cache = not fill_cache
         self.ready = True
 
     def __dealloc__(self):
@@ -360,6 +362,10 @@ cdef class CoreMatcher:
     @property
     def history_length(self):
         return self.m.n_hist
+
+    @property
+    def memory_bytes(self):
+        return gm_matcher_memory(&self.m)
 
     @property
     def lex_state(self):

@@ -75,6 +75,7 @@ typedef struct {
     const int32_t *real;
     int32_t base;
     gm_stack *ov;
+    int32_t *low;   /* the lowest base reached (what of the real stack a fill depends on) */
 } vstack;
 
 typedef struct {
@@ -94,6 +95,7 @@ static inline void vs_pop(vstack *vs, int32_t k) {
     } else {
         vs->base -= k - vs->ov->len;
         vs->ov->len = 0;
+        if (vs->base < *vs->low) *vs->low = vs->base;
     }
 }
 
@@ -106,8 +108,8 @@ static inline int vs_push(vstack *vs, int32_t s) {
 
 static void vstate_init(gm_matcher *m, vstate *vs) {
     m->scratch[0].len = m->scratch[1].len = 0;
-    vs->lr = (vstack){m->lr.data, m->lr.len, &m->scratch[0]};
-    vs->ind = (vstack){m->ind.data, m->ind.len, &m->scratch[1]};
+    vs->lr = (vstack){m->lr.data, m->lr.len, &m->scratch[0], &m->lr_low};
+    vs->ind = (vstack){m->ind.data, m->ind.len, &m->scratch[1], &m->ind_low};
     vs->ctx = m->ctx;
 }
 
@@ -187,11 +189,13 @@ static int emit_indentation(gm_matcher *m, vstate *vs) {
     int32_t top = vs_top(&vs->ind);
     if (w == INDENT_WIDTH(top)) return alt == INDENT_ALT(top);
     if (w > INDENT_WIDTH(top)) {
+        m->ind_len_read = 1;
         if (alt <= INDENT_ALT(top) || vs_len(&vs->ind) > GM_MAX_INDENT_LEVELS) return 0;
         if (vs_push(&vs->ind, PACK_INDENT(w, alt))) return GM_NOMEM;
         return lr_feed(m, &vs->lr, g->t_indent);
     }
-    while (vs_len(&vs->ind) > 1 && w < INDENT_WIDTH(vs_top(&vs->ind))) {
+    /* Only the bottom level has width 0, so this never pops it (and reads no stack length). */
+    while (w < INDENT_WIDTH(vs_top(&vs->ind))) {
         vs_pop(&vs->ind, 1);
         int r = lr_feed(m, &vs->lr, g->t_dedent);
         if (r != 1) return r;
@@ -338,6 +342,10 @@ void gm_matcher_free(gm_matcher *m) {
     free(m->take_stamp);
     free(m->take_ok);
     free(m->unit_memo);
+    if (m->fill_cache)
+        for (int i = 0; i < GM_FILL_CACHE; i++) free(m->fill_cache[i].key);
+    free(m->fill_cache);
+    free(m->fill_masks);
     memset(m, 0, sizeof(*m));
 }
 
@@ -533,6 +541,66 @@ void gm_group_lcp(const gm_vocab *v, int32_t n_table_states, int32_t *out) {
     }
 }
 
+/* A fill cache key. First part, compared whole: table state and context; the indentation width only
+ * where it is read (at a line start, or inside a newline lexeme). Second part, what the fill read of
+ * the stacks: the indentation stack's length if read (else -1), then the top of each stack as deep
+ * as the fill's parses popped it (vs_pop keeps the lowest base; vs_top reads one state under it, and
+ * vs_below_top one more). */
+#define KEY_FIRST (2 + (int32_t)(sizeof(gm_ictx) / sizeof(int32_t)))
+
+static uint64_t fill_key_first(gm_matcher *m, int32_t ts, int32_t *k) {
+    k[0] = ts;
+    gm_ictx c = m->ctx;
+    if (!c.line_start && !(m->g->lex_nl && ts < m->g->n_lex_states && m->g->lex_nl[ts])) c.width = c.altwidth = 0;
+    memcpy(k + 1, &c, sizeof(gm_ictx));
+    k[KEY_FIRST - 1] = 0;
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (int32_t j = 0; j < KEY_FIRST; j++) h = (h ^ (uint32_t)k[j]) * 0xFF51AFD7ED558CCDull;
+    return h ^ (h >> 29);
+}
+
+static inline int stack_top_equal(const gm_stack *st, const int32_t *saved) {
+    const int32_t n = saved[0];
+    return n <= st->len && !memcmp(saved + 1, st->data + st->len - n, (size_t)n * sizeof(int32_t));
+}
+
+static const uint32_t *fill_cache_find(const gm_matcher *m, uint64_t hash, const int32_t *first) {
+    for (int i = 0; i < GM_FILL_CACHE; i++) {
+        const gm_fill_entry *e = &m->fill_cache[i];
+        if (!e->valid || e->hash != hash || memcmp(e->key, first, KEY_FIRST * sizeof(int32_t))) continue;
+        const int32_t *k = e->key + KEY_FIRST;
+        if (k[0] >= 0 && k[0] != m->ind.len) continue;
+        if (!stack_top_equal(&m->lr, k + 1)) continue;
+        if (!stack_top_equal(&m->ind, k + 2 + k[1])) continue;
+        return m->fill_masks + (size_t)i * m->v->n_words;
+    }
+    return NULL;
+}
+
+static int fill_cache_store(gm_matcher *m, uint64_t hash, const int32_t *first, const uint32_t *mask) {
+    const int i = m->fill_next;
+    gm_fill_entry *e = &m->fill_cache[i];
+    const int32_t lr_low = m->lr_low >= 2 ? m->lr_low - 2 : 0, ind_low = m->ind_low >= 1 ? m->ind_low - 1 : 0;
+    const int32_t lr_n = m->lr.len - lr_low, ind_n = m->ind.len - ind_low;
+    if (grow32(&e->key, &e->key_cap, KEY_FIRST + 3 + lr_n + ind_n)) return GM_NOMEM;
+    int32_t *k = e->key;
+    memcpy(k, first, KEY_FIRST * sizeof(int32_t));
+    k += KEY_FIRST;
+    *k++ = m->ind_len_read ? m->ind.len : -1;
+    *k++ = lr_n;
+    memcpy(k, m->lr.data + lr_low, (size_t)lr_n * sizeof(int32_t));
+    k += lr_n;
+    *k++ = ind_n;
+    memcpy(k, m->ind.data + ind_low, (size_t)ind_n * sizeof(int32_t));
+    e->hash = hash;
+    e->valid = 1;
+    memcpy(m->fill_masks + (size_t)i * m->v->n_words, mask, (size_t)m->v->n_words * sizeof(uint32_t));
+    m->fill_next = (i + 1) % GM_FILL_CACHE;
+    return 0;
+}
+
+static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out);
+
 int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
     const gm_vocab *v = m->v;
     const int32_t W = v->n_words;
@@ -542,6 +610,38 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
         return 0;
     }
     const int32_t ts = (m->at_start && v->strip_leading_space) ? m->g->n_lex_states : m->lex_state;
+    int r;
+    if (m->no_fill_cache || v->group_begin[ts + 1] - v->group_begin[ts] < GM_FILL_CACHE_MIN_GROUPS) {
+        if ((r = fill_groups(m, ts, out))) return r;
+    } else {
+        if (!m->fill_cache) {
+            m->fill_cache = calloc(GM_FILL_CACHE, sizeof(gm_fill_entry));
+            m->fill_masks = malloc((size_t)GM_FILL_CACHE * W * sizeof(uint32_t));
+            if (!m->fill_cache || !m->fill_masks) return GM_NOMEM;
+        }
+        int32_t first[KEY_FIRST];
+        const uint64_t hash = fill_key_first(m, ts, first);
+        const uint32_t *hit = fill_cache_find(m, hash, first);
+        if (hit) {
+            memcpy(out, hit, (size_t)W * sizeof(uint32_t));
+        } else {
+            m->lr_low = m->lr.len;
+            m->ind_low = m->ind.len;
+            m->ind_len_read = 0;
+            if ((r = fill_groups(m, ts, out))) return r;
+            if ((r = fill_cache_store(m, hash, first, out))) return r;
+        }
+    }
+    /* Apart: whether the text is complete reads the whole stack, and the stop bits are few. */
+    if ((r = gm_is_complete(m)) < 0) return r;
+    if (r) set_stop_bits(v, out);
+    return 0;
+}
+
+/* The mask from the token tables: the state's unconditional mask and every group the parser takes. */
+static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out) {
+    const gm_vocab *v = m->v;
+    const int32_t W = v->n_words;
     memcpy(out, v->masks + (size_t)v->uncond_mask[ts] * W, (size_t)W * sizeof(uint32_t));
     /* A state's groups come sorted by terminal sequence (see the compiler). The parse state after each
      * prefix of the last sequence fed is kept, so a sequence is fed only past the prefix it shares with
@@ -594,10 +694,20 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
             for (int32_t k = v->group_tok_begin[gi]; k < end; k++) out[toks[k] >> 5] |= 1u << (toks[k] & 31);
         }
     }
-    int c = gm_is_complete(m);
-    if (c < 0) return c;
-    if (c) set_stop_bits(v, out);
     return 0;
+}
+
+int64_t gm_matcher_memory(const gm_matcher *m) {
+    int64_t b = sizeof(*m) + 4 * ((int64_t)m->lr.cap + m->ind.cap + m->seqbuf_cap)
+              + (int64_t)m->hist_cap * sizeof(gm_history) + 4 * m->saved_cap
+              + m->snaps_cap * (int64_t)sizeof(gm_snapshot) + 4 * m->snap_data_cap
+              + ((int64_t)m->g->n_terminals + 1) * 5 + GM_UNIT_MEMO * (int64_t)sizeof(gm_unit_memo);
+    for (int i = 0; i < 4; i++) b += 4 * (int64_t)m->scratch[i].cap;
+    if (m->fill_cache) {
+        b += GM_FILL_CACHE * ((int64_t)sizeof(gm_fill_entry) + 4 * (int64_t)m->v->n_words);
+        for (int i = 0; i < GM_FILL_CACHE; i++) b += 4 * (int64_t)m->fill_cache[i].key_cap;
+    }
+    return b;
 }
 
 /* Lex `n` bytes from the matcher's state into m->seqbuf: terminals, and t_nl lexemes as events with

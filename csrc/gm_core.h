@@ -101,6 +101,17 @@ typedef struct {
     gm_ictx ctx;
 } gm_snapshot;
 
+/* A mask the fill computed, kept for the same parse configuration (lexer state, context, and the tops
+ * of the stacks as deep as the fill read them): statement starts and the same positions in expressions
+ * repeat configurations, and those are the costliest fills. */
+typedef struct {
+    uint64_t hash;                 /* of the key's first part */
+    int32_t *key; int32_t key_cap; /* the configuration: see fill_key_first in gm_core.c */
+    int32_t valid;
+} gm_fill_entry;
+#define GM_FILL_CACHE 16        /* entries per matcher, each one mask */
+#define GM_FILL_CACHE_MIN_GROUPS 128  /* fills of states with fewer token groups are cheap: not cached */
+
 /* A cached chain of unit reductions (see unit_chain in gm_core.c). */
 typedef struct { int32_t below, top, term, result; } gm_unit_memo;
 #define GM_UNIT_MEMO 2048  /* entries, a power of two */
@@ -122,6 +133,12 @@ typedef struct {
     int32_t *snap_data; int64_t snap_data_cap;
     uint32_t *take_stamp; uint8_t *take_ok; uint32_t stamp;  /* fill: can_take answers for one parse state */
     gm_unit_memo *unit_memo;       /* [GM_UNIT_MEMO] */
+    gm_fill_entry *fill_cache;     /* [GM_FILL_CACHE], allocated at the first costly fill */
+    uint32_t *fill_masks;          /* [GM_FILL_CACHE * n_words] */
+    int32_t fill_next;             /* the entry to replace next (round robin) */
+    int32_t lr_low, ind_low;       /* lowest stack bases the fill's parses reached (see vstack) */
+    int32_t ind_len_read;          /* the fill read the indentation stack's length */
+    int32_t no_fill_cache;         /* set: every fill from the tables (tests compare the two) */
 } gm_matcher;
 
 /* Status codes */
@@ -136,6 +153,7 @@ int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v);
 void gm_matcher_free(gm_matcher *m);
 void gm_matcher_reset(gm_matcher *m);
 int gm_fill_bitmask(gm_matcher *m, uint32_t *out);
+int64_t gm_matcher_memory(const gm_matcher *m);          /* bytes the matcher holds (not the tables) */
 int gm_accept_token(gm_matcher *m, int32_t token);      /* 1 accepted, 0 rejected, <0 error */
 int gm_rollback(gm_matcher *m, int32_t n);               /* 0, or -1 if fewer than n tokens */
 int gm_is_complete(gm_matcher *m);                       /* text so far is a complete string */

@@ -14,7 +14,7 @@ from ..grammar import Grammar, GrammarError
 from ..grammar.tables import GrammarTables
 from . import cache
 
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 _GRAMMAR_ARRAYS = ("lex_trans", "lex_winner", "lex_cset", "lex_final", "term_ignored", "cset_begin",
                    "cset_terms", "action", "goto", "rule_lhs", "rule_len", "term_bracket", "lex_nl", "term_flags")
 _GRAMMAR_SCALARS = ("lr_start", "lr_end", "indenter", "lex_init", "t_nl", "t_newline", "t_indent", "t_dedent",
@@ -102,7 +102,7 @@ def _dense_groups(tok_begin: np.ndarray, toks: np.ndarray, n_words: int, distinc
     (group_dense, tok_begin, toks) with the dense groups' token lists dropped."""
     sizes = np.diff(tok_begin)
     dense = np.full(sizes.shape[0], -1, dtype=np.int32)
-    for gi in np.flatnonzero(sizes > n_words):
+    for gi in np.flatnonzero(sizes > n_words // 4):
         bits = np.zeros(n_words * 32, dtype=bool)
         bits[toks[tok_begin[gi]:tok_begin[gi + 1]]] = True
         row = np.packbits(bits, bitorder="little").view("<u4").astype(np.uint32)

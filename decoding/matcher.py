@@ -98,6 +98,11 @@ class GrammarMatcher:
     def num_accepted_tokens(self) -> int:
         return self._core.history_length
 
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes this matcher holds (its stacks, undo history and caches; the tables are shared)."""
+        return self._core.memory_bytes
+
     def allowed_token_ids(self) -> np.ndarray:
         """The allowed next tokens as an array of ids (for inspection and tests; slower than the bitmask)."""
         words = np.zeros(self._words, dtype=np.int32)

@@ -56,3 +56,67 @@ def test_fill_equals_accept_token_at_every_sampled_point(grammar, cache_dir):
             if i < len(ids):
                 assert matcher.accept_token(ids[i])
     assert checked == 16
+
+
+@pytest.mark.parametrize("grammar", ["json", "python", "go"])
+def test_fill_cache_gives_the_tables_answer(grammar, cache_dir):
+    """A matcher reuses a mask for a parse configuration it has seen (keyed by what the fill read of
+    the stacks): at every step of real texts, with rollbacks in between, its mask equals the one a
+    matcher without the cache computes from the tables."""
+    from grammask._core import CoreMatcher
+
+    family = "gpt2"
+    tok = load_tokenizer(family)
+    compiled = compiled_for(grammar, family, cache_dir)
+    cached = CoreMatcher(compiled.core_grammar, compiled.core_vocab)
+    plain = CoreMatcher(compiled.core_grammar, compiled.core_vocab, fill_cache=False)
+    words = compiled.core_vocab.n_words
+    a, b = np.zeros(words, np.uint32), np.zeros(words, np.uint32)
+    rng = random.Random(11)
+    steps = 0
+    if grammar == "json":
+        import json
+
+        walk = [json.dumps(d, indent=indent) for d in real_json_documents()[:60] for indent in (None, 2)]
+    else:
+        walk = texts(grammar)
+    for text in walk:
+        ids = tok.encode(text, add_special_tokens=False)
+        cached.reset()
+        plain.reset()
+        i = 0
+        while i < len(ids):
+            cached.fill(a.ctypes.data)
+            plain.fill(b.ctypes.data)
+            assert np.array_equal(a, b), (grammar, i, tok.decode(ids[max(0, i - 10):i]))
+            steps += 1
+            if i > 4 and rng.random() < 0.05:  # step back a little: configurations seen before come again
+                back = rng.randint(1, 4)
+                assert cached.rollback(back) and plain.rollback(back)
+                i -= back
+                continue
+            assert cached.accept_token(ids[i]) and plain.accept_token(ids[i])
+            i += 1
+    assert steps > 1500
+
+
+def test_fill_cache_tells_apart_indentation_stacks_with_the_same_top(cache_dir):
+    """Two blocks indented to 8 columns through different levels: a dedent to 4 is valid in one only.
+    The configurations differ only below the top of the indentation stack."""
+    from grammask._core import CoreMatcher
+
+    compiled = compiled_for("python", "gpt2", cache_dir)
+    cached = CoreMatcher(compiled.core_grammar, compiled.core_vocab)
+    plain = CoreMatcher(compiled.core_grammar, compiled.core_vocab, fill_cache=False)
+    words = compiled.core_vocab.n_words
+    a, b = np.zeros(words, np.uint32), np.zeros(words, np.uint32)
+    masks = []
+    for levels in ("if a:\n  if b:\n        x = 1\n    ", "if a:\n    if b:\n        x = 1\n    "):
+        for m in (cached, plain):
+            m.reset()
+            assert m.accept_bytes(levels.encode())
+        cached.fill(a.ctypes.data)
+        plain.fill(b.ctypes.data)
+        assert np.array_equal(a, b)
+        masks.append(a.copy())
+    assert not np.array_equal(masks[0], masks[1])  # the test means something: the dedent decides

@@ -1,0 +1,282 @@
+"""grammask beside XGrammar and llguidance, in one process: mask fill, compile, cache, memory.
+
+Every engine walks every text token by token (fill the mask, timed; check the text's token is allowed;
+accept it), engines interleaved per text so that machine noise hits all alike. Reported per engine:
+fill p50/p90/p99/max, cold compile (tokenizer read + grammar; llguidance builds lazily, so its first
+mask is counted in), warm compile from a disk cache (grammask's cache; XGrammar's serialized grammar
+read back; llguidance has none), table memory, and matcher memory (resident-set growth per matcher,
+for 64 matchers each walked through a text). The peers run JSON only: neither has Python's indentation
+or Go's semicolon insertion, so for Python and Go SynCode's figures from DESIGN.md (measured on this
+kind of machine, not in this run) stand beside ours.
+
+    .venv/bin/pip install -e ".[bench]"      # xgrammar, llguidance, matplotlib
+    .venv/bin/python -m bench.compare --grammars json python go --families smollm2 deepseek
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import grammask as gm
+from bench.bench_masks import workload
+from bench.workload import load_tokenizer
+
+# DESIGN.md, "Fast means": SynCode 0.4.16 (grammar_mask mode), SmolLM2's 49,152-token vocabulary.
+SYNCODE = {("json", 49152): dict(p50=742.0, p99=3336.0, compile_s=21.0),
+           ("python", 49152): dict(p50=9780.0, p99=31101.0, compile_s=175.0)}
+
+
+class Grammask:
+    name = "grammask"
+
+    def __init__(self, grammar: str):
+        self.grammar = grammar
+
+    def setup(self, tok):
+        t0 = time.perf_counter()
+        self.info = gm.TokenizerInfo.from_huggingface(tok)
+        self.compiled = gm.compile(gm.Grammar.builtin(self.grammar), self.info, cache_dir=False)
+        self.bitmask = gm.allocate_token_bitmask(1, self.info.vocab_size)
+        return time.perf_counter() - t0
+
+    def warm_compile(self):
+        with tempfile.TemporaryDirectory() as d:
+            gm.compile(gm.Grammar.builtin(self.grammar), self.info, cache_dir=d)
+            t0 = time.perf_counter()
+            c = gm.compile(gm.Grammar.builtin(self.grammar), self.info, cache_dir=d)
+            seconds = time.perf_counter() - t0
+            assert c.from_cache
+        return seconds
+
+    def table_bytes(self):
+        return self.compiled.memory_bytes
+
+    def matcher(self):
+        return self.compiled.matcher()
+
+    def fill(self, m):
+        m.fill_next_token_bitmask(self.bitmask)
+
+    def accept(self, m, t):
+        return m.accept_token(t)
+
+
+class XGrammar:
+    name = "XGrammar"
+
+    def __init__(self, grammar: str):
+        assert grammar == "json"
+
+    def setup(self, tok):
+        import xgrammar as xgr
+
+        self.xgr = xgr
+        t0 = time.perf_counter()
+        self.info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=len(tok.get_vocab()))
+        self.compiled = xgr.GrammarCompiler(self.info, cache_enabled=False).compile_builtin_json_grammar()
+        self.bitmask = xgr.allocate_token_bitmask(1, self.info.vocab_size)
+        return time.perf_counter() - t0
+
+    def warm_compile(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "json.xgrammar.json"
+            path.write_text(self.compiled.serialize_json())
+            t0 = time.perf_counter()
+            self.xgr.CompiledGrammar.deserialize_json(path.read_text(), self.info)
+            return time.perf_counter() - t0
+
+    def table_bytes(self):
+        return self.compiled.memory_size_bytes
+
+    def matcher(self):
+        return self.xgr.GrammarMatcher(self.compiled)
+
+    def fill(self, m):
+        m.fill_next_token_bitmask(self.bitmask)
+
+    def accept(self, m, t):
+        return m.accept_token(t)
+
+
+class LLGuidance:
+    name = "llguidance"
+
+    def __init__(self, grammar: str):
+        assert grammar == "json"
+
+    def setup(self, tok):
+        import llguidance
+        import llguidance.hf
+        import llguidance.torch as lgt
+
+        self.llg, self.lgt = llguidance, lgt
+        t0 = time.perf_counter()
+        self.tokenizer = llguidance.hf.from_tokenizer(tok)
+        self.grammar = llguidance.LLMatcher.grammar_from_json_schema({}, defaults={"whitespace_flexible": True})
+        self.bitmask = lgt.allocate_token_bitmask(1, self.tokenizer.vocab_size)
+        self.fill(self.matcher())  # it compiles lazily: count the first mask in
+        return time.perf_counter() - t0
+
+    def warm_compile(self):
+        return None  # no cache of compiled grammars
+
+    def table_bytes(self):
+        return None  # not exposed
+
+    def matcher(self):
+        return self.llg.LLMatcher(self.tokenizer, self.grammar)
+
+    def fill(self, m):
+        self.lgt.fill_next_token_bitmask(m, self.bitmask, 0)
+
+    def accept(self, m, t):
+        return m.consume_token(t)
+
+
+ENGINES = {"grammask": Grammask, "xgrammar": XGrammar, "llguidance": LLGuidance}
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def matcher_bytes(engine, ids: list[int], count: int = 64) -> float:
+    """Resident-set growth per matcher, each walked through `ids` (what a batch of rows holds)."""
+    before = resident_bytes()
+    kept = []
+    for _ in range(count):
+        m = engine.matcher()
+        for t in ids:
+            engine.fill(m)
+            engine.accept(m, t)
+        kept.append(m)
+    return (resident_bytes() - before) / count
+
+
+def run(grammar: str, family: str, texts: list[str], engine_names: list[str]) -> list[dict]:
+    tok = load_tokenizer(family)
+    engines = [ENGINES[n](grammar) for n in engine_names]
+    compile_s = {e.name: e.setup(tok) for e in engines}
+    times = {e.name: [] for e in engines}
+    rejected = {e.name: 0 for e in engines}
+    perf = time.perf_counter_ns
+    for k, text in enumerate(texts):
+        ids = tok.encode(text, add_special_tokens=False)
+        for e in engines[k % len(engines):] + engines[: k % len(engines)]:  # rotate the order
+            m = e.matcher()
+            words = e.bitmask[0].numpy().view(np.uint32)
+            for t in ids:
+                t0 = perf()
+                e.fill(m)
+                times[e.name].append(perf() - t0)
+                if not words[t >> 5] >> (t & 31) & 1 or not e.accept(m, t):
+                    rejected[e.name] += 1
+                    break
+    sample_ids = tok.encode(texts[0], add_special_tokens=False)[:2000]
+    rows = []
+    for e in engines:
+        us = np.asarray(times[e.name]) / 1e3
+        p50, p90, p99 = np.percentile(us, [50, 90, 99])
+        rows.append(dict(grammar=grammar, family=family, vocab=len(tok.get_vocab()), engine=e.name, steps=len(us),
+                         p50=p50, p90=p90, p99=p99, max=float(us.max()), compile_s=compile_s[e.name],
+                         warm_s=e.warm_compile(), table_bytes=e.table_bytes(),
+                         matcher_bytes=matcher_bytes(e, sample_ids), rejected=rejected[e.name], texts=len(texts),
+                         samples=us))
+    syncode = SYNCODE.get((grammar, len(tok.get_vocab())))
+    if syncode:
+        rows.append(dict(grammar=grammar, family=family, vocab=len(tok.get_vocab()), engine="SynCode (DESIGN.md)",
+                         **syncode))
+    return rows
+
+
+def _cell(value, fmt: str, unit: str = "") -> str:
+    return "–" if value is None else f"{value:{fmt}}{unit}"
+
+
+def markdown(rows: list[dict]) -> str:
+    out = ["| grammar | vocab | engine | steps | fill p50 | p90 | p99 | max | compile (cold) | from cache | "
+           "tables | matcher | texts rejected |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        warm, tables, matcher = r.get("warm_s"), r.get("table_bytes"), r.get("matcher_bytes")
+        rejected = "–" if r.get("rejected") is None else f"{r['rejected']} / {r['texts']}"
+        out.append(
+            f"| {r['grammar']} | {r['vocab']:,} | {r['engine']} | {_cell(r.get('steps'), ',')} | "
+            f"{_cell(r['p50'], '.2f', ' µs')} | {_cell(r.get('p90'), '.2f', ' µs')} | {_cell(r['p99'], '.2f', ' µs')} | "
+            f"{_cell(r.get('max'), '.0f', ' µs')} | {_cell(r['compile_s'], '.3f', ' s')} | "
+            f"{_cell(warm and warm * 1e3, '.1f', ' ms')} | {_cell(tables and tables / 1e6, '.1f', ' MB')} | "
+            f"{_cell(matcher and matcher / 1e3, '.0f', ' KB')} | {rejected} |")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys((r["grammar"], r["family"], r["vocab"]) for r in rows))
+    cols = min(2, len(panels))
+    nrows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(6.5 * cols, 4 * nrows), squeeze=False)
+    for ax, (grammar, family, vocab) in zip(axes.flat, panels):
+        for r in rows:
+            if (r["grammar"], r["family"]) != (grammar, family):
+                continue
+            if "samples" in r:
+                xs = np.sort(r["samples"])
+                ax.plot(xs, np.linspace(0, 1, len(xs)), label=f"{r['engine']} (p99 {r['p99']:.1f} µs)")
+            else:  # published figures: two points of the distribution
+                ax.plot([r["p50"], r["p99"]], [0.5, 0.99], "k--o", label=f"{r['engine']} p50/p99")
+        ax.set_xscale("log")
+        ax.set_xlabel("mask fill per token (µs, log)")
+        ax.set_ylabel("fraction of steps")
+        ax.set_title(f"{grammar}, {family} ({vocab:,} tokens)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--grammars", nargs="+", default=["json", "python", "go"], choices=["json", "python", "go"])
+    ap.add_argument("--families", nargs="+", default=["smollm2", "deepseek"],
+                    help="tokenizers (gpt2 llama2 phi-2 phi-3-mini smollm2 deepseek)")
+    ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES),
+                    help="engines for JSON (Python and Go run grammask only)")
+    ap.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = ap.parse_args(argv)
+    rows = []
+    for grammar in args.grammars:
+        texts = workload(grammar)
+        engines = args.engines if grammar == "json" else ["grammask"]
+        for family in args.families:
+            rows += run(grammar, family, texts, engines)
+            print(f"  {grammar} {family}: done", file=sys.stderr)
+    table = markdown(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compare.md").write_text(
+        "# Mask fill side by side: grammask, XGrammar, llguidance (SynCode from DESIGN.md)\n\n"
+        "Engines interleaved per text in one process; fill timed per token through each engine's Python API. "
+        "Matcher: resident-set growth per matcher (64 matchers, each walked through one text).\n\n"
+        f"{table}\n")
+    try:
+        plot(rows, args.out / "compare.png")
+    except ImportError:
+        print("matplotlib not installed: no plot", file=sys.stderr)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
