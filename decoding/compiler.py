@@ -97,8 +97,9 @@ def _sort_groups(raw: dict):
 
 
 def _dense_groups(tok_begin: np.ndarray, toks: np.ndarray, n_words: int, distinct: dict[bytes, int]):
-    """Store each group of more than n_words tokens as a mask (added to `distinct`): it is then smaller
-    than its token list, and the fill ORs words instead of setting one bit per token. Returns
+    """Store each group of more than n_words / 4 tokens as a mask (added to `distinct`): the fill ORs
+    words instead of setting one bit per token, and large groups repeat across states, so the masks
+    dedupe to less than the token lists they replace. Returns
     (group_dense, tok_begin, toks) with the dense groups' token lists dropped."""
     sizes = np.diff(tok_begin)
     dense = np.full(sizes.shape[0], -1, dtype=np.int32)
