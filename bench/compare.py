@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -149,19 +150,23 @@ class _MallInfo2(ctypes.Structure):
                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-def heap_bytes() -> int:
+def heap_bytes() -> Optional[int]:
     """Bytes malloc has handed out and not taken back (glibc's mallinfo2): native allocations of every
-    engine (C, C++, Rust through the system allocator) and Python's alike."""
+    engine (C, C++, Rust through the system allocator) and Python's alike. None without glibc 2.33+."""
     libc = ctypes.CDLL(None)
+    if not hasattr(libc, "mallinfo2"):
+        return None
     libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
     return info.uordblks + info.hblkhd
 
 
-def matcher_bytes(engine, ids: list[int], count: int = 64) -> float:
+def matcher_bytes(engine, ids: list[int], count: int = 64) -> Optional[float]:
     """Heap growth per matcher, each walked through `ids` (what a batch of rows holds)."""
     gc.collect()
     before = heap_bytes()
+    if before is None:
+        return None
     kept = []
     for _ in range(count):
         m = engine.matcher()
