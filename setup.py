@@ -8,7 +8,8 @@ core = Extension(
     "grammask._core",
     sources=["csrc/_core.pyx", "csrc/gm_core.c"],
     include_dirs=["csrc"],
-    extra_compile_args=["-O3", "-std=c99"],
+    extra_compile_args=["-O3", "-std=c99", "-pthread"],
+    extra_link_args=["-pthread"],
 )
 
 setup(ext_modules=cythonize([core], compiler_directives={"language_level": "3"}))

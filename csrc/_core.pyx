@@ -90,7 +90,7 @@ cdef extern from "gm_core.h":
                       int64_t *err_pos, int32_t *err_term, int64_t *lexeme_begin) nogil
     int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
                        const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip,
-                       gm_build *out) nogil
+                       int32_t n_threads, gm_build *out) nogil
     void gm_build_free(gm_build *out) nogil
 
 
@@ -189,8 +189,9 @@ cdef class CoreGrammar:
     def n_terminals(self):
         return self.g.n_terminals
 
-    def build_vocab(self, tok_bytes, tok_begin, order, int n_words, bint strip_leading_space):
-        """Run the table builder over the sorted vocabulary; returns the raw tables as arrays."""
+    def build_vocab(self, tok_bytes, tok_begin, order, int n_words, bint strip_leading_space, int n_threads=1):
+        """Run the table builder over the sorted vocabulary (on n_threads threads); returns the raw tables
+        as arrays."""
         tb = _array(tok_bytes, np.uint8)
         tbeg = _array(tok_begin, np.int64)
         order_arr = _array(order, np.int32)
@@ -202,7 +203,7 @@ cdef class CoreGrammar:
         cdef int rc
         with nogil:
             rc = gm_build_vocab(&self.g, p_bytes, p_begin, p_order, n_order, n_words,
-                                strip_leading_space, &out)
+                                strip_leading_space, n_threads, &out)
         _check(rc)
         try:
             n_ts = out.n_table_states
@@ -270,6 +271,11 @@ cdef class CoreVocab:
             raise ValueError("group arrays do not match")
         if n_groups and int(a["group_dense"].max()) >= a["masks"].shape[0]:
             raise ValueError("dense group mask index out of range")
+        n_seqs = a["seq_begin"].shape[0] - 1
+        if n_groups and not (0 <= int(a["group_seq"].min()) and int(a["group_seq"].max()) < n_seqs):
+            raise ValueError("group sequence index out of range")
+        if n_seqs < 1 or int(a["seq_begin"][-1]) > a["seq_terms"].shape[0] or np.any(np.diff(a["seq_begin"]) < 0):
+            raise ValueError("sequence bounds out of range")
         self.v.n_tokens = <int32_t>(np.asarray(tok_begin).shape[0] - 1)
         self.v.tok_bytes = <const uint8_t *>_ptr(a["tok_bytes"])
         self.v.tok_begin = <const int64_t *>_ptr(a["tok_begin"])

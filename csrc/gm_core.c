@@ -1,6 +1,10 @@
 /* grammask native core. See gm_core.h and DESIGN.md ("One way to get both"). */
 #include "gm_core.h"
 
+#ifndef _WIN32
+#include <pthread.h>
+#endif
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -546,14 +550,13 @@ void gm_group_lcp(const gm_vocab *v, int32_t n_table_states, int32_t *out) {
  * the stacks: the indentation stack's length if read (else -1), then the top of each stack as deep
  * as the fill's parses popped it (vs_pop keeps the lowest base; vs_top reads one state under it, and
  * vs_below_top one more). */
-#define KEY_FIRST (2 + (int32_t)(sizeof(gm_ictx) / sizeof(int32_t)))
+#define KEY_FIRST (1 + (int32_t)(sizeof(gm_ictx) / sizeof(int32_t)))
 
 static uint64_t fill_key_first(gm_matcher *m, int32_t ts, int32_t *k) {
     k[0] = ts;
     gm_ictx c = m->ctx;
     if (!c.line_start && !(m->g->lex_nl && ts < m->g->n_lex_states && m->g->lex_nl[ts])) c.width = c.altwidth = 0;
     memcpy(k + 1, &c, sizeof(gm_ictx));
-    k[KEY_FIRST - 1] = 0;
     uint64_t h = 0x9E3779B97F4A7C15ull;
     for (int32_t j = 0; j < KEY_FIRST; j++) h = (h ^ (uint32_t)k[j]) * 0xFF51AFD7ED558CCDull;
     return h ^ (h >> 29);
@@ -615,9 +618,15 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
         if ((r = fill_groups(m, ts, out))) return r;
     } else {
         if (!m->fill_cache) {
-            m->fill_cache = calloc(GM_FILL_CACHE, sizeof(gm_fill_entry));
-            m->fill_masks = malloc((size_t)GM_FILL_CACHE * W * sizeof(uint32_t));
-            if (!m->fill_cache || !m->fill_masks) return GM_NOMEM;
+            gm_fill_entry *entries = calloc(GM_FILL_CACHE, sizeof(gm_fill_entry));
+            uint32_t *masks = malloc((size_t)GM_FILL_CACHE * W * sizeof(uint32_t));
+            if (!entries || !masks) {
+                free(entries);
+                free(masks);
+                return GM_NOMEM;
+            }
+            m->fill_cache = entries;
+            m->fill_masks = masks;
         }
         int32_t first[KEY_FIRST];
         const uint64_t hash = fill_key_first(m, ts, first);
@@ -1066,9 +1075,43 @@ void gm_build_free(gm_build *out) {
 #define RES_DEAD (-1)
 #define RES_UNCOND (-2)
 
-int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
-                   const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space,
-                   gm_build *out) {
+/* The interned sequences as seq_begin / seq_terms (parents always precede children). */
+static int materialize_seqs(const seq_table *st, gm_build *out) {
+    out->n_seqs = st->n;
+    out->seq_begin = malloc((size_t)(st->n + 1) * sizeof(int32_t));
+    int32_t *lens = malloc((size_t)st->n * sizeof(int32_t));
+    if (!out->seq_begin || !lens) {
+        free(lens);
+        return GM_NOMEM;
+    }
+    int64_t total = 0;
+    for (int32_t s = 0; s < st->n; s++) {
+        lens[s] = s == 0 ? 0 : lens[st->parent[s]] + 1;
+        out->seq_begin[s] = (int32_t)total;
+        total += lens[s];
+    }
+    out->seq_begin[st->n] = (int32_t)total;
+    out->n_seq_terms = total;
+    out->seq_terms = malloc((size_t)(total ? total : 1) * sizeof(int32_t));
+    if (!out->seq_terms) {
+        free(lens);
+        return GM_NOMEM;
+    }
+    for (int32_t s = 1; s < st->n; s++) {
+        int32_t x = s;
+        for (int32_t i = lens[s] - 1; i >= 0; i--) {
+            out->seq_terms[out->seq_begin[s] + i] = st->term[x];
+            x = st->parent[x];
+        }
+    }
+    free(lens);
+    return 0;
+}
+
+/* The builder over table states first, first + step, ...: the others get no groups and a zero mask. */
+static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                      const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space,
+                      int32_t first, int32_t step, gm_build *out) {
     int rc = GM_NOMEM;
     memset(out, 0, sizeof(*out));
     const int32_t n_ts = g->n_lex_states + (strip_leading_space ? 1 : 0);
@@ -1106,6 +1149,8 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
     out->group_tok_begin[0] = 0;
 
     for (int32_t ts = 0; ts < n_ts; ts++) {
+        out->group_begin[ts] = out->n_groups;
+        if (ts % step != first) continue;
         const int strip_state = ts == g->n_lex_states;
         const int32_t q0 = strip_state ? g->lex_init : ts;
         const int32_t state_cset = cset_of(g, q0);
@@ -1197,7 +1242,6 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
         }
         /* Append this state's groups: token lists in group order (a counting sort). */
         const int32_t g0 = out->n_groups;
-        out->group_begin[ts] = g0;
         int64_t need = (int64_t)g0 + n_local + 1;
         if (grow((void **)&out->group_tok_begin, &tok_begin_cap, need, sizeof(int32_t)) ||
             grow((void **)&out->group_seq, &seq_cap, need, sizeof(int32_t)) ||
@@ -1224,35 +1268,7 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
     }
     out->group_begin[n_ts] = out->n_groups;
 
-    /* Materialize the interned sequences: seq_begin / seq_terms. Parents always precede children. */
-    out->n_seqs = st.n;
-    out->seq_begin = malloc((size_t)(st.n + 1) * sizeof(int32_t));
-    int32_t *lens = malloc((size_t)st.n * sizeof(int32_t));
-    if (!out->seq_begin || !lens) {
-        free(lens);
-        goto done;
-    }
-    int64_t total = 0;
-    for (int32_t s = 0; s < st.n; s++) {
-        lens[s] = s == 0 ? 0 : lens[st.parent[s]] + 1;
-        out->seq_begin[s] = (int32_t)total;
-        total += lens[s];
-    }
-    out->seq_begin[st.n] = (int32_t)total;
-    out->n_seq_terms = total;
-    out->seq_terms = malloc((size_t)(total ? total : 1) * sizeof(int32_t));
-    if (!out->seq_terms) {
-        free(lens);
-        goto done;
-    }
-    for (int32_t s = 1; s < st.n; s++) {
-        int32_t x = s;
-        for (int32_t i = lens[s] - 1; i >= 0; i--) {
-            out->seq_terms[out->seq_begin[s] + i] = st.term[x];
-            x = st.parent[x];
-        }
-    }
-    free(lens);
+    if (materialize_seqs(&st, out)) goto done;
     rc = 0;
 done:
     free(dq);
@@ -1280,4 +1296,149 @@ done:
     map_free(&gmap);
     if (rc) gm_build_free(out);
     return rc;
+}
+
+typedef struct {
+    const gm_grammar *g;
+    const uint8_t *tok_bytes;
+    const int64_t *tok_begin;
+    const int32_t *order;
+    int32_t n_order, n_words, strip_leading_space, first, step;
+    gm_build part;
+    int rc;
+} build_job;
+
+static void *build_job_run(void *arg) {
+    build_job *j = arg;
+    j->rc = build_part(j->g, j->tok_bytes, j->tok_begin, j->order, j->n_order, j->n_words, j->strip_leading_space,
+                       j->first, j->step, &j->part);
+    return NULL;
+}
+
+/* One table set from parts that each built every n-th state: masks ORed, whitespace ops and sequences
+ * interned anew (each part numbered its own), groups taken state by state from the part that built it. */
+static int merge_parts(const gm_grammar *g, build_job *jobs, int n, gm_build *out) {
+    int rc = GM_NOMEM;
+    const int32_t n_ts = jobs[0].part.n_table_states, n_words = jobs[0].part.n_words;
+    memset(out, 0, sizeof(*out));
+    out->n_table_states = n_ts;
+    out->n_words = n_words;
+    wsop_table ops = {0};
+    seq_table st = {0};
+    int32_t *seq_map[GM_MAX_BUILD_THREADS] = {0}, *op_map[GM_MAX_BUILD_THREADS] = {0};
+    int64_t tok_begin_cap = 0, seq_cap = 0, cset_cap = 0, toks_cap = 0;
+    out->masks = jobs[0].part.masks;
+    jobs[0].part.masks = NULL;
+    for (int p = 1; p < n; p++)
+        for (int64_t w = 0; w < (int64_t)n_ts * n_words; w++) out->masks[w] |= jobs[p].part.masks[w];
+    if (map_init(&st.map, 1024) || map_init(&ops.map, 64) || grow32(&ops.begin, &ops.begin_cap, 1)) goto done;
+    ops.begin[0] = 0;
+    if (grow32(&st.parent, &st.parent_cap, 1) || grow32(&st.term, &st.term_cap, 1)) goto done;
+    st.parent[0] = st.term[0] = -1;
+    st.n = 1;
+    for (int p = 0; p < n; p++) {
+        const gm_build *b = &jobs[p].part;
+        op_map[p] = malloc((size_t)(b->n_wsops ? b->n_wsops : 1) * sizeof(int32_t));
+        seq_map[p] = malloc((size_t)(b->n_seqs ? b->n_seqs : 1) * sizeof(int32_t));
+        if (!op_map[p] || !seq_map[p]) goto done;
+        for (int32_t k = 0; k < b->n_wsops; k++) {
+            int32_t op = wsop_intern(&ops, b->wsop_reset[k], b->wsop_bytes + b->wsop_begin[k],
+                                     b->wsop_begin[k + 1] - b->wsop_begin[k]);
+            if (op < 0) {
+                rc = op;
+                goto done;
+            }
+            op_map[p][k] = op;
+        }
+        for (int32_t q = 0; q < b->n_seqs; q++) {
+            int32_t x = 0;
+            for (int32_t i = b->seq_begin[q]; i < b->seq_begin[q + 1]; i++) {
+                int32_t ev = b->seq_terms[i];
+                if (ev > g->n_terminals) ev = g->n_terminals + 1 + op_map[p][ev - g->n_terminals - 1];
+                if ((x = seq_append(&st, x, ev)) < 0) goto done;
+            }
+            seq_map[p][q] = x;
+        }
+    }
+    out->group_begin = malloc((size_t)(n_ts + 1) * sizeof(int32_t));
+    if (!out->group_begin || grow((void **)&out->group_tok_begin, &tok_begin_cap, 1, sizeof(int32_t))) goto done;
+    out->group_tok_begin[0] = 0;
+    for (int32_t ts = 0; ts < n_ts; ts++) {
+        const int p = ts % n;
+        const gm_build *b = &jobs[p].part;
+        const int32_t b0 = b->group_begin[ts], b1 = b->group_begin[ts + 1];
+        const int32_t t0 = b->group_tok_begin[b0], t1 = b->group_tok_begin[b1];
+        const int32_t g0 = out->n_groups;
+        out->group_begin[ts] = g0;
+        const int64_t need = (int64_t)g0 + (b1 - b0) + 1, base = out->group_tok_begin[g0];
+        if (grow((void **)&out->group_tok_begin, &tok_begin_cap, need, sizeof(int32_t)) ||
+            grow((void **)&out->group_seq, &seq_cap, need, sizeof(int32_t)) ||
+            grow((void **)&out->group_cset, &cset_cap, need, sizeof(int32_t)) ||
+            grow((void **)&out->group_toks, &toks_cap, base + (t1 - t0) + 1, sizeof(int32_t)))
+            goto done;
+        if (base + (t1 - t0) > INT32_MAX) goto done;
+        for (int32_t i = b0; i < b1; i++) {
+            out->group_seq[g0 + i - b0] = seq_map[p][b->group_seq[i]];
+            out->group_cset[g0 + i - b0] = b->group_cset[i];
+            out->group_tok_begin[g0 + i - b0 + 1] = (int32_t)(base + b->group_tok_begin[i + 1] - t0);
+        }
+        if (t1 > t0) memcpy(out->group_toks + base, b->group_toks + t0, (size_t)(t1 - t0) * sizeof(int32_t));
+        out->n_groups += b1 - b0;
+        out->n_group_toks = base + (t1 - t0);
+    }
+    out->group_begin[n_ts] = out->n_groups;
+    if (materialize_seqs(&st, out)) goto done;
+    out->wsop_begin = ops.begin;
+    out->wsop_bytes = ops.bytes;
+    out->wsop_reset = ops.reset;
+    out->n_wsops = ops.n;
+    ops.begin = NULL;
+    ops.bytes = ops.reset = NULL;
+    rc = 0;
+done:
+    for (int p = 0; p < n; p++) {
+        free(op_map[p]);
+        free(seq_map[p]);
+    }
+    free(ops.begin);
+    free(ops.bytes);
+    free(ops.reset);
+    map_free(&ops.map);
+    free(st.parent);
+    free(st.term);
+    map_free(&st.map);
+    if (rc) gm_build_free(out);
+    return rc;
+}
+
+int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                   const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space,
+                   int32_t n_threads, gm_build *out) {
+    if (n_threads < 1) n_threads = 1;
+    if (n_threads > GM_MAX_BUILD_THREADS) n_threads = GM_MAX_BUILD_THREADS;
+#ifdef _WIN32
+    n_threads = 1;  /* no pthreads */
+#endif
+    if (n_threads == 1)
+        return build_part(g, tok_bytes, tok_begin, order, n_order, n_words, strip_leading_space, 0, 1, out);
+#ifndef _WIN32
+    build_job jobs[GM_MAX_BUILD_THREADS];
+    pthread_t threads[GM_MAX_BUILD_THREADS];
+    int started[GM_MAX_BUILD_THREADS] = {0};
+    for (int p = 0; p < n_threads; p++) {
+        jobs[p] = (build_job){g, tok_bytes, tok_begin, order, n_order, n_words, strip_leading_space, p, n_threads,
+                              {0}, GM_NOMEM};
+        started[p] = p > 0 && pthread_create(&threads[p], NULL, build_job_run, &jobs[p]) == 0;
+    }
+    build_job_run(&jobs[0]);
+    for (int p = 1; p < n_threads; p++) {
+        if (started[p]) pthread_join(threads[p], NULL);
+        else build_job_run(&jobs[p]);  /* no thread to be had: build it here */
+    }
+    int rc = 0;
+    for (int p = 0; p < n_threads && !rc; p++) rc = jobs[p].rc;
+    if (!rc) rc = merge_parts(g, jobs, n_threads, out);
+    for (int p = 0; p < n_threads; p++) gm_build_free(&jobs[p].part);
+    return rc;
+#endif
 }

@@ -192,9 +192,11 @@ typedef struct {
     int32_t *wsop_begin; uint8_t *wsop_bytes, *wsop_reset; int32_t n_wsops;
 } gm_build;
 
+/* n_threads builders take every n-th lexer state each (at most GM_MAX_BUILD_THREADS). */
+#define GM_MAX_BUILD_THREADS 16
 int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
                    const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space,
-                   gm_build *out);
+                   int32_t n_threads, gm_build *out);
 void gm_build_free(gm_build *out);
 
 #endif

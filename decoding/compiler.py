@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Optional, Union
 
@@ -60,7 +61,7 @@ def _vocab_arrays(core: CoreGrammar, info: TokenizerInfo) -> dict:
     tok_bytes = np.frombuffer(b"".join(text), dtype=np.uint8)
     order = np.asarray(sorted((i for i, b in enumerate(text) if b), key=text.__getitem__), dtype=np.int32)
     n_words = (info.vocab_size + 31) // 32
-    raw = core.build_vocab(tok_bytes, tok_begin, order, n_words, info.strips_leading_space)
+    raw = core.build_vocab(tok_bytes, tok_begin, order, n_words, info.strips_leading_space, _build_threads())
     # Many lexer states share their unconditional mask: store each distinct mask once.
     distinct: dict[bytes, int] = {}
     uncond = np.empty(raw["masks"].shape[0], dtype=np.int32)
@@ -76,6 +77,15 @@ def _vocab_arrays(core: CoreGrammar, info: TokenizerInfo) -> dict:
                 group_tok_begin=group_tok_begin, group_toks=group_toks, group_dense=group_dense,
                 seq_begin=raw["seq_begin"], seq_terms=raw["seq_terms"], wsop_begin=raw["wsop_begin"],
                 wsop_bytes=raw["wsop_bytes"], wsop_reset=raw["wsop_reset"])
+
+
+def _build_threads() -> int:
+    """Threads for the table builder: the cores this process may run on, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 def _sort_groups(raw: dict):

@@ -120,3 +120,41 @@ def test_fill_cache_tells_apart_indentation_stacks_with_the_same_top(cache_dir):
         assert np.array_equal(a, b)
         masks.append(a.copy())
     assert not np.array_equal(masks[0], masks[1])  # the test means something: the dedent decides
+
+
+@pytest.mark.parametrize("grammar", ["json", "python"])
+def test_tables_built_on_threads_equal_the_single_threaded_ones(grammar):
+    """Builders on several threads take every n-th lexer state and number their sequences apart; merged,
+    every state has the same groups (terminal sequences, completable sets, tokens) and masks."""
+    import grammask as gm
+    from grammask.decoding.compiler import core_grammar
+
+    info = tokenizer_info("gpt2")
+    core = core_grammar(gm.Grammar.builtin(grammar))
+    text = [b if i not in info.stop_token_ids else b"" for i, b in enumerate(info.token_bytes)]
+    tok_begin = np.concatenate([[0], np.cumsum([len(b) for b in text])]).astype(np.int64)
+    tok_bytes = np.frombuffer(b"".join(text), dtype=np.uint8)
+    order = np.asarray(sorted((i for i, b in enumerate(text) if b), key=text.__getitem__), dtype=np.int32)
+    n_terminals = core.n_terminals
+
+    def canonical(raw):
+        sb, st = raw["seq_begin"], raw["seq_terms"]
+        wb, wbytes, wreset = raw["wsop_begin"], raw["wsop_bytes"], raw["wsop_reset"]
+
+        def event(e):
+            k = int(e) - n_terminals - 1
+            return (int(wreset[k]), bytes(wbytes[wb[k]:wb[k + 1]])) if k >= 0 else int(e)
+
+        gb, tb, toks = raw["group_begin"], raw["group_tok_begin"], raw["group_toks"]
+        states = []
+        for ts in range(len(gb) - 1):
+            states.append(sorted(
+                (tuple(event(e) for e in st[sb[raw["group_seq"][i]]:sb[raw["group_seq"][i] + 1]]),
+                 int(raw["group_cset"][i]), tuple(sorted(toks[tb[i]:tb[i + 1]].tolist())))
+                for i in range(gb[ts], gb[ts + 1])))
+        return states, raw["masks"].tobytes()
+
+    words = (info.vocab_size + 31) // 32
+    one = canonical(core.build_vocab(tok_bytes, tok_begin, order, words, info.strips_leading_space, 1))
+    for threads in (2, 3):
+        assert canonical(core.build_vocab(tok_bytes, tok_begin, order, words, info.strips_leading_space, threads)) == one
