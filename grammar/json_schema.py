@@ -30,6 +30,7 @@ import interegular
 
 from ..fsm.lexer import LexerTooLarge, _time_limit
 from .errors import GrammarError
+from .json_instance import Judge, Unjudgeable, distinct, finite_values
 from .regex import (MAX_CODEPOINT, Emitter, RegexRefused, decimal_class, digit_range, json_spelling,
                     lark_pattern)
 
@@ -283,6 +284,11 @@ class _Translator:
 
     def schema_alts(self, schema: dict, ptr: str) -> list[str]:
         schema = dict(schema)
+        # An enum/const (here or in allOf) bounds the instances to a list: keep the values the whole
+        # schema accepts, whatever other keywords (not, if, multipleOf, ...) say.
+        values = finite_values(schema, self.resolve_ref, ptr)
+        if values is not None:
+            return self.enum_alts(schema, values, ptr)
         for k in ("$dynamicRef", "$recursiveRef", "not", "if", "then", "else", "unevaluatedProperties",
                   "unevaluatedItems", "dependentSchemas", "dependencies", "propertyNames", "contains",
                   "dependentRequired"):
@@ -315,8 +321,6 @@ class _Translator:
                     # stay disjoint for oneOf since each only got narrower.
                     return [self.node({"allOf": [rest, b]}, _ptr(ptr, comb, i) + "&") for i, b in enumerate(branches)]
                 return [self.node(b, _ptr(ptr, comb, i)) for i, b in enumerate(branches)]
-        if "const" in schema or "enum" in schema:
-            return self.enum_alts(schema, ptr)
         types = schema.get("type", list(TYPES) + ["integer"])
         if isinstance(types, str):
             types = [types]
@@ -429,28 +433,16 @@ class _Translator:
             return
         raise _err("'oneOf' branches that may overlap are not supported (cannot prove exactly one matches)", ptr)
 
-    def enum_alts(self, schema: dict, ptr: str) -> list[str]:
-        other = {k for k in schema if k in KNOWN - {"enum", "const", "type"}}
-        if other:
-            raise _err(f"'enum'/'const' next to other assertion keywords ({', '.join(sorted(other))}) is not "
-                       "supported", ptr)
-        values = [schema["const"]] if "const" in schema else schema["enum"]
-        if "const" in schema and "enum" in schema:
-            values = [v for v in schema["enum"] if _json_equal(v, schema["const"])]
-        if not isinstance(values, list):
-            raise _err("'enum' must be an array", _ptr(ptr, "enum"))
-        if "type" in schema:
-            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-            values = [v for v in values if any(_has_type(v, t) for t in types)]
-        alts, seen = [], set()
-        for v in values:
-            key = json.dumps(v)
-            if key not in seen:
-                seen.add(key)
-                alts.append(self.literal(v, _ptr(ptr, "enum")))
-        if not alts:
-            raise _err("no value of 'enum'/'const' has the allowed type", ptr)
-        return alts
+    def enum_alts(self, schema: dict, values: list, ptr: str) -> list[str]:
+        """The listed values the whole schema accepts (judged one by one), each as a literal."""
+        judge = Judge(self.resolve_ref, FORMATS)
+        try:
+            kept = [v for v in distinct(values) if judge.valid(schema, v, ptr)]
+        except Unjudgeable as exc:
+            raise _err(f"cannot check the enum/const values against the rest of the schema: {exc}", ptr) from None
+        if not kept:
+            raise _err("no value of 'enum'/'const' satisfies the rest of the schema", ptr)
+        return [self.literal(v, _ptr(ptr, "enum")) for v in kept]
 
     def null_alts(self, schema, ptr):
         return ['"null"']
@@ -708,20 +700,6 @@ def _within(term: _Term, spelling: re.Pattern) -> bool:
     other = _FRAC if spelling.pattern == _INT else _INT
     return not term.fsm.isdisjoint(interegular.parse_pattern(spelling.pattern).to_fsm()) and \
         term.fsm.isdisjoint(interegular.parse_pattern(other).to_fsm())
-
-
-def _json_equal(a, b) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) and type(a) is type(b) or (
-        isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
-        and not isinstance(b, bool) and a == b)
-
-
-def _has_type(v, t: str) -> bool:
-    return {"null": v is None, "boolean": isinstance(v, bool), "string": isinstance(v, str),
-            "object": isinstance(v, dict), "array": isinstance(v, list),
-            "number": isinstance(v, (int, float)) and not isinstance(v, bool),
-            "integer": (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
-            }.get(t, False)
 
 
 def int_range_regex(lo: Optional[int], hi: Optional[int]) -> str:
