@@ -51,7 +51,17 @@ KNOWN = STRING_KW | NUMBER_KW | OBJECT_KW | ARRAY_KW | COMBINATORS
 TYPES = ("object", "array", "string", "number", "boolean", "null")  # integer is a kind of number
 MAX_TRACKED_ITEMS = 1000
 
-_ANY_CHAR = json_spelling([(0, MAX_CODEPOINT)])
+# Any character in its JSON spellings: the same language as json_spelling([(0, MAX_CODEPOINT)]), written
+# prefix-factored so that interegular's automaton for it is small (39 states instead of 71): bounded
+# repetitions of it cost time quadratic in that size, in the lexer as well as here.
+_HEX = "[0-9a-f]"
+_ANY_CHAR = (r'(?:[^"\\\u0000-\u001f]|[\\]["\\bfnrt]|[\\]u(?:00(?:0[0-7bef]|1' + _HEX + r')|007f|00[89a-f]'
+             + _HEX + r'|0[1-9a-f]' + _HEX + '{2}|[1-9a-c]' + _HEX + '{3}|d[0-7]' + _HEX + '{2}|[ef]' + _HEX
+             + r'{3}|d[89ab]' + _HEX + r'{2}[\\]ud[c-f]' + _HEX + '{2}))')
+# A character written as itself or as a two-character escape (no \uXXXX): the unit of long bounded strings.
+_PLAIN_CHAR = r'(?:[ !#-\[\]-~]|[\\]["\\bfnrt])'
+EXACT_LENGTH = 3   # strings up to this length: every spelling of every character
+LENGTH_CAP = 64    # above EXACT_LENGTH, under a maxLength: printable ASCII and short escapes, at most this long
 _INT = r"-?(?:0|[1-9][0-9]*)"
 _FRAC = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)"
 _FRAC_NONNEG = r"(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)"
@@ -95,8 +105,10 @@ def _ptr(base: str, *parts) -> str:
 
 
 class _Term:
-    def __init__(self, name: str, family: str, pattern: str, literal: Optional[str], where: str):
+    def __init__(self, name: str, family: str, pattern: str, literal: Optional[str], where: str,
+                 length: Optional[tuple[int, Optional[int]]] = None):
         self.name, self.family, self.pattern, self.literal, self.where = name, family, pattern, literal, where
+        self.length = length  # (lo, hi) for the strings of _length_content(lo, hi): compared without automata
         self._fsm = None
 
     @property
@@ -117,11 +129,12 @@ class _Terminals:
         self.by_key: dict[tuple, str] = {}
         self.alias: dict[str, str] = {}
 
-    def add(self, family: str, pattern: str, literal: Optional[str], where: str) -> str:
+    def add(self, family: str, pattern: str, literal: Optional[str], where: str,
+            length: Optional[tuple[int, Optional[int]]] = None) -> str:
         key = (family, literal) if literal is not None else (family, "re", pattern)
         if key not in self.by_key:
             name = f"{family[0].upper()}{len(self.terms)}"
-            self.terms[name] = _Term(name, family, pattern, literal, where)
+            self.terms[name] = _Term(name, family, pattern, literal, where, length)
             self.by_key[key] = name
         return self.by_key[key]
 
@@ -132,6 +145,8 @@ class _Terminals:
             return "sub" if b.matches(a.literal) else "disjoint"
         if b.literal is not None:
             return "super" if a.matches(b.literal) else "disjoint"
+        if a.length and b.length:
+            return _interval_relation(a.length, b.length)
         fa, fb = a.fsm, b.fsm
         if fa.isdisjoint(fb):
             return "disjoint"
@@ -484,9 +499,11 @@ class _Translator:
                 raise _err("minLength/maxLength must be non-negative integers", ptr)
             if hi is not None and hi < lo:
                 raise _err("maxLength < minLength: no string is valid", ptr)
-            if max(lo, hi or 0) > MAX_TRACKED_ITEMS:
-                raise _err(f"string length bounds above {MAX_TRACKED_ITEMS} are not supported", ptr)
-            content = f"(?:{_ANY_CHAR})" + (f"{{{lo},}}" if hi is None else f"{{{lo},{hi}}}")
+            if lo > LENGTH_CAP:
+                raise _err(f"minLength above {LENGTH_CAP} is not supported", ptr)
+            hi = None if hi is None else min(hi, LENGTH_CAP)
+            name = self.terms.add("string", f'"{_length_content(lo, hi)}"', None, ptr, length=(lo, hi))
+            return [self.cls(("sub", name))]
         name = self.terms.add("string", f'"{content}"', None, ptr)
         return [self.cls(("sub", name))]
 
@@ -642,7 +659,7 @@ class _Translator:
     # ---- grammar text -------------------------------------------------------------------------
     def grammar(self, root_name: str) -> str:
         if ("all", "string") in self.classes or any(s[0] == "except" for s in self.classes):
-            self.terms.add("string", f'"(?:{_ANY_CHAR})*"', None, "#")
+            self.terms.add("string", f'"{_length_content(0, None)}"', None, "#", length=(0, None))
         if ("all", "number") in self.classes or ("all", "int") in self.classes:
             self.terms.add("number", _INT, None, "#")
         if ("all", "number") in self.classes or ("all", "frac") in self.classes:
@@ -681,6 +698,35 @@ class _Translator:
                 lines.append(f"{t}: /{before}{p}{after}/")
         start = f"start: {root_name}" if self.compact else f"start: WS? {root_name} WS?\nWS: /[ \\t\\n\\r]{{1,{WS_MAX}}}/"
         return start + "\n" + "\n".join(lines) + "\n"
+
+
+def _length_content(lo: int, hi: Optional[int]) -> str:
+    """The content of a string of lo..hi characters. Exact up to EXACT_LENGTH characters and without an
+    upper bound; beyond, a sound narrowing: longer strings have no \\u escapes (hi is capped at LENGTH_CAP
+    by the caller). Automata of bounded repetitions of _ANY_CHAR grow too slowly to build past that."""
+    if hi is None:
+        return f"(?:{_ANY_CHAR})" + ("*" if lo == 0 else f"{{{lo},}}")
+    if hi <= EXACT_LENGTH:
+        return f"(?:{_ANY_CHAR}){{{lo},{hi}}}"
+    plain = f"(?:{_PLAIN_CHAR}){{{max(lo, EXACT_LENGTH + 1)},{hi}}}"
+    return plain if lo > EXACT_LENGTH else f"(?:(?:{_ANY_CHAR}){{{lo},{EXACT_LENGTH}}}|{plain})"
+
+
+def _interval_relation(a: tuple[int, Optional[int]], b: tuple[int, Optional[int]]) -> str:
+    """How the languages of _length_content(*a) and _length_content(*b) relate: as their length intervals
+    do, since the content language grows with the interval."""
+    inf = float("inf")
+    (alo, ahi), (blo, bhi) = a, b
+    ahi, bhi = inf if ahi is None else ahi, inf if bhi is None else bhi
+    if ahi < blo or bhi < alo:
+        return "disjoint"
+    if (alo, ahi) == (blo, bhi):
+        return "equal"
+    if blo <= alo and ahi <= bhi:
+        return "sub"
+    if alo <= blo and bhi <= ahi:
+        return "super"
+    return "overlap"
 
 
 def _count(schema: dict, key: str, ptr: str, default):
