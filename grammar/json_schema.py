@@ -30,9 +30,9 @@ import interegular
 
 from ..fsm.lexer import LexerTooLarge, _time_limit
 from .errors import GrammarError
-from .json_instance import Judge, Unjudgeable, distinct, finite_values
-from .regex import (MAX_CODEPOINT, Emitter, RegexRefused, decimal_class, digit_range, json_spelling,
-                    lark_pattern)
+from .json_instance import Judge, Unjudgeable, distinct, finite_values, json_equal
+from .regex import (MAX_CODEPOINT, Emitter, RegexRefused, class_run, decimal_class, digit_range, intersect,
+                    json_spelling, lark_pattern)
 
 WS_MAX = 16
 ANNOTATIONS = {"title", "description", "examples", "default", "$schema", "$id", "$comment", "deprecated",
@@ -476,6 +476,10 @@ class _Translator:
         hi = _count(schema, "maxLength", ptr, None)
         length = lo > 0 or hi is not None
         kinds = [k for k in ("pattern", "format") if k in schema] + (["minLength/maxLength"] if length else [])
+        if kinds == ["pattern", "minLength/maxLength"] and isinstance(schema["pattern"], str):
+            run = class_run(schema["pattern"])
+            if run is not None:  # ^[class]{a,b}$ with length bounds: the class, counted once
+                return self.class_run_alts(run, lo, hi, ptr)
         if len(kinds) == 2 and length:
             # Allowed when the pattern/format already implies the length bounds (e.g. ^[a-z]{2,8}$, maxLength 8).
             inner = {k: v for k, v in schema.items() if k not in ("minLength", "maxLength")}
@@ -505,6 +509,25 @@ class _Translator:
             name = self.terms.add("string", f'"{_length_content(lo, hi)}"', None, ptr, length=(lo, hi))
             return [self.cls(("sub", name))]
         name = self.terms.add("string", f'"{content}"', None, ptr)
+        return [self.cls(("sub", name))]
+
+    def class_run_alts(self, run: tuple, lo: int, hi: Optional[int], ptr: str) -> list[str]:
+        """Strings of characters from one class, with both the pattern's and the length bounds."""
+        ranges, a, b = run
+        lo, hi = max(lo, a), (b if hi is None else hi if b is None else min(hi, b))
+        if hi is not None and hi < lo:
+            raise _err("the pattern and minLength/maxLength leave no string", ptr)
+        if hi is not None and hi > EXACT_LENGTH:
+            # As for plain bounded strings: beyond EXACT_LENGTH, printable ASCII and at most LENGTH_CAP long.
+            if lo > LENGTH_CAP:
+                raise _err(f"minLength above {LENGTH_CAP} is not supported", ptr)
+            hi = min(hi, LENGTH_CAP)
+            ranges = intersect(ranges, [(0x20, 0x7E)])
+            if not ranges:
+                raise _err("pattern with a long maxLength: only classes with printable ASCII characters are "
+                           "supported", ptr)
+        count = f"{{{lo},}}" if hi is None else f"{{{lo},{hi}}}"
+        name = self.terms.add("string", f'"(?:{json_spelling(ranges)}){count}"', None, ptr)
         return [self.cls(("sub", name))]
 
     def pattern_content(self, pattern: Any, ptr: str) -> str:
