@@ -602,8 +602,11 @@ class _Translator:
             name = self.terms.add("number", _FRAC_POS if lo_x else _FRAC_NONNEG, None, ptr)
             alts.append(self.cls(("sub", name)))
         else:
-            raise _err("number bounds other than minimum 0 / exclusiveMinimum 0 are only supported for "
-                       "type integer", ptr)
+            # Non-integer bounds are rounded inward (a sound narrowing); no exponent under bounds.
+            flo, fhi = (None if lo is None else math.ceil(lo)), (None if hi is None else math.floor(hi))
+            pattern = frac_range_regex(flo, lo_x and flo == lo, fhi, hi_x and fhi == hi)
+            if pattern is not None:
+                alts.append(self.cls(("sub", self.terms.add("number", pattern, None, ptr))))
         return alts
 
     # ---- objects ------------------------------------------------------------------------------
@@ -804,6 +807,33 @@ def int_range_regex(lo: Optional[int], hi: Optional[int]) -> str:
         if hi is None or a <= hi:
             parts.append(_nonneg_range(a, hi))
     return "(?:" + "|".join(parts) + ")"
+
+
+def frac_range_regex(lo: Optional[int], lo_x: bool, hi: Optional[int], hi_x: bool) -> Optional[str]:
+    """Regex for the numbers written with a fraction and no exponent (-?I.F) in the interval from lo to hi
+    (integers; None unbounded; *_x exclusive); None if there is none."""
+    parts = []
+    if hi is None or hi > 0 or (hi == 0 and not hi_x):  # values >= 0
+        at_lo = lo is not None and lo >= 0
+        parts.append(_frac_magnitude(lo if at_lo else 0, lo_x and at_lo, hi, hi_x))
+    if lo is None or lo < 0 or (lo == 0 and not lo_x):  # values <= 0, as -magnitude
+        at_hi = hi is not None and hi <= 0
+        m = _frac_magnitude(-hi if at_hi else 0, hi_x and at_hi, None if lo is None else -lo, lo_x)
+        parts.append(None if m is None else "-" + m)
+    parts = [p for p in parts if p is not None]
+    return "(?:" + "|".join(parts) + ")" if parts else None
+
+
+def _frac_magnitude(a: int, a_x: bool, b: Optional[int], b_x: bool) -> Optional[str]:
+    """I.F with a <= I.F <= b (bounds >= 0, *_x exclusive): a nonzero fraction needs a <= I < b; an all-zero
+    fraction is the integer I itself."""
+    parts = []
+    if b is None or a <= b - 1:
+        parts.append(_nonneg_range(a, None if b is None else b - 1) + r"\.[0-9]*[1-9][0-9]*")
+    z_lo, z_hi = a + a_x, None if b is None else b - b_x
+    if z_hi is None or z_lo <= z_hi:
+        parts.append(_nonneg_range(z_lo, z_hi) + r"\.0+")
+    return "(?:" + "|".join(parts) + ")" if parts else None
 
 
 def _nonneg_range(lo: int, hi: Optional[int]) -> str:
