@@ -617,11 +617,20 @@ class _Translator:
         if schema.get("patternProperties"):
             raise _err("keyword 'patternProperties' is not supported", _ptr(ptr, "patternProperties"))
         required = schema.get("required", [])
-        missing = [r for r in required if r not in props]
         addl = schema.get("additionalProperties", True)
-        keys = list(props)
-        if missing:
-            raise _err(f"required property {missing[0]!r} is not listed in 'properties'", _ptr(ptr, "required"))
+        # A property whose schema is false must be absent: not a member, and not an "other" key either.
+        absent = [k for k, v in props.items() if v is False]
+        value_ptr = {k: _ptr(ptr, "properties", k) for k in props if k not in absent}
+        for r in required:
+            if r in absent:
+                raise _err(f"required property {r!r} has the schema false: no object is valid", _ptr(ptr, "required"))
+            if r not in value_ptr:  # required but not listed: one of the other keys, after the listed ones
+                if addl is False:
+                    raise _err(f"required property {r!r} is neither listed in 'properties' nor allowed by "
+                               "'additionalProperties': no object is valid", _ptr(ptr, "required"))
+                value_ptr[r] = _ptr(ptr, "additionalProperties")
+        keys = list(value_ptr)
+        schemas = {k: props[k] if k in props else addl for k in keys}
         req = [k in required for k in keys]
         n = len(keys)
         if schema.get("minProperties", 0) > sum(req):
@@ -632,12 +641,12 @@ class _Translator:
         base = self.fresh("o")
         members = []
         for j, k in enumerate(keys):
-            key = self.string_literal(k, _ptr(ptr, "properties", k))
-            value = self.node(props[k], _ptr(ptr, "properties", k))
+            key = self.string_literal(k, value_ptr[k])
+            value = self.node(schemas[k], value_ptr[k])
             members.append(f"{key} COLON {value}")
         extra = None
         if addl is not False:
-            key_terms = frozenset(self.string_literal(k, ptr) for k in keys)
+            key_terms = frozenset(self.string_literal(k, ptr) for k in keys + absent)
             xkey = self.cls(("except", "string", key_terms))
             xval = self.node(addl, _ptr(ptr, "additionalProperties"))
             extra = self.rule(f"{base}_x", [f"{xkey} COLON {xval}"], ptr)
