@@ -466,7 +466,26 @@ class _Translator:
                 break
         if values and all(not (values[i] & values[j]) for i in range(len(values)) for j in range(i + 1, len(values))):
             return
+        if self.discriminated(branches, ptr):
+            return
         raise _err("'oneOf' branches that may overlap are not supported (cannot prove exactly one matches)", ptr)
+
+    def discriminated(self, branches: list, ptr: str) -> bool:
+        """Do all branches require one property whose allowed values (const/enum) no two branches share?
+        Then no object matches two branches, and no other value matches any (each branch is an object)."""
+        tags = []
+        for i, b in enumerate(branches):
+            bptr = _ptr(ptr, i)
+            while isinstance(b, dict) and "$ref" in b and len(b) == 1:
+                b, bptr = self.resolve_ref(b["$ref"], bptr)
+            if not isinstance(b, dict) or b.get("type") not in ("object", ["object"]):
+                return False
+            props = b.get("properties", {})
+            tags.append({k: [v["const"]] if "const" in v else list(v["enum"]) for k, v in props.items()
+                         if k in b.get("required", []) and isinstance(v, dict) and ("const" in v or "enum" in v)})
+        common = set.intersection(*(set(t) for t in tags)) if tags else set()
+        return any(all(not json_equal(x, y) for i in range(len(tags)) for j in range(i + 1, len(tags))
+                       for x in tags[i][k] for y in tags[j][k]) for k in common)
 
     def enum_alts(self, schema: dict, values: list, ptr: str) -> list[str]:
         """The listed values the whole schema accepts (judged one by one), each as a literal."""

@@ -118,9 +118,16 @@ def test_strings_length_pattern_format():
     check({"type": "string", "format": "uuid"}, ["123e4567-e89b-12d3-a456-426614174000"], ["123e4567"])
     check({"type": "string", "format": "ipv4"}, ["192.168.0.1"], ["256.1.1.1", "01.1.1.1"])
     check({"type": "string", "format": "email"}, ["a.b@example.com"], ["a@b", "@x.com"])
-    refused({"type": "string", "format": "ipv6"}, "format")
+    check({"type": "string", "format": "ipv6"}, ["::1", "::", "1:2:3:4:5:6:7:8", "fe80::1:2", "1::", "::ffff:1.2.3.4",
+                                                 "1:2:3:4:5:6:1.2.3.4", "ABCD:ef01::9"],
+          ["1:2:3:4:5:6:7", "1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "::1.2.3", ":1", "1:2:3:4:5:6:7::8",
+           "::ffff:256.1.1.1", "g::1"])
     refused({"type": "string", "pattern": "(?=a)a"}, "pattern", "look")
-    refused({"type": "string", "pattern": "^[a-z]+$", "maxLength": 5}, "pattern")
+    # One repeated class with length bounds: both bounds hold at once.
+    check({"type": "string", "pattern": "^[a-z]+$", "maxLength": 5}, ["a", "abcde"], ["", "abcdef", "ab1"])
+    check({"type": "string", "pattern": "^[a-z0-9]{2,}$", "minLength": 3, "maxLength": 4}, ["abc", "a1b2"],
+          ["ab", "abcde", "ab-c"])
+    refused({"type": "string", "pattern": "^a[a-z]+$", "maxLength": 5}, "pattern")
 
 
 def test_numbers_bounds():
@@ -128,7 +135,11 @@ def test_numbers_bounds():
     check({"type": "integer", "exclusiveMinimum": 0}, [1, 50000], [0, -1])
     check({"type": "number", "minimum": 0}, [0, 0.5, 7, 1e-7], [-1, -0.5])
     check({"type": "number", "exclusiveMinimum": 0}, [0.5, 3], [0, 0.0, -2])
-    refused({"type": "number", "maximum": 2.5}, "number bounds")
+    # Numbers with a fraction between bounds (non-integer bounds rounded inward; no exponent).
+    check({"type": "number", "minimum": -2, "exclusiveMaximum": 3}, [-2, -2.0, -1.5, 0.0, 2.999, 2],
+          [-2.01, 3, 3.0, 3.5, -3])
+    check({"type": "number", "maximum": 2.5}, [2, 2.0, -7.25, 1.5], [3, 2.75, 3.0])
+    check({"type": "number", "exclusiveMinimum": -1, "maximum": 0}, [-0.5, 0, 0.0, -0.0], [-1, -1.0, 0.5, 1e-3])
     refused({"type": "integer", "multipleOf": 3}, "multipleOf")
 
 
