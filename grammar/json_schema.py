@@ -418,6 +418,9 @@ class _Translator:
                     b = {v} if isinstance(v, str) else set(v)
                     both = (a & b) | ({"integer"} if ("integer" in a and "number" in b) or
                                       ("number" in a and "integer" in b) else set())
+                    if not both:
+                        raise _err(f"'allOf': the types {sorted(a)} and {sorted(b)} have nothing in common: no "
+                                   "instance is valid here", sptr)
                     merged[k] = sorted(both)
                 else:
                     raise _err(f"'allOf': keyword {k!r} appears with different values; merging them is not "
@@ -569,6 +572,21 @@ class _Translator:
         name = self.terms.add("string", f'"(?:{json_spelling(ranges)}){count}"', None, ptr)
         return [self.cls(("sub", name))]
 
+    def pattern_keys(self, patterns: Any, ptr: str) -> list[tuple[str, Any, str]]:
+        """patternProperties as (key terminal, value schema, pointer); the patterns must be pairwise disjoint
+        (else a key could owe its value to two schemas at once)."""
+        if not isinstance(patterns, dict):
+            raise _err("'patternProperties' must be an object", ptr)
+        out = []
+        for p, sub in patterns.items():
+            pptr = _ptr(ptr, p)
+            term = self.terms.add("string", f'"{self.pattern_content(p, pptr)}"', None, pptr)
+            for other, _, optr in out:
+                if self.terms._relation(self.terms.terms[term], self.terms.terms[other]) != "disjoint":
+                    raise _err(f"patternProperties whose patterns overlap ({optr} and {pptr}) are not supported", ptr)
+            out.append((term, sub, pptr))
+        return out
+
     def pattern_content(self, pattern: Any, ptr: str) -> str:
         if not isinstance(pattern, str):
             raise _err("'pattern' must be a string", ptr)
@@ -633,29 +651,43 @@ class _Translator:
         props = schema.get("properties", {})
         if not isinstance(props, dict):
             raise _err("'properties' must be an object", _ptr(ptr, "properties"))
-        if schema.get("patternProperties"):
-            raise _err("keyword 'patternProperties' is not supported", _ptr(ptr, "patternProperties"))
+        patterns = self.pattern_keys(schema.get("patternProperties", {}), _ptr(ptr, "patternProperties"))
         required = schema.get("required", [])
         addl = schema.get("additionalProperties", True)
-        # A property whose schema is false must be absent: not a member, and not an "other" key either.
+        # A property whose schema is false must be absent: not a member (refused below if other keys may occur).
         absent = [k for k, v in props.items() if v is False]
         value_ptr = {k: _ptr(ptr, "properties", k) for k in props if k not in absent}
         for r in required:
             if r in absent:
                 raise _err(f"required property {r!r} has the schema false: no object is valid", _ptr(ptr, "required"))
             if r not in value_ptr:  # required but not listed: one of the other keys, after the listed ones
-                if addl is False:
-                    raise _err(f"required property {r!r} is neither listed in 'properties' nor allowed by "
-                               "'additionalProperties': no object is valid", _ptr(ptr, "required"))
                 value_ptr[r] = _ptr(ptr, "additionalProperties")
         keys = list(value_ptr)
-        schemas = {k: props[k] if k in props else addl for k in keys}
+        if addl is not False and (absent or any(sub is False for _, sub, _ in patterns)):
+            # The lexer only knows terminals some rule uses, so a key that must not occur cannot be told
+            # apart from the other keys that may.
+            raise _err("a property or pattern with the schema false next to other allowed keys is not supported",
+                       _ptr(ptr, "properties" if absent else "patternProperties"))
+        # The schemas a listed key's value must satisfy: its own and those of the patterns it matches; a
+        # key not listed takes the patterns it matches, or else additionalProperties.
+        schemas = {}
+        for k in keys:
+            parts = ([props[k]] if k in props else []) + [sub for term, sub, _ in patterns
+                                                           if self.terms.terms[term].matches(json.dumps(k, ensure_ascii=False))]
+            if not parts:
+                if addl is False:
+                    raise _err(f"required property {k!r} is neither listed in 'properties' nor allowed by "
+                               "'additionalProperties': no object is valid", _ptr(ptr, "required"))
+                parts = [addl]
+            schemas[k] = parts[0] if len(parts) == 1 else {"allOf": parts}
+            if len(parts) > 1:
+                value_ptr[k] += "&patternProperties"  # a pointer no $ref can name
         req = [k in required for k in keys]
         n = len(keys)
         if schema.get("minProperties", 0) > sum(req):
             raise _err("'minProperties' above the number of required properties is not supported",
                        _ptr(ptr, "minProperties"))
-        if "maxProperties" in schema and (addl is not False or schema["maxProperties"] < n):
+        if "maxProperties" in schema and (addl is not False or patterns or schema["maxProperties"] < n):
             raise _err("'maxProperties' is only supported when it cannot be exceeded", _ptr(ptr, "maxProperties"))
         base = self.fresh("o")
         members = []
@@ -664,11 +696,15 @@ class _Translator:
             value = self.node(schemas[k], value_ptr[k])
             members.append(f"{key} COLON {value}")
         extra = None
+        key_terms = frozenset(self.string_literal(k, ptr) for k in keys + absent)
+        # Other keys: those matching a pattern (patterns are disjoint: one schema each), then the rest.
+        extra_alts = [f"{self.cls(('sub-except', term, key_terms))} COLON {self.node(sub, sptr)}"
+                      for term, sub, sptr in patterns if sub is not False]  # false: keys that must not occur
         if addl is not False:
-            key_terms = frozenset(self.string_literal(k, ptr) for k in keys + absent)
-            xkey = self.cls(("except", "string", key_terms))
-            xval = self.node(addl, _ptr(ptr, "additionalProperties"))
-            extra = self.rule(f"{base}_x", [f"{xkey} COLON {xval}"], ptr)
+            xkey = self.cls(("except", "string", key_terms, frozenset(term for term, _, _ in patterns)))
+            extra_alts.append(f"{xkey} COLON {self.node(addl, _ptr(ptr, 'additionalProperties'))}")
+        if extra_alts:
+            extra = self.rule(f"{base}_x", extra_alts, ptr)
         # O_i: after some members, the last known property emitted had index i-1.
         # A_i: the next member (after a comma or the brace); B_i: a known property j >= i.
         for i in range(n + 1):
@@ -746,8 +782,12 @@ class _Translator:
         for spec, name in self.classes.items():
             if spec[0] == "sub":
                 members = sorted(canon(t) for t in inside[canon(spec[1])] if t in live)
-            elif spec[0] == "except":
+            elif spec[0] == "sub-except":  # inside a terminal, less some literals
                 banned = {canon(t) for t in spec[2]}
+                members = sorted(canon(t) for t in inside[canon(spec[1])] if t in live and canon(t) not in banned)
+            elif spec[0] == "except":  # any string, less some literals and whatever lies inside some terminals
+                banned = {canon(t) for t in spec[2]}
+                banned |= {t for e in spec[3] for t in inside[canon(e)]}
                 members = [t for t in live if self.terms.terms[t].family == "string" and t not in banned]
             elif spec[1] in ("string", "number"):
                 members = [t for t in live if self.terms.terms[t].family == spec[1]]

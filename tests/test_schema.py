@@ -146,10 +146,67 @@ def test_numbers_bounds():
 def test_object_counts_and_refusals():
     check({"type": "object", "properties": {"a": {}}, "required": ["a"], "minProperties": 1}, [{"a": 1}], [{}])
     refused({"type": "object", "minProperties": 2}, "minProperties")
-    refused({"type": "object", "patternProperties": {"^x": {}}}, "patternProperties")
+    refused({"type": "object", "properties": {"a": False}}, "schema false")  # a banned key among allowed ones
+    refused({"type": "object", "patternProperties": {"^x": {}, "y": {}}}, "patternProperties", "overlap")
     refused({"not": {"type": "string"}}, "not")
     refused({"type": "array", "uniqueItems": True}, "uniqueItems")
     refused({"type": "string", "format": "hostname"}, "#", "format")
+
+
+def test_pattern_properties():
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "x-b": {"minimum": 3}},
+              "patternProperties": {"^x-": {"type": "integer"}, "^s_": {"type": "string"}},
+              "additionalProperties": {"type": "boolean"}, "required": ["id"]}
+    check(schema, [{"id": 1}, {"id": 1, "x-a": 2}, {"id": 1, "x-b": 3}, {"id": 1, "s_1": "a", "z": True},
+                   {"id": 1, "x-": -4, "q": False}],
+          [{"id": 1, "x-a": "s"}, {"id": 1, "x-b": 2}, {"id": 1, "x-b": "s"}, {"id": 1, "s_1": 1},
+           {"id": 1, "z": 1}, {"x-a": 1}])
+    # No additional keys: only listed keys and keys matching a pattern.
+    check({"type": "object", "patternProperties": {"^[a-z]+$": {"type": "integer"}}, "additionalProperties": False},
+          [{}, {"ab": 1, "c": 2}], [{"A": 1}, {"ab": "x"}, {"a1": 1}])
+
+
+def test_required_outside_properties_and_false_properties():
+    check({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a", "c"],
+           "additionalProperties": {"type": "string"}},
+          [{"a": 1, "c": "x"}, {"a": 1, "d": "q", "c": "x"}], [{"a": 1}, {"a": 1, "c": 2}, {"c": "x"}])
+    check({"type": "object", "properties": {"a": {"type": "integer"}, "b": False}, "additionalProperties": False},
+          [{}, {"a": 1}], [{"b": 1}, {"a": 1, "b": None}])
+    refused({"type": "object", "required": ["a"], "additionalProperties": False}, "'a'", "no object")
+
+
+def test_enum_judged_against_the_whole_schema():
+    # Synthesized-style: allOf of an enum and a not; only the values the whole schema accepts remain.
+    check({"allOf": [{"enum": [1, "a", [1, 2], {"k": 1}]}, {"not": {"type": "string"}}]}, [1, [1, 2], {"k": 1}], ["a"])
+    check({"enum": [1, 2, 3, 4, 6], "multipleOf": 2}, [2, 4, 6], [1, 3])
+    check({"enum": [{"a": 1}, {"b": 1}], "if": {"required": ["a"]}, "then": {"properties": {"a": {"const": 2}}}},
+          [{"b": 1}], [{"a": 1}])
+    check({"const": "x", "type": "string", "maxLength": 3, "pattern": "^x$"}, ["x"], ["y"])
+    refused({"enum": [1, 2], "not": {"const": 1}, "allOf": [{"not": {"const": 2}}]}, "no value")
+    refused({"enum": ["a"], "$dynamicRef": "#x"}, "dynamicRef")
+
+
+def test_long_string_lengths_build_fast_and_narrow_soundly():
+    import time
+    t0 = time.perf_counter()
+    g = check({"type": "object", "properties": {"a": {"type": "string", "maxLength": 255},
+                                                 "b": {"type": "string", "minLength": 2, "maxLength": 3},
+                                                 "c": {"type": "string", "maxLength": 4096}}},
+              [{"a": "x" * 64, "b": "é😀", "c": 'a "quoted"\nline'}, {"a": ""}],
+              [{"a": "x" * 65}, {"b": "a"}, {"b": "abcd"}, {"a": 1}])
+    assert time.perf_counter() - t0 < 20
+    # Beyond 3 characters a bounded string is printable ASCII (sound: narrower than the schema).
+    assert not accepts(g, {"a": "héllo"}) and accepts(g, {"b": "hé"})
+
+
+def test_one_of_told_apart_by_a_discriminator():
+    check({"oneOf": [{"type": "object", "properties": {"k": {"const": "a"}, "x": {"type": "integer"}},
+                      "required": ["k"], "additionalProperties": False},
+                     {"type": "object", "properties": {"k": {"enum": ["b", "c"]}, "y": {"type": "string"}},
+                      "required": ["k"], "additionalProperties": False}]},
+          [{"k": "a", "x": 1}, {"k": "c", "y": "s"}, {"k": "b"}], [{"k": "a", "y": "s"}, {"k": "d"}, {"x": 1}])
+    refused({"oneOf": [{"type": "object", "properties": {"k": {"enum": ["a", "b"]}}, "required": ["k"]},
+                       {"type": "object", "properties": {"k": {"const": "b"}}, "required": ["k"]}]}, "oneOf")
 
 
 def test_annotations_ignored_and_inputs():
