@@ -661,7 +661,7 @@ class _Translator:
             if r in absent:
                 raise _err(f"required property {r!r} has the schema false: no object is valid", _ptr(ptr, "required"))
             if r not in value_ptr:  # required but not listed: one of the other keys, after the listed ones
-                value_ptr[r] = _ptr(ptr, "additionalProperties")
+                value_ptr[r] = _ptr(ptr, "required", r)
         keys = list(value_ptr)
         if addl is not False and (absent or any(sub is False for _, sub, _ in patterns)):
             # The lexer only knows terminals some rule uses, so a key that must not occur cannot be told
@@ -672,16 +672,18 @@ class _Translator:
         # key not listed takes the patterns it matches, or else additionalProperties.
         schemas = {}
         for k in keys:
-            parts = ([props[k]] if k in props else []) + [sub for term, sub, _ in patterns
-                                                           if self.terms.terms[term].matches(json.dumps(k, ensure_ascii=False))]
+            spelled = json.dumps(k, ensure_ascii=False)
+            parts = ([(props[k], value_ptr[k])] if k in props else []) + \
+                [(sub, sptr) for term, sub, sptr in patterns if self.terms.terms[term].matches(spelled)]
             if not parts:
                 if addl is False:
                     raise _err(f"required property {k!r} is neither listed in 'properties' nor allowed by "
                                "'additionalProperties': no object is valid", _ptr(ptr, "required"))
-                parts = [addl]
-            schemas[k] = parts[0] if len(parts) == 1 else {"allOf": parts}
-            if len(parts) > 1:
-                value_ptr[k] += "&patternProperties"  # a pointer no $ref can name
+                parts = [(addl, _ptr(ptr, "additionalProperties"))]
+            if len(parts) == 1:
+                schemas[k], value_ptr[k] = parts[0]
+            else:  # a pointer no $ref can name
+                schemas[k], value_ptr[k] = {"allOf": [p for p, _ in parts]}, _ptr(ptr, "properties", k) + "&patterns"
         req = [k in required for k in keys]
         n = len(keys)
         if schema.get("minProperties", 0) > sum(req):

@@ -161,6 +161,10 @@ def test_pattern_properties():
                    {"id": 1, "x-": -4, "q": False}],
           [{"id": 1, "x-a": "s"}, {"id": 1, "x-b": 2}, {"id": 1, "x-b": "s"}, {"id": 1, "s_1": 1},
            {"id": 1, "z": 1}, {"x-a": 1}])
+    # A required key that is not listed takes the schema of the pattern it matches.
+    check({"type": "object", "patternProperties": {"^x-": {"type": "integer"}}, "required": ["x-q", "z"],
+           "additionalProperties": {"type": "boolean"}},
+          [{"x-q": 1, "z": True}], [{"x-q": True, "z": True}, {"x-q": 1, "z": 1}, {"z": True}])
     # No additional keys: only listed keys and keys matching a pattern.
     check({"type": "object", "patternProperties": {"^[a-z]+$": {"type": "integer"}}, "additionalProperties": False},
           [{}, {"ab": 1, "c": 2}], [{"A": 1}, {"ab": "x"}, {"a1": 1}])
