@@ -28,6 +28,7 @@ from pathlib import Path
 from bench.workload import CORPORA
 
 import grammask as gm
+import grammask.grammar.json_schema  # noqa: F401 - loaded before workers fork: all score the same code
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STATUSES = ("pass", "compile-error", "valid-rejected", "invalid-accepted")
@@ -387,12 +388,6 @@ def main() -> None:
         run(args.limit, args.splits, args.engines, args.jobs, args.timeout, args.walk, args.resume, args.out)
 
 
-SUITE_KEYWORDS = ("type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
-                  "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "ref", "defs", "minLength", "maxLength",
-                  "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "boolean_schema",
-                  "format", "default", "infinite-loop-detection")
-
-
 def suite_dir() -> Path:
     return CORPORA / "jsonschema" / "JSON-Schema-Test-Suite" / "tests" / "draft2020-12" \
         if (CORPORA / "jsonschema" / "JSON-Schema-Test-Suite" / "tests").exists() \
@@ -426,16 +421,16 @@ def score_suite_file(path: Path) -> dict:
 
 
 def run_suite() -> list[dict]:
-    rows = [score_suite_file(suite_dir() / f"{k}.json") for k in SUITE_KEYWORDS
-            if (suite_dir() / f"{k}.json").exists()]
-    print("| keyword file | schemas compiled | valid accepted | invalid blocked |")
-    print("|---|---|---|---|")
+    """Every keyword file of draft 2020-12 (not optional/): refused schemas count in 'compiled' only."""
+    rows = [score_suite_file(p) for p in sorted(suite_dir().glob("*.json"), key=lambda p: p.stem.lower())]
+    print("| keyword file | schemas compiled | valid accepted | invalid blocked | invalid accepted |")
+    print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['file']} | {r['compiled']}/{r['groups']} | {r['valid_ok']}/{r['valid']} | "
-              f"{r['invalid_blocked']}/{r['invalid']} |")
+              f"{r['invalid_blocked']}/{r['invalid']} | {len(r['invalid_accepted'])} |")
     tot = {k: sum(r[k] for r in rows) for k in ("groups", "compiled", "valid", "valid_ok", "invalid", "invalid_blocked")}
-    print(f"| total | {tot['compiled']}/{tot['groups']} | {tot['valid_ok']}/{tot['valid']} | "
-          f"{tot['invalid_blocked']}/{tot['invalid']} |")
+    print(f"| **total** | {tot['compiled']}/{tot['groups']} | {tot['valid_ok']}/{tot['valid']} | "
+          f"{tot['invalid_blocked']}/{tot['invalid']} | {tot['invalid'] - tot['invalid_blocked']} |")
     return rows
 
 

@@ -296,7 +296,8 @@ def test_maskbench_token_walk_gpt2():
 
 SUITE_FILES = ["type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
                "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "ref", "minLength", "maxLength", "pattern",
-               "boolean_schema", "format"]
+               "boolean_schema", "format", "patternProperties", "uniqueItems", "if-then-else", "exclusiveMinimum",
+               "exclusiveMaximum", "minimum", "maximum"]
 
 
 @pytest.mark.parametrize("name", SUITE_FILES)
