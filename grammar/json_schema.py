@@ -10,7 +10,15 @@ Narrower by design:
 - strings use one spelling per ASCII character (as json.dumps writes it; no \\/ and no \\u for
   printable ASCII, lowercase hex), non-ASCII raw or as \\uxxxx;
 - integers without fraction or exponent; enum/const values spelled as json.dumps spells them;
+- a string under a maxLength above EXACT_LENGTH: printable ASCII (short escapes allowed) and at most
+  LENGTH_CAP characters (longer bounds build automata too slowly, see _length_content);
+- numbers with a fraction under bounds: no exponent, non-integer bounds rounded inward;
+- format ipv6 without zone ids, email and uri as strict subsets of their RFCs;
 - whitespace: at most WS_MAX blanks around each punctuation mark (none with compact=True).
+
+Finite instance sets: when an enum/const bounds the instances (on the schema or in its allOf), each
+listed value is judged against the whole schema (json_instance.Judge) and the grammar lists the ones
+that pass, so any keyword around an enum (not, if/then/else, multipleOf, ...) is exact there.
 
 Lexing: grammask's lexer is context-free (longest match, then priority), so every string or number
 terminal must lex exactly. The terminals of one schema must form a laminar family (any two are
@@ -58,7 +66,7 @@ _HEX = "[0-9a-f]"
 _ANY_CHAR = (r'(?:[^"\\\u0000-\u001f]|[\\]["\\bfnrt]|[\\]u(?:00(?:0[0-7bef]|1' + _HEX + r')|007f|00[89a-f]'
              + _HEX + r'|0[1-9a-f]' + _HEX + '{2}|[1-9a-c]' + _HEX + '{3}|d[0-7]' + _HEX + '{2}|[ef]' + _HEX
              + r'{3}|d[89ab]' + _HEX + r'{2}[\\]ud[c-f]' + _HEX + '{2}))')
-# A character written as itself or as a two-character escape (no \uXXXX): the unit of long bounded strings.
+# A printable ASCII character, raw or as a two-character escape: the unit of long bounded strings.
 _PLAIN_CHAR = r'(?:[ !#-\[\]-~]|[\\]["\\bfnrt])'
 EXACT_LENGTH = 3   # strings up to this length: every spelling of every character
 LENGTH_CAP = 64    # above EXACT_LENGTH, under a maxLength: printable ASCII and short escapes, at most this long
@@ -698,7 +706,7 @@ class _Translator:
             value = self.node(schemas[k], value_ptr[k])
             members.append(f"{key} COLON {value}")
         extra = None
-        key_terms = frozenset(self.string_literal(k, ptr) for k in keys + absent)
+        key_terms = frozenset(self.string_literal(k, ptr) for k in keys)
         # Other keys: those matching a pattern (patterns are disjoint: one schema each), then the rest.
         extra_alts = [f"{self.cls(('sub-except', term, key_terms))} COLON {self.node(sub, sptr)}"
                       for term, sub, sptr in patterns if sub is not False]  # false: keys that must not occur
@@ -789,7 +797,7 @@ class _Translator:
                 members = sorted(canon(t) for t in inside[canon(spec[1])] if t in live and canon(t) not in banned)
             elif spec[0] == "except":  # any string, less some literals and whatever lies inside some terminals
                 banned = {canon(t) for t in spec[2]}
-                banned |= {t for e in spec[3] for t in inside[canon(e)]}
+                banned |= {canon(t) for e in spec[3] for t in inside[canon(e)]}
                 members = [t for t in live if self.terms.terms[t].family == "string" and t not in banned]
             elif spec[1] in ("string", "number"):
                 members = [t for t in live if self.terms.terms[t].family == spec[1]]
@@ -818,8 +826,9 @@ class _Translator:
 
 def _length_content(lo: int, hi: Optional[int]) -> str:
     """The content of a string of lo..hi characters. Exact up to EXACT_LENGTH characters and without an
-    upper bound; beyond, a sound narrowing: longer strings have no \\u escapes (hi is capped at LENGTH_CAP
-    by the caller). Automata of bounded repetitions of _ANY_CHAR grow too slowly to build past that."""
+    upper bound; beyond, a sound narrowing: longer strings are printable ASCII with short escapes (hi is
+    capped at LENGTH_CAP by the caller). The automata of bounded repetitions of _ANY_CHAR take seconds
+    per character to build (interegular, and the lexer's minimization): maxLength 128 took 40 s."""
     if hi is None:
         return f"(?:{_ANY_CHAR})" + ("*" if lo == 0 else f"{{{lo},}}")
     if hi <= EXACT_LENGTH:
