@@ -11,6 +11,7 @@ bench/results/schema_bench.md and stdout (`--out NAME` for other names).
 
     python -m bench.schema_bench [--limit N] [--splits Handwritten ...] [--engines grammask xgrammar llguidance]
                                  [--jobs 2] [--timeout 20] [--walk] [--resume] [--tokens N]
+    python -m bench.schema_bench --from-logs full peers --limit 60 --out side_by_side   # tables from logs
     python -m bench.schema_bench --suite      # the official JSON-Schema-Test-Suite, per keyword (grammask)
 """
 
@@ -291,10 +292,10 @@ def table(results: list[dict], engines: list[str], split_names: list[str]) -> st
              "|---|---|---|---|---|---|---|---|---|"]
     for split in split_names + ["all"]:
         for engine in engines:
-            if not installed(engine):
+            rs = [r for r in results if r["engine"] == engine and (split == "all" or r["split"] == split)]
+            if not rs and not installed(engine):
                 lines.append(f"| {split} | {engine} | not installed | | | | | | |")
                 continue
-            rs = [r for r in results if r["engine"] == engine and (split == "all" or r["split"] == split)]
             secs = [r["seconds"] for r in rs if r["seconds"] is not None]
             counts = [sum(r["status"] == s for r in rs) for s in STATUSES]
             name = f"**{split}**" if split == "all" else split
@@ -325,6 +326,24 @@ def run(limit: int | None = None, names: list[str] | None = None, engines: list[
     (RESULTS / f"{out}.md").write_text(text + "\n", encoding="utf-8")
     print(text)
     return results
+
+
+def report(logs: list[str], limit: int | None, names: list[str] | None, out: str) -> None:
+    """The table from existing logs (bench/results/NAME.jsonl), over the first `limit` schemas per split."""
+    results = [json.loads(line) for name in logs
+               for line in (RESULTS / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+    split_names, keep = [], set()
+    for split in splits():
+        name = split.name.removeprefix("maskbench-")
+        if names and name not in names:
+            continue
+        split_names.append(name)
+        keep |= {(name, p.name) for p in sorted(split.glob("*.json"))[:limit]}
+    results = [r for r in results if (r["split"], r["file"]) in keep]
+    engines = [e for e in ENGINES if any(r["engine"] == e for r in results)]
+    text = table(results, engines, split_names)
+    (RESULTS / f"{out}.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
 
 
 def run_token_walks(limit: int | None, names: list[str] | None, tokens: int) -> None:
@@ -375,6 +394,8 @@ def main() -> None:
     ap.add_argument("--walk", action="store_true", help="judge grammask token by token (gpt2) too")
     ap.add_argument("--resume", action="store_true", help="keep the results already in the log")
     ap.add_argument("--out", default="schema_bench", help="base name of the log and table in bench/results/")
+    ap.add_argument("--from-logs", nargs="*", metavar="NAME", help="instead: the table of existing logs "
+                    "bench/results/NAME.jsonl (e.g. one per engine), over the first --limit schemas per split")
     ap.add_argument("--tokens", type=int, default=0, help="instead: walk the valid instances of N passing "
                     "schemas per split token by token with grammask's gpt2 masks")
     ap.add_argument("--suite", action="store_true", help="score the official JSON-Schema-Test-Suite draft2020-12 "
@@ -382,6 +403,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.suite:
         run_suite()
+    elif args.from_logs:
+        report(args.from_logs, args.limit, args.splits, args.out)
     elif args.tokens:
         run_token_walks(args.limit, args.splits, args.tokens)
     else:
