@@ -6,8 +6,9 @@ values this judge accepts under the *whole* schema (with `not`, `if`, `multipleO
 
 Exactness: every keyword that asserts is evaluated as the specification says, except `format`, which is
 asserted with the translator's own format regexes (stricter than an annotation, and the same notion as
-the grammar's). A keyword the judge cannot evaluate (remote `$ref`, `$dynamicRef`, `unevaluated*`, an
-unknown format, a pattern the regex module refuses) raises `Unjudgeable`; the caller then refuses.
+the grammar's; a format no draft defines asserts nothing). A keyword the judge cannot evaluate (remote
+`$ref`, `$dynamicRef`, `unevaluated*`, a specified format without a regex, a pattern the regex module
+refuses) raises `Unjudgeable`; the caller then refuses.
 """
 
 from __future__ import annotations
@@ -67,9 +68,10 @@ def _number(v) -> Decimal:
 
 
 class Judge:
-    def __init__(self, resolve: Resolver, formats: dict[str, str]):
+    def __init__(self, resolve: Resolver, formats: dict[str, str], specified_formats: set[str]):
         self.resolve = resolve
-        self.formats = formats
+        self.formats = formats  # name -> regex of the strings it accepts
+        self.specified_formats = specified_formats  # names the drafts define (others assert nothing)
         self.depth = 0
 
     def valid(self, schema: Any, v: Any, ptr: str) -> bool:
@@ -158,10 +160,12 @@ def _strings(j: Judge, s: dict, v, ptr) -> bool:
         return False
     if "format" in s:
         fmt = s["format"]
-        if fmt not in j.formats:
+        if fmt in j.formats:
+            if not re.fullmatch(j.formats[fmt], v):
+                return False
+        elif fmt in j.specified_formats:
             raise Unjudgeable(f"format {fmt!r} at {ptr}/format")
-        if not re.fullmatch(j.formats[fmt], v):
-            return False
+        # else: a format no draft defines asserts nothing
     return True
 
 

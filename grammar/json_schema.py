@@ -58,6 +58,7 @@ COMBINATORS = {"anyOf", "oneOf", "allOf", "not", "if", "then", "else", "$ref", "
 KNOWN = STRING_KW | NUMBER_KW | OBJECT_KW | ARRAY_KW | COMBINATORS
 TYPES = ("object", "array", "string", "number", "boolean", "null")  # integer is a kind of number
 MAX_TRACKED_ITEMS = 1000
+MAX_COUNTED_PROPERTIES = 32  # minProperties/maxProperties: the object rules are copied once per count
 
 # Any character in its JSON spellings: the same language as json_spelling([(0, MAX_CODEPOINT)]), written
 # prefix-factored so that interegular's automaton for it is small (39 states instead of 71): bounded
@@ -119,6 +120,14 @@ FORMATS = {
     "uri": (rf"[A-Za-z][A-Za-z0-9+.-]*://(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{{2}})+(?::[0-9]+)?"
             rf"(?:/{_PCHAR}*)*(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"),
 }
+
+
+# Formats the drafts define (2020-12, and the draft 3/4 names): one of these we cannot enforce is refused.
+# Any other format name is unknown to the specification, which makes it pass every instance.
+SPECIFIED_FORMATS = {"date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname",
+                     "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template",
+                     "json-pointer", "relative-json-pointer", "regex", "host-name", "ip-address", "color",
+                     "style", "phone", "utc-millisec"}
 
 
 def _err(msg: str, ptr: str) -> GrammarError:
@@ -500,7 +509,7 @@ class _Translator:
 
     def enum_alts(self, schema: dict, values: list, ptr: str) -> list[str]:
         """The listed values the whole schema accepts (judged one by one), each as a literal."""
-        judge = Judge(self.resolve_ref, FORMATS)
+        judge = Judge(self.resolve_ref, FORMATS, SPECIFIED_FORMATS)
         try:
             kept = [v for v in distinct(values) if judge.valid(schema, v, ptr)]
         except Unjudgeable as exc:
@@ -520,8 +529,12 @@ class _Translator:
         present = [k for k in ("pattern", "format", "minLength", "maxLength") if k in schema]
         fmt = schema.get("format")
         if fmt is not None and fmt not in FORMATS:
-            raise _err(f"format {fmt!r} is not supported (supported: {', '.join(sorted(FORMATS))})",
-                       _ptr(ptr, "format"))
+            if fmt in SPECIFIED_FORMATS:
+                raise _err(f"format {fmt!r} is not supported (supported: {', '.join(sorted(FORMATS))})",
+                           _ptr(ptr, "format"))
+            # A format no draft defines asserts nothing: validators must let every string pass.
+            schema = {k: v for k, v in schema.items() if k != "format"}
+            fmt = None
         lo = _count(schema, "minLength", ptr, 0)
         hi = _count(schema, "maxLength", ptr, None)
         length = lo > 0 or hi is not None
@@ -694,11 +707,6 @@ class _Translator:
                 schemas[k], value_ptr[k] = {"allOf": [p for p, _ in parts]}, _ptr(ptr, "properties", k) + "&patterns"
         req = [k in required for k in keys]
         n = len(keys)
-        if schema.get("minProperties", 0) > sum(req):
-            raise _err("'minProperties' above the number of required properties is not supported",
-                       _ptr(ptr, "minProperties"))
-        if "maxProperties" in schema and (addl is not False or patterns or schema["maxProperties"] < n):
-            raise _err("'maxProperties' is only supported when it cannot be exceeded", _ptr(ptr, "maxProperties"))
         base = self.fresh("o")
         members = []
         for j, k in enumerate(keys):
@@ -715,25 +723,60 @@ class _Translator:
             extra_alts.append(f"{xkey} COLON {self.node(addl, _ptr(ptr, 'additionalProperties'))}")
         if extra_alts:
             extra = self.rule(f"{base}_x", extra_alts, ptr)
-        # O_i: after some members, the last known property emitted had index i-1.
-        # A_i: the next member (after a comma or the brace); B_i: a known property j >= i.
-        for i in range(n + 1):
-            no_req_left = not any(req[i:])
-            o_alts = (["RB"] if no_req_left else []) + [f"COMMA {base}_a{i}"]
-            a_alts = ([f"{extra} {base}_o{i}"] if extra else []) + ([f"{base}_b{i}"] if i < n else [])
-            if not a_alts:
-                o_alts = o_alts[:-1]
-            else:
-                self.rule(f"{base}_a{i}", a_alts, ptr)
-            self.rule(f"{base}_o{i}", o_alts, ptr)
-            if i < n:
-                b_alts = [f"{members[i]} {base}_o{i + 1}"]
-                if not req[i] and i + 1 < n:
-                    b_alts.append(f"{base}_b{i + 1}")
-                self.rule(f"{base}_b{i}", b_alts, ptr)
-        alts = ["LB RB"] if not any(req) else []
-        if extra or n:
-            alts.append(f"LB {base}_a0")
+        least = _count(schema, "minProperties", ptr, 0)
+        most = _count(schema, "maxProperties", ptr, None)
+        if least <= sum(req):
+            least = 0  # the required keys already make it
+        if most is not None and extra is None and most >= n:
+            most = None  # cannot be exceeded
+        if max(least, most or 0) > MAX_COUNTED_PROPERTIES:
+            raise _err(f"minProperties/maxProperties above {MAX_COUNTED_PROPERTIES} are not supported", ptr)
+        return self.object_rules(base, members, req, extra, least, most, ptr)
+
+    def object_rules(self, base: str, members: list[str], req: list[bool], extra: Optional[str], least: int,
+                     most: Optional[int], ptr: str) -> list[str]:
+        """Members in schema order, other keys anywhere between, and the member count kept in [least, most].
+
+        O(i,c): after a member, c members so far (at most `top`, saturating at `least` without `most`), the last
+        listed property written having index i-1. A(i,c): the next member (after a comma or the brace).
+        B(i,c): a listed property j >= i. Only productive rules are made (an empty choice would let a model
+        write a prefix that cannot be completed)."""
+        n = len(members)
+        top = most if most is not None else least
+        bump = (lambda c: c + 1) if most is not None else (lambda c: min(c + 1, least))  # noqa: E731
+
+        def name(kind: str, i: int, c: int) -> str:
+            return f"{base}_{kind}{i}" + (f"_{c}" if top else "")
+
+        made: set[str] = set()
+
+        def make(kind: str, i: int, c: int, alts: list[str]) -> None:
+            if alts:
+                self.rule(name(kind, i, c), alts, ptr)
+                made.add(name(kind, i, c))
+
+        for i in range(n, -1, -1):
+            for c in range(top, -1, -1):
+                room = most is None or c < most
+                closes = not any(req[i:]) and c >= least
+                if room and i < n:
+                    b_alts = [f"{members[i]} {name('o', i + 1, bump(c))}"] if name("o", i + 1, bump(c)) in made else []
+                    if not req[i] and i + 1 < n and name("b", i + 1, c) in made:
+                        b_alts.append(name("b", i + 1, c))
+                    make("b", i, c, b_alts)
+                if room:
+                    nxt = name("o", i, bump(c))
+                    # O(i,c) itself when the count saturates: productive if it can close, or if B(i,c) is.
+                    loops_back = bump(c) == c and (closes or name("b", i, c) in made)
+                    a_alts = [f"{extra} {nxt}"] if extra and (nxt in made or loops_back) else []
+                    if name("b", i, c) in made:
+                        a_alts.append(name("b", i, c))
+                    make("a", i, c, a_alts)
+                o_alts = (["RB"] if closes else []) + ([f"COMMA {name('a', i, c)}"] if name("a", i, c) in made else [])
+                make("o", i, c, o_alts)
+        alts = ["LB RB"] if not any(req) and least == 0 else []
+        if name("a", 0, 0) in made:
+            alts.append(f"LB {name('a', 0, 0)}")
         return alts
 
     # ---- arrays -------------------------------------------------------------------------------

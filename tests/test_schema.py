@@ -145,12 +145,26 @@ def test_numbers_bounds():
 
 def test_object_counts_and_refusals():
     check({"type": "object", "properties": {"a": {}}, "required": ["a"], "minProperties": 1}, [{"a": 1}], [{}])
-    refused({"type": "object", "minProperties": 2}, "minProperties")
+    # Member counts (other keys included) kept between minProperties and maxProperties.
+    check({"type": "object", "minProperties": 2, "properties": {"a": {"type": "integer"}}},
+          [{"a": 1, "b": 2}, {"x": 1, "y": 2}, {"a": 1, "b": 2, "c": 3}], [{}, {"a": 1}, {"b": 1}, {"a": "s", "b": 1}])
+    check({"type": "object", "minProperties": 1, "maxProperties": 2, "properties": {"a": {}, "b": {}}, "required": ["b"]},
+          [{"b": 1}, {"a": 1, "b": 2}, {"b": 1, "z": 2}], [{}, {"a": 1, "b": 2, "c": 3}, {"a": 1}])
+    check({"type": "object", "maxProperties": 1}, [{}, {"q": [1]}], [{"a": 1, "b": 2}])
+    refused({"type": "object", "maxProperties": 1, "required": ["a", "b"], "properties": {"a": {}, "b": {}}},
+            "no instance")
+    refused({"type": "object", "minProperties": 33}, "minProperties")
     refused({"type": "object", "properties": {"a": False}}, "schema false")  # a banned key among allowed ones
     refused({"type": "object", "patternProperties": {"^x": {}, "y": {}}}, "patternProperties", "overlap")
     refused({"not": {"type": "string"}}, "not")
     refused({"type": "array", "uniqueItems": True}, "uniqueItems")
     refused({"type": "string", "format": "hostname"}, "#", "format")
+
+
+def test_unknown_formats_assert_nothing():
+    check({"type": "string", "format": "semver"}, ["1.2.3", "anything"], [1])  # no draft defines it: passes all
+    check({"enum": ["a", "b"], "format": "x-custom"}, ["a", "b"], ["c"])
+    refused({"type": "string", "format": "hostname"}, "format", "hostname")  # defined, but not enforced here
 
 
 def test_pattern_properties():
