@@ -306,6 +306,26 @@ def test_maskbench_token_walk_gpt2():
     assert walked
 
 
+def test_new_keywords_token_by_token_gpt2():
+    """The masks agree with the validator on the new keywords: valid instances generable token by token,
+    invalid ones blocked at some token or left incomplete."""
+    tok = load_tokenizer("gpt2")
+    schema = {"type": "object", "minProperties": 2, "maxProperties": 3,
+              "properties": {"id": {"type": "integer", "minimum": -2, "maximum": 2.5},
+                             "tag": {"enum": ["a", "b", "c"], "not": {"const": "b"}}},
+              "patternProperties": {"^x-": {"type": "array", "maxItems": 2}},
+              "additionalProperties": {"type": "string", "format": "ipv6"}}
+    m = gm.compile(gm.Grammar.from_json_schema(schema), tokenizer_info("gpt2"), cache_dir=False).matcher()
+    for v in [{"id": 2, "tag": "a"}, {"id": -2, "x-q": [1, "s"]}, {"tag": "c", "z": "::1", "x-": []}]:
+        walk_text(m, tok, json.dumps(v))
+        assert m.is_accepting(), v
+    for v in [{"id": 1}, {"id": 3}, {"id": 1.5, "tag": "a"}, {"tag": "b", "id": 0}, {"id": 0, "z": "1::2::3"}, {"id": 0, "x-q": [1, 2, 3]},
+              {"id": 0, "tag": "a", "x-1": [], "x-2": []}]:
+        m.reset()
+        ok = all(m.accept_token(t) for t in tok.encode(json.dumps(v), add_special_tokens=False))
+        assert not (ok and m.is_accepting()), v
+
+
 # ---- official test suite ---------------------------------------------------------------------------
 
 SUITE_FILES = ["type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
