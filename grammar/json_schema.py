@@ -10,7 +10,15 @@ Narrower by design:
 - strings use one spelling per ASCII character (as json.dumps writes it; no \\/ and no \\u for
   printable ASCII, lowercase hex), non-ASCII raw or as \\uxxxx;
 - integers without fraction or exponent; enum/const values spelled as json.dumps spells them;
+- a string under a maxLength above EXACT_LENGTH: printable ASCII (short escapes allowed) and at most
+  LENGTH_CAP characters (longer bounds build automata too slowly, see _length_content);
+- numbers with a fraction under bounds: no exponent, non-integer bounds rounded inward;
+- format ipv6 without zone ids, email and uri as strict subsets of their RFCs;
 - whitespace: at most WS_MAX blanks around each punctuation mark (none with compact=True).
+
+Finite instance sets: when an enum/const bounds the instances (on the schema or in its allOf), each
+listed value is judged against the whole schema (json_instance.Judge) and the grammar lists the ones
+that pass, so any keyword around an enum (not, if/then/else, multipleOf, ...) is exact there.
 
 Lexing: grammask's lexer is context-free (longest match, then priority), so every string or number
 terminal must lex exactly. The terminals of one schema must form a laminar family (any two are
@@ -30,8 +38,9 @@ import interegular
 
 from ..fsm.lexer import LexerTooLarge, _time_limit
 from .errors import GrammarError
-from .regex import (MAX_CODEPOINT, Emitter, RegexRefused, decimal_class, digit_range, json_spelling,
-                    lark_pattern)
+from .json_instance import Judge, Unjudgeable, distinct, finite_values, json_equal
+from .regex import (MAX_CODEPOINT, Emitter, RegexRefused, class_run, decimal_class, digit_range, intersect,
+                    json_spelling, lark_pattern)
 
 WS_MAX = 16
 ANNOTATIONS = {"title", "description", "examples", "default", "$schema", "$id", "$comment", "deprecated",
@@ -49,8 +58,19 @@ COMBINATORS = {"anyOf", "oneOf", "allOf", "not", "if", "then", "else", "$ref", "
 KNOWN = STRING_KW | NUMBER_KW | OBJECT_KW | ARRAY_KW | COMBINATORS
 TYPES = ("object", "array", "string", "number", "boolean", "null")  # integer is a kind of number
 MAX_TRACKED_ITEMS = 1000
+MAX_COUNTED_PROPERTIES = 32  # minProperties/maxProperties: the object rules are copied once per count
 
-_ANY_CHAR = json_spelling([(0, MAX_CODEPOINT)])
+# Any character in its JSON spellings: the same language as json_spelling([(0, MAX_CODEPOINT)]), written
+# prefix-factored so that interegular's automaton for it is small (39 states instead of 71): bounded
+# repetitions of it cost time quadratic in that size, in the lexer as well as here.
+_HEX = "[0-9a-f]"
+_ANY_CHAR = (r'(?:[^"\\\u0000-\u001f]|[\\]["\\bfnrt]|[\\]u(?:00(?:0[0-7bef]|1' + _HEX + r')|007f|00[89a-f]'
+             + _HEX + r'|0[1-9a-f]' + _HEX + '{2}|[1-9a-c]' + _HEX + '{3}|d[0-7]' + _HEX + '{2}|[ef]' + _HEX
+             + r'{3}|d[89ab]' + _HEX + r'{2}[\\]ud[c-f]' + _HEX + '{2}))')
+# A printable ASCII character, raw or as a two-character escape: the unit of long bounded strings.
+_PLAIN_CHAR = r'(?:[ !#-\[\]-~]|[\\]["\\bfnrt])'
+EXACT_LENGTH = 3   # strings up to this length: every spelling of every character
+LENGTH_CAP = 64    # above EXACT_LENGTH, under a maxLength: printable ASCII and short escapes, at most this long
 _INT = r"-?(?:0|[1-9][0-9]*)"
 _FRAC = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)"
 _FRAC_NONNEG = r"(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)"
@@ -65,21 +85,49 @@ _DATE = (rf"(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469
          rf"|02-(?:0[1-9]|1[0-9]|2[0-8]))|{_LEAP}-02-29)")
 _TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+_H16 = "[0-9a-fA-F]{1,4}"
+
+
+def _ipv6() -> str:
+    """RFC 4291 text forms: eight groups, or k groups, "::", m groups with k + m <= 7; the last two groups
+    may be a dotted IPv4 address (then k + m <= 5)."""
+    def groups(n: int) -> str:  # n groups joined by ':'
+        return "" if n == 0 else _H16 + (f"(?::{_H16}){{{n - 1}}}" if n > 1 else "")
+
+    def upto(n: int) -> str:  # 0..n groups joined by ':'
+        return "" if n == 0 else f"(?:{_H16}(?::{_H16}){{0,{n - 1}}})?"
+
+    alts = [groups(8), f"(?:{_H16}:){{6}}{_IPV4}"]
+    alts += [groups(k) + "::" + upto(7 - k) for k in range(8)]
+    alts += [groups(k) + "::" + f"(?:{_H16}:){{0,{5 - k}}}" + _IPV4 for k in range(6)]
+    return "(?:" + "|".join(alts) + ")"
+
+
 FORMATS = {
     "date": _DATE,
     "time": _TIME,
     "date-time": rf"{_DATE}T{_TIME}",
     "uuid": r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-    "ipv4": rf"{_OCTET}(?:\.{_OCTET}){{3}}",
+    "ipv4": _IPV4,
+    "ipv6": _ipv6(),
     # A subset of RFC 5321 addresses: dot-atom local part, domain of two or more labels.
     "email": rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})+",
     # A subset of RFC 3986 URIs: scheme://host[:port][/path][?query][#fragment].
     "uri": (rf"[A-Za-z][A-Za-z0-9+.-]*://(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{{2}})+(?::[0-9]+)?"
             rf"(?:/{_PCHAR}*)*(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"),
 }
+
+
+# Formats the drafts define (2020-12, and the draft 3/4 names): one of these we cannot enforce is refused.
+# Any other format name is unknown to the specification, which makes it pass every instance.
+SPECIFIED_FORMATS = {"date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname",
+                     "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template",
+                     "json-pointer", "relative-json-pointer", "regex", "host-name", "ip-address", "color",
+                     "style", "phone", "utc-millisec"}
 
 
 def _err(msg: str, ptr: str) -> GrammarError:
@@ -94,8 +142,10 @@ def _ptr(base: str, *parts) -> str:
 
 
 class _Term:
-    def __init__(self, name: str, family: str, pattern: str, literal: Optional[str], where: str):
+    def __init__(self, name: str, family: str, pattern: str, literal: Optional[str], where: str,
+                 length: Optional[tuple[int, Optional[int]]] = None):
         self.name, self.family, self.pattern, self.literal, self.where = name, family, pattern, literal, where
+        self.length = length  # (lo, hi) for the strings of _length_content(lo, hi): compared without automata
         self._fsm = None
 
     @property
@@ -116,11 +166,12 @@ class _Terminals:
         self.by_key: dict[tuple, str] = {}
         self.alias: dict[str, str] = {}
 
-    def add(self, family: str, pattern: str, literal: Optional[str], where: str) -> str:
+    def add(self, family: str, pattern: str, literal: Optional[str], where: str,
+            length: Optional[tuple[int, Optional[int]]] = None) -> str:
         key = (family, literal) if literal is not None else (family, "re", pattern)
         if key not in self.by_key:
             name = f"{family[0].upper()}{len(self.terms)}"
-            self.terms[name] = _Term(name, family, pattern, literal, where)
+            self.terms[name] = _Term(name, family, pattern, literal, where, length)
             self.by_key[key] = name
         return self.by_key[key]
 
@@ -131,8 +182,10 @@ class _Terminals:
             return "sub" if b.matches(a.literal) else "disjoint"
         if b.literal is not None:
             return "super" if a.matches(b.literal) else "disjoint"
+        if a.length and b.length:
+            return _interval_relation(a.length, b.length)
         fa, fb = a.fsm, b.fsm
-        if fa.isdisjoint(fb):
+        if _disjoint(fa, fb):
             return "disjoint"
         sub, sup = fa.issubset(fb), fb.issubset(fa)
         if sub and sup:
@@ -283,6 +336,11 @@ class _Translator:
 
     def schema_alts(self, schema: dict, ptr: str) -> list[str]:
         schema = dict(schema)
+        # An enum/const (here or in allOf) bounds the instances to a list: keep the values the whole
+        # schema accepts, whatever other keywords (not, if, multipleOf, ...) say.
+        values = finite_values(schema, self.resolve_ref, ptr)
+        if values is not None:
+            return self.enum_alts(schema, values, ptr)
         for k in ("$dynamicRef", "$recursiveRef", "not", "if", "then", "else", "unevaluatedProperties",
                   "unevaluatedItems", "dependentSchemas", "dependencies", "propertyNames", "contains",
                   "dependentRequired"):
@@ -315,8 +373,6 @@ class _Translator:
                     # stay disjoint for oneOf since each only got narrower.
                     return [self.node({"allOf": [rest, b]}, _ptr(ptr, comb, i) + "&") for i, b in enumerate(branches)]
                 return [self.node(b, _ptr(ptr, comb, i)) for i, b in enumerate(branches)]
-        if "const" in schema or "enum" in schema:
-            return self.enum_alts(schema, ptr)
         types = schema.get("type", list(TYPES) + ["integer"])
         if isinstance(types, str):
             types = [types]
@@ -379,6 +435,9 @@ class _Translator:
                     b = {v} if isinstance(v, str) else set(v)
                     both = (a & b) | ({"integer"} if ("integer" in a and "number" in b) or
                                       ("number" in a and "integer" in b) else set())
+                    if not both:
+                        raise _err(f"'allOf': the types {sorted(a)} and {sorted(b)} have nothing in common: no "
+                                   "instance is valid here", sptr)
                     merged[k] = sorted(both)
                 else:
                     raise _err(f"'allOf': keyword {k!r} appears with different values; merging them is not "
@@ -427,30 +486,37 @@ class _Translator:
                 break
         if values and all(not (values[i] & values[j]) for i in range(len(values)) for j in range(i + 1, len(values))):
             return
+        if self.discriminated(branches, ptr):
+            return
         raise _err("'oneOf' branches that may overlap are not supported (cannot prove exactly one matches)", ptr)
 
-    def enum_alts(self, schema: dict, ptr: str) -> list[str]:
-        other = {k for k in schema if k in KNOWN - {"enum", "const", "type"}}
-        if other:
-            raise _err(f"'enum'/'const' next to other assertion keywords ({', '.join(sorted(other))}) is not "
-                       "supported", ptr)
-        values = [schema["const"]] if "const" in schema else schema["enum"]
-        if "const" in schema and "enum" in schema:
-            values = [v for v in schema["enum"] if _json_equal(v, schema["const"])]
-        if not isinstance(values, list):
-            raise _err("'enum' must be an array", _ptr(ptr, "enum"))
-        if "type" in schema:
-            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-            values = [v for v in values if any(_has_type(v, t) for t in types)]
-        alts, seen = [], set()
-        for v in values:
-            key = json.dumps(v)
-            if key not in seen:
-                seen.add(key)
-                alts.append(self.literal(v, _ptr(ptr, "enum")))
-        if not alts:
-            raise _err("no value of 'enum'/'const' has the allowed type", ptr)
-        return alts
+    def discriminated(self, branches: list, ptr: str) -> bool:
+        """Do all branches require one property whose allowed values (const/enum) no two branches share?
+        Then no object matches two branches, and no other value matches any (each branch is an object)."""
+        tags = []
+        for i, b in enumerate(branches):
+            bptr = _ptr(ptr, i)
+            while isinstance(b, dict) and "$ref" in b and len(b) == 1:
+                b, bptr = self.resolve_ref(b["$ref"], bptr)
+            if not isinstance(b, dict) or b.get("type") not in ("object", ["object"]):
+                return False
+            props = b.get("properties", {})
+            tags.append({k: [v["const"]] if "const" in v else list(v["enum"]) for k, v in props.items()
+                         if k in b.get("required", []) and isinstance(v, dict) and ("const" in v or "enum" in v)})
+        common = set.intersection(*(set(t) for t in tags)) if tags else set()
+        return any(all(not json_equal(x, y) for i in range(len(tags)) for j in range(i + 1, len(tags))
+                       for x in tags[i][k] for y in tags[j][k]) for k in common)
+
+    def enum_alts(self, schema: dict, values: list, ptr: str) -> list[str]:
+        """The listed values the whole schema accepts (judged one by one), each as a literal."""
+        judge = Judge(self.resolve_ref, FORMATS, SPECIFIED_FORMATS)
+        try:
+            kept = [v for v in distinct(values) if judge.valid(schema, v, ptr)]
+        except Unjudgeable as exc:
+            raise _err(f"cannot check the enum/const values against the rest of the schema: {exc}", ptr) from None
+        if not kept:
+            raise _err("no value of 'enum'/'const' satisfies the rest of the schema", ptr)
+        return [self.literal(v, _ptr(ptr, "enum")) for v in kept]
 
     def null_alts(self, schema, ptr):
         return ['"null"']
@@ -463,12 +529,20 @@ class _Translator:
         present = [k for k in ("pattern", "format", "minLength", "maxLength") if k in schema]
         fmt = schema.get("format")
         if fmt is not None and fmt not in FORMATS:
-            raise _err(f"format {fmt!r} is not supported (supported: {', '.join(sorted(FORMATS))})",
-                       _ptr(ptr, "format"))
+            if fmt in SPECIFIED_FORMATS:
+                raise _err(f"format {fmt!r} is not supported (supported: {', '.join(sorted(FORMATS))})",
+                           _ptr(ptr, "format"))
+            # A format no draft defines asserts nothing: validators must let every string pass.
+            schema = {k: v for k, v in schema.items() if k != "format"}
+            fmt = None
         lo = _count(schema, "minLength", ptr, 0)
         hi = _count(schema, "maxLength", ptr, None)
         length = lo > 0 or hi is not None
         kinds = [k for k in ("pattern", "format") if k in schema] + (["minLength/maxLength"] if length else [])
+        if kinds == ["pattern", "minLength/maxLength"] and isinstance(schema["pattern"], str):
+            run = class_run(schema["pattern"])
+            if run is not None:  # ^[class]{a,b}$ with length bounds: the class, counted once
+                return self.class_run_alts(run, lo, hi, ptr)
         if len(kinds) == 2 and length:
             # Allowed when the pattern/format already implies the length bounds (e.g. ^[a-z]{2,8}$, maxLength 8).
             inner = {k: v for k, v in schema.items() if k not in ("minLength", "maxLength")}
@@ -492,11 +566,47 @@ class _Translator:
                 raise _err("minLength/maxLength must be non-negative integers", ptr)
             if hi is not None and hi < lo:
                 raise _err("maxLength < minLength: no string is valid", ptr)
-            if max(lo, hi or 0) > MAX_TRACKED_ITEMS:
-                raise _err(f"string length bounds above {MAX_TRACKED_ITEMS} are not supported", ptr)
-            content = f"(?:{_ANY_CHAR})" + (f"{{{lo},}}" if hi is None else f"{{{lo},{hi}}}")
+            if lo > LENGTH_CAP:
+                raise _err(f"minLength above {LENGTH_CAP} is not supported", ptr)
+            hi = None if hi is None else min(hi, LENGTH_CAP)
+            name = self.terms.add("string", f'"{_length_content(lo, hi)}"', None, ptr, length=(lo, hi))
+            return [self.cls(("sub", name))]
         name = self.terms.add("string", f'"{content}"', None, ptr)
         return [self.cls(("sub", name))]
+
+    def class_run_alts(self, run: tuple, lo: int, hi: Optional[int], ptr: str) -> list[str]:
+        """Strings of characters from one class, with both the pattern's and the length bounds."""
+        ranges, a, b = run
+        lo, hi = max(lo, a), (b if hi is None else hi if b is None else min(hi, b))
+        if hi is not None and hi < lo:
+            raise _err("the pattern and minLength/maxLength leave no string", ptr)
+        if hi is not None and hi > EXACT_LENGTH:
+            # As for plain bounded strings: beyond EXACT_LENGTH, printable ASCII and at most LENGTH_CAP long.
+            if lo > LENGTH_CAP:
+                raise _err(f"minLength above {LENGTH_CAP} is not supported", ptr)
+            hi = min(hi, LENGTH_CAP)
+            ranges = intersect(ranges, [(0x20, 0x7E)])
+            if not ranges:
+                raise _err("pattern with a long maxLength: only classes with printable ASCII characters are "
+                           "supported", ptr)
+        count = f"{{{lo},}}" if hi is None else f"{{{lo},{hi}}}"
+        name = self.terms.add("string", f'"(?:{json_spelling(ranges)}){count}"', None, ptr)
+        return [self.cls(("sub", name))]
+
+    def pattern_keys(self, patterns: Any, ptr: str) -> list[tuple[str, Any, str]]:
+        """patternProperties as (key terminal, value schema, pointer); the patterns must be pairwise disjoint
+        (else a key could owe its value to two schemas at once)."""
+        if not isinstance(patterns, dict):
+            raise _err("'patternProperties' must be an object", ptr)
+        out = []
+        for p, sub in patterns.items():
+            pptr = _ptr(ptr, p)
+            term = self.terms.add("string", f'"{self.pattern_content(p, pptr)}"', None, pptr)
+            for other, _, optr in out:
+                if self.terms._relation(self.terms.terms[term], self.terms.terms[other]) != "disjoint":
+                    raise _err(f"patternProperties whose patterns overlap ({optr} and {pptr}) are not supported", ptr)
+            out.append((term, sub, pptr))
+        return out
 
     def pattern_content(self, pattern: Any, ptr: str) -> str:
         if not isinstance(pattern, str):
@@ -550,8 +660,11 @@ class _Translator:
             name = self.terms.add("number", _FRAC_POS if lo_x else _FRAC_NONNEG, None, ptr)
             alts.append(self.cls(("sub", name)))
         else:
-            raise _err("number bounds other than minimum 0 / exclusiveMinimum 0 are only supported for "
-                       "type integer", ptr)
+            # Non-integer bounds are rounded inward (a sound narrowing); no exponent under bounds.
+            flo, fhi = (None if lo is None else math.ceil(lo)), (None if hi is None else math.floor(hi))
+            pattern = frac_range_regex(flo, lo_x and flo == lo, fhi, hi_x and fhi == hi)
+            if pattern is not None:
+                alts.append(self.cls(("sub", self.terms.add("number", pattern, None, ptr))))
         return alts
 
     # ---- objects ------------------------------------------------------------------------------
@@ -559,52 +672,111 @@ class _Translator:
         props = schema.get("properties", {})
         if not isinstance(props, dict):
             raise _err("'properties' must be an object", _ptr(ptr, "properties"))
-        if schema.get("patternProperties"):
-            raise _err("keyword 'patternProperties' is not supported", _ptr(ptr, "patternProperties"))
+        patterns = self.pattern_keys(schema.get("patternProperties", {}), _ptr(ptr, "patternProperties"))
         required = schema.get("required", [])
-        missing = [r for r in required if r not in props]
         addl = schema.get("additionalProperties", True)
-        keys = list(props)
-        if missing:
-            raise _err(f"required property {missing[0]!r} is not listed in 'properties'", _ptr(ptr, "required"))
+        # A property whose schema is false must be absent: not a member (refused below if other keys may occur).
+        absent = [k for k, v in props.items() if v is False]
+        value_ptr = {k: _ptr(ptr, "properties", k) for k in props if k not in absent}
+        for r in required:
+            if r in absent:
+                raise _err(f"required property {r!r} has the schema false: no object is valid", _ptr(ptr, "required"))
+            if r not in value_ptr:  # required but not listed: one of the other keys, after the listed ones
+                value_ptr[r] = _ptr(ptr, "required", r)
+        keys = list(value_ptr)
+        if addl is not False and (absent or any(sub is False for _, sub, _ in patterns)):
+            # The lexer only knows terminals some rule uses, so a key that must not occur cannot be told
+            # apart from the other keys that may.
+            raise _err("a property or pattern with the schema false next to other allowed keys is not supported",
+                       _ptr(ptr, "properties" if absent else "patternProperties"))
+        # The schemas a listed key's value must satisfy: its own and those of the patterns it matches; a
+        # key not listed takes the patterns it matches, or else additionalProperties.
+        schemas = {}
+        for k in keys:
+            spelled = json.dumps(k, ensure_ascii=False)
+            parts = ([(props[k], value_ptr[k])] if k in props else []) + \
+                [(sub, sptr) for term, sub, sptr in patterns if self.terms.terms[term].matches(spelled)]
+            if not parts:
+                if addl is False:
+                    raise _err(f"required property {k!r} is neither listed in 'properties' nor allowed by "
+                               "'additionalProperties': no object is valid", _ptr(ptr, "required"))
+                parts = [(addl, _ptr(ptr, "additionalProperties"))]
+            if len(parts) == 1:
+                schemas[k], value_ptr[k] = parts[0]
+            else:  # a pointer no $ref can name
+                schemas[k], value_ptr[k] = {"allOf": [p for p, _ in parts]}, _ptr(ptr, "properties", k) + "&patterns"
         req = [k in required for k in keys]
         n = len(keys)
-        if schema.get("minProperties", 0) > sum(req):
-            raise _err("'minProperties' above the number of required properties is not supported",
-                       _ptr(ptr, "minProperties"))
-        if "maxProperties" in schema and (addl is not False or schema["maxProperties"] < n):
-            raise _err("'maxProperties' is only supported when it cannot be exceeded", _ptr(ptr, "maxProperties"))
         base = self.fresh("o")
         members = []
         for j, k in enumerate(keys):
-            key = self.string_literal(k, _ptr(ptr, "properties", k))
-            value = self.node(props[k], _ptr(ptr, "properties", k))
+            key = self.string_literal(k, value_ptr[k])
+            value = self.node(schemas[k], value_ptr[k])
             members.append(f"{key} COLON {value}")
         extra = None
+        key_terms = frozenset(self.string_literal(k, ptr) for k in keys)
+        # Other keys: those matching a pattern (patterns are disjoint: one schema each), then the rest.
+        extra_alts = [f"{self.cls(('sub-except', term, key_terms))} COLON {self.node(sub, sptr)}"
+                      for term, sub, sptr in patterns if sub is not False]  # false: keys that must not occur
         if addl is not False:
-            key_terms = frozenset(self.string_literal(k, ptr) for k in keys)
-            xkey = self.cls(("except", "string", key_terms))
-            xval = self.node(addl, _ptr(ptr, "additionalProperties"))
-            extra = self.rule(f"{base}_x", [f"{xkey} COLON {xval}"], ptr)
-        # O_i: after some members, the last known property emitted had index i-1.
-        # A_i: the next member (after a comma or the brace); B_i: a known property j >= i.
-        for i in range(n + 1):
-            no_req_left = not any(req[i:])
-            o_alts = (["RB"] if no_req_left else []) + [f"COMMA {base}_a{i}"]
-            a_alts = ([f"{extra} {base}_o{i}"] if extra else []) + ([f"{base}_b{i}"] if i < n else [])
-            if not a_alts:
-                o_alts = o_alts[:-1]
-            else:
-                self.rule(f"{base}_a{i}", a_alts, ptr)
-            self.rule(f"{base}_o{i}", o_alts, ptr)
-            if i < n:
-                b_alts = [f"{members[i]} {base}_o{i + 1}"]
-                if not req[i] and i + 1 < n:
-                    b_alts.append(f"{base}_b{i + 1}")
-                self.rule(f"{base}_b{i}", b_alts, ptr)
-        alts = ["LB RB"] if not any(req) else []
-        if extra or n:
-            alts.append(f"LB {base}_a0")
+            xkey = self.cls(("except", "string", key_terms, frozenset(term for term, _, _ in patterns)))
+            extra_alts.append(f"{xkey} COLON {self.node(addl, _ptr(ptr, 'additionalProperties'))}")
+        if extra_alts:
+            extra = self.rule(f"{base}_x", extra_alts, ptr)
+        least = _count(schema, "minProperties", ptr, 0)
+        most = _count(schema, "maxProperties", ptr, None)
+        if least <= sum(req):
+            least = 0  # the required keys already make it
+        if most is not None and extra is None and most >= n:
+            most = None  # cannot be exceeded
+        if max(least, most or 0) > MAX_COUNTED_PROPERTIES:
+            raise _err(f"minProperties/maxProperties above {MAX_COUNTED_PROPERTIES} are not supported", ptr)
+        return self.object_rules(base, members, req, extra, least, most, ptr)
+
+    def object_rules(self, base: str, members: list[str], req: list[bool], extra: Optional[str], least: int,
+                     most: Optional[int], ptr: str) -> list[str]:
+        """Members in schema order, other keys anywhere between, and the member count kept in [least, most].
+
+        O(i,c): after a member, c members so far (at most `top`, saturating at `least` without `most`), the last
+        listed property written having index i-1. A(i,c): the next member (after a comma or the brace).
+        B(i,c): a listed property j >= i. Only productive rules are made (an empty choice would let a model
+        write a prefix that cannot be completed)."""
+        n = len(members)
+        top = most if most is not None else least
+        bump = (lambda c: c + 1) if most is not None else (lambda c: min(c + 1, least))  # noqa: E731
+
+        def name(kind: str, i: int, c: int) -> str:
+            return f"{base}_{kind}{i}" + (f"_{c}" if top else "")
+
+        made: set[str] = set()
+
+        def make(kind: str, i: int, c: int, alts: list[str]) -> None:
+            if alts:
+                self.rule(name(kind, i, c), alts, ptr)
+                made.add(name(kind, i, c))
+
+        for i in range(n, -1, -1):
+            for c in range(top, -1, -1):
+                room = most is None or c < most
+                closes = not any(req[i:]) and c >= least
+                if room and i < n:
+                    b_alts = [f"{members[i]} {name('o', i + 1, bump(c))}"] if name("o", i + 1, bump(c)) in made else []
+                    if not req[i] and i + 1 < n and name("b", i + 1, c) in made:
+                        b_alts.append(name("b", i + 1, c))
+                    make("b", i, c, b_alts)
+                if room:
+                    nxt = name("o", i, bump(c))
+                    # O(i,c) itself when the count saturates: productive if it can close, or if B(i,c) is.
+                    loops_back = bump(c) == c and (closes or name("b", i, c) in made)
+                    a_alts = [f"{extra} {nxt}"] if extra and (nxt in made or loops_back) else []
+                    if name("b", i, c) in made:
+                        a_alts.append(name("b", i, c))
+                    make("a", i, c, a_alts)
+                o_alts = (["RB"] if closes else []) + ([f"COMMA {name('a', i, c)}"] if name("a", i, c) in made else [])
+                make("o", i, c, o_alts)
+        alts = ["LB RB"] if not any(req) and least == 0 else []
+        if name("a", 0, 0) in made:
+            alts.append(f"LB {name('a', 0, 0)}")
         return alts
 
     # ---- arrays -------------------------------------------------------------------------------
@@ -650,7 +822,7 @@ class _Translator:
     # ---- grammar text -------------------------------------------------------------------------
     def grammar(self, root_name: str) -> str:
         if ("all", "string") in self.classes or any(s[0] == "except" for s in self.classes):
-            self.terms.add("string", f'"(?:{_ANY_CHAR})*"', None, "#")
+            self.terms.add("string", f'"{_length_content(0, None)}"', None, "#", length=(0, None))
         if ("all", "number") in self.classes or ("all", "int") in self.classes:
             self.terms.add("number", _INT, None, "#")
         if ("all", "number") in self.classes or ("all", "frac") in self.classes:
@@ -663,8 +835,12 @@ class _Translator:
         for spec, name in self.classes.items():
             if spec[0] == "sub":
                 members = sorted(canon(t) for t in inside[canon(spec[1])] if t in live)
-            elif spec[0] == "except":
+            elif spec[0] == "sub-except":  # inside a terminal, less some literals
                 banned = {canon(t) for t in spec[2]}
+                members = sorted(canon(t) for t in inside[canon(spec[1])] if t in live and canon(t) not in banned)
+            elif spec[0] == "except":  # any string, less some literals and whatever lies inside some terminals
+                banned = {canon(t) for t in spec[2]}
+                banned |= {canon(t) for e in spec[3] for t in inside[canon(e)]}
                 members = [t for t in live if self.terms.terms[t].family == "string" and t not in banned]
             elif spec[1] in ("string", "number"):
                 members = [t for t in live if self.terms.terms[t].family == spec[1]]
@@ -691,6 +867,36 @@ class _Translator:
         return start + "\n" + "\n".join(lines) + "\n"
 
 
+def _length_content(lo: int, hi: Optional[int]) -> str:
+    """The content of a string of lo..hi characters. Exact up to EXACT_LENGTH characters and without an
+    upper bound; beyond, a sound narrowing: longer strings are printable ASCII with short escapes (hi is
+    capped at LENGTH_CAP by the caller). The automata of bounded repetitions of _ANY_CHAR take seconds
+    per character to build (interegular, and the lexer's minimization): maxLength 128 took 40 s."""
+    if hi is None:
+        return f"(?:{_ANY_CHAR})" + ("*" if lo == 0 else f"{{{lo},}}")
+    if hi <= EXACT_LENGTH:
+        return f"(?:{_ANY_CHAR}){{{lo},{hi}}}"
+    plain = f"(?:{_PLAIN_CHAR}){{{max(lo, EXACT_LENGTH + 1)},{hi}}}"
+    return plain if lo > EXACT_LENGTH else f"(?:(?:{_ANY_CHAR}){{{lo},{EXACT_LENGTH}}}|{plain})"
+
+
+def _interval_relation(a: tuple[int, Optional[int]], b: tuple[int, Optional[int]]) -> str:
+    """How the languages of _length_content(*a) and _length_content(*b) relate: as their length intervals
+    do, since the content language grows with the interval."""
+    inf = float("inf")
+    (alo, ahi), (blo, bhi) = a, b
+    ahi, bhi = inf if ahi is None else ahi, inf if bhi is None else bhi
+    if ahi < blo or bhi < alo:
+        return "disjoint"
+    if (alo, ahi) == (blo, bhi):
+        return "equal"
+    if blo <= alo and ahi <= bhi:
+        return "sub"
+    if alo <= blo and bhi <= ahi:
+        return "super"
+    return "overlap"
+
+
 def _count(schema: dict, key: str, ptr: str, default):
     """A non-negative integer keyword (2.0 counts as 2)."""
     v = schema.get(key, default)
@@ -706,22 +912,14 @@ def _within(term: _Term, spelling: re.Pattern) -> bool:
     if term.literal is not None:
         return spelling.fullmatch(term.literal) is not None
     other = _FRAC if spelling.pattern == _INT else _INT
-    return not term.fsm.isdisjoint(interegular.parse_pattern(spelling.pattern).to_fsm()) and \
-        term.fsm.isdisjoint(interegular.parse_pattern(other).to_fsm())
+    return not _disjoint(term.fsm, interegular.parse_pattern(spelling.pattern).to_fsm()) and \
+        _disjoint(term.fsm, interegular.parse_pattern(other).to_fsm())
 
 
-def _json_equal(a, b) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) and type(a) is type(b) or (
-        isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
-        and not isinstance(b, bool) and a == b)
-
-
-def _has_type(v, t: str) -> bool:
-    return {"null": v is None, "boolean": isinstance(v, bool), "string": isinstance(v, str),
-            "object": isinstance(v, dict), "array": isinstance(v, list),
-            "number": isinstance(v, (int, float)) and not isinstance(v, bool),
-            "integer": (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
-            }.get(t, False)
+def _disjoint(a, b) -> bool:
+    # Not FSM.isdisjoint: interegular 0.3.3 answers True for "y_.*" and ".*" (its alphabet intersection
+    # loses characters); the intersection automaton is right.
+    return (a & b).empty()
 
 
 def int_range_regex(lo: Optional[int], hi: Optional[int]) -> str:
@@ -737,6 +935,33 @@ def int_range_regex(lo: Optional[int], hi: Optional[int]) -> str:
         if hi is None or a <= hi:
             parts.append(_nonneg_range(a, hi))
     return "(?:" + "|".join(parts) + ")"
+
+
+def frac_range_regex(lo: Optional[int], lo_x: bool, hi: Optional[int], hi_x: bool) -> Optional[str]:
+    """Regex for the numbers written with a fraction and no exponent (-?I.F) in the interval from lo to hi
+    (integers; None unbounded; *_x exclusive); None if there is none."""
+    parts = []
+    if hi is None or hi > 0 or (hi == 0 and not hi_x):  # values >= 0
+        at_lo = lo is not None and lo >= 0
+        parts.append(_frac_magnitude(lo if at_lo else 0, lo_x and at_lo, hi, hi_x))
+    if lo is None or lo < 0 or (lo == 0 and not lo_x):  # values <= 0, as -magnitude
+        at_hi = hi is not None and hi <= 0
+        m = _frac_magnitude(-hi if at_hi else 0, hi_x and at_hi, None if lo is None else -lo, lo_x)
+        parts.append(None if m is None else "-" + m)
+    parts = [p for p in parts if p is not None]
+    return "(?:" + "|".join(parts) + ")" if parts else None
+
+
+def _frac_magnitude(a: int, a_x: bool, b: Optional[int], b_x: bool) -> Optional[str]:
+    """I.F with a <= I.F <= b (bounds >= 0, *_x exclusive): a nonzero fraction needs a <= I < b; an all-zero
+    fraction is the integer I itself."""
+    parts = []
+    if b is None or a <= b - 1:
+        parts.append(_nonneg_range(a, None if b is None else b - 1) + r"\.[0-9]*[1-9][0-9]*")
+    z_lo, z_hi = a + a_x, None if b is None else b - b_x
+    if z_hi is None or z_lo <= z_hi:
+        parts.append(_nonneg_range(z_lo, z_hi) + r"\.0+")
+    return "(?:" + "|".join(parts) + ")" if parts else None
 
 
 def _nonneg_range(lo: int, hi: Optional[int]) -> str:

@@ -333,6 +333,40 @@ class Emitter:
         raise RegexRefused(f"unsupported regex construct {op}")
 
 
+def class_run(pattern: str) -> tuple[Ranges, int, int | None] | None:
+    """For a pattern that is one character class repeated and anchored at both ends (^[a-z0-9_]{2,}$,
+    ^\\d+$, ^.*$): (the class's code points, min count, max count or None); else None."""
+    try:
+        items = list(parse(pattern))
+    except RegexRefused:
+        return None
+    if len(items) < 3 or items[0] != (C.AT, C.AT_BEGINNING) or items[-1][0] is not C.AT \
+            or items[-1][1] not in (C.AT_END, C.AT_END_STRING):
+        return None
+    items = items[1:-1]
+    if len(items) != 1 or items[0][0] not in (C.MAX_REPEAT, C.MIN_REPEAT):
+        return None
+    lo, hi, sub = items[0][1]
+    sub = list(sub)
+    if len(sub) != 1:
+        return None
+    op, av = sub[0]
+    if op is C.LITERAL:
+        ranges = [(av, av)]
+    elif op is C.NOT_LITERAL:
+        ranges = complement([(av, av)])
+    elif op is C.ANY:
+        ranges = complement(_LINE_TERMINATORS)
+    elif op is C.IN:
+        try:
+            ranges = _in_ranges(av, True)
+        except RegexRefused:
+            return None
+    else:
+        return None
+    return ranges, lo, None if hi is C.MAXREPEAT else hi
+
+
 def lark_regex(body: str) -> str:
     """Lark text of a regex terminal body: `/.../`."""
     return "/" + body + "/"

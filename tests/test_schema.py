@@ -118,9 +118,16 @@ def test_strings_length_pattern_format():
     check({"type": "string", "format": "uuid"}, ["123e4567-e89b-12d3-a456-426614174000"], ["123e4567"])
     check({"type": "string", "format": "ipv4"}, ["192.168.0.1"], ["256.1.1.1", "01.1.1.1"])
     check({"type": "string", "format": "email"}, ["a.b@example.com"], ["a@b", "@x.com"])
-    refused({"type": "string", "format": "ipv6"}, "format")
+    check({"type": "string", "format": "ipv6"}, ["::1", "::", "1:2:3:4:5:6:7:8", "fe80::1:2", "1::", "::ffff:1.2.3.4",
+                                                 "1:2:3:4:5:6:1.2.3.4", "ABCD:ef01::9"],
+          ["1:2:3:4:5:6:7", "1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "::1.2.3", ":1", "1:2:3:4:5:6:7::8",
+           "::ffff:256.1.1.1", "g::1"])
     refused({"type": "string", "pattern": "(?=a)a"}, "pattern", "look")
-    refused({"type": "string", "pattern": "^[a-z]+$", "maxLength": 5}, "pattern")
+    # One repeated class with length bounds: both bounds hold at once.
+    check({"type": "string", "pattern": "^[a-z]+$", "maxLength": 5}, ["a", "abcde"], ["", "abcdef", "ab1"])
+    check({"type": "string", "pattern": "^[a-z0-9]{2,}$", "minLength": 3, "maxLength": 4}, ["abc", "a1b2"],
+          ["ab", "abcde", "ab-c"])
+    refused({"type": "string", "pattern": "^a[a-z]+$", "maxLength": 5}, "pattern")
 
 
 def test_numbers_bounds():
@@ -128,17 +135,96 @@ def test_numbers_bounds():
     check({"type": "integer", "exclusiveMinimum": 0}, [1, 50000], [0, -1])
     check({"type": "number", "minimum": 0}, [0, 0.5, 7, 1e-7], [-1, -0.5])
     check({"type": "number", "exclusiveMinimum": 0}, [0.5, 3], [0, 0.0, -2])
-    refused({"type": "number", "maximum": 2.5}, "number bounds")
+    # Numbers with a fraction between bounds (non-integer bounds rounded inward; no exponent).
+    check({"type": "number", "minimum": -2, "exclusiveMaximum": 3}, [-2, -2.0, -1.5, 0.0, 2.999, 2],
+          [-2.01, 3, 3.0, 3.5, -3])
+    check({"type": "number", "maximum": 2.5}, [2, 2.0, -7.25, 1.5], [3, 2.75, 3.0])
+    check({"type": "number", "exclusiveMinimum": -1, "maximum": 0}, [-0.5, 0, 0.0, -0.0], [-1, -1.0, 0.5, 1e-3])
     refused({"type": "integer", "multipleOf": 3}, "multipleOf")
 
 
 def test_object_counts_and_refusals():
     check({"type": "object", "properties": {"a": {}}, "required": ["a"], "minProperties": 1}, [{"a": 1}], [{}])
-    refused({"type": "object", "minProperties": 2}, "minProperties")
-    refused({"type": "object", "patternProperties": {"^x": {}}}, "patternProperties")
+    # Member counts (other keys included) kept between minProperties and maxProperties.
+    check({"type": "object", "minProperties": 2, "properties": {"a": {"type": "integer"}}},
+          [{"a": 1, "b": 2}, {"x": 1, "y": 2}, {"a": 1, "b": 2, "c": 3}], [{}, {"a": 1}, {"b": 1}, {"a": "s", "b": 1}])
+    check({"type": "object", "minProperties": 1, "maxProperties": 2, "properties": {"a": {}, "b": {}}, "required": ["b"]},
+          [{"b": 1}, {"a": 1, "b": 2}, {"b": 1, "z": 2}], [{}, {"a": 1, "b": 2, "c": 3}, {"a": 1}])
+    check({"type": "object", "maxProperties": 1}, [{}, {"q": [1]}], [{"a": 1, "b": 2}])
+    refused({"type": "object", "maxProperties": 1, "required": ["a", "b"], "properties": {"a": {}, "b": {}}},
+            "no instance")
+    refused({"type": "object", "minProperties": 33}, "minProperties")
+    refused({"type": "object", "properties": {"a": False}}, "schema false")  # a banned key among allowed ones
+    refused({"type": "object", "patternProperties": {"^x": {}, "y": {}}}, "patternProperties", "overlap")
     refused({"not": {"type": "string"}}, "not")
     refused({"type": "array", "uniqueItems": True}, "uniqueItems")
     refused({"type": "string", "format": "hostname"}, "#", "format")
+
+
+def test_unknown_formats_assert_nothing():
+    check({"type": "string", "format": "semver"}, ["1.2.3", "anything"], [1])  # no draft defines it: passes all
+    check({"enum": ["a", "b"], "format": "x-custom"}, ["a", "b"], ["c"])
+    refused({"type": "string", "format": "hostname"}, "format", "hostname")  # defined, but not enforced here
+
+
+def test_pattern_properties():
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "x-b": {"minimum": 3}},
+              "patternProperties": {"^x-": {"type": "integer"}, "^s_": {"type": "string"}},
+              "additionalProperties": {"type": "boolean"}, "required": ["id"]}
+    check(schema, [{"id": 1}, {"id": 1, "x-a": 2}, {"id": 1, "x-b": 3}, {"id": 1, "s_1": "a", "z": True},
+                   {"id": 1, "x-": -4, "q": False}],
+          [{"id": 1, "x-a": "s"}, {"id": 1, "x-b": 2}, {"id": 1, "x-b": "s"}, {"id": 1, "s_1": 1},
+           {"id": 1, "z": 1}, {"x-a": 1}])
+    # A required key that is not listed takes the schema of the pattern it matches.
+    check({"type": "object", "patternProperties": {"^x-": {"type": "integer"}}, "required": ["x-q", "z"],
+           "additionalProperties": {"type": "boolean"}},
+          [{"x-q": 1, "z": True}], [{"x-q": True, "z": True}, {"x-q": 1, "z": 1}, {"z": True}])
+    # No additional keys: only listed keys and keys matching a pattern.
+    check({"type": "object", "patternProperties": {"^[a-z]+$": {"type": "integer"}}, "additionalProperties": False},
+          [{}, {"ab": 1, "c": 2}], [{"A": 1}, {"ab": "x"}, {"a1": 1}])
+
+
+def test_required_outside_properties_and_false_properties():
+    check({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a", "c"],
+           "additionalProperties": {"type": "string"}},
+          [{"a": 1, "c": "x"}, {"a": 1, "d": "q", "c": "x"}], [{"a": 1}, {"a": 1, "c": 2}, {"c": "x"}])
+    check({"type": "object", "properties": {"a": {"type": "integer"}, "b": False}, "additionalProperties": False},
+          [{}, {"a": 1}], [{"b": 1}, {"a": 1, "b": None}])
+    refused({"type": "object", "required": ["a"], "additionalProperties": False}, "'a'", "no object")
+
+
+def test_enum_judged_against_the_whole_schema():
+    # Synthesized-style: allOf of an enum and a not; only the values the whole schema accepts remain.
+    check({"allOf": [{"enum": [1, "a", [1, 2], {"k": 1}]}, {"not": {"type": "string"}}]}, [1, [1, 2], {"k": 1}], ["a"])
+    check({"enum": [1, 2, 3, 4, 6], "multipleOf": 2}, [2, 4, 6], [1, 3])
+    check({"enum": [{"a": 1}, {"b": 1}], "if": {"required": ["a"]}, "then": {"properties": {"a": {"const": 2}}}},
+          [{"b": 1}], [{"a": 1}])
+    check({"const": "x", "type": "string", "maxLength": 3, "pattern": "^x$"}, ["x"], ["y"])
+    refused({"enum": [1, 2], "not": {"const": 1}, "allOf": [{"not": {"const": 2}}]}, "no value")
+    refused({"enum": ["a"], "$dynamicRef": "#x"}, "dynamicRef")
+
+
+def test_long_string_lengths_build_fast_and_narrow_soundly():
+    import time
+    t0 = time.perf_counter()
+    g = check({"type": "object", "properties": {"a": {"type": "string", "maxLength": 255},
+                                                 "b": {"type": "string", "minLength": 2, "maxLength": 3},
+                                                 "c": {"type": "string", "maxLength": 4096}}},
+              [{"a": "x" * 64, "b": "é😀", "c": 'a "quoted"\nline'}, {"a": ""}],
+              [{"a": "x" * 65}, {"b": "a"}, {"b": "abcd"}, {"a": 1}])
+    assert time.perf_counter() - t0 < 20
+    # Beyond 3 characters a bounded string is printable ASCII (sound: narrower than the schema).
+    assert not accepts(g, {"a": "héllo"}) and accepts(g, {"b": "hé"})
+
+
+def test_one_of_told_apart_by_a_discriminator():
+    check({"oneOf": [{"type": "object", "properties": {"k": {"const": "a"}, "x": {"type": "integer"}},
+                      "required": ["k"], "additionalProperties": False},
+                     {"type": "object", "properties": {"k": {"enum": ["b", "c"]}, "y": {"type": "string"}},
+                      "required": ["k"], "additionalProperties": False}]},
+          [{"k": "a", "x": 1}, {"k": "c", "y": "s"}, {"k": "b"}], [{"k": "a", "y": "s"}, {"k": "d"}, {"x": 1}])
+    refused({"oneOf": [{"type": "object", "properties": {"k": {"enum": ["a", "b"]}}, "required": ["k"]},
+                       {"type": "object", "properties": {"k": {"const": "b"}}, "required": ["k"]}]}, "oneOf")
 
 
 def test_annotations_ignored_and_inputs():
@@ -220,11 +306,32 @@ def test_maskbench_token_walk_gpt2():
     assert walked
 
 
+def test_new_keywords_token_by_token_gpt2():
+    """The masks agree with the validator on the new keywords: valid instances generable token by token,
+    invalid ones blocked at some token or left incomplete."""
+    tok = load_tokenizer("gpt2")
+    schema = {"type": "object", "minProperties": 2, "maxProperties": 3,
+              "properties": {"id": {"type": "integer", "minimum": -2, "maximum": 2.5},
+                             "tag": {"enum": ["a", "b", "c"], "not": {"const": "b"}}},
+              "patternProperties": {"^x-": {"type": "array", "maxItems": 2}},
+              "additionalProperties": {"type": "string", "format": "ipv6"}}
+    m = gm.compile(gm.Grammar.from_json_schema(schema), tokenizer_info("gpt2"), cache_dir=False).matcher()
+    for v in [{"id": 2, "tag": "a"}, {"id": -2, "x-q": [1, "s"]}, {"tag": "c", "z": "::1", "x-": []}]:
+        walk_text(m, tok, json.dumps(v))
+        assert m.is_accepting(), v
+    for v in [{"id": 1}, {"id": 3}, {"id": 1.5, "tag": "a"}, {"tag": "b", "id": 0}, {"id": 0, "z": "1::2::3"}, {"id": 0, "x-q": [1, 2, 3]},
+              {"id": 0, "tag": "a", "x-1": [], "x-2": []}]:
+        m.reset()
+        ok = all(m.accept_token(t) for t in tok.encode(json.dumps(v), add_special_tokens=False))
+        assert not (ok and m.is_accepting()), v
+
+
 # ---- official test suite ---------------------------------------------------------------------------
 
 SUITE_FILES = ["type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
                "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "ref", "minLength", "maxLength", "pattern",
-               "boolean_schema", "format"]
+               "boolean_schema", "format", "patternProperties", "uniqueItems", "if-then-else", "exclusiveMinimum",
+               "exclusiveMaximum", "minimum", "maximum"]
 
 
 @pytest.mark.parametrize("name", SUITE_FILES)
