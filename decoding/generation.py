@@ -56,13 +56,19 @@ def chat_input_ids(tokenizer, prompt: str, chat: bool = True) -> torch.Tensor:
 
 def generate(model, tokenizer, prompt: str, grammar: Union[Grammar, CompiledGrammar, str, None] = "json", *,
              max_new_tokens: int = 256, do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
-             seed: Optional[int] = None, prefix: str = "", chat: bool = True) -> str:
-    """Generate a reply to `prompt` constrained to `grammar` (None: unconstrained); returns the text."""
+             seed: Optional[int] = None, prefix: str = "", chat: bool = True, closing: bool = False) -> str:
+    """Generate a reply to `prompt` constrained to `grammar` (None: unconstrained); returns the text.
+
+    closing=True turns on budget-aware closing (`token_budget=max_new_tokens`): the text is complete even
+    when the budget cuts it."""
+    if closing and grammar is None:
+        raise ValueError("closing=True needs a grammar: without one there is nothing to complete")
     ids = chat_input_ids(tokenizer, prompt, chat)
     processors = []
     if grammar is not None:
         processors.append(GrammarLogitsProcessor(grammar, tokenizer, prefix=prefix,
-                                                 stop_token_ids=_eos_ids(model)))
+                                                 stop_token_ids=_eos_ids(model),
+                                                 token_budget=max_new_tokens if closing else None))
     if seed is not None:
         torch.manual_seed(seed)
     sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)

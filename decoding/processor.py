@@ -11,6 +11,7 @@ from transformers import LogitsProcessor
 from ..fsm.vocab import TokenizerInfo
 from ..grammar import Grammar
 from .bitmask import allocate_token_bitmask, apply_token_bitmask_inplace, bitmask_words
+from .closing import BudgetClosing
 from .compiler import CompiledGrammar, compile
 from .matcher import GrammarMatcher
 
@@ -24,10 +25,21 @@ class GrammarLogitsProcessor(LogitsProcessor):
     token (e.g. the code a completion continues). A stop token is allowed only once the output is
     complete; once nothing but ignored text (whitespace) may follow, only stop tokens are allowed. The
     same processor can serve several generate() calls: a new call is detected from the input ids.
+
+    Budget-aware closing (off by default): `token_budget=N`, the same N as generate()'s max_new_tokens,
+    keeps a complete text reachable within the tokens left, so an output cut by the budget is still
+    complete. Far from the budget nothing changes; over the last steps only tokens after which a
+    completion within the remaining budget was found (and verified by the matcher) stay allowed, and the
+    last steps force one (see grammask.decoding.closing). `closing_margin` is how many tokens of slack
+    start the checks, `closing_checks` how many candidates (in logit order) are checked per step at most,
+    `closing_keep` how many verified ones are enough. A budget with no completion of the prefix found
+    raises ValueError at the first step.
     """
 
     def __init__(self, grammar: Union[Grammar, CompiledGrammar, str], tokenizer, *, prefix: str = "",
-                 stop_token_ids: Optional[Iterable[int]] = None, vocab_size: Optional[int] = None):
+                 stop_token_ids: Optional[Iterable[int]] = None, vocab_size: Optional[int] = None,
+                 token_budget: Optional[int] = None, closing_margin: int = 16, closing_checks: int = 32,
+                 closing_keep: int = 8):
         if isinstance(grammar, CompiledGrammar):
             self.compiled = grammar
         else:
@@ -47,6 +59,19 @@ class GrammarLogitsProcessor(LogitsProcessor):
         for t in self.stop_token_ids:
             stop_words[t >> 5] |= np.uint32(1 << (t & 31))
         self._stop_only = torch.from_numpy(stop_words.view(np.int32))
+        if token_budget is not None:
+            if isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget < 1:
+                raise ValueError(f"token_budget must be a positive int (generate()'s max_new_tokens), "
+                                 f"not {token_budget!r}")
+            for name, value in (("closing_margin", closing_margin), ("closing_checks", closing_checks),
+                                ("closing_keep", closing_keep)):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ValueError(f"{name} must be a positive int, not {value!r}")
+        self.token_budget = token_budget
+        self._closing = None
+        if token_budget is not None:
+            self._closing = BudgetClosing(self.compiled, token_budget, margin=closing_margin,
+                                          checks=closing_checks, keep=closing_keep)
         self._matchers: list[GrammarMatcher] = []
         self._prompt: Optional[torch.Tensor] = None
         self._length = -1
@@ -65,6 +90,8 @@ class GrammarLogitsProcessor(LogitsProcessor):
                 raise RuntimeError("grammask: prefix rejected by a fresh matcher")
         self._prompt = input_ids.clone()
         self._accepted: list[list[int]] = [[] for _ in range(rows)]
+        if self._closing is not None:
+            self._closing.start(rows)
         if self._bitmask is None or self._bitmask.shape[0] != rows:
             self._bitmask = allocate_token_bitmask(rows, self.compiled.vocab_size)
 
@@ -79,7 +106,8 @@ class GrammarLogitsProcessor(LogitsProcessor):
     def _follow(self, row: int, generated: list[int]) -> None:
         m = self._matchers[row]
         done = self._accepted[row]
-        if len(generated) == len(done) + 1 and generated[:-1] == done:
+        continuing = len(generated) == len(done) + 1 and generated[:-1] == done
+        if continuing:
             new = generated[-1:]
         else:  # beam search moved another beam's history into this row
             common = 0
@@ -89,6 +117,8 @@ class GrammarLogitsProcessor(LogitsProcessor):
             m.rollback(len(done) - common)
             del done[common:]
             new = generated[common:]
+        if self._closing is not None:
+            self._closing.follow(row, new, continuing)
         for t in new:
             if m.is_terminated():
                 break  # finished rows are padded by generate(); nothing to follow
@@ -116,6 +146,9 @@ class GrammarLogitsProcessor(LogitsProcessor):
                 bitmask[row].copy_(self._stop_only)
             else:
                 m.fill_next_token_bitmask(bitmask, row)
+                if self._closing is not None and not m.is_terminated():
+                    self._closing.restrict(row, m, len(self._accepted[row]), scores[row], bitmask[row],
+                                           self._stop_only)
         apply_token_bitmask_inplace(scores, bitmask)
         return scores
 

@@ -56,6 +56,9 @@ def _generate(args) -> int:
     grammar = None if args.grammar == "none" else load_grammar(args.grammar)
     if grammar is not None:
         grammar.tables  # a broken grammar fails before the model loads
+    if args.close and grammar is None:
+        print("grammask: --close needs a grammar (not -g none)", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     print(f"grammask: loading {args.model or 'the default model (SmolLM2-135M-Instruct)'}...", file=sys.stderr)
     try:
@@ -68,7 +71,7 @@ def _generate(args) -> int:
     started = time.perf_counter()
     text = generate(model, tokenizer, args.prompt, grammar, max_new_tokens=args.max_new_tokens,
                     do_sample=args.sample, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
-                    prefix=args.prefix, chat=not args.no_chat)
+                    prefix=args.prefix, chat=not args.no_chat, closing=args.close)
     print(text)
     print(f"grammask: done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
@@ -108,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="random seed for sampling")
     g.add_argument("--prefix", default="", help="text the output continues (fed to the grammar first)")
     g.add_argument("--no-chat", action="store_true", help="feed the prompt as is, without the chat template")
+    g.add_argument("--close", action="store_true",
+                   help="budget-aware closing: keep a complete text reachable within --max-new-tokens, so an "
+                        "output cut by the budget is still valid")
     g.set_defaults(run=_generate)
     return parser
 
