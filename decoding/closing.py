@@ -208,34 +208,24 @@ class Closer:
 class BudgetClosing:
     """Budget-aware closing for GrammarLogitsProcessor: keeps a complete text reachable within the budget.
 
-    Per row it keeps a verified completion K of the current text (from `Closer`, or inherited from the
-    previous step). With R tokens left (this one included):
+    Per row it keeps a verified completion K of the current text (from `Closer`, or carried over from
+    the previous step). With R tokens left (this one included), the grammar's allowed tokens are checked
+    in logit order (at most `checks` of them, until `keep` pass), and only those that pass stay: a token
+    t passes if a completion of text+t in at most R-1 tokens is found and verified by the matcher. The
+    first token of K always passes (its completion is the rest of K), and stop tokens pass when the text
+    is complete. So every token the model can draw, greedy or sampled, leaves a verified completion
+    within the tokens left, and at the last steps only K remains: an output cut by the budget is complete.
+    With greedy decoding the output differs from the unbudgeted one only where the model's first choice
+    could not be closed within the budget; sampling draws from the `keep` best verified tokens.
 
-    - far (R - |K| > margin): the allowed tokens are checked in logit order until one passes (see
-      below); the ones ranked above it that failed are masked, everything else stays. With greedy
-      decoding the chosen token is thus always verified, and the output changes only where the model's
-      first choice could not be closed within the budget;
-    - near (R - |K| <= margin): checked in logit order (at most `checks` of them, until `keep` pass); only
-      the tokens that pass stay. At the last steps that forces K.
-
-    A token t passes if a completion of text+t in at most R-1 tokens is found (and verified by the
-    matcher); the first token of K always passes (its completion is the rest of K), and stop tokens pass
-    when the text is complete. In the near zone every allowed token is verified, so the text can always
-    be completed in the tokens left: an output cut by the budget is complete. Far from the budget a
-    sampled token ranked below the first verified one is not checked; if it leads to a state whose
-    completion the search cannot find, the step is treated as near (only verified tokens), and if no
-    candidate can be verified the processor raises instead of letting an unverifiable token through.
-
-    Cost: one completion search per step whenever the model leaves K (typically 0.1-0.5 ms; the searched
-    completion is then reused); near the budget up to `keep` searches per step for the last margin + |K|
-    steps. With greedy decoding, about one search per generated token.
+    Cost: per step, one completion search per checked token (typically 0.1-0.5 ms each, most of them
+    short: the text differs from one with a known completion by one token); `keep` passes end the checks.
     """
 
-    def __init__(self, compiled, budget: int, *, margin: int = 16, checks: int = 32, keep: int = 8,
-                 max_nodes: int = 300, verify_nodes: int = 150):
+    def __init__(self, compiled, budget: int, *, checks: int = 32, keep: int = 8, max_nodes: int = 300,
+                 verify_nodes: int = 150):
         info = compiled.tokenizer_info
         self.budget = budget
-        self.margin = margin
         self.checks = checks
         self.keep = keep
         self.max_nodes = max_nodes
@@ -243,7 +233,7 @@ class BudgetClosing:
         self.closer = Closer(closing_candidates(info, compiled.vocab_size))
         self.stop_ids = set(info.stop_token_ids)
         self.n_words = bitmask_words(compiled.vocab_size)
-        self.stats = {"searches": 0, "search_seconds": 0.0, "near_steps": 0, "masked_steps": 0}
+        self.stats = {"searches": 0, "search_seconds": 0.0, "masked_steps": 0}
         self._known: list = []
         self._pending: list = []
 
@@ -289,11 +279,6 @@ class BudgetClosing:
                 raise ValueError(f"token_budget={self.budget}: no completion of the prefix in at most "
                                  f"{left} tokens was found; give a larger budget")
             self._known[row] = known
-        # Near the budget (or in a state whose completion the search did not find, which only a sampled
-        # unverified token can lead to): only verified tokens stay. Far from it: the best-ranked token with
-        # a verified completion and everything ranked below it stay; the tokens ranked above it are those
-        # whose completion was not found within the budget.
-        near = known is None or left - len(known) <= self.margin
         accepting = m.is_accepting()
         pending: dict = {}
         if known:
@@ -301,12 +286,10 @@ class BudgetClosing:
         masked = scores.detach().float().clone().unsqueeze(0)
         apply_token_bitmask_inplace(masked, mask_row.unsqueeze(0))
         masked = masked[0]
-        k = min(self.checks, masked.shape[0])
-        values, order = torch.topk(masked, k)
+        values, order = torch.topk(masked, min(self.checks, masked.shape[0]))
         verified = 0
-        rejected = []
         for value, t in zip(values.tolist(), order.tolist()):
-            if value == float("-inf") or verified >= (self.keep if near else 1):
+            if value == float("-inf") or verified >= self.keep:
                 break
             if t in pending or t in self.stop_ids:
                 verified += 1  # a stop token in the mask means the text is complete
@@ -320,29 +303,17 @@ class BudgetClosing:
             if comp is not None:
                 pending[t] = comp
                 verified += 1
-            else:
-                rejected.append(t)
         self._pending[row] = pending
-        if near:
-            self.stats["near_steps"] += 1
-            if not pending and not accepting:
-                raise RuntimeError(
-                    f"grammask budget-aware closing: after {generated} tokens no completion of row {row} within "
-                    f"the {left} tokens left was found (a sampled token outside the checked candidates raised "
-                    f"the closing cost by more than closing_margin={self.margin}); pass a larger closing_margin")
-            words = np.zeros(self.n_words, dtype=np.uint32)
-            for t in list(pending) + (sorted(self.stop_ids) if accepting else []):
-                words[t >> 5] |= np.uint32(1 << (t & 31))
-            new_row = torch.from_numpy(words.view(np.int32))
-            if not torch.equal(new_row & mask_row, new_row):
-                raise RuntimeError("grammask closing: a verified token is outside the grammar mask (internal error)")
-        else:
-            if not rejected:
-                return
-            words = mask_row.numpy().view(np.uint32).copy()
-            for t in rejected:
-                words[t >> 5] &= ~np.uint32(1 << (t & 31))
-            new_row = torch.from_numpy(words.view(np.int32))
+        if not pending and not accepting:
+            raise RuntimeError(f"grammask budget-aware closing: after {generated} tokens no completion of row {row} "
+                               f"within the {left} tokens left was found (internal error: every token allowed "
+                               "before was verified)")
+        words = np.zeros(self.n_words, dtype=np.uint32)
+        for t in list(pending) + (sorted(self.stop_ids) if accepting else []):
+            words[t >> 5] |= np.uint32(1 << (t & 31))
+        new_row = torch.from_numpy(words.view(np.int32))
+        if not torch.equal(new_row & mask_row, new_row):
+            raise RuntimeError("grammask closing: a verified token is outside the grammar mask (internal error)")
         if not torch.equal(new_row, mask_row):
             self.stats["masked_steps"] += 1
         mask_row.copy_(new_row)

@@ -28,18 +28,16 @@ class GrammarLogitsProcessor(LogitsProcessor):
 
     Budget-aware closing (off by default): `token_budget=N`, the same N as generate()'s max_new_tokens,
     keeps a complete text reachable within the tokens left, so an output cut by the budget is still
-    complete. Far from the budget nothing changes; over the last steps only tokens after which a
-    completion within the remaining budget was found (and verified by the matcher) stay allowed, and the
-    last steps force one (see grammask.decoding.closing). `closing_margin` is how many tokens of slack
-    start the checks, `closing_checks` how many candidates (in logit order) are checked per step at most,
-    `closing_keep` how many verified ones are enough. A budget with no completion of the prefix found
-    raises ValueError at the first step.
+    complete: only tokens after which a completion within the remaining budget was found (and verified
+    by the matcher) stay allowed, and the last steps force one (see grammask.decoding.closing).
+    `closing_checks` is how many candidates (in logit order) are checked per step at most, `closing_keep`
+    how many verified ones are enough (greedy decoding needs one; sampling draws from them). A budget
+    with no completion of the prefix found raises ValueError at the first step.
     """
 
     def __init__(self, grammar: Union[Grammar, CompiledGrammar, str], tokenizer, *, prefix: str = "",
                  stop_token_ids: Optional[Iterable[int]] = None, vocab_size: Optional[int] = None,
-                 token_budget: Optional[int] = None, closing_margin: int = 16, closing_checks: int = 32,
-                 closing_keep: int = 8):
+                 token_budget: Optional[int] = None, closing_checks: int = 32, closing_keep: int = 8):
         if isinstance(grammar, CompiledGrammar):
             self.compiled = grammar
         else:
@@ -63,15 +61,13 @@ class GrammarLogitsProcessor(LogitsProcessor):
             if isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget < 1:
                 raise ValueError(f"token_budget must be a positive int (generate()'s max_new_tokens), "
                                  f"not {token_budget!r}")
-            for name, value in (("closing_margin", closing_margin), ("closing_checks", closing_checks),
-                                ("closing_keep", closing_keep)):
+            for name, value in (("closing_checks", closing_checks), ("closing_keep", closing_keep)):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ValueError(f"{name} must be a positive int, not {value!r}")
         self.token_budget = token_budget
         self._closing = None
         if token_budget is not None:
-            self._closing = BudgetClosing(self.compiled, token_budget, margin=closing_margin,
-                                          checks=closing_checks, keep=closing_keep)
+            self._closing = BudgetClosing(self.compiled, token_budget, checks=closing_checks, keep=closing_keep)
         self._matchers: list[GrammarMatcher] = []
         self._prompt: Optional[torch.Tensor] = None
         self._length = -1

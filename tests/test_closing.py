@@ -105,6 +105,48 @@ def test_tiny_budget_outputs_parse(grammar, family, cache_dir):
     assert checked == 8
 
 
+@pytest.mark.parametrize("grammar", ["json", "python"])
+def test_sampling_with_room_to_spare_still_ends_complete(grammar, cache_dir):
+    """Sampled, opener-favouring logits with a budget well above the completion length: every token the
+    model may draw was verified, so the run that uses the whole budget still ends complete."""
+    tok = load_tokenizer("gpt2")
+    info = tokenizer_info("gpt2")
+    compiled = compiled_for(grammar, "gpt2", cache_dir)
+    prefix = PREFIXES[grammar]
+    bias = opener_bias(info, grammar) * 1.5
+    for seed in range(2):
+        proc = gm.GrammarLogitsProcessor(compiled, tok, prefix=prefix, token_budget=40)
+        for row in fake_generate(proc, info, 2, 40, 100 + seed, bias, False):
+            assert parses(grammar, prefix + tok.decode(row)), tok.decode(row)
+
+
+def test_a_token_too_costly_to_close_is_never_drawn(cache_dir):
+    """'<' opens a tail of 20 more words. Halfway through the budget the model likes '<' as much as 'x':
+    drawn there, it could not be closed in the tokens left. Every token kept is verified, so it is never
+    drawn then (a mask that checked only the model's first choice let it through, and the next step had
+    no completion left)."""
+    tok = load_tokenizer("gpt2")
+    info = tokenizer_info("gpt2")
+    grammar = gm.Grammar('start: "x"* tail?\ntail: "<" ("z" " ")~20 ">"\n', name="costly-tail")
+    compiled = gm.compile(grammar, info, cache_dir=cache_dir)
+    x, lt = tok.encode("x")[0], tok.encode("<")[0]
+    budget = 40
+    for seed in range(3):
+        proc = gm.GrammarLogitsProcessor(compiled, tok, token_budget=budget)
+        gen = torch.Generator().manual_seed(seed)
+        ids = torch.full((4, 3), 7, dtype=torch.long)
+        for step in range(budget):
+            scores = torch.full((4, info.vocab_size), -20.0)
+            scores[:, x] = 5.0
+            scores[:, lt] = 5.0 if step >= 18 else -30.0
+            scores = proc(ids, scores)
+            nxt = torch.multinomial(torch.softmax(scores, dim=1), 1, generator=gen)
+            ids = torch.cat([ids, nxt], dim=1)
+        for row in ids[:, 3:].tolist():
+            text = tok.decode([t for t in row if t not in info.stop_token_ids])
+            assert grammar.validate(text).ok, text
+
+
 @pytest.mark.parametrize("grammar", ["json", "python", "go"])
 def test_without_budget_the_same_run_is_cut_invalid(grammar, cache_dir):
     """The control: the same adversarial run without closing ends unfinished, so the test above is not
@@ -121,7 +163,9 @@ def test_without_budget_the_same_run_is_cut_invalid(grammar, cache_dir):
     assert bad >= 2
 
 
-def test_far_from_the_budget_nothing_changes(cache_dir):
+def test_far_from_the_budget_the_greedy_choice_is_unchanged(cache_dir):
+    """With room to spare, the model's first choice can be closed: greedy decoding is unchanged, and
+    every token the budgeted mask keeps is one the grammar allows."""
     tok = load_tokenizer("gpt2")
     info = tokenizer_info("gpt2")
     compiled = compiled_for("json", "gpt2", cache_dir)
@@ -133,7 +177,9 @@ def test_far_from_the_budget_nothing_changes(cache_dir):
         scores = torch.randn(1, info.vocab_size, generator=gen)
         a = plain(ids, scores.clone())
         b = budgeted(ids, scores.clone())
-        assert torch.equal(a, b)
+        assert torch.equal(a.argmax(dim=1), b.argmax(dim=1))
+        kept = ~torch.isinf(b)
+        assert not torch.isinf(a[kept]).any()
         ids = torch.cat([ids, a.argmax(dim=1, keepdim=True)], dim=1)
 
 
