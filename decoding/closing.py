@@ -294,8 +294,7 @@ class BudgetClosing:
             if t in pending or t in self.stop_ids:
                 verified += 1  # a stop token in the mask means the text is complete
                 continue
-            if not m.accept_token(t):
-                raise RuntimeError(f"grammask closing: token {t} is in the mask but the matcher rejected it")
+            self.closer._accept(m, t)
             try:
                 comp = [] if m.is_accepting() else self._find(m, left - 1, self.verify_nodes)
             finally:
