@@ -1,4 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# (wraparound=False: no negative indices here, not even on Python objects; some Cython versions pass
+# them through to numpy unadjusted.)
 """Thin Cython layer over gm_core.c: owns the arrays the C structs point into, raises on C errors."""
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uintptr_t
@@ -92,6 +94,9 @@ cdef extern from "gm_core.h":
                        const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip,
                        int32_t n_threads, gm_build *out) nogil
     void gm_build_free(gm_build *out) nogil
+    void gm_apply_bitmask(void *logits, int32_t elem_size, int64_t rows, int64_t vocab, int64_t row_stride,
+                          int64_t col_stride, uint32_t neg_inf, const uint32_t *mask, int64_t n_words,
+                          int64_t mask_row_stride) nogil
 
 
 ERR_LEX = GM_ERR_LEX
@@ -113,6 +118,17 @@ cdef inline int _check(int rc) except -1:
 
 cdef uintptr_t _ptr(object arr):
     return <uintptr_t>arr.ctypes.data
+
+
+def apply_bitmask(uintptr_t logits, int32_t elem_size, int64_t rows, int64_t vocab, int64_t row_stride,
+                  int64_t col_stride, uint32_t neg_inf, uintptr_t mask, int64_t n_words, int64_t mask_row_stride):
+    """Store the -inf pattern `neg_inf` at every banned id of a rows x vocab logits array (raw addresses:
+    the caller keeps both arrays alive and checks shapes, strides and element size)."""
+    if elem_size != 4 and elem_size != 2:
+        raise ValueError(f"elements of {elem_size} bytes: only 4 (float32) and 2 (float16, bfloat16)")
+    with nogil:
+        gm_apply_bitmask(<void *>logits, elem_size, rows, vocab, row_stride, col_stride, neg_inf,
+                         <const uint32_t *>mask, n_words, mask_row_stride)
 
 
 def _array(a, dtype):
@@ -222,7 +238,7 @@ cdef class CoreGrammar:
             res["seq_terms"] = (np.asarray(<int32_t[:out.n_seq_terms]>out.seq_terms).copy()
                                 if out.n_seq_terms else np.zeros(0, np.int32))
             res["wsop_begin"] = np.asarray(<int32_t[:out.n_wsops + 1]>out.wsop_begin).copy()
-            n_ws = int(res["wsop_begin"][-1])
+            n_ws = out.wsop_begin[out.n_wsops]
             res["wsop_bytes"] = (np.asarray(<uint8_t[:n_ws]>out.wsop_bytes).copy() if n_ws
                                  else np.zeros(0, np.uint8))
             res["wsop_reset"] = (np.asarray(<uint8_t[:out.n_wsops]>out.wsop_reset).copy() if out.n_wsops
@@ -274,7 +290,7 @@ cdef class CoreVocab:
         n_seqs = a["seq_begin"].shape[0] - 1
         if n_groups and not (0 <= int(a["group_seq"].min()) and int(a["group_seq"].max()) < n_seqs):
             raise ValueError("group sequence index out of range")
-        if n_seqs < 1 or int(a["seq_begin"][-1]) > a["seq_terms"].shape[0] or np.any(np.diff(a["seq_begin"]) < 0):
+        if n_seqs < 1 or int(a["seq_begin"][n_seqs]) > a["seq_terms"].shape[0] or np.any(np.diff(a["seq_begin"]) < 0):
             raise ValueError("sequence bounds out of range")
         self.v.n_tokens = <int32_t>(np.asarray(tok_begin).shape[0] - 1)
         self.v.tok_bytes = <const uint8_t *>_ptr(a["tok_bytes"])

@@ -181,6 +181,13 @@ int gm_flush_lexeme(gm_matcher *m);
 /* One lexer step; emits up to two terminals. Shared by table building, matching and validation. */
 int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, int *n_emit);
 
+/* Mask application on the CPU: in a rows x vocab array of 4-byte (float32) or 2-byte (float16, bfloat16)
+ * logits, strides in elements, store `neg_inf` (the dtype's bit pattern) at every id whose mask bit is clear,
+ * ids at or past 32 * n_words included (a head padded past the vocabulary). */
+void gm_apply_bitmask(void *logits, int32_t elem_size, int64_t rows, int64_t vocab, int64_t row_stride,
+                      int64_t col_stride, uint32_t neg_inf, const uint32_t *mask, int64_t n_words,
+                      int64_t mask_row_stride);
+
 /* Table building. Output arrays are malloc'ed; free with gm_build_free. */
 typedef struct {
     int32_t n_table_states, n_words;

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .._core import apply_bitmask
+
 _SHIFTS: dict[torch.device, torch.Tensor] = {}
 
 
@@ -44,7 +46,9 @@ def apply_token_bitmask_inplace(logits: torch.Tensor, bitmask: torch.Tensor) -> 
     """Set logits of disallowed tokens to -inf, in place, on the logits' device (CPU or CUDA).
 
     logits: (batch, V) or (V,); bitmask: (batch, W) or (W,), int32. Logit columns beyond the mask's
-    32*W ids (a model head padded past the vocabulary) are disallowed.
+    32*W ids (a model head padded past the vocabulary) are disallowed. On the CPU a C loop does the work;
+    on CUDA, with Triton available (it ships with CUDA builds of PyTorch), one kernel; for other dtypes
+    and devices, tensor operations.
     """
     if bitmask.dtype != torch.int32:
         raise TypeError(f"bitmask must be torch.int32, not {bitmask.dtype}")
@@ -57,6 +61,71 @@ def apply_token_bitmask_inplace(logits: torch.Tensor, bitmask: torch.Tensor) -> 
         bitmask = bitmask.unsqueeze(0)
     if bitmask.shape[0] != logits.shape[0]:
         raise ValueError(f"bitmask has {bitmask.shape[0]} rows but logits have {logits.shape[0]}")
-    allowed = unpack_bitmask(bitmask, logits.shape[-1])
-    logits.masked_fill_(~allowed, float("-inf"))
+    if logits.is_cuda:
+        done = _triton_apply(logits, bitmask)
+    else:
+        done = _native_apply(logits, bitmask)
+    if not done:
+        _torch_apply(logits, bitmask)
     return logits
+
+
+# The bit pattern of -inf per dtype the native and Triton paths write.
+_NEG_INF_BITS = {torch.float32: (4, 0xFF800000), torch.float16: (2, 0xFC00), torch.bfloat16: (2, 0xFF80)}
+
+
+def _native_apply(logits: torch.Tensor, bitmask: torch.Tensor) -> bool:
+    """The C loop for CPU tensors: writes only the banned ids, no temporaries (the tensor-ops path
+    expands the mask 32-fold and, on a busy machine, waits on intra-op threads)."""
+    kind = _NEG_INF_BITS.get(logits.dtype)
+    if kind is None or logits.device.type != "cpu" or 0 in logits.stride():
+        return False
+    bitmask = bitmask.contiguous()
+    elem_size, neg_inf = kind
+    rows, vocab = logits.shape
+    apply_bitmask(logits.data_ptr(), elem_size, rows, vocab, logits.stride(0), logits.stride(1), neg_inf,
+                  bitmask.data_ptr(), bitmask.shape[-1], bitmask.stride(0))
+    return True
+
+
+def _torch_apply(logits: torch.Tensor, bitmask: torch.Tensor) -> None:
+    logits.masked_fill_(~unpack_bitmask(bitmask, logits.shape[-1]), float("-inf"))
+
+
+_TRITON_KERNEL = None  # built on first CUDA use; False where Triton is missing
+
+
+def _triton_apply(logits: torch.Tensor, bitmask: torch.Tensor) -> bool:
+    """The one-kernel CUDA path; False (nothing done) where it does not apply."""
+    global _TRITON_KERNEL
+    if _TRITON_KERNEL is None:
+        _TRITON_KERNEL = _build_triton_kernel()
+    if not _TRITON_KERNEL or logits.stride(-1) != 1 or bitmask.stride(-1) != 1 \
+            or logits.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return False
+    rows, vocab = logits.shape
+    block = 4096
+    _TRITON_KERNEL[(rows, (vocab + block - 1) // block)](
+        logits, bitmask, vocab, bitmask.shape[-1], logits.stride(0), bitmask.stride(0), BLOCK=block)
+    return True
+
+
+def _build_triton_kernel():
+    try:
+        import triton
+        import triton.language as tl
+    except ImportError:
+        return False
+
+    @triton.jit
+    def apply_kernel(logits_ptr, mask_ptr, vocab, words, logits_row_stride, mask_row_stride,
+                     BLOCK: tl.constexpr):
+        row = tl.program_id(0)
+        ids = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+        word = ids >> 5
+        bits = tl.load(mask_ptr + row * mask_row_stride + word, mask=(ids < vocab) & (word < words), other=0)
+        banned = (ids < vocab) & (((bits >> (ids & 31)) & 1) == 0)
+        ninf = tl.full([BLOCK], float("-inf"), tl.float32).to(logits_ptr.dtype.element_ty)
+        tl.store(logits_ptr + row * logits_row_stride + ids, ninf, mask=banned)
+
+    return apply_kernel
