@@ -47,6 +47,7 @@ class TerminalSpec:
     priority: int = 0
     is_literal: bool = False
     ignored: bool = False
+    also: tuple[str, ...] = ()  # regexes a lexeme must match as well (terminal intersection)
 
 
 @dataclass
@@ -91,17 +92,25 @@ def _symbol_ranges(fsm) -> dict[int, list[tuple[int, int]]]:
     return ranges
 
 
-def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec) -> int:
+def _regex_fsm(name: str, regex: str):
     try:
-        fsm = interegular.parse_pattern(spec.regex).to_fsm()
+        return interegular.parse_pattern(regex).to_fsm()
     except interegular.patterns.Unsupported as exc:
-        raise RegexError(spec.name, f"unsupported regex feature ({exc}) in /{spec.regex}/") from None
+        raise RegexError(name, f"unsupported regex feature ({exc}) in /{regex}/") from None
     except LexerTooLarge:
         raise
     except Exception as exc:  # interegular raises plain exceptions on syntax it does not parse
-        raise RegexError(spec.name, f"cannot parse /{spec.regex}/: {exc}") from None
+        raise RegexError(name, f"cannot parse /{regex}/: {exc}") from None
+
+
+def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec) -> int:
+    fsm = _regex_fsm(spec.name, spec.regex)
+    for other in spec.also:
+        fsm = fsm & _regex_fsm(spec.name, other)
     if fsm.initial in fsm.finals:
         raise RegexError(spec.name, f"/{spec.regex}/ matches the empty string")
+    if fsm.empty():
+        raise RegexError(spec.name, f"/{spec.regex}/ and the regexes it is intersected with match nothing")
     symbol_seqs = {sym: [seq for lo, hi in rs for seq in utf8_sequences(lo, hi)]
                    for sym, rs in _symbol_ranges(fsm).items()}
     state_ids = {s: nfa.new_state(term_id if s in fsm.finals else -1) for s in fsm.states}

@@ -28,6 +28,7 @@ every terminal contained in L. Partially overlapping constraints are refused.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -58,7 +59,8 @@ COMBINATORS = {"anyOf", "oneOf", "allOf", "not", "if", "then", "else", "$ref", "
 KNOWN = STRING_KW | NUMBER_KW | OBJECT_KW | ARRAY_KW | COMBINATORS
 TYPES = ("object", "array", "string", "number", "boolean", "null")  # integer is a kind of number
 MAX_TRACKED_ITEMS = 1000
-MAX_COUNTED_PROPERTIES = 32  # minProperties/maxProperties: the object rules are copied once per count
+MAX_COUNTED_PROPERTIES = 32
+MAX_TERM_INTERSECTIONS = 64  # value sets made as intersections of overlapping ones (see _Terminals.finalize)  # minProperties/maxProperties: the object rules are copied once per count
 
 # Any character in its JSON spellings: the same language as json_spelling([(0, MAX_CODEPOINT)]), written
 # prefix-factored so that interegular's automaton for it is small (39 states instead of 71): bounded
@@ -143,18 +145,24 @@ def _ptr(base: str, *parts) -> str:
 
 class _Term:
     def __init__(self, name: str, family: str, pattern: str, literal: Optional[str], where: str,
-                 length: Optional[tuple[int, Optional[int]]] = None):
+                 length: Optional[tuple[int, Optional[int]]] = None, parts: tuple["_Term", ...] = ()):
         self.name, self.family, self.pattern, self.literal, self.where = name, family, pattern, literal, where
         self.length = length  # (lo, hi) for the strings of _length_content(lo, hi): compared without automata
+        self.parts = parts    # an intersection: the strings every one of these terms matches (pattern: parts[0]'s)
         self._fsm = None
 
     @property
     def fsm(self):
         if self._fsm is None:
-            self._fsm = interegular.parse_pattern(lark_pattern(self.pattern)).to_fsm()
+            if self.parts:
+                self._fsm = functools.reduce(lambda a, b: a & b, (p.fsm for p in self.parts))
+            else:
+                self._fsm = interegular.parse_pattern(lark_pattern(self.pattern)).to_fsm()
         return self._fsm
 
     def matches(self, text: str) -> bool:
+        if self.parts:
+            return all(p.matches(text) for p in self.parts)
         return re.fullmatch(lark_pattern(self.pattern), text) is not None
 
 
@@ -165,6 +173,8 @@ class _Terminals:
         self.terms: dict[str, _Term] = {}
         self.by_key: dict[tuple, str] = {}
         self.alias: dict[str, str] = {}
+        self.made: set[str] = set()    # intersections of overlapping value sets (see finalize)
+        self.hidden: set[str] = set()  # terminals every string of which the lexer gives to one inside them
 
     def add(self, family: str, pattern: str, literal: Optional[str], where: str,
             length: Optional[tuple[int, Optional[int]]] = None) -> str:
@@ -197,34 +207,79 @@ class _Terminals:
         return "overlap"
 
     def finalize(self) -> tuple[dict[str, set], dict[str, int]]:
-        """Containment (name -> names it contains, itself included) and lexer priorities."""
-        names = list(self.terms)
-        inside = {n: {n} for n in names}
-        depth = {n: 0 for n in names}
-        for i, a in enumerate(names):
+        """Containment (name -> names it contains, itself included) and lexer priorities.
+
+        The lexer sees one terminal per value set and gives a string to the highest-priority terminal
+        that matches it, so every value set must lie inside or outside every other. Two that overlap
+        otherwise get their intersection as one more terminal (closed under intersection, so the most
+        specific terminal matching a string lies inside every value set the string belongs to)."""
+        queue = [n for n in self.terms if n not in self.alias]
+        inside = {n: {n} for n in queue}
+        depth = {n: 0 for n in queue}
+        live: list[str] = []
+        made: dict[frozenset, str] = {}
+        while queue:
+            a = queue.pop(0)
+            ta = self.terms[a]
+            rels = []
+            for b in live:
+                tb = self.terms[b]
+                if ta.family == tb.family:
+                    rel = self._relation(ta, tb)
+                    if rel == "equal":
+                        self.alias[a] = b
+                        break
+                    rels.append((b, rel))
             if a in self.alias:
                 continue
-            for b in names[i + 1:]:
-                if b in self.alias:
-                    continue
-                ta, tb = self.terms[a], self.terms[b]
-                if ta.family != tb.family:
-                    continue
-                rel = self._relation(ta, tb)
-                if rel == "equal":
-                    self.alias[b] = a
-                elif rel == "sub":
+            live.append(a)
+            for b, rel in rels:
+                if rel == "sub":
                     inside[b].add(a)
                     depth[a] += 1
                 elif rel == "super":
                     inside[a].add(b)
                     depth[b] += 1
                 elif rel == "overlap":
-                    raise _err(f"the strings/numbers allowed at {ta.where} and at {tb.where} overlap without "
-                               "one containing the other; the lexer cannot tell them apart exactly", ta.where)
+                    c = self._intersection(ta, self.terms[b], made)
+                    if c not in inside:
+                        inside[c], depth[c] = {c}, 0
+                        queue.append(c)
         for b, a in self.alias.items():
-            inside[a] |= inside[b]
+            if a in inside:
+                inside[a] |= inside.get(b, set())
+        self.hidden = {t for t in live if self._covered(t, inside)}
         return inside, depth
+
+    def _covered(self, name: str, inside: dict) -> bool:
+        """Does every string of `name` belong to an intersection terminal inside it (which the lexer
+        prefers)? Then the lexer never produces `name`: its value sets take the terminals inside it."""
+        subs = [t for t in inside[name] if t != name and t not in self.alias]
+        if not any(t in self.made for t in subs):
+            return False
+        union = functools.reduce(lambda a, b: a | b, (self.terms[t].fsm for t in subs))
+        return (self.terms[name].fsm - union).empty()
+
+    def _intersection(self, a: _Term, b: _Term, made: dict) -> str:
+        parts = tuple(sorted({*(a.parts or (a,)), *(b.parts or (b,))}, key=lambda t: t.name))
+        key = frozenset(t.name for t in parts)
+        if key in made:
+            return made[key]
+        if len(made) >= MAX_TERM_INTERSECTIONS:
+            raise _err(f"the strings/numbers allowed at {a.where} and at {b.where} overlap without one "
+                       f"containing the other, and more than {MAX_TERM_INTERSECTIONS} such overlaps arise",
+                       a.where)
+        name = f"{a.family[0].upper()}{len(self.terms)}"
+        if a.length and b.length:  # an interval's language: the common interval's
+            his = [x for x in (a.length[1], b.length[1]) if x is not None]
+            lo, hi = max(a.length[0], b.length[0]), (min(his) if his else None)
+            term = _Term(name, a.family, f'"{_length_content(lo, hi)}"', None, a.where, (lo, hi))
+        else:
+            term = _Term(name, a.family, parts[0].pattern, None, a.where, parts=parts)
+        self.terms[name] = term
+        made[key] = name
+        self.made.add(name)
+        return name
 
 
 class _Translator:
@@ -235,6 +290,7 @@ class _Translator:
         self.memo: dict[str, str] = {}
         self.terms = _Terminals()
         self.classes: dict[tuple, str] = {}
+        self.keep: set[str] = set()  # terminals to lex although no rule uses them (keys that must not occur)
         self.n = 0
 
     # ---- helpers -------------------------------------------------------------------------------
@@ -448,47 +504,61 @@ class _Translator:
         """The JSON types a schema admits (integer counted as number), or None if unknown."""
         if schema is True or schema == {}:
             return set(TYPES)
+        if schema is False:
+            return set()
         if not isinstance(schema, dict):
             return None
         if "$ref" in schema and ptr not in seen:
             target, tptr = self.resolve_ref(schema["$ref"], ptr)
             return self.possible_types(target, tptr, seen + (ptr,))
-        if "const" in schema or "enum" in schema:
-            return None
+        t = schema.get("type", list(TYPES))
+        out = {"number" if x == "integer" else x for x in ([t] if isinstance(t, str) else t)}
+        if "const" in schema or "enum" in schema:  # the listed values' types bound it too
+            values = [schema["const"]] if "const" in schema else schema["enum"]
+            if not isinstance(values, list):
+                return None
+            out &= {_json_type(v) for v in values}
         for comb in ("anyOf", "oneOf"):
             if comb in schema:
-                out = set()
+                union = set()
                 for i, b in enumerate(schema[comb]):
-                    t = self.possible_types(b, _ptr(ptr, comb, i), seen)
-                    if t is None:
+                    bt = self.possible_types(b, _ptr(ptr, comb, i), seen)
+                    if bt is None:
                         return None
-                    out |= t
-                return out
-        if "allOf" in schema:
-            return None
-        t = schema.get("type", list(TYPES))
-        t = [t] if isinstance(t, str) else t
-        return {"number" if x == "integer" else x for x in t}
+                    union |= bt
+                out &= union
+        for i, b in enumerate(schema.get("allOf", [])):  # each part bounds it; an unknown part does not
+            bt = self.possible_types(b, _ptr(ptr, "allOf", i), seen)
+            if bt is not None:
+                out &= bt
+        return out
 
     def check_disjoint(self, branches: list, ptr: str) -> None:
-        """oneOf is anyOf when no instance can match two branches: proved by types or by enum values."""
+        """oneOf is anyOf when no instance can match two branches. Proved pair by pair: by the types they
+        admit, by a branch's listed values (enum/const) of which none matches the other branch, or by a
+        required property whose listed values the two do not share."""
         types = [self.possible_types(b, _ptr(ptr, i)) for i, b in enumerate(branches)]
-        if all(t is not None for t in types):
-            if all(not (types[i] & types[j]) for i in range(len(types)) for j in range(i + 1, len(types))):
-                return
-        values = []
-        for b in branches:
-            if isinstance(b, dict) and ("const" in b or "enum" in b) and not (set(b) & (KNOWN - {"const", "enum", "type"})):
-                vals = [b["const"]] if "const" in b else list(b["enum"])
-                values.append({json.dumps(v, sort_keys=True) for v in vals})
-            else:
-                values = None
-                break
-        if values and all(not (values[i] & values[j]) for i in range(len(values)) for j in range(i + 1, len(values))):
-            return
-        if self.discriminated(branches, ptr):
-            return
-        raise _err("'oneOf' branches that may overlap are not supported (cannot prove exactly one matches)", ptr)
+        values = [finite_values(b, self.resolve_ref, _ptr(ptr, i)) if isinstance(b, dict) else None
+                  for i, b in enumerate(branches)]
+        judge = Judge(self.resolve_ref, FORMATS, SPECIFIED_FORMATS)
+
+        def none_in_both(i: int, j: int) -> bool:  # no listed value of branch i matches branches i and j
+            try:
+                return all(not (judge.valid(branches[i], v, _ptr(ptr, i)) and judge.valid(branches[j], v, _ptr(ptr, j)))
+                           for v in values[i])
+            except Unjudgeable:
+                return False
+
+        for i in range(len(branches)):
+            for j in range(i + 1, len(branches)):
+                if types[i] is not None and types[j] is not None and not types[i] & types[j]:
+                    continue
+                if values[i] is not None and none_in_both(i, j) or values[j] is not None and none_in_both(j, i):
+                    continue
+                if self.discriminated([branches[i], branches[j]], _ptr(ptr, i)):
+                    continue
+                raise _err(f"'oneOf' branches {i} and {j} may overlap, which is not supported (cannot prove "
+                           "exactly one matches)", ptr)
 
     def discriminated(self, branches: list, ptr: str) -> bool:
         """Do all branches require one property whose allowed values (const/enum) no two branches share?
@@ -506,6 +576,17 @@ class _Translator:
         common = set.intersection(*(set(t) for t in tags)) if tags else set()
         return any(all(not json_equal(x, y) for i in range(len(tags)) for j in range(i + 1, len(tags))
                        for x in tags[i][k] for y in tags[j][k]) for k in common)
+
+    def no_value_satisfies(self, schema: Any, ptr: str) -> bool:
+        """Is the schema's enum/const (its own or through allOf) a list none of whose values it accepts?"""
+        values = finite_values(schema, self.resolve_ref, ptr) if isinstance(schema, dict) else None
+        if values is None:
+            return False
+        judge = Judge(self.resolve_ref, FORMATS, SPECIFIED_FORMATS)
+        try:
+            return not any(judge.valid(schema, v, ptr) for v in distinct(values))
+        except Unjudgeable:
+            return False
 
     def enum_alts(self, schema: dict, values: list, ptr: str) -> list[str]:
         """The listed values the whole schema accepts (judged one by one), each as a literal."""
@@ -684,11 +765,6 @@ class _Translator:
             if r not in value_ptr:  # required but not listed: one of the other keys, after the listed ones
                 value_ptr[r] = _ptr(ptr, "required", r)
         keys = list(value_ptr)
-        if addl is not False and (absent or any(sub is False for _, sub, _ in patterns)):
-            # The lexer only knows terminals some rule uses, so a key that must not occur cannot be told
-            # apart from the other keys that may.
-            raise _err("a property or pattern with the schema false next to other allowed keys is not supported",
-                       _ptr(ptr, "properties" if absent else "patternProperties"))
         # The schemas a listed key's value must satisfy: its own and those of the patterns it matches; a
         # key not listed takes the patterns it matches, or else additionalProperties.
         schemas = {}
@@ -705,6 +781,15 @@ class _Translator:
                 schemas[k], value_ptr[k] = parts[0]
             else:  # a pointer no $ref can name
                 schemas[k], value_ptr[k] = {"allOf": [p for p, _ in parts]}, _ptr(ptr, "properties", k) + "&patterns"
+        for k in keys:  # an optional property no value satisfies must be absent, like one with schema false
+            if k not in required and self.no_value_satisfies(schemas[k], value_ptr[k]):
+                absent.append(k)
+        keys = [k for k in keys if k not in absent]
+        if addl is not False:
+            # Keys that must not occur while other keys may: the lexer must know them (a terminal no
+            # rule uses is left out of it, and its text would be lexed as any other key).
+            self.keep.update(self.string_literal(k, ptr) for k in absent)
+            self.keep.update(term for term, sub, _ in patterns if sub is False)
         req = [k in required for k in keys]
         n = len(keys)
         base = self.fresh("o")
@@ -714,7 +799,7 @@ class _Translator:
             value = self.node(schemas[k], value_ptr[k])
             members.append(f"{key} COLON {value}")
         extra = None
-        key_terms = frozenset(self.string_literal(k, ptr) for k in keys)
+        key_terms = frozenset(self.string_literal(k, ptr) for k in keys + absent)
         # Other keys: those matching a pattern (patterns are disjoint: one schema each), then the rest.
         extra_alts = [f"{self.cls(('sub-except', term, key_terms))} COLON {self.node(sub, sptr)}"
                       for term, sub, sptr in patterns if sub is not False]  # false: keys that must not occur
@@ -829,7 +914,7 @@ class _Translator:
             self.terms.add("number", _FRAC, None, "#")
         inside, depth = self.terms.finalize()
         canon = lambda t: self.terms.alias.get(t, t)  # noqa: E731
-        live = [t for t in self.terms.terms if t not in self.terms.alias]
+        live = [t for t in self.terms.terms if t not in self.terms.alias and t not in self.terms.hidden]
         int_re, frac_re = re.compile(_INT), re.compile(_FRAC)
         lines = []
         for spec, name in self.classes.items():
@@ -854,6 +939,12 @@ class _Translator:
         for t in live:
             term = self.terms.terms[t]
             lines.append(f"{t}.{depth[t] + 1}: /{term.pattern}/")
+            if term.parts:
+                others = [lark_pattern(p.pattern) for p in term.parts[1:]]
+                lines.append(f"// grammask: intersect {t} {json.dumps(others)}")
+        kept = sorted({t for k in self.keep for t in inside[canon(k)] if t in live})
+        if kept:
+            lines.append("// grammask: keep " + " ".join(kept))
         ws = f"[ \\t\\n\\r]{{0,{WS_MAX}}}"
         punct = {"LB": r"\{", "RB": r"\}", "LBK": r"\[", "RBK": r"\]", "COMMA": ",", "COLON": ":"}
         for t, p in punct.items():
@@ -895,6 +986,18 @@ def _interval_relation(a: tuple[int, Optional[int]], b: tuple[int, Optional[int]
     if alo <= blo and bhi <= ahi:
         return "super"
     return "overlap"
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    return "array" if isinstance(v, list) else "object"
 
 
 def _count(schema: dict, key: str, ptr: str, default):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -28,6 +30,15 @@ _INDENT_ROLES = ("NL", "NEWLINE", "INDENT", "DEDENT")
 # one) or the end of the text feeds SEMICOLON to the parser; other NEWLINE terminals are whitespace.
 # Terminals are given by name or as quoted literals.
 _SEMI_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*semicolons\b(.*)$", re.M)
+# Terminal intersection: a lexeme of NAME must also match each of the listed regexes (JSON strings,
+# Python `re` syntax, as TerminalSpec.regex). JSON Schema grammars use it for two value sets that
+# overlap without one containing the other: their common part becomes its own terminal.
+#   // grammask: intersect NAME ["regex", ...]
+_INTERSECT_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*intersect\b(.*)$", re.M)
+# Terminals lexed although no rule uses them (Lark would leave them out): their text is then never taken
+# for another terminal, so no rule accepts it. JSON Schema grammars keep the keys that must not occur.
+#   // grammask: keep NAME ...
+_KEEP_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*keep\b(.*)$", re.M)
 _BRACKETS = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 
 
@@ -99,6 +110,27 @@ def _indenter(roles: Optional[dict], line: int, terminals: list[TerminalSpec],
     return spec
 
 
+def _intersections(text: str, terminals: list[TerminalSpec], source: Optional[str]) -> list[TerminalSpec]:
+    by_name = {t.name: i for i, t in enumerate(terminals)}
+    out = list(terminals)
+    for m in _INTERSECT_DIRECTIVE.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        parts = m.group(1).split(None, 1)
+        try:
+            regexes = json.loads(parts[1]) if len(parts) == 2 else None
+        except ValueError:
+            regexes = None
+        if not isinstance(regexes, list) or not regexes or not all(isinstance(r, str) for r in regexes):
+            raise GrammarError('intersect directive: expected NAME ["regex", ...]', line, 1, source)
+        i = by_name.get(parts[0])
+        if i is None:
+            continue  # a terminal no rule uses (Lark leaves it out): nothing to lex
+        if out[i].regex is None:
+            raise GrammarError(f"intersect directive: {parts[0]} has no pattern", line, 1, source)
+        out[i] = dataclasses.replace(out[i], also=out[i].also + tuple(regexes))
+    return out
+
+
 def _semicolon_roles(text: str, source: Optional[str]) -> tuple[Optional[dict], int]:
     m = _SEMI_DIRECTIVE.search(text)
     if not m:
@@ -147,8 +179,14 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
     keep = [roles[r] for r in ("NL", "CONT") if r in roles] if roles else ()
     if semi_roles:
         keep = [x for x in semi_roles["NEWLINE"] if not x.startswith('"')]
-    lark = load_lark(text, start, source, keep_terminals=keep, warn_conflicts=warn_conflicts)
+    kept = [(text.count("\n", 0, m.start()) + 1, name) for m in _KEEP_DIRECTIVE.finditer(text) for name in m.group(1).split()]
+    lark = load_lark(text, start, source, keep_terminals=[*keep, *(name for _, name in kept)], warn_conflicts=warn_conflicts)
     terminals, display = terminal_specs(lark)
+    names = {t.name for t in terminals}
+    for line, name in kept:
+        if name not in names:
+            raise GrammarError(f"keep directive: {name} is not a terminal of the grammar", line, 1, source)
+    terminals = _intersections(text, terminals, source)
     indenter = _indenter(roles, directive_line, terminals, source)
     semicolons = _semicolons(semi_roles, semi_line, terminals, display, source)
     made_by_indenter = {indenter.newline, indenter.indent, indenter.dedent} if indenter else set()

@@ -52,6 +52,20 @@ DEC: /[0-9]+/
     assert g.validate("12 ffh 3").ok
 
 
+def test_intersect_directive_lexes_the_common_part_as_its_own_terminal():
+    g = gm.Grammar.from_lark(r"""
+start: "a" (A | AB) | "b" (B | AB) | "c" AB
+A: /[a-m]+/
+B: /[h-z]+/
+AB.2: /[a-m]+/
+// grammask: intersect AB ["[h-z]+"]
+%ignore " "
+""")
+    for text, ok in [("a abc", True), ("a hij", True), ("b hij", True), ("b xyz", True), ("c hij", True),
+                     ("c abc", False), ("c xyz", False), ("a xyz", False), ("b abc", False)]:
+        assert g.validate(text).ok == ok, text
+
+
 def test_case_insensitive_literals():
     g = gm.Grammar.from_lark('start: "select"i NAME\nNAME: /[a-z]+/\n%ignore " "')
     assert g.validate("SeLeCt abc").ok and g.validate("select abc").ok
@@ -64,6 +78,8 @@ def test_case_insensitive_literals():
     ("start: A\nA: /(?<=x)y/", "unsupported regex feature", 2),
     ("start: A B\nA: /a+/\nB: /a+/", "can never be produced", 3),
     ("start: A\nA: /a*/", "matches the empty string", 2),
+    ("start: A\nA: /a+/\n// grammask: intersect A [\"b+\"]", "match nothing", 2),
+    ("start: A\nA: /a+/\n// grammask: intersect A b+", "intersect directive", 3),
 ])
 def test_broken_grammars_raise_grammar_error(text, fragment, line):
     with pytest.raises(gm.GrammarError) as info:

@@ -154,7 +154,6 @@ def test_object_counts_and_refusals():
     refused({"type": "object", "maxProperties": 1, "required": ["a", "b"], "properties": {"a": {}, "b": {}}},
             "no instance")
     refused({"type": "object", "minProperties": 33}, "minProperties")
-    refused({"type": "object", "properties": {"a": False}}, "schema false")  # a banned key among allowed ones
     refused({"type": "object", "patternProperties": {"^x": {}, "y": {}}}, "patternProperties", "overlap")
     refused({"not": {"type": "string"}}, "not")
     refused({"type": "array", "uniqueItems": True}, "uniqueItems")
@@ -184,6 +183,34 @@ def test_pattern_properties():
           [{}, {"ab": 1, "c": 2}], [{"A": 1}, {"ab": "x"}, {"a1": 1}])
 
 
+def test_overlapping_value_sets_get_their_intersection():
+    # Unanchored patterns at two places overlap without either containing the other ("xwifimonitor"
+    # matches both): their common part is a lexer terminal of its own, accepted wherever either set is.
+    s = {"type": "object", "additionalProperties": False, "required": ["a", "b", "c"],
+         "properties": {"a": {"type": "string", "pattern": "wifi"}, "b": {"type": "string", "pattern": "monitor"},
+                        "c": {"type": "string", "pattern": "^[a-z]+$"}}}
+    valid = [{"a": "wifi", "b": "monitor", "c": "q"}, {"a": "monitorwifi", "b": "wifimonitor", "c": "wifimonitor"},
+             {"a": "wifi!", "b": "monitor", "c": "wifi"}]
+    invalid = [{"a": "monitor", "b": "monitor", "c": "a"}, {"a": "wifi", "b": "wifi", "c": "a"},
+               {"a": "wifi", "b": "monitor", "c": "wifi!"}, {"a": "wifi", "b": "monitor", "c": "WIFI"}]
+    check(s, valid, invalid)
+    tok = load_tokenizer("gpt2")
+    m = gm.compile(gm.Grammar.from_json_schema(s), tokenizer_info("gpt2"), cache_dir=False).matcher()
+    for v in valid:
+        walk_text(m, tok, json.dumps(v))
+        assert m.is_accepting(), v
+    # Integer ranges [1, 65535], [0, 10000], [1000, 10^9] overlap pairwise. [1, 65535] is then covered by
+    # the intersections inside it and has no strings of its own left: the lexer never produces it.
+    n = {"type": "object", "required": ["p", "q", "r"],
+         "properties": {"p": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "q": {"type": "integer", "minimum": 0, "maximum": 10000},
+                        "r": {"type": "integer", "minimum": 1000, "maximum": 1000000000}}}
+    check(n, [{"p": 1, "q": 0, "r": 1000}, {"p": 65535, "q": 10000, "r": 1000000000}, {"p": 5000, "q": 5000, "r": 5000},
+              {"p": 20000, "q": 1, "r": 20000}],
+          [{"p": 0, "q": 0, "r": 1000}, {"p": 65536, "q": 0, "r": 1000}, {"p": 1, "q": 10001, "r": 1000},
+           {"p": 1, "q": 0, "r": 999}, {"p": 1, "q": 0, "r": 1000000001}])
+
+
 def test_required_outside_properties_and_false_properties():
     check({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a", "c"],
            "additionalProperties": {"type": "string"}},
@@ -191,6 +218,23 @@ def test_required_outside_properties_and_false_properties():
     check({"type": "object", "properties": {"a": {"type": "integer"}, "b": False}, "additionalProperties": False},
           [{}, {"a": 1}], [{"b": 1}, {"a": 1, "b": None}])
     refused({"type": "object", "required": ["a"], "additionalProperties": False}, "'a'", "no object")
+
+
+def test_keys_that_must_not_occur_among_keys_that_may():
+    # The banned keys' terminals are kept in the lexer (no rule uses them), so their text is never taken
+    # for any other key; elsewhere (a nested free-form object, a string value) the same text is fine.
+    s = {"type": "object", "properties": {"a": False, "x": {"type": "integer"},
+                                          "builtin": {"type": "object", "enum": ["A", "B"]}},  # no value fits
+         "patternProperties": {"^z": False}}
+    valid = [{}, {"x": 1}, {"b": 1}, {"yz": 1}, {"q": {"a": 1, "builtin": 2, "zz": 3}}, {"b": "a"}, {"b": "builtin"}]
+    check(s, valid, [{"a": 1}, {"x": 1, "a": None}, {"zz": 1}, {"z": []}, {"builtin": "A"}, {"builtin": {}}])
+    tok = load_tokenizer("gpt2")
+    m = gm.compile(gm.Grammar.from_json_schema(s), tokenizer_info("gpt2"), cache_dir=False).matcher()
+    for v in valid:
+        walk_text(m, tok, json.dumps(v))
+        assert m.is_accepting(), v
+    # required, it makes the object impossible: refused
+    refused({"type": "object", "properties": {"a": {"type": "string", "enum": [1]}}, "required": ["a"]}, "no value")
 
 
 def test_enum_judged_against_the_whole_schema():
@@ -225,6 +269,22 @@ def test_one_of_told_apart_by_a_discriminator():
           [{"k": "a", "x": 1}, {"k": "c", "y": "s"}, {"k": "b"}], [{"k": "a", "y": "s"}, {"k": "d"}, {"x": 1}])
     refused({"oneOf": [{"type": "object", "properties": {"k": {"enum": ["a", "b"]}}, "required": ["k"]},
                        {"type": "object", "properties": {"k": {"const": "b"}}, "required": ["k"]}]}, "oneOf")
+
+
+def test_one_of_told_apart_by_types_and_listed_values():
+    # An enum's types bound its branch: a string enum and an integer never overlap.
+    check({"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["validated", "closed"]}]},
+          [1, 7, "closed"], [0, "current", None])
+    check({"oneOf": [{"type": "integer"}, {"enum": ["a", None]}]}, [3, "a", None], ["b", 1.5])
+    # Listed values none of which the other branch takes ("abcd" is longer than 3): judged value by value.
+    check({"oneOf": [{"type": "string", "maxLength": 3}, {"enum": ["abcd", "efgh"]}]}, ["", "abc", "abcd"],
+          ["abcde", 1])
+    refused({"oneOf": [{"type": "string", "maxLength": 3}, {"enum": ["abcd", "b"]}]}, "branches 0 and 1")
+    # Types through allOf and $ref; pairwise, so a third branch is checked against both others.
+    check({"$defs": {"n": {"type": "number"}}, "oneOf": [{"allOf": [{"$ref": "#/$defs/n"}, {"minimum": 0}]},
+                                                         {"type": "string"}, {"type": "null"}]},
+          [0, 2.5, "s", None], [-1, True])
+    refused({"oneOf": [{"type": "null"}, {"type": "string"}, {"type": "string", "maxLength": 2}]}, "branches 1 and 2")
 
 
 def test_annotations_ignored_and_inputs():
