@@ -21,6 +21,7 @@ import interegular
 import numpy as np
 from interegular.fsm import anything_else
 
+from .multiples import checked_multiple_fsm
 from .utf8 import codepoints_to_ranges, complement_ranges, utf8_sequences
 
 DEAD = -1
@@ -47,7 +48,7 @@ class TerminalSpec:
     priority: int = 0
     is_literal: bool = False
     ignored: bool = False
-    also: tuple[str, ...] = ()  # regexes a lexeme must match as well (terminal intersection)
+    also: tuple = ()  # what a lexeme must match as well (intersection): regexes, ("multipleOf", m, e)
 
 
 @dataclass
@@ -103,10 +104,20 @@ def _regex_fsm(name: str, regex: str):
         raise RegexError(name, f"cannot parse /{regex}/: {exc}") from None
 
 
+def _constraint_fsm(name: str, constraint: tuple):
+    kind, *args = constraint
+    if kind == "multipleOf":
+        try:
+            return checked_multiple_fsm(*args)
+        except ValueError as exc:
+            raise RegexError(name, str(exc)) from None
+    raise RegexError(name, f"unknown constraint {kind!r}")
+
+
 def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec) -> int:
     fsm = _regex_fsm(spec.name, spec.regex)
     for other in spec.also:
-        fsm = fsm & _regex_fsm(spec.name, other)
+        fsm = fsm & (_regex_fsm(spec.name, other) if isinstance(other, str) else _constraint_fsm(spec.name, other))
     if fsm.initial in fsm.finals:
         raise RegexError(spec.name, f"/{spec.regex}/ matches the empty string")
     if fsm.empty():

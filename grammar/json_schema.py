@@ -13,6 +13,7 @@ Narrower by design:
 - a string under a maxLength above EXACT_LENGTH: printable ASCII (short escapes allowed) and at most
   LENGTH_CAP characters (longer bounds build automata too slowly, see _length_content);
 - numbers with a fraction under bounds: no exponent, non-integer bounds rounded inward;
+- multiples (multipleOf): no exponent (fsm/multiples.py tracks the remainder digit by digit);
 - format ipv6 without zone ids, email and uri as strict subsets of their RFCs;
 - whitespace: at most WS_MAX blanks around each punctuation mark (none with compact=True).
 
@@ -21,9 +22,11 @@ listed value is judged against the whole schema (json_instance.Judge) and the gr
 that pass, so any keyword around an enum (not, if/then/else, multipleOf, ...) is exact there.
 
 Lexing: grammask's lexer is context-free (longest match, then priority), so every string or number
-terminal must lex exactly. The terminals of one schema must form a laminar family (any two are
-disjoint or nested); the innermost wins by priority, and a position that expects language L accepts
-every terminal contained in L. Partially overlapping constraints are refused.
+terminal must lex exactly. The terminals of one schema form a laminar family (any two are disjoint or
+nested); the innermost wins by priority, and a position that expects language L accepts every terminal
+contained in L. Two that overlap partially get their intersection as one more terminal (the grammar's
+`intersect` directive), closed under intersection; keys that must not occur are kept in the lexer
+(`keep` directive) so that their text is never lexed as another key.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import Any, Optional
 import interegular
 
 from ..fsm.lexer import LexerTooLarge, _time_limit
+from ..fsm.multiples import checked_multiple_fsm, multiple_fsm, multiple_parts
 from .errors import GrammarError
 from .json_instance import Judge, Unjudgeable, distinct, finite_values, json_equal
 from .regex import (MAX_CODEPOINT, Emitter, RegexRefused, class_run, decimal_class, digit_range, intersect,
@@ -144,23 +148,33 @@ def _ptr(base: str, *parts) -> str:
 
 
 class _Term:
-    def __init__(self, name: str, family: str, pattern: str, literal: Optional[str], where: str,
-                 length: Optional[tuple[int, Optional[int]]] = None, parts: tuple["_Term", ...] = ()):
+    def __init__(self, name: str, family: str, pattern: Optional[str], literal: Optional[str], where: str,
+                 length: Optional[tuple[int, Optional[int]]] = None, parts: tuple["_Term", ...] = (),
+                 multiple: Optional[tuple[int, int]] = None):
         self.name, self.family, self.pattern, self.literal, self.where = name, family, pattern, literal, where
         self.length = length  # (lo, hi) for the strings of _length_content(lo, hi): compared without automata
         self.parts = parts    # an intersection: the strings every one of these terms matches (pattern: parts[0]'s)
+        self.multiple = multiple  # (m, e): not a terminal, a part: the multiples of m / 10**e (multiple_fsm)
         self._fsm = None
+
+    def directive_item(self):
+        """How an intersect directive names this part."""
+        return {"multipleOf": list(self.multiple)} if self.multiple else lark_pattern(self.pattern)
 
     @property
     def fsm(self):
         if self._fsm is None:
-            if self.parts:
+            if self.multiple:
+                self._fsm = multiple_fsm(*self.multiple)
+            elif self.parts:
                 self._fsm = functools.reduce(lambda a, b: a & b, (p.fsm for p in self.parts))
             else:
                 self._fsm = interegular.parse_pattern(lark_pattern(self.pattern)).to_fsm()
         return self._fsm
 
     def matches(self, text: str) -> bool:
+        if self.multiple:
+            return self.fsm.accepts(text)
         if self.parts:
             return all(p.matches(text) for p in self.parts)
         return re.fullmatch(lark_pattern(self.pattern), text) is not None
@@ -174,6 +188,8 @@ class _Terminals:
         self.by_key: dict[tuple, str] = {}
         self.alias: dict[str, str] = {}
         self.made: set[str] = set()    # intersections of overlapping value sets (see finalize)
+        self.made_by_parts: dict[frozenset, str] = {}  # the same, by the names of the terms intersected
+        self.multiples: dict[tuple[int, int], _Term] = {}  # multipleOf steps (m, e) -> their part
         self.hidden: set[str] = set()  # terminals every string of which the lexer gives to one inside them
 
     def add(self, family: str, pattern: str, literal: Optional[str], where: str,
@@ -217,7 +233,7 @@ class _Terminals:
         inside = {n: {n} for n in queue}
         depth = {n: 0 for n in queue}
         live: list[str] = []
-        made: dict[frozenset, str] = {}
+        made = self.made_by_parts
         while queue:
             a = queue.pop(0)
             ta = self.terms[a]
@@ -260,8 +276,14 @@ class _Terminals:
         union = functools.reduce(lambda a, b: a | b, (self.terms[t].fsm for t in subs))
         return (self.terms[name].fsm - union).empty()
 
+    def multiple_of(self, name: str, step: tuple[int, int], where: str) -> str:
+        """The terminal for the numbers of terminal `name` that are multiples of m / 10**e (step = (m, e))."""
+        part = self.multiples.setdefault(step, _Term(f"M{len(self.multiples)}", "number", None, None, where,
+                                                      multiple=step))
+        return self._intersection(self.terms[name], part, self.made_by_parts)
+
     def _intersection(self, a: _Term, b: _Term, made: dict) -> str:
-        parts = tuple(sorted({*(a.parts or (a,)), *(b.parts or (b,))}, key=lambda t: t.name))
+        parts = tuple(sorted({*(a.parts or (a,)), *(b.parts or (b,))}, key=lambda t: (t.multiple is not None, t.name)))
         key = frozenset(t.name for t in parts)
         if key in made:
             return made[key]
@@ -702,8 +724,19 @@ class _Translator:
 
     # ---- numbers ------------------------------------------------------------------------------
     def number_alts(self, schema: dict, ptr: str, integer: bool) -> list[str]:
-        if "multipleOf" in schema and not (integer and schema["multipleOf"] == 1):
-            raise _err("keyword 'multipleOf' is not supported", _ptr(ptr, "multipleOf"))
+        step = None
+        if "multipleOf" in schema:
+            try:
+                step = multiple_parts(schema["multipleOf"])
+                checked_multiple_fsm(*step)
+            except ValueError as exc:
+                raise _err(f"'multipleOf': {exc}", _ptr(ptr, "multipleOf")) from None
+            if integer and step == (1, 0):
+                step = None  # every integer
+
+        def value_set(name: str) -> str:  # a terminal's values (the multiples among them, under multipleOf)
+            return self.cls(("sub", self.terms.multiple_of(name, step, ptr) if step else name))
+
         lo, lo_x = schema.get("minimum"), False
         hi, hi_x = schema.get("maximum"), False
         emin, emax = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
@@ -728,24 +761,22 @@ class _Translator:
             if integer:
                 raise _err("the bounds leave no integer", ptr)
         elif ilo is None and ihi is None:
-            alts.append(self.cls(("all", "int")))
+            alts.append(value_set(self.terms.add("number", _INT, None, ptr)) if step else self.cls(("all", "int")))
         else:
-            name = self.terms.add("number", int_range_regex(ilo, ihi), None, ptr)
-            alts.append(self.cls(("sub", name)))
+            alts.append(value_set(self.terms.add("number", int_range_regex(ilo, ihi), None, ptr)))
         if integer:
             return alts
-        # Numbers written with a fraction or exponent.
+        # Numbers written with a fraction or exponent (multiples: with a fraction, no exponent).
         if lo is None and hi is None:
-            alts.append(self.cls(("all", "frac")))
+            alts.append(value_set(self.terms.add("number", _FRAC, None, ptr)) if step else self.cls(("all", "frac")))
         elif hi is None and lo == 0:
-            name = self.terms.add("number", _FRAC_POS if lo_x else _FRAC_NONNEG, None, ptr)
-            alts.append(self.cls(("sub", name)))
+            alts.append(value_set(self.terms.add("number", _FRAC_POS if lo_x else _FRAC_NONNEG, None, ptr)))
         else:
             # Non-integer bounds are rounded inward (a sound narrowing); no exponent under bounds.
             flo, fhi = (None if lo is None else math.ceil(lo)), (None if hi is None else math.floor(hi))
             pattern = frac_range_regex(flo, lo_x and flo == lo, fhi, hi_x and fhi == hi)
             if pattern is not None:
-                alts.append(self.cls(("sub", self.terms.add("number", pattern, None, ptr))))
+                alts.append(value_set(self.terms.add("number", pattern, None, ptr)))
         return alts
 
     # ---- objects ------------------------------------------------------------------------------
@@ -940,7 +971,7 @@ class _Translator:
             term = self.terms.terms[t]
             lines.append(f"{t}.{depth[t] + 1}: /{term.pattern}/")
             if term.parts:
-                others = [lark_pattern(p.pattern) for p in term.parts[1:]]
+                others = [p.directive_item() for p in term.parts[1:]]
                 lines.append(f"// grammask: intersect {t} {json.dumps(others)}")
         kept = sorted({t for k in self.keep for t in inside[canon(k)] if t in live})
         if kept:

@@ -31,9 +31,10 @@ _INDENT_ROLES = ("NL", "NEWLINE", "INDENT", "DEDENT")
 # Terminals are given by name or as quoted literals.
 _SEMI_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*semicolons\b(.*)$", re.M)
 # Terminal intersection: a lexeme of NAME must also match each of the listed regexes (JSON strings,
-# Python `re` syntax, as TerminalSpec.regex). JSON Schema grammars use it for two value sets that
-# overlap without one containing the other: their common part becomes its own terminal.
-#   // grammask: intersect NAME ["regex", ...]
+# Python `re` syntax, as TerminalSpec.regex), or be a decimal multiple of m / 10**e ({"multipleOf": [m, e]},
+# no exponent). JSON Schema grammars use it for two value sets that overlap without one containing the
+# other (their common part becomes its own terminal) and for multipleOf.
+#   // grammask: intersect NAME ["regex", {"multipleOf": [m, e]}, ...]
 _INTERSECT_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*intersect\b(.*)$", re.M)
 # Terminals lexed although no rule uses them (Lark would leave them out): their text is then never taken
 # for another terminal, so no rule accepts it. JSON Schema grammars keep the keys that must not occur.
@@ -110,6 +111,13 @@ def _indenter(roles: Optional[dict], line: int, terminals: list[TerminalSpec],
     return spec
 
 
+def _intersectable(item) -> bool:
+    if isinstance(item, str):
+        return True
+    mult = item.get("multipleOf") if isinstance(item, dict) and len(item) == 1 else None
+    return isinstance(mult, list) and len(mult) == 2 and all(type(x) is int for x in mult) and mult[0] > 0 <= mult[1]
+
+
 def _intersections(text: str, terminals: list[TerminalSpec], source: Optional[str]) -> list[TerminalSpec]:
     by_name = {t.name: i for i, t in enumerate(terminals)}
     out = list(terminals)
@@ -120,8 +128,10 @@ def _intersections(text: str, terminals: list[TerminalSpec], source: Optional[st
             regexes = json.loads(parts[1]) if len(parts) == 2 else None
         except ValueError:
             regexes = None
-        if not isinstance(regexes, list) or not regexes or not all(isinstance(r, str) for r in regexes):
-            raise GrammarError('intersect directive: expected NAME ["regex", ...]', line, 1, source)
+        if not isinstance(regexes, list) or not regexes or not all(_intersectable(r) for r in regexes):
+            raise GrammarError('intersect directive: expected NAME ["regex" or {"multipleOf": [m, e]}, ...]',
+                               line, 1, source)
+        regexes = [r if isinstance(r, str) else ("multipleOf", *r["multipleOf"]) for r in regexes]
         i = by_name.get(parts[0])
         if i is None:
             continue  # a terminal no rule uses (Lark leaves it out): nothing to lex

@@ -130,6 +130,43 @@ def test_strings_length_pattern_format():
     refused({"type": "string", "pattern": "^a[a-z]+$", "maxLength": 5}, "pattern")
 
 
+def test_multiple_of():
+    check({"type": "number", "multipleOf": 0.01}, [1000.45, 5, -0.1, 0.5, 3.0, 0], [1000.451, 0.001, "1"])
+    check({"type": "integer", "multipleOf": 7, "minimum": 0, "maximum": 100}, [0, 7, 14, 98], [105, -7, 8, 7.0])
+    check({"multipleOf": 11}, [22, 0, -121, 121.0, "a", None], [23, 2.2])
+    check({"type": "number", "multipleOf": 2.5, "minimum": 1}, [2.5, 5, 12.5, 10.0], [0, 1, -2.5, 2.4])
+    # multiples and a range at two places: the sets overlap, their intersection is a terminal of its own
+    check({"type": "object", "properties": {"a": {"type": "integer", "multipleOf": 3},
+                                            "b": {"type": "integer", "minimum": 0, "maximum": 10}}},
+          [{"a": 9, "b": 9}, {"a": -3, "b": 10}, {"a": 12, "b": 1}], [{"a": 8}, {"b": 11}, {"a": 9, "b": -3}])
+    g = gm.Grammar.from_json_schema({"type": "number", "multipleOf": 0.5})
+    assert not g.validate("1e1").ok  # multiples are written without an exponent (a documented narrowing)
+
+
+def test_multiple_automaton_against_decimal_arithmetic():
+    import random
+    import re
+    from decimal import Decimal
+
+    from grammask.fsm.multiples import multiple_fsm, multiple_parts
+
+    spelling = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
+    rng = random.Random(0)
+    for step in [1, 2, 3, 7, 11, 0.01, 2.5, 0.5, 10, 100, 1.0, 6.75, 0.0001, 25, 1.5]:
+        fsm = multiple_fsm(*multiple_parts(step))
+        for _ in range(1500):
+            text = rng.choice(["", "-"]) + rng.choice(["0", str(rng.randint(1, 10 ** rng.randint(0, 6)))])
+            if rng.random() < 0.6:
+                text += "." + "".join(rng.choice("0123456789" if rng.random() < 0.7 else "05")
+                                      for _ in range(rng.randint(1, 5)))
+            if rng.random() < 0.3:
+                text = str(rng.randint(0, 200) * step)
+            expected = spelling.fullmatch(text) is not None and (Decimal(text) / Decimal(str(step))) % 1 == 0
+            assert fsm.accepts(text) == expected, (step, text)
+        for text in ["1e5", "01", "1.", ".5", "--1", "", "-", "1.5.0"]:
+            assert not fsm.accepts(text), (step, text)
+
+
 def test_numbers_bounds():
     check({"type": "integer", "minimum": -3, "maximum": 120}, [-3, 0, 7, 99, 120], [-4, 121, 1000, 1.5])
     check({"type": "integer", "exclusiveMinimum": 0}, [1, 50000], [0, -1])
@@ -140,7 +177,9 @@ def test_numbers_bounds():
           [-2.01, 3, 3.0, 3.5, -3])
     check({"type": "number", "maximum": 2.5}, [2, 2.0, -7.25, 1.5], [3, 2.75, 3.0])
     check({"type": "number", "exclusiveMinimum": -1, "maximum": 0}, [-0.5, 0, 0.0, -0.0], [-1, -1.0, 0.5, 1e-3])
-    refused({"type": "integer", "multipleOf": 3}, "multipleOf")
+    refused({"type": "integer", "multipleOf": 0}, "multipleOf", "positive")
+    refused({"type": "number", "multipleOf": 0.0123457}, "multipleOf", "remainders")
+    refused({"type": "number", "multipleOf": 0.0317}, "multipleOf", "states")
 
 
 def test_object_counts_and_refusals():
