@@ -64,7 +64,8 @@ KNOWN = STRING_KW | NUMBER_KW | OBJECT_KW | ARRAY_KW | COMBINATORS
 TYPES = ("object", "array", "string", "number", "boolean", "null")  # integer is a kind of number
 MAX_TRACKED_ITEMS = 1000
 MAX_COUNTED_PROPERTIES = 32
-MAX_TERM_INTERSECTIONS = 64  # value sets made as intersections of overlapping ones (see _Terminals.finalize)  # minProperties/maxProperties: the object rules are copied once per count
+MAX_TERM_INTERSECTIONS = 64
+_REQUIRED_ANY = "$requiredAny (grammask)"  # schema_alts -> object_alts: an anyOf of required lists  # value sets made as intersections of overlapping ones (see _Terminals.finalize)  # minProperties/maxProperties: the object rules are copied once per count
 
 # Any character in its JSON spellings: the same language as json_spelling([(0, MAX_CODEPOINT)]), written
 # prefix-factored so that interegular's automaton for it is small (39 states instead of 71): bounded
@@ -443,14 +444,22 @@ class _Translator:
                 branches = schema[comb]
                 if not isinstance(branches, list) or not branches:
                     raise _err(f"{comb!r} must be a non-empty array", _ptr(ptr, comb))
+                if comb == "anyOf" and _REQUIRED_ANY not in schema and \
+                        all(isinstance(b, dict) and set(b) & KNOWN <= {"required"} for b in branches):
+                    # "one of these key sets": folded into the object's rules (as branches, objects with
+                    # keys of several sets would make the grammar ambiguous)
+                    folded = {k: v for k, v in schema.items() if k != comb}
+                    folded[_REQUIRED_ANY] = [b.get("required", []) for b in branches]
+                    return self.schema_alts(folded, ptr)
                 if comb == "oneOf":
                     self.check_disjoint(branches, _ptr(ptr, comb))
                 rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
                 if rest:
                     # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...]; the branches
                     # stay disjoint for oneOf since each only got narrower.
-                    return [self.node({"allOf": [rest, b]}, _ptr(ptr, comb, i) + "&") for i, b in enumerate(branches)]
-                return [self.node(b, _ptr(ptr, comb, i)) for i, b in enumerate(branches)]
+                    return self.union_alts([self.node({"allOf": [rest, b]}, _ptr(ptr, comb, i) + "&")
+                                            for i, b in enumerate(branches)])
+                return self.union_alts([self.node(b, _ptr(ptr, comb, i)) for i, b in enumerate(branches)])
         types = schema.get("type", list(TYPES) + ["integer"])
         if isinstance(types, str):
             types = [types]
@@ -466,6 +475,29 @@ class _Translator:
             elif t in types:
                 alts.extend(getattr(self, f"{t}_alts")(schema, ptr))
         return alts
+
+    def union_alts(self, nodes: list[str]) -> list[str]:
+        """The alternatives of anyOf/oneOf branches, flattened: the branches' terminal sets merged into one
+        set and equal alternatives kept once. (A value two branches' sets share would make the LR parser
+        pick a branch it cannot know yet: a reduce/reduce conflict.)"""
+        flat: list[str] = []
+
+        def expand(alt: str, depth: int) -> None:
+            rule = self.rules.get(alt)
+            if rule and depth < 8 and alt.startswith("v_"):  # a value node (not one still being built)
+                for a in rule:
+                    expand(a, depth + 1)
+            elif alt not in flat:
+                flat.append(alt)
+
+        for n in nodes:
+            expand(n, 0)
+        spec_of = {name: spec for spec, name in self.classes.items()}
+        sets = [a for a in flat if a in spec_of]
+        if len(sets) < 2:
+            return flat
+        merged = self.cls(("union", frozenset(spec_of[a] for a in sets)))
+        return [merged] + [a for a in flat if a not in spec_of]
 
     def merge_all_of(self, schema: dict, ptr: str) -> dict:
         merged = {k: v for k, v in schema.items() if k != "allOf"}
@@ -786,14 +818,15 @@ class _Translator:
             raise _err("'properties' must be an object", _ptr(ptr, "properties"))
         patterns = self.pattern_keys(schema.get("patternProperties", {}), _ptr(ptr, "patternProperties"))
         required = schema.get("required", [])
+        # Required sets: `required`, or, under an anyOf of required lists (folded in by schema_alts), each
+        # list with it; an object has all the keys of one set.
+        sets = [set(required) | set(more) for more in schema.get(_REQUIRED_ANY, [[]])]
         addl = schema.get("additionalProperties", True)
         # A property whose schema is false must be absent: not a member (refused below if other keys may occur).
         absent = [k for k, v in props.items() if v is False]
         value_ptr = {k: _ptr(ptr, "properties", k) for k in props if k not in absent}
-        for r in required:
-            if r in absent:
-                raise _err(f"required property {r!r} has the schema false: no object is valid", _ptr(ptr, "required"))
-            if r not in value_ptr:  # required but not listed: one of the other keys, after the listed ones
+        for r in dict.fromkeys(r for rs in sets for r in rs):
+            if r not in value_ptr and r not in absent:  # required, not listed: one of the other keys, after them
                 value_ptr[r] = _ptr(ptr, "required", r)
         keys = list(value_ptr)
         # The schemas a listed key's value must satisfy: its own and those of the patterns it matches; a
@@ -812,16 +845,21 @@ class _Translator:
                 schemas[k], value_ptr[k] = parts[0]
             else:  # a pointer no $ref can name
                 schemas[k], value_ptr[k] = {"allOf": [p for p, _ in parts]}, _ptr(ptr, "properties", k) + "&patterns"
-        for k in keys:  # an optional property no value satisfies must be absent, like one with schema false
-            if k not in required and self.no_value_satisfies(schemas[k], value_ptr[k]):
+        for k in keys:  # a property no value satisfies must be absent, like one with schema false
+            if self.no_value_satisfies(schemas[k], value_ptr[k]):
                 absent.append(k)
         keys = [k for k in keys if k not in absent]
+        if all(rs & set(absent) for rs in sets):
+            bad = min(r for rs in sets for r in rs & set(absent))
+            raise _err(f"required property {bad!r} has the schema false or no value satisfies it: no object is "
+                       "valid", _ptr(ptr, "required"))
+        sets = [rs for rs in sets if not rs & set(absent)]
         if addl is not False:
             # Keys that must not occur while other keys may: the lexer must know them (a terminal no
             # rule uses is left out of it, and its text would be lexed as any other key).
             self.keep.update(self.string_literal(k, ptr) for k in absent)
             self.keep.update(term for term, sub, _ in patterns if sub is False)
-        req = [k in required for k in keys]
+        req = [frozenset(j for j, rs in enumerate(sets) if k in rs) for k in keys]
         n = len(keys)
         base = self.fresh("o")
         members = []
@@ -841,58 +879,70 @@ class _Translator:
             extra = self.rule(f"{base}_x", extra_alts, ptr)
         least = _count(schema, "minProperties", ptr, 0)
         most = _count(schema, "maxProperties", ptr, None)
-        if least <= sum(req):
+        if least <= min(len(rs) for rs in sets):
             least = 0  # the required keys already make it
         if most is not None and extra is None and most >= n:
             most = None  # cannot be exceeded
         if max(least, most or 0) > MAX_COUNTED_PROPERTIES:
             raise _err(f"minProperties/maxProperties above {MAX_COUNTED_PROPERTIES} are not supported", ptr)
-        return self.object_rules(base, members, req, extra, least, most, ptr)
+        return self.object_rules(base, members, req, len(sets), extra, least, most, ptr)
 
-    def object_rules(self, base: str, members: list[str], req: list[bool], extra: Optional[str], least: int,
-                     most: Optional[int], ptr: str) -> list[str]:
-        """Members in schema order, other keys anywhere between, and the member count kept in [least, most].
+    def object_rules(self, base: str, members: list[str], req: list[frozenset], n_sets: int, extra: Optional[str],
+                     least: int, most: Optional[int], ptr: str) -> list[str]:
+        """Members in schema order, other keys anywhere between, the member count kept in [least, most], and
+        the members of one of `n_sets` required sets present (an anyOf of `required` lists gives several;
+        req[i] names the sets that require member i).
 
-        O(i,c): after a member, c members so far (at most `top`, saturating at `least` without `most`), the last
-        listed property written having index i-1. A(i,c): the next member (after a comma or the brace).
-        B(i,c): a listed property j >= i. Only productive rules are made (an empty choice would let a model
-        write a prefix that cannot be completed)."""
+        O(i,c,s): after a member, c members so far (at most `top`, saturating at `least` without `most`), the
+        last listed property written having index i-1, s the required sets no skipped member has ruled out.
+        A(i,c,s): the next member (after a comma or the brace). B(i,c,s): a listed property j >= i. Only
+        productive rules are made (an empty choice would let a model write a prefix it cannot complete)."""
         n = len(members)
         top = most if most is not None else least
         bump = (lambda c: c + 1) if most is not None else (lambda c: min(c + 1, least))  # noqa: E731
+        all_sets = frozenset(range(n_sets))
+        alive_sets = [frozenset(j for j in range(n_sets) if bits >> j & 1) for bits in range(1, 1 << n_sets)]
 
-        def name(kind: str, i: int, c: int) -> str:
-            return f"{base}_{kind}{i}" + (f"_{c}" if top else "")
+        def name(kind: str, i: int, c: int, alive: frozenset) -> str:
+            tag = "_s" + "".join(map(str, sorted(alive))) if n_sets > 1 else ""
+            return f"{base}_{kind}{i}" + (f"_{c}" if top else "") + tag
+
+        def satisfied(i: int, alive: frozenset) -> bool:  # a set alive needs no member from i on
+            return any(all(j not in req[t] for t in range(i, n)) for j in alive)
 
         made: set[str] = set()
 
-        def make(kind: str, i: int, c: int, alts: list[str]) -> None:
+        def make(kind: str, i: int, c: int, alive: frozenset, alts: list[str]) -> None:
             if alts:
-                self.rule(name(kind, i, c), alts, ptr)
-                made.add(name(kind, i, c))
+                self.rule(name(kind, i, c, alive), alts, ptr)
+                made.add(name(kind, i, c, alive))
 
         for i in range(n, -1, -1):
             for c in range(top, -1, -1):
-                room = most is None or c < most
-                closes = not any(req[i:]) and c >= least
-                if room and i < n:
-                    b_alts = [f"{members[i]} {name('o', i + 1, bump(c))}"] if name("o", i + 1, bump(c)) in made else []
-                    if not req[i] and i + 1 < n and name("b", i + 1, c) in made:
-                        b_alts.append(name("b", i + 1, c))
-                    make("b", i, c, b_alts)
-                if room:
-                    nxt = name("o", i, bump(c))
-                    # O(i,c) itself when the count saturates: productive if it can close, or if B(i,c) is.
-                    loops_back = bump(c) == c and (closes or name("b", i, c) in made)
-                    a_alts = [f"{extra} {nxt}"] if extra and (nxt in made or loops_back) else []
-                    if name("b", i, c) in made:
-                        a_alts.append(name("b", i, c))
-                    make("a", i, c, a_alts)
-                o_alts = (["RB"] if closes else []) + ([f"COMMA {name('a', i, c)}"] if name("a", i, c) in made else [])
-                make("o", i, c, o_alts)
-        alts = ["LB RB"] if not any(req) and least == 0 else []
-        if name("a", 0, 0) in made:
-            alts.append(f"LB {name('a', 0, 0)}")
+                for alive in alive_sets:
+                    room = most is None or c < most
+                    closes = satisfied(i, alive) and c >= least
+                    if room and i < n:
+                        nxt = name("o", i + 1, bump(c), alive)
+                        b_alts = [f"{members[i]} {nxt}"] if nxt in made else []
+                        rest = alive - req[i]  # the sets still possible without member i
+                        if rest and i + 1 < n and name("b", i + 1, c, rest) in made:
+                            b_alts.append(name("b", i + 1, c, rest))
+                        make("b", i, c, alive, b_alts)
+                    if room:
+                        nxt = name("o", i, bump(c), alive)
+                        # O(i,c,s) itself when the count saturates: productive if it can close, or if B(i,c,s) is.
+                        loops_back = bump(c) == c and (closes or name("b", i, c, alive) in made)
+                        a_alts = [f"{extra} {nxt}"] if extra and (nxt in made or loops_back) else []
+                        if name("b", i, c, alive) in made:
+                            a_alts.append(name("b", i, c, alive))
+                        make("a", i, c, alive, a_alts)
+                    o_alts = (["RB"] if closes else []) + \
+                        ([f"COMMA {name('a', i, c, alive)}"] if name("a", i, c, alive) in made else [])
+                    make("o", i, c, alive, o_alts)
+        alts = ["LB RB"] if satisfied(0, all_sets) and least == 0 else []
+        if name("a", 0, 0, all_sets) in made:
+            alts.append(f"LB {name('a', 0, 0, all_sets)}")
         return alts
 
     # ---- arrays -------------------------------------------------------------------------------
@@ -948,23 +998,27 @@ class _Translator:
         live = [t for t in self.terms.terms if t not in self.terms.alias and t not in self.terms.hidden]
         int_re, frac_re = re.compile(_INT), re.compile(_FRAC)
         lines = []
-        for spec, name in self.classes.items():
+
+        def members(spec: tuple) -> list[str]:
             if spec[0] == "sub":
-                members = sorted(canon(t) for t in inside[canon(spec[1])] if t in live)
-            elif spec[0] == "sub-except":  # inside a terminal, less some literals
+                return sorted(canon(t) for t in inside[canon(spec[1])] if t in live)
+            if spec[0] == "sub-except":  # inside a terminal, less some literals
                 banned = {canon(t) for t in spec[2]}
-                members = sorted(canon(t) for t in inside[canon(spec[1])] if t in live and canon(t) not in banned)
-            elif spec[0] == "except":  # any string, less some literals and whatever lies inside some terminals
+                return sorted(canon(t) for t in inside[canon(spec[1])] if t in live and canon(t) not in banned)
+            if spec[0] == "except":  # any string, less some literals and whatever lies inside some terminals
                 banned = {canon(t) for t in spec[2]}
                 banned |= {canon(t) for e in spec[3] for t in inside[canon(e)]}
-                members = [t for t in live if self.terms.terms[t].family == "string" and t not in banned]
-            elif spec[1] in ("string", "number"):
-                members = [t for t in live if self.terms.terms[t].family == spec[1]]
-            else:  # all integers / all fraction-spelled numbers: the number terminals inside that spelling
-                probe = int_re if spec[1] == "int" else frac_re
-                members = [t for t in live if self.terms.terms[t].family == "number"
-                           and _within(self.terms.terms[t], probe)]
-            lines.append(f"{name}: " + " | ".join(members))
+                return [t for t in live if self.terms.terms[t].family == "string" and t not in banned]
+            if spec[0] == "union":  # the terminals of several classes (anyOf branches), each once
+                return sorted({t for sub in spec[1] for t in members(sub)})
+            if spec[1] in ("string", "number"):
+                return [t for t in live if self.terms.terms[t].family == spec[1]]
+            # all integers / all fraction-spelled numbers: the number terminals inside that spelling
+            probe = int_re if spec[1] == "int" else frac_re
+            return [t for t in live if self.terms.terms[t].family == "number" and _within(self.terms.terms[t], probe)]
+
+        for spec, name in self.classes.items():
+            lines.append(f"{name}: " + " | ".join(members(spec)))
         for name, alts in self.rules.items():
             lines.append(f"{name}: " + "\n    | ".join(alts))
         for t in live:

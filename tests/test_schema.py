@@ -310,6 +310,19 @@ def test_one_of_told_apart_by_a_discriminator():
                        {"type": "object", "properties": {"k": {"const": "b"}}, "required": ["k"]}]}, "oneOf")
 
 
+def test_any_of_required_lists_and_overlapping_scalar_branches():
+    # "at least one of these keys": folded into the object's rules (branches would make an ambiguous grammar)
+    s = {"type": "object", "required": ["c"], "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {}},
+         "anyOf": [{"required": ["a"], "title": "with a"}, {"required": ["b"]}]}
+    check(s, [{"a": 1, "c": 1}, {"b": 1, "c": 1}, {"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 2, "c": 3, "d": 4}],
+          [{"c": 1}, {"a": 1}, {"b": 1, "d": 2}, 5])
+    check({"anyOf": [{"required": ["a"]}, {"required": ["b"]}]}, [{"a": 1}, {"b": 1, "z": 2}, 5, "s"], [{}, {"z": 1}])
+    # ranges that share a value: one set of terminals for the union, so "4" is not claimed by two branches
+    check({"anyOf": [{"type": "integer", "minimum": 2, "maximum": 4}, {"type": "integer", "minimum": 4, "maximum": 6},
+                     {"type": "string", "pattern": "^a"}, {"type": "string"}]},
+          [2, 4, 6, "abc", "b"], [1, 7, None])
+
+
 def test_one_of_told_apart_by_types_and_listed_values():
     # An enum's types bound its branch: a string enum and an integer never overlap.
     check({"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["validated", "closed"]}]},
