@@ -65,6 +65,7 @@ TYPES = ("object", "array", "string", "number", "boolean", "null")  # integer is
 MAX_TRACKED_ITEMS = 1000
 MAX_COUNTED_PROPERTIES = 32
 MAX_TERM_INTERSECTIONS = 64
+MAX_KEY_SETS = 6  # object key sets (required, anyOf of required lists, dependencies): 2**6 - 1 state tags
 _REQUIRED_ANY = "$requiredAny (grammask)"  # schema_alts -> object_alts: an anyOf of required lists  # value sets made as intersections of overlapping ones (see _Terminals.finalize)  # minProperties/maxProperties: the object rules are copied once per count
 
 # Any character in its JSON spellings: the same language as json_spelling([(0, MAX_CODEPOINT)]), written
@@ -277,6 +278,10 @@ class _Terminals:
         union = functools.reduce(lambda a, b: a | b, (self.terms[t].fsm for t in subs))
         return (self.terms[name].fsm - union).empty()
 
+    def both(self, a: str, b: str) -> str:
+        """The terminal for the strings/numbers both terminals match."""
+        return self._intersection(self.terms[a], self.terms[b], self.made_by_parts)
+
     def multiple_of(self, name: str, step: tuple[int, int], where: str) -> str:
         """The terminal for the numbers of terminal `name` that are multiples of m / 10**e (step = (m, e))."""
         part = self.multiples.setdefault(step, _Term(f"M{len(self.multiples)}", "number", None, None, where,
@@ -427,7 +432,11 @@ class _Translator:
                 if k == "then" or k == "else":
                     if "if" not in schema:
                         continue  # then/else without if are ignored by the specification
-                raise _err(f"keyword {k!r} is not supported", _ptr(ptr, k))
+                if k in ("dependencies", "dependentRequired") and isinstance(schema[k], dict) and \
+                        all(isinstance(v, list) for v in schema[k].values()):
+                    continue  # key lists: object_alts tracks them
+                raise _err(f"keyword {k!r} is not supported" + (" (only lists of keys)" if k == "dependencies" else ""),
+                           _ptr(ptr, k))
         if schema.get("uniqueItems") is True:
             raise _err("keyword 'uniqueItems': true is not supported", _ptr(ptr, "uniqueItems"))
         if "allOf" in schema:
@@ -678,17 +687,22 @@ class _Translator:
             run = class_run(schema["pattern"])
             if run is not None:  # ^[class]{a,b}$ with length bounds: the class, counted once
                 return self.class_run_alts(run, lo, hi, ptr)
-        if len(kinds) == 2 and length:
-            # Allowed when the pattern/format already implies the length bounds (e.g. ^[a-z]{2,8}$, maxLength 8).
-            inner = {k: v for k, v in schema.items() if k not in ("minLength", "maxLength")}
-            outer = {k: v for k, v in schema.items() if k not in ("pattern", "format")}
-            (a,), (b,) = self.string_alts(inner, ptr), self.string_alts(outer, ptr)
-            ta, tb = (self.terms.terms[self._class_term(c)] for c in (a, b))
-            if self.terms._relation(ta, tb) in ("sub", "equal"):
-                return [a]
         if len(kinds) > 1:
-            raise _err(f"{' together with '.join(kinds)} on one string is not supported (unless the first implies "
-                       "the length bounds)", ptr)
+            # Each constraint's strings, then their intersection (unless one lies inside the others).
+            parts = [{k: v for k, v in schema.items() if k not in ("pattern", "format", "minLength", "maxLength")
+                      or k == kind or kind == "minLength/maxLength" and k in ("minLength", "maxLength")}
+                     for kind in kinds]
+            names = [self._class_term(self.string_alts(part, ptr)[0]) for part in parts]
+            name = names[0]
+            for other in names[1:]:
+                rel = self.terms._relation(self.terms.terms[name], self.terms.terms[other])
+                if rel == "disjoint":
+                    raise _err(f"{' together with '.join(kinds)}: no string satisfies them all", ptr)
+                if rel in ("super", "equal"):
+                    name = other
+                elif rel == "overlap":
+                    name = self.terms.both(name, other)
+            return [self.cls(("sub", name))]
         if not present or kinds == []:
             return [self.cls(("all", "string"))]
         if "pattern" in schema:
@@ -818,15 +832,25 @@ class _Translator:
             raise _err("'properties' must be an object", _ptr(ptr, "properties"))
         patterns = self.pattern_keys(schema.get("patternProperties", {}), _ptr(ptr, "patternProperties"))
         required = schema.get("required", [])
-        # Required sets: `required`, or, under an anyOf of required lists (folded in by schema_alts), each
-        # list with it; an object has all the keys of one set.
-        sets = [set(required) | set(more) for more in schema.get(_REQUIRED_ANY, [[]])]
+        # Key sets: an object has every key of one set's `need` and none of its `ban`. From `required`, an anyOf
+        # of required lists (folded in by schema_alts: one set per list) and dependencies (k present needs
+        # its keys: one copy of each set without k, one with k and its keys).
+        sets = [(set(required) | set(more), set()) for more in schema.get(_REQUIRED_ANY, [[]])]
+        for kw in ("dependencies", "dependentRequired"):
+            for k, needs in schema.get(kw, {}).items():
+                sets = [(need, ban | {k}) for need, ban in sets] + [(need | {k, *needs}, ban) for need, ban in sets]
+                sets = [(need, ban) for need, ban in sets if not need & ban]
+        if len(sets) > MAX_KEY_SETS:
+            raise _err(f"required/anyOf/dependencies make more than {MAX_KEY_SETS} key sets", ptr)
         addl = schema.get("additionalProperties", True)
         # A property whose schema is false must be absent: not a member (refused below if other keys may occur).
         absent = [k for k, v in props.items() if v is False]
         value_ptr = {k: _ptr(ptr, "properties", k) for k in props if k not in absent}
-        for r in dict.fromkeys(r for rs in sets for r in rs):
-            if r not in value_ptr and r not in absent:  # required, not listed: one of the other keys, after them
+        named = [*required, *(r for more in schema.get(_REQUIRED_ANY, []) for r in more),
+                 *(r for kw in ("dependencies", "dependentRequired") for k, needs in schema.get(kw, {}).items()
+                   for r in (k, *needs))]
+        for r in dict.fromkeys(named):  # in the order the schema names them
+            if r not in value_ptr and r not in absent:  # named in a set, not listed: a member after the listed ones
                 value_ptr[r] = _ptr(ptr, "required", r)
         keys = list(value_ptr)
         # The schemas a listed key's value must satisfy: its own and those of the patterns it matches; a
@@ -837,29 +861,30 @@ class _Translator:
             parts = ([(props[k], value_ptr[k])] if k in props else []) + \
                 [(sub, sptr) for term, sub, sptr in patterns if self.terms.terms[term].matches(spelled)]
             if not parts:
-                if addl is False:
-                    raise _err(f"required property {k!r} is neither listed in 'properties' nor allowed by "
-                               "'additionalProperties': no object is valid", _ptr(ptr, "required"))
+                if addl is False:  # a key no object may have
+                    absent.append(k)
+                    continue
                 parts = [(addl, _ptr(ptr, "additionalProperties"))]
             if len(parts) == 1:
                 schemas[k], value_ptr[k] = parts[0]
             else:  # a pointer no $ref can name
                 schemas[k], value_ptr[k] = {"allOf": [p for p, _ in parts]}, _ptr(ptr, "properties", k) + "&patterns"
         for k in keys:  # a property no value satisfies must be absent, like one with schema false
-            if self.no_value_satisfies(schemas[k], value_ptr[k]):
+            if k not in absent and self.no_value_satisfies(schemas[k], value_ptr[k]):
                 absent.append(k)
         keys = [k for k in keys if k not in absent]
-        if all(rs & set(absent) for rs in sets):
-            bad = min(r for rs in sets for r in rs & set(absent))
-            raise _err(f"required property {bad!r} has the schema false or no value satisfies it: no object is "
-                       "valid", _ptr(ptr, "required"))
-        sets = [rs for rs in sets if not rs & set(absent)]
+        if all(need & set(absent) for need, _ in sets):
+            bad = min(r for need, _ in sets for r in need & set(absent))
+            raise _err(f"required property {bad!r} cannot occur (schema false, no value satisfies it, or "
+                       "additionalProperties false): no object is valid", _ptr(ptr, "required"))
+        sets = [(need, ban - set(absent)) for need, ban in sets if not need & set(absent)]
         if addl is not False:
             # Keys that must not occur while other keys may: the lexer must know them (a terminal no
             # rule uses is left out of it, and its text would be lexed as any other key).
             self.keep.update(self.string_literal(k, ptr) for k in absent)
             self.keep.update(term for term, sub, _ in patterns if sub is False)
-        req = [frozenset(j for j, rs in enumerate(sets) if k in rs) for k in keys]
+        req = [frozenset(j for j, (need, _) in enumerate(sets) if k in need) for k in keys]
+        banned = [frozenset(j for j, (_, ban) in enumerate(sets) if k in ban) for k in keys]
         n = len(keys)
         base = self.fresh("o")
         members = []
@@ -879,22 +904,22 @@ class _Translator:
             extra = self.rule(f"{base}_x", extra_alts, ptr)
         least = _count(schema, "minProperties", ptr, 0)
         most = _count(schema, "maxProperties", ptr, None)
-        if least <= min(len(rs) for rs in sets):
+        if least <= min(len(need) for need, _ in sets):
             least = 0  # the required keys already make it
         if most is not None and extra is None and most >= n:
             most = None  # cannot be exceeded
         if max(least, most or 0) > MAX_COUNTED_PROPERTIES:
             raise _err(f"minProperties/maxProperties above {MAX_COUNTED_PROPERTIES} are not supported", ptr)
-        return self.object_rules(base, members, req, len(sets), extra, least, most, ptr)
+        return self.object_rules(base, members, req, banned, len(sets), extra, least, most, ptr)
 
-    def object_rules(self, base: str, members: list[str], req: list[frozenset], n_sets: int, extra: Optional[str],
-                     least: int, most: Optional[int], ptr: str) -> list[str]:
+    def object_rules(self, base: str, members: list[str], req: list[frozenset], banned: list[frozenset], n_sets: int,
+                     extra: Optional[str], least: int, most: Optional[int], ptr: str) -> list[str]:
         """Members in schema order, other keys anywhere between, the member count kept in [least, most], and
-        the members of one of `n_sets` required sets present (an anyOf of `required` lists gives several;
-        req[i] names the sets that require member i).
+        the members of one of `n_sets` key sets present and absent as the set says (req[i], banned[i]: the
+        sets that need member i, that ban it).
 
         O(i,c,s): after a member, c members so far (at most `top`, saturating at `least` without `most`), the
-        last listed property written having index i-1, s the required sets no skipped member has ruled out.
+        last listed property written having index i-1, s the key sets no written or skipped member ruled out.
         A(i,c,s): the next member (after a comma or the brace). B(i,c,s): a listed property j >= i. Only
         productive rules are made (an empty choice would let a model write a prefix it cannot complete)."""
         n = len(members)
@@ -923,7 +948,8 @@ class _Translator:
                     room = most is None or c < most
                     closes = satisfied(i, alive) and c >= least
                     if room and i < n:
-                        nxt = name("o", i + 1, bump(c), alive)
+                        kept = alive - banned[i]  # the sets still possible with member i
+                        nxt = name("o", i + 1, bump(c), kept) if kept else None
                         b_alts = [f"{members[i]} {nxt}"] if nxt in made else []
                         rest = alive - req[i]  # the sets still possible without member i
                         if rest and i + 1 < n and name("b", i + 1, c, rest) in made:

@@ -127,7 +127,13 @@ def test_strings_length_pattern_format():
     check({"type": "string", "pattern": "^[a-z]+$", "maxLength": 5}, ["a", "abcde"], ["", "abcdef", "ab1"])
     check({"type": "string", "pattern": "^[a-z0-9]{2,}$", "minLength": 3, "maxLength": 4}, ["abc", "a1b2"],
           ["ab", "abcde", "ab-c"])
-    refused({"type": "string", "pattern": "^a[a-z]+$", "maxLength": 5}, "pattern")
+    # Any other combination: the intersection of the constraints' strings, as one terminal.
+    check({"type": "string", "pattern": "^a[a-z]+$", "maxLength": 5}, ["ab", "abcde"], ["a", "abcdef", "bcd"])
+    check({"type": "string", "pattern": "x", "minLength": 3, "maxLength": 10}, ["abx", "xxxxxxxxxx"],
+          ["x", "abc", "xxxxxxxxxxx"])
+    check({"type": "string", "format": "email", "maxLength": 12}, ["a@b.co"], ["abcdef@gh.com", "x"])
+    check({"type": "string", "format": "date", "pattern": "^2020"}, ["2020-01-05"], ["2021-01-05", "2020-13-01"])
+    refused({"type": "string", "format": "date", "pattern": "^x"}, "no string")
 
 
 def test_multiple_of():
@@ -321,6 +327,19 @@ def test_any_of_required_lists_and_overlapping_scalar_branches():
     check({"anyOf": [{"type": "integer", "minimum": 2, "maximum": 4}, {"type": "integer", "minimum": 4, "maximum": 6},
                      {"type": "string", "pattern": "^a"}, {"type": "string"}]},
           [2, 4, 6, "abc", "b"], [1, 7, None])
+
+
+def test_dependencies_as_key_lists():
+    # a and its keys (the dependency keys are members in the order the schema names them, after the listed ones)
+    s = {"type": "object", "properties": {"a": {}, "b": {}, "c": {}}, "dependencies": {"a": ["b"], "c": ["a"]},
+         "additionalProperties": False}
+    check(s, [{}, {"b": 1}, {"a": 1, "b": 1}, {"a": 1, "b": 2, "c": 3}], [{"a": 1}, {"c": 1}, {"b": 1, "c": 1}])
+    s = {"type": "object", "properties": {"length": {"type": "number"}},
+         "dependentRequired": {"shape": ["circle", "rectangle"]}}
+    check(s, [{}, {"length": 1}, {"circle": 1}, {"shape": 1, "circle": 2, "rectangle": 3},
+              {"length": 1, "shape": "x", "circle": 1, "rectangle": 2}], [{"shape": 1}, {"shape": 1, "circle": 2}])
+    refused({"type": "object", "dependencies": {"a": {"required": ["b"]}}}, "dependencies", "lists of keys")
+    refused({"type": "object", "dependencies": {k: [k + "2"] for k in "abcdef"}}, "key sets")
 
 
 def test_one_of_told_apart_by_types_and_listed_values():
