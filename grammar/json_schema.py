@@ -404,8 +404,11 @@ class _Translator:
 
     # ---- schemas ------------------------------------------------------------------------------
     def node(self, schema: Any, ptr: str) -> str:
-        if ptr in self.memo:
-            return self.memo[ptr]
+        # One nonterminal per distinct subschema (by content: $refs are absolute), so that equal values
+        # in two branches or properties are one nonterminal, not two an LR parser would have to choose from.
+        key = json.dumps(schema, sort_keys=True) if isinstance(schema, dict) else ptr
+        if key in self.memo:
+            return self.memo[key]
         if schema is True or schema == {}:
             return self.any_value()
         if schema is False:
@@ -413,7 +416,7 @@ class _Translator:
         if not isinstance(schema, dict):
             raise _err(f"a schema must be an object or a boolean, not {type(schema).__name__}", ptr)
         name = self.fresh("v")
-        self.memo[ptr] = name
+        self.memo[key] = name
         self.rules[name] = []  # reserved: recursion through $ref sees the name
         alts = self.schema_alts(schema, ptr)
         return self.rule(name, alts, ptr)
@@ -460,9 +463,9 @@ class _Translator:
                     folded = {k: v for k, v in schema.items() if k != comb}
                     folded[_REQUIRED_ANY] = [b.get("required", []) for b in branches]
                     return self.schema_alts(folded, ptr)
-                if comb == "oneOf":
-                    self.check_disjoint(branches, _ptr(ptr, comb))
                 rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
+                if comb == "oneOf":  # the siblings narrow every branch
+                    self.check_disjoint([{"allOf": [rest, b]} if rest else b for b in branches], _ptr(ptr, comb))
                 if rest:
                     # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...]; the branches
                     # stay disjoint for oneOf since each only got narrower.
@@ -597,48 +600,57 @@ class _Translator:
         return out
 
     def check_disjoint(self, branches: list, ptr: str) -> None:
-        """oneOf is anyOf when no instance can match two branches. Proved pair by pair: by the types they
-        admit, by a branch's listed values (enum/const) of which none matches the other branch, or by a
-        required property whose listed values the two do not share."""
-        types = [self.possible_types(b, _ptr(ptr, i)) for i, b in enumerate(branches)]
-        values = [finite_values(b, self.resolve_ref, _ptr(ptr, i)) if isinstance(b, dict) else None
-                  for i, b in enumerate(branches)]
-        judge = Judge(self.resolve_ref, FORMATS, SPECIFIED_FORMATS)
-
-        def none_in_both(i: int, j: int) -> bool:  # no listed value of branch i matches branches i and j
-            try:
-                return all(not (judge.valid(branches[i], v, _ptr(ptr, i)) and judge.valid(branches[j], v, _ptr(ptr, j)))
-                           for v in values[i])
-            except Unjudgeable:
-                return False
-
+        """oneOf is anyOf when no instance can match two branches: proved pair by pair (see disjoint)."""
         for i in range(len(branches)):
             for j in range(i + 1, len(branches)):
-                if types[i] is not None and types[j] is not None and not types[i] & types[j]:
-                    continue
-                if values[i] is not None and none_in_both(i, j) or values[j] is not None and none_in_both(j, i):
-                    continue
-                if self.discriminated([branches[i], branches[j]], _ptr(ptr, i)):
-                    continue
-                raise _err(f"'oneOf' branches {i} and {j} may overlap, which is not supported (cannot prove "
-                           "exactly one matches)", ptr)
+                if not self.disjoint(branches[i], _ptr(ptr, i), branches[j], _ptr(ptr, j)):
+                    raise _err(f"'oneOf' branches {i} and {j} may overlap, which is not supported (cannot prove "
+                               "exactly one matches)", ptr)
 
-    def discriminated(self, branches: list, ptr: str) -> bool:
-        """Do all branches require one property whose allowed values (const/enum) no two branches share?
-        Then no object matches two branches, and no other value matches any (each branch is an object)."""
-        tags = []
-        for i, b in enumerate(branches):
-            bptr = _ptr(ptr, i)
-            while isinstance(b, dict) and "$ref" in b and len(b) == 1:
-                b, bptr = self.resolve_ref(b["$ref"], bptr)
-            if not isinstance(b, dict) or b.get("type") not in ("object", ["object"]):
-                return False
-            props = b.get("properties", {})
-            tags.append({k: [v["const"]] if "const" in v else list(v["enum"]) for k, v in props.items()
-                         if k in b.get("required", []) and isinstance(v, dict) and ("const" in v or "enum" in v)})
-        common = set.intersection(*(set(t) for t in tags)) if tags else set()
-        return any(all(not json_equal(x, y) for i in range(len(tags)) for j in range(i + 1, len(tags))
-                       for x in tags[i][k] for y in tags[j][k]) for k in common)
+    def disjoint(self, a: Any, pa: str, b: Any, pb: str, depth: int = 0) -> bool:
+        """Can no instance match both schemas? Proved by the types they admit; by listed values (enum/const)
+        of one none of which matches the other; or, for two object schemas, by a property both require
+        whose schemas are disjoint, or one requires and the other forbids (additionalProperties false)."""
+        ta, tb = self.possible_types(a, pa), self.possible_types(b, pb)
+        if ta is not None and tb is not None and not ta & tb:
+            return True
+        judge = Judge(self.resolve_ref, FORMATS, SPECIFIED_FORMATS)
+        for x, px, y, py in ((a, pa, b, pb), (b, pb, a, pa)):
+            values = finite_values(x, self.resolve_ref, px) if isinstance(x, dict) else None
+            try:
+                if values is not None and not any(judge.valid(x, v, px) and judge.valid(y, v, py) for v in values):
+                    return True
+            except Unjudgeable:
+                pass
+        if depth >= 3 or ta is None or tb is None or not ta | tb <= {"object"}:
+            return False
+        (a, pa), (b, pb) = self.deref(a, pa), self.deref(b, pb)
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            return False
+        try:  # properties and required of allOf parts, merged where they can be
+            a = self.merge_all_of(a, pa) if "allOf" in a else a
+            b = self.merge_all_of(b, pb) if "allOf" in b else b
+        except GrammarError:
+            return False
+        pr_a, pr_b = a.get("properties", {}), b.get("properties", {})
+        req_a, req_b = a.get("required", []), b.get("required", [])
+        for k in set(req_a) & set(req_b) & set(pr_a) & set(pr_b):
+            if self.disjoint(pr_a[k], _ptr(pa, "properties", k), pr_b[k], _ptr(pb, "properties", k), depth + 1):
+                return True
+        for x, y_req in ((a, req_b), (b, req_a)):  # a key one requires that the other allows in no way
+            props = x.get("properties", {})
+            if x.get("additionalProperties", True) is False and not x.get("patternProperties"):
+                if any(k not in props or props[k] is False for k in y_req):
+                    return True
+        return False
+
+    def deref(self, schema: Any, ptr: str) -> tuple[Any, str]:
+        """Follow a schema that is only a $ref (a few steps at most)."""
+        for _ in range(8):
+            if not (isinstance(schema, dict) and "$ref" in schema and len(schema) == 1):
+                break
+            schema, ptr = self.resolve_ref(schema["$ref"], ptr)
+        return schema, ptr
 
     def no_value_satisfies(self, schema: Any, ptr: str) -> bool:
         """Is the schema's enum/const (its own or through allOf) a list none of whose values it accepts?"""

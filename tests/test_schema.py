@@ -329,6 +329,28 @@ def test_any_of_required_lists_and_overlapping_scalar_branches():
           [2, 4, 6, "abc", "b"], [1, 7, None])
 
 
+def test_one_of_objects_told_apart_by_their_properties():
+    # a property both require, with disjoint schemas (array vs null), under a sibling type: object
+    s = {"type": "object", "oneOf": [
+        {"properties": {"locks": {"type": "array"}, "next": {"type": "string"}}, "required": ["locks"],
+         "additionalProperties": False},
+        {"properties": {"locks": {"type": "null"}, "error": {"type": "string"}}, "required": ["locks", "error"]}]}
+    check(s, [{"locks": []}, {"locks": [1], "next": "x"}, {"locks": None, "error": "e"}],
+          [{"locks": None}, {"locks": [], "error": "e"}, {}, "s"])
+    # a key one branch requires and the other (additionalProperties false) cannot have; equal property
+    # schemas in both branches are one nonterminal (else: a reduce/reduce conflict on "version")
+    s = {"oneOf": [{"type": "string", "enum": ["sha256sum"]},
+                   {"type": "object", "properties": {"version": {"type": "string"}, "pattern": {"enum": ["a", "b"]}},
+                    "required": ["version", "pattern"], "additionalProperties": False},
+                   {"type": "object", "properties": {"version": {"type": "string"}, "pattern": {"type": "string"},
+                                                     "object": {"type": "string"}},
+                    "required": ["version", "pattern", "object"], "additionalProperties": False}]}
+    check(s, ["sha256sum", {"version": "1", "pattern": "a"}, {"version": "1", "pattern": "a", "object": "o"}],
+          ["x", {"version": "1", "pattern": "c"}, {"version": "1", "object": "o"}])
+    refused({"oneOf": [{"properties": {"a": {"type": "null"}}, "required": ["a"]},
+                       {"properties": {"a": {"type": "array"}}, "required": ["a"]}]}, "oneOf")  # "s" matches both
+
+
 def test_dependencies_as_key_lists():
     # a and its keys (the dependency keys are members in the order the schema names them, after the listed ones)
     s = {"type": "object", "properties": {"a": {}, "b": {}, "c": {}}, "dependencies": {"a": ["b"], "c": ["a"]},
