@@ -32,6 +32,7 @@ contained in L. Two that overlap partially get their intersection as one more te
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import re
@@ -63,10 +64,10 @@ COMBINATORS = {"anyOf", "oneOf", "allOf", "not", "if", "then", "else", "$ref", "
 KNOWN = STRING_KW | NUMBER_KW | OBJECT_KW | ARRAY_KW | COMBINATORS
 TYPES = ("object", "array", "string", "number", "boolean", "null")  # integer is a kind of number
 MAX_TRACKED_ITEMS = 1000
-MAX_COUNTED_PROPERTIES = 32
-MAX_TERM_INTERSECTIONS = 64
-MAX_KEY_SETS = 6  # object key sets (required, anyOf of required lists, dependencies): 2**6 - 1 state tags
-_REQUIRED_ANY = "$requiredAny (grammask)"  # schema_alts -> object_alts: an anyOf of required lists  # value sets made as intersections of overlapping ones (see _Terminals.finalize)  # minProperties/maxProperties: the object rules are copied once per count
+MAX_COUNTED_PROPERTIES = 32  # minProperties/maxProperties: the object rules are copied once per count
+MAX_TERM_INTERSECTIONS = 64  # value sets made as intersections of overlapping ones (see _Terminals.finalize)
+MAX_KEY_SETS = 6  # object key sets (required, anyOf/oneOf of required lists, dependencies): 2**6 - 1 state tags
+_REQUIRED_ANY = "$keySets (grammask)"  # schema_alts -> object_alts: (need, ban) key lists, one set to hold
 
 # Any character in its JSON spellings: the same language as json_spelling([(0, MAX_CODEPOINT)]), written
 # prefix-factored so that interegular's automaton for it is small (39 states instead of 71): bounded
@@ -456,12 +457,18 @@ class _Translator:
                 branches = schema[comb]
                 if not isinstance(branches, list) or not branches:
                     raise _err(f"{comb!r} must be a non-empty array", _ptr(ptr, comb))
-                if comb == "anyOf" and _REQUIRED_ANY not in schema and \
+                if _REQUIRED_ANY not in schema and \
                         all(isinstance(b, dict) and set(b) & KNOWN <= {"required"} for b in branches):
-                    # "one of these key sets": folded into the object's rules (as branches, objects with
-                    # keys of several sets would make the grammar ambiguous)
+                    # "one of these key sets" (anyOf), "exactly one" (oneOf: the others each miss a key):
+                    # folded into the object's rules (as branches, an object with keys of several sets would
+                    # make the grammar ambiguous)
+                    needs = [list(b.get("required", [])) for b in branches]
+                    sets = [(need, []) for need in needs]
+                    if comb == "oneOf":
+                        sets = [(need, list(ban)) for j, need in enumerate(needs) for ban in
+                                itertools.product(*(other for k, other in enumerate(needs) if k != j))]
                     folded = {k: v for k, v in schema.items() if k != comb}
-                    folded[_REQUIRED_ANY] = [b.get("required", []) for b in branches]
+                    folded[_REQUIRED_ANY] = sets
                     return self.schema_alts(folded, ptr)
                 rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
                 if comb == "oneOf":  # the siblings narrow every branch
@@ -844,10 +851,11 @@ class _Translator:
             raise _err("'properties' must be an object", _ptr(ptr, "properties"))
         patterns = self.pattern_keys(schema.get("patternProperties", {}), _ptr(ptr, "patternProperties"))
         required = schema.get("required", [])
-        # Key sets: an object has every key of one set's `need` and none of its `ban`. From `required`, an anyOf
-        # of required lists (folded in by schema_alts: one set per list) and dependencies (k present needs
-        # its keys: one copy of each set without k, one with k and its keys).
-        sets = [(set(required) | set(more), set()) for more in schema.get(_REQUIRED_ANY, [[]])]
+        # Key sets: an object has every key of one set's `need` and none of its `ban`. From `required`, an
+        # anyOf/oneOf of required lists (folded in by schema_alts) and dependencies (k present needs its keys:
+        # one copy of each set without k, one with k and its keys).
+        sets = [(set(required) | set(need), set(ban)) for need, ban in schema.get(_REQUIRED_ANY, [([], [])])]
+        sets = [(need, ban) for need, ban in sets if not need & ban]
         for kw in ("dependencies", "dependentRequired"):
             for k, needs in schema.get(kw, {}).items():
                 sets = [(need, ban | {k}) for need, ban in sets] + [(need | {k, *needs}, ban) for need, ban in sets]
@@ -858,7 +866,7 @@ class _Translator:
         # A property whose schema is false must be absent: not a member (refused below if other keys may occur).
         absent = [k for k, v in props.items() if v is False]
         value_ptr = {k: _ptr(ptr, "properties", k) for k in props if k not in absent}
-        named = [*required, *(r for more in schema.get(_REQUIRED_ANY, []) for r in more),
+        named = [*required, *(r for need, ban in schema.get(_REQUIRED_ANY, []) for r in (*need, *ban)),
                  *(r for kw in ("dependencies", "dependentRequired") for k, needs in schema.get(kw, {}).items()
                    for r in (k, *needs))]
         for r in dict.fromkeys(named):  # in the order the schema names them

@@ -323,6 +323,11 @@ def test_any_of_required_lists_and_overlapping_scalar_branches():
     check(s, [{"a": 1, "c": 1}, {"b": 1, "c": 1}, {"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 2, "c": 3, "d": 4}],
           [{"c": 1}, {"a": 1}, {"b": 1, "d": 2}, 5])
     check({"anyOf": [{"required": ["a"]}, {"required": ["b"]}]}, [{"a": 1}, {"b": 1, "z": 2}, 5, "s"], [{}, {"z": 1}])
+    # oneOf: exactly one set complete (each other set misses a key)
+    check({"type": "object", "properties": {"r": {}, "b": {}, "h": {}, "s": {}},
+           "oneOf": [{"required": ["r"]}, {"required": ["b", "h"]}, {"required": ["s"]}]},
+          [{"r": 1}, {"b": 1, "h": 1}, {"s": 1}, {"r": 1, "b": 1}, {"x": 1, "s": 1}],
+          [{"r": 1, "s": 1}, {"b": 1}, {"b": 1, "h": 1, "s": 1}, {}])
     # ranges that share a value: one set of terminals for the union, so "4" is not claimed by two branches
     check({"anyOf": [{"type": "integer", "minimum": 2, "maximum": 4}, {"type": "integer", "minimum": 4, "maximum": 6},
                      {"type": "string", "pattern": "^a"}, {"type": "string"}]},
