@@ -489,7 +489,8 @@ def test_new_keywords_token_by_token_gpt2():
 SUITE_FILES = ["type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
                "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "ref", "minLength", "maxLength", "pattern",
                "boolean_schema", "format", "patternProperties", "uniqueItems", "if-then-else", "exclusiveMinimum",
-               "exclusiveMaximum", "minimum", "maximum"]
+               "exclusiveMaximum", "minimum", "maximum", "multipleOf", "dependentRequired", "minProperties",
+               "maxProperties"]
 
 
 @pytest.mark.parametrize("name", SUITE_FILES)
