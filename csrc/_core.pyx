@@ -27,6 +27,14 @@ cdef extern from "gm_core.h":
         const uint8_t *lex_nl
         const uint8_t *term_flags
         int32_t t_semicolon
+        int32_t n_modes
+        const int32_t *mode_start
+        const int32_t *lex_mode
+        const int8_t *term_fop
+        const int32_t *term_farg
+        const int32_t *term_restart
+        const int32_t *mode_event
+        int32_t t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text
 
     ctypedef struct gm_vocab:
         int32_t vocab_size, n_words, n_tokens
@@ -149,7 +157,9 @@ cdef class CoreGrammar:
                  cset_terms, action, goto, rule_lhs, rule_len, int lr_start, int lr_end, term_bracket, lex_nl,
                  term_flags,
                  int indenter=0, int lex_init=0, int t_nl=-1, int t_newline=-1, int t_indent=-1,
-                 int t_dedent=-1, int t_cont=-1, int t_semicolon=-1):
+                 int t_dedent=-1, int t_cont=-1, int t_semicolon=-1, mode_start=None, lex_mode=None,
+                 term_fop=None, term_farg=None, term_restart=None, mode_event=None, int t_rbrace=-1,
+                 int t_colon=-1, int t_walrus=-1, int t_fclose=-1, int t_spec_open=-1, int t_spec_text=-1):
         a = dict(
             lex_trans=_array(lex_trans, np.int32), lex_winner=_array(lex_winner, np.int32),
             lex_cset=_array(lex_cset, np.int32), lex_final=_array(lex_final, np.uint8),
@@ -196,6 +206,37 @@ cdef class CoreGrammar:
             raise ValueError("action table must have one column per terminal plus $END")
         if a["lex_trans"].ndim != 2 or a["lex_trans"].shape[1] != 256:
             raise ValueError("lexer transition table must be (n_states, 256)")
+        self.g.n_modes = 1
+        if mode_start is not None and len(mode_start) > 1:
+            self._set_modes(mode_start, lex_mode, term_fop, term_farg, term_restart, mode_event,
+                            (t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text))
+
+    def _set_modes(self, mode_start, lex_mode, term_fop, term_farg, term_restart, mode_event, roles):
+        """Lexer modes (f-strings): checked, since the core indexes with them unchecked."""
+        a = self.arrays
+        n_modes, n_states, n_terms = len(mode_start), self.g.n_lex_states, self.g.n_terminals
+        a.update(mode_start=_array(mode_start, np.int32), lex_mode=_array(lex_mode, np.int32),
+                 term_fop=_array(term_fop, np.int8), term_farg=_array(term_farg, np.int32),
+                 term_restart=_array(term_restart, np.int32), mode_event=_array(mode_event, np.int32))
+        if (a["lex_mode"].shape != (n_states,) or a["term_fop"].shape != (n_terms,)
+                or a["term_farg"].shape != (n_terms,) or a["term_restart"].shape != (n_terms,)
+                or a["mode_event"].shape != (n_modes, 256)):
+            raise ValueError("lexer mode arrays do not match the grammar's states and terminals")
+        if (not (0 <= a["mode_start"]).all() or not (a["mode_start"] < n_states).all()
+                or not (0 <= a["lex_mode"]).all() or not (a["lex_mode"] < n_modes).all()
+                or not (-2 <= a["term_restart"]).all() or not (a["term_restart"] < n_modes).all()
+                or not (-1 <= a["mode_event"]).all() or not (a["mode_event"] < n_terms).all()
+                or not all(0 <= t <= n_terms for t in roles) or n_modes < 18):
+            raise ValueError("lexer mode arrays out of range")
+        self.g.n_modes = n_modes
+        self.g.mode_start = <const int32_t *>_ptr(a["mode_start"])
+        self.g.lex_mode = <const int32_t *>_ptr(a["lex_mode"])
+        self.g.term_fop = <const int8_t *>_ptr(a["term_fop"])
+        self.g.term_farg = <const int32_t *>_ptr(a["term_farg"])
+        self.g.term_restart = <const int32_t *>_ptr(a["term_restart"])
+        self.g.mode_event = <const int32_t *>_ptr(a["mode_event"])
+        self.g.t_rbrace, self.g.t_colon, self.g.t_walrus = roles[:3]
+        self.g.t_fclose, self.g.t_spec_open, self.g.t_spec_text = roles[3:]
 
     @property
     def n_lex_states(self):

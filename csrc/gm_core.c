@@ -35,23 +35,46 @@ static int grow32(int32_t **buf, int32_t *cap, int64_t need) {
  * Lexer
  * ---------------------------------------------------------------------------------------------- */
 
-int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, int *n_emit) {
+static inline int is_start(const gm_grammar *g, int32_t q) {
+    return g->n_modes > 1 ? g->mode_start[g->lex_mode[q]] == q : q == 0;
+}
+
+/* Where the lexeme after terminal `w` (which ended in state q) starts: a state, or GM_RESUME. */
+static inline int32_t restart_state(const gm_grammar *g, int32_t q, int32_t w) {
+    if (g->n_modes <= 1) return 0;
+    const int32_t r = g->term_restart[w];
+    if (r == GM_RESTART_SAME) return g->mode_start[g->lex_mode[q]];
+    return r == GM_RESTART_DYNAMIC ? GM_RESUME : g->mode_start[r];
+}
+
+int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, int *n_emit, int *consumed) {
     *n_emit = 0;
+    *consumed = 1;
+    int32_t from = q;
     int32_t nq = g->lex_trans[(size_t)q * 256 + b];
     if (nq < 0) {
         /* The byte cannot extend the lexeme: it ends here, if it is a complete terminal. */
-        if (q == 0) return GM_DEAD;
+        if (is_start(g, q)) return GM_DEAD;
         int32_t w = g->lex_winner[q];
         if (w < 0) return GM_DEAD;
         if (!g->term_ignored[w]) emit[(*n_emit)++] = w;
-        nq = g->lex_trans[b];
+        from = restart_state(g, q, w);
+        if (from == GM_RESUME) {
+            *consumed = 0;
+            return GM_RESUME;
+        }
+        nq = g->lex_trans[(size_t)from * 256 + b];
         if (nq < 0) return GM_DEAD;
     }
+    if (g->n_modes > 1) {
+        const int32_t ev = g->mode_event[(size_t)g->lex_mode[from] * 256 + b];
+        if (ev >= 0) emit[(*n_emit)++] = ev;
+    }
     if (g->lex_final[nq]) {
-        /* Nothing can extend it: emit now, so the state after a closed lexeme is always the start. */
+        /* Nothing can extend it: emit now, so the state after a closed lexeme is always a start. */
         int32_t w = g->lex_winner[nq];
         if (!g->term_ignored[w]) emit[(*n_emit)++] = w;
-        nq = 0;
+        nq = restart_state(g, nq, w);
     }
     return nq;
 }
@@ -224,10 +247,120 @@ static int end_line(gm_matcher *m, vstate *vs, int32_t w, int32_t alt) {
 #define EV_NL_WIDTH(w, alt) (-2 - PACK_INDENT(w, alt))
 #define EV_IS_NL_WIDTH(ev) ((ev) <= -2)
 
+/* ---- f-strings: the stack of open ones in the context (see grammar/fstrings.py) ---- */
+#define FPOS_LIT 0     /* literal text */
+#define FPOS_FIELD 1   /* a replacement field */
+#define FPOS_SPEC 2    /* its format spec */
+#define FPOS_SFIELD 3  /* a field inside the spec */
+#define FPOS_SSPEC 4   /* that field's spec: text only */
+#define FSTR(kr, pos, depth) ((kr) | (pos) << 3 | (depth) << 8)
+#define FSTR_KR(f) ((f) & 7)
+#define FSTR_POS(f) (((f) >> 3) & 7)
+#define FSTR_DEPTH(f) ((f) >> 8)  /* bracket depth before the open field's `{` */
+#define GM_EV_SQ 1                /* event bits: a quote ' or ", a newline, a backslash */
+#define GM_EV_DQ 2
+#define GM_EV_NL 4
+#define GM_EV_BS 8
+
+/* The mode numbers are grammar/fstrings.py's: TOP 0, FIELD 1, LIT 2 + kr, SPEC 10 + kr. */
+int32_t gm_mode_start(const gm_grammar *g, const gm_ictx *c) {
+    if (g->n_modes <= 1) return 0;
+    if (c->fn == 0) return g->mode_start[0];
+    const int32_t f = c->fstr[c->fn - 1], pos = FSTR_POS(f);
+    const int32_t mode = pos == FPOS_LIT ? 2 + FSTR_KR(f)
+                       : (pos == FPOS_FIELD || pos == FPOS_SFIELD) ? 1 : 10 + FSTR_KR(f);
+    return g->mode_start[mode];
+}
+
+/* What an open f-string cannot hold in its fields, nor in strings nested there: its quote character
+ * where it is single-quoted, and then newlines too (its token would end), and backslashes. */
+static inline int32_t fstring_forbids(int32_t kr) {
+    switch (kr >> 1) {
+    case 0: return GM_EV_SQ | GM_EV_NL | GM_EV_BS;
+    case 1: return GM_EV_DQ | GM_EV_NL | GM_EV_BS;
+    default: return GM_EV_BS;
+    }
+}
+
+/* An f-string terminal or event against the context: 0 refused, 1 feed *ev (possibly another terminal,
+ * e.g. FCLOSE for a `}` at the field's own depth), 2 nothing to feed (an event that passed). */
+static int fstring_step(gm_matcher *m, vstate *vs, int32_t *ev) {
+    const gm_grammar *g = m->g;
+    gm_ictx *c = &vs->ctx;
+    const int op = g->term_fop[*ev];
+    int32_t *top = c->fn ? &c->fstr[c->fn - 1] : NULL;
+    const int32_t pos = top ? FSTR_POS(*top) : -1, kr = top ? FSTR_KR(*top) : 0;
+    const int in_field = pos == FPOS_FIELD || pos == FPOS_SFIELD;
+    const int at_field_depth = in_field && c->depth == FSTR_DEPTH(*top) + 1;
+    switch (op) {
+    case 0:
+        if (in_field && g->term_bracket[*ev] > 0 && c->depth - FSTR_DEPTH(*top) - 1 >= GM_MAX_FIELD_DEPTH) return 0;
+        return 1;
+    case GM_FOP_EVENT_OWN:
+    case GM_FOP_EVENT_ALL: {
+        const int32_t n = c->fn - (op == GM_FOP_EVENT_OWN);
+        for (int32_t i = 0; i < n; i++)
+            if (fstring_forbids(FSTR_KR(c->fstr[i])) & g->term_farg[*ev]) return 0;
+        return 2;
+    }
+    case GM_FOP_FSTART:
+        if (c->fn == GM_MAX_FSTRINGS) return 0;
+        c->fstr[c->fn++] = FSTR(g->term_farg[*ev], FPOS_LIT, 0);
+        return 1;
+    case GM_FOP_FOPEN:
+        if (pos != FPOS_LIT && pos != FPOS_SPEC) return 0; /* a field in a spec's field's spec: too deep */
+        *top = FSTR(kr, pos == FPOS_LIT ? FPOS_FIELD : FPOS_SFIELD, c->depth);
+        c->depth++;
+        return 1;
+    case GM_FOP_RBRACE:
+    case GM_FOP_CONV_CLOSE:
+        if (!at_field_depth) {
+            if (op == GM_FOP_CONV_CLOSE) return 0;
+            *ev = g->t_rbrace;
+            return 1;
+        }
+        *top = FSTR(kr, pos == FPOS_FIELD ? FPOS_LIT : FPOS_SPEC, 0);
+        c->depth--;
+        if (op == GM_FOP_RBRACE) *ev = g->t_fclose;
+        return 1;
+    case GM_FOP_COLON:
+    case GM_FOP_WALRUS:
+    case GM_FOP_CONV_SPEC:
+        if (!at_field_depth) {
+            if (op == GM_FOP_CONV_SPEC) return 0;
+            *ev = op == GM_FOP_COLON ? g->t_colon : g->t_walrus;
+            return 1;
+        }
+        *top = FSTR(kr, pos == FPOS_FIELD ? FPOS_SPEC : FPOS_SSPEC, 0);
+        if (op == GM_FOP_WALRUS) { /* ":=" is the spec's start and its first character */
+            int r = lr_feed(m, &vs->lr, g->t_spec_open);
+            if (r != 1) return r;
+            *ev = g->t_spec_text;
+        } else if (op == GM_FOP_COLON) {
+            *ev = g->t_spec_open;
+        }
+        return 1;
+    case GM_FOP_SPEC_CLOSE:
+        if (pos != FPOS_SPEC && pos != FPOS_SSPEC) return 0;
+        *top = FSTR(kr, pos == FPOS_SPEC ? FPOS_LIT : FPOS_SPEC, 0);
+        c->depth--;
+        return 1;
+    case GM_FOP_FEND:
+        if (pos != FPOS_LIT) return 0; /* a closing quote in a spec: CPython's token ends there */
+        c->fn--;
+        return 1;
+    }
+    return 0;
+}
+
 /* Feed one event to the parser through the indentation rules. Events: a terminal id, $END, a t_nl
  * lexeme with a whitespace op from the token tables (ev > n_terminals), or with explicit widths. */
 static int post_feed(gm_matcher *m, vstate *vs, int32_t ev) {
     const gm_grammar *g = m->g;
+    if (g->n_modes > 1 && ev >= 0 && ev < g->n_terminals && (vs->ctx.fn || g->term_fop[ev])) {
+        int r = fstring_step(m, vs, &ev);
+        if (r != 1) return r == 2 ? 1 : r;
+    }
     if (!g->indenter) return lr_feed(m, &vs->lr, ev);
     if (g->indenter == GM_SEMICOLONS) {
         const int ends_line = ev == g->n_terminals || (g->term_flags[ev] & GM_TERM_NEWLINE);
@@ -269,6 +402,7 @@ static int post_feed(gm_matcher *m, vstate *vs, int32_t ev) {
     }
     if (vs->ctx.line_start && vs->ctx.depth == 0 && (r = emit_indentation(m, vs)) != 1) return r;
     vs->ctx.has_content = 1;
+    if (g->term_bracket[ev] > 0 && vs->ctx.fn == 0 && vs->ctx.depth >= GM_MAX_BRACKET_DEPTH) return 0;
     vs->ctx.depth += g->term_bracket[ev];
     if (vs->ctx.depth < 0) return 0;
     return lr_feed(m, &vs->lr, ev);
@@ -280,7 +414,8 @@ static int can_take(gm_matcher *m, const vstate *vs, int32_t term) {
     const int plain = g->indenter == GM_SEMICOLONS
                           ? term != g->n_terminals && !(g->term_flags[term] & GM_TERM_NEWLINE)
                           : !vs->ctx.line_start && term != g->t_nl && term != g->t_cont && term != g->n_terminals;
-    if (!g->indenter || plain) {
+    const int modal = g->n_modes > 1 && (vs->ctx.fn || (term < g->n_terminals && g->term_fop[term]));
+    if ((!g->indenter || plain) && !modal) {
         int32_t a = g->action[(size_t)vs_top(&vs->lr) * (g->n_terminals + 1) + term];
         if (a >= 0) return 1;
         if (a == GM_ERROR) return 0;
@@ -313,7 +448,7 @@ static int check_seq(gm_matcher *m, const int32_t *seq, int32_t n, int32_t cset,
 }
 
 static inline int32_t cset_of(const gm_grammar *g, int32_t q) {
-    return q == 0 ? GM_ANY : g->lex_cset[q];
+    return is_start(g, q) ? GM_ANY : g->lex_cset[q];
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -340,7 +475,6 @@ void gm_matcher_free(gm_matcher *m) {
     free(m->hist);
     free(m->saved);
     for (int i = 0; i < 4; i++) free(m->scratch[i].data);
-    free(m->seqbuf);
     free(m->snaps);
     free(m->snap_data);
     free(m->take_stamp);
@@ -439,7 +573,7 @@ static int pending_event(const gm_matcher *m, int32_t *ev) {
     const gm_grammar *g = m->g;
     int32_t q = m->lex_state;
     *ev = -1;
-    if (q == 0) return 0;
+    if (is_start(g, q)) return 0;
     int32_t w = g->lex_winner[q];
     if (w < 0) return -1;
     if (g->term_ignored[w]) return 0;
@@ -448,7 +582,8 @@ static int pending_event(const gm_matcher *m, int32_t *ev) {
 }
 
 int gm_is_complete(gm_matcher *m) {
-    if (m->g->indenter == GM_INDENT && m->ctx.cont && m->lex_state == 0) return 0; /* CPython: EOF in a continuation */
+    /* CPython: EOF in a continuation */
+    if (m->g->indenter == GM_INDENT && m->ctx.cont && is_start(m->g, m->lex_state)) return 0;
     int32_t seq[2], ev;
     int32_t n = 0;
     int p = pending_event(m, &ev);
@@ -603,6 +738,7 @@ static int fill_cache_store(gm_matcher *m, uint64_t hash, const int32_t *first, 
 }
 
 static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out);
+static int fill_stripped(gm_matcher *m, uint32_t *restrict out);
 
 int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
     const gm_vocab *v = m->v;
@@ -614,7 +750,12 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
     }
     const int32_t ts = (m->at_start && v->strip_leading_space) ? m->g->n_lex_states : m->lex_state;
     int r;
-    if (m->no_fill_cache || v->group_begin[ts + 1] - v->group_begin[ts] < GM_FILL_CACHE_MIN_GROUPS) {
+    if (m->at_start && v->strip_leading_space && m->lex_state != m->g->lex_init) {
+        /* The first token after a prefix: its leading space is still dropped (the output is decoded
+         * alone), but the start table is for the start of a text. The tokens with a space, one by one. */
+        if ((r = fill_groups(m, m->lex_state, out))) return r;
+        if ((r = fill_stripped(m, out))) return r;
+    } else if (m->no_fill_cache || v->group_begin[ts + 1] - v->group_begin[ts] < GM_FILL_CACHE_MIN_GROUPS) {
         if ((r = fill_groups(m, ts, out))) return r;
     } else {
         if (!m->fill_cache) {
@@ -644,6 +785,44 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
     /* Apart: whether the text is complete reads the whole stack, and the stop bits are few. */
     if ((r = gm_is_complete(m)) < 0) return r;
     if (r) set_stop_bits(v, out);
+    return 0;
+}
+
+static int feed_token_bytes(gm_matcher *m, const uint8_t *b, int64_t n, vstate *vs, int32_t *q_end);
+static const uint8_t *token_text(const gm_matcher *m, int32_t token, int64_t *n);
+
+/* Whether the matcher takes token t now (accept_token's answer, the state left unchanged). */
+static int token_viable(gm_matcher *m, int32_t t) {
+    int64_t n;
+    const uint8_t *b = token_text(m, t, &n);
+    vstate vs;
+    int32_t q;
+    return feed_token_bytes(m, b, n, &vs, &q);
+}
+
+/* A dynamic group: tokens that go on past an f-string terminal after which the context says where the
+ * lexer restarts. Each is checked as accept_token would (few tokens, in f-string states only). */
+static int fill_dynamic(gm_matcher *m, int32_t gi, uint32_t *restrict out) {
+    const gm_vocab *v = m->v;
+    for (int32_t k = v->group_tok_begin[gi]; k < v->group_tok_begin[gi + 1]; k++) {
+        const int32_t t = v->group_toks[k];
+        int r = token_viable(m, t);
+        if (r < 0) return r;
+        if (r) out[t >> 5] |= 1u << (t & 31);
+    }
+    return 0;
+}
+
+/* The bits of the tokens that start with a space, lexed without it (see gm_fill_bitmask). */
+static int fill_stripped(gm_matcher *m, uint32_t *restrict out) {
+    const gm_vocab *v = m->v;
+    for (int32_t t = 0; t < v->n_tokens; t++) {
+        if (v->tok_begin[t + 1] == v->tok_begin[t] || v->tok_bytes[v->tok_begin[t]] != ' ' || v->is_stop[t]) continue;
+        int r = token_viable(m, t);
+        if (r < 0) return r;
+        if (r) out[t >> 5] |= 1u << (t & 31);
+        else out[t >> 5] &= ~(1u << (t & 31));
+    }
     return 0;
 }
 
@@ -691,6 +870,12 @@ static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out) {
             }
         }
         if (!prev_ok) continue;
+        if (v->group_cset[gi] == GM_DYNAMIC_GROUP) {
+            int r = fill_dynamic(m, gi, out);
+            if (r < 0) return r;
+            restore_snapshot(m, &vs, fed_depth); /* fill_dynamic used the same overlays */
+            continue;
+        }
         int r = pending_ok_memo(m, &vs, v->group_cset[gi]);
         if (r < 0) return r;
         if (!r) continue;
@@ -707,7 +892,7 @@ static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out) {
 }
 
 int64_t gm_matcher_memory(const gm_matcher *m) {
-    int64_t b = sizeof(*m) + 4 * ((int64_t)m->lr.cap + m->ind.cap + m->seqbuf_cap)
+    int64_t b = sizeof(*m) + 4 * ((int64_t)m->lr.cap + m->ind.cap)
               + (int64_t)m->hist_cap * sizeof(gm_history) + 4 * m->saved_cap
               + m->snaps_cap * (int64_t)sizeof(gm_snapshot) + 4 * m->snap_data_cap
               + ((int64_t)m->g->n_terminals + 1) * 5 + GM_UNIT_MEMO * (int64_t)sizeof(gm_unit_memo);
@@ -719,35 +904,61 @@ int64_t gm_matcher_memory(const gm_matcher *m) {
     return b;
 }
 
-/* Lex `n` bytes from the matcher's state into m->seqbuf: terminals, and t_nl lexemes as events with
- * their explicit indentation. Returns the end state or GM_DEAD; *n_seq and the running indentation
- * (*w, *alt: meaningful when the text ends inside a t_nl lexeme) are set. */
-static int32_t lex_bytes(gm_matcher *m, const uint8_t *b, int64_t n, int32_t *n_seq, int32_t *w, int32_t *alt,
-                         int32_t *cont) {
+/* Lex a token's bytes from the matcher's state, feeding what they make to the parser as they come (an
+ * f-string terminal decides the mode the next lexeme starts in): 1 if the parser takes every terminal and
+ * the pending lexeme can still become one it takes; `vs` holds the state after, *q_end the lexer state. */
+static int feed_token_bytes(gm_matcher *m, const uint8_t *b, int64_t n, vstate *vs, int32_t *q_end) {
     const gm_grammar *g = m->g;
     int32_t q = m->lex_state;
-    int32_t k = 0;
-    *w = m->ctx.width;
-    *alt = m->ctx.altwidth;
-    *cont = m->ctx.cont;
-    if (grow32(&m->seqbuf, &m->seqbuf_cap, 2 * n + 2)) return GM_NOMEM - 1;
+    int32_t w = m->ctx.width, alt = m->ctx.altwidth, cont = m->ctx.cont;
+    vstate_init(m, vs);
     for (int64_t i = 0; i < n; i++) {
-        int ne;
-        int32_t emit[2];
-        int32_t nq = gm_lex_byte(g, q, b[i], emit, &ne);
-        if (nq < 0) return GM_DEAD;
-        for (int e = 0; e < ne; e++)
-            m->seqbuf[k++] = (g->indenter == GM_INDENT && emit[e] == g->t_nl) ? EV_NL_WIDTH(*w, *alt) : emit[e];
-        if (nq != 0) *cont = 0;
-        else if (ne && emit[ne - 1] == g->t_cont) *cont = 1;
+        int ne, consumed;
+        int32_t emit[3];
+        int32_t nq = gm_lex_byte(g, q, b[i], emit, &ne, &consumed);
+        if (nq == GM_DEAD) return 0;
+        for (int e = 0; e < ne; e++) {
+            /* a t_nl lexeme ends: the indentation after its last newline goes with it */
+            int32_t ev = (g->indenter == GM_INDENT && emit[e] == g->t_nl) ? EV_NL_WIDTH(w, alt) : emit[e];
+            int r = post_feed(m, vs, ev);
+            if (r != 1) return r;
+        }
+        if (nq == GM_RESUME) {
+            nq = gm_mode_start(g, &vs->ctx);
+            if (!consumed) { /* the byte starts the next lexeme, in the mode now known */
+                q = nq;
+                i--;
+                continue;
+            }
+        }
+        if (!is_start(g, nq)) cont = 0;
+        else if (ne && emit[ne - 1] == g->t_cont) cont = 1;
         if (g->indenter && g->lex_nl[nq]) {
-            if (!g->lex_nl[q] || ne) *w = *alt = 0; /* a new t_nl lexeme begins with its newline */
-            indent_byte(b[i], w, alt);
+            if (!g->lex_nl[q] || ne) w = alt = 0; /* a new t_nl lexeme begins with its newline */
+            indent_byte(b[i], &w, &alt);
         }
         q = nq;
     }
-    *n_seq = k;
-    return q;
+    int r = pending_ok(m, vs, cset_of(g, q));
+    if (g->indenter && g->lex_nl[q]) {
+        vs->ctx.width = w;
+        vs->ctx.altwidth = alt;
+    }
+    vs->ctx.cont = cont;
+    *q_end = q;
+    return r;
+}
+
+/* A token's bytes as the matcher lexes them (the tokenizer's dropped leading space at the start). */
+static const uint8_t *token_text(const gm_matcher *m, int32_t token, int64_t *n) {
+    const gm_vocab *v = m->v;
+    const uint8_t *b = v->tok_bytes + v->tok_begin[token];
+    *n = v->tok_begin[token + 1] - v->tok_begin[token];
+    if (*n > 0 && m->at_start && v->strip_leading_space && b[0] == ' ') {
+        b++;
+        (*n)--;
+    }
+    return b;
 }
 
 static int record_noop(gm_matcher *m) {
@@ -770,25 +981,13 @@ int gm_accept_token(gm_matcher *m, int32_t token) {
         return 1;
     }
     if (m->terminated || token >= v->n_tokens) return 0;
-    const uint8_t *b = v->tok_bytes + v->tok_begin[token];
-    int64_t n = v->tok_begin[token + 1] - v->tok_begin[token];
-    if (n == 0) return 0;
-    if (m->at_start && v->strip_leading_space && b[0] == ' ') {
-        b++;
-        n--;
-    }
-    int32_t n_seq = 0, w, alt, cont;
-    int32_t q = lex_bytes(m, b, n, &n_seq, &w, &alt, &cont);
-    if (q == GM_NOMEM - 1) return GM_NOMEM;
-    if (q < 0) return 0;
+    if (v->tok_begin[token + 1] == v->tok_begin[token]) return 0;
+    int64_t n;
+    const uint8_t *b = token_text(m, token, &n);
     vstate vs;
-    int r = check_seq(m, m->seqbuf, n_seq, cset_of(m->g, q), &vs);
+    int32_t q;
+    int r = feed_token_bytes(m, b, n, &vs, &q);
     if (r <= 0) return r;
-    if (m->g->indenter && m->g->lex_nl[q]) {
-        vs.ctx.width = w;
-        vs.ctx.altwidth = alt;
-    }
-    vs.ctx.cont = cont;
     r = commit(m, &vs, q);
     return r ? r : 1;
 }
@@ -827,7 +1026,7 @@ int gm_flush_lexeme(gm_matcher *m) {
         int r = feed_real(m, ev);
         if (r != 1) return r;
     }
-    m->lex_state = 0;
+    m->lex_state = gm_mode_start(m->g, &m->ctx);
     return 1;
 }
 
@@ -840,17 +1039,17 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
     for (int64_t i = 0; i < n; i++) {
         const int64_t pos = offset + i;
         const uint8_t b = bytes[i];
-        if (q == 0) *lexeme_begin = pos;
-        int32_t emit[2];
-        int ne;
-        int32_t nq = gm_lex_byte(g, q, b, emit, &ne);
+        if (is_start(g, q)) *lexeme_begin = pos;
+        int32_t emit[3];
+        int ne, consumed;
+        int32_t nq = gm_lex_byte(g, q, b, emit, &ne, &consumed);
         if (nq == GM_DEAD) {
             *err_pos = pos;
             m->lex_state = q;
             return GM_ERR_LEX;
         }
         /* The byte may end the lexeme before it, and may complete a one-byte-final lexeme. */
-        const int boundary = q != 0 && g->lex_trans[(size_t)q * 256 + b] < 0;
+        const int boundary = !is_start(g, q) && g->lex_trans[(size_t)q * 256 + b] < 0;
         const int prev_emitted = boundary && !g->term_ignored[g->lex_winner[q]];
         const int64_t prev_begin = *lexeme_begin;
         if (boundary) {
@@ -865,18 +1064,26 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
             if (!r) {
                 *err_term = emit[e];
                 *err_pos = (e == 0 && prev_emitted) ? prev_begin : *lexeme_begin;
-                m->lex_state = 0;
+                m->lex_state = gm_mode_start(g, &m->ctx);
                 return GM_ERR_PARSE;
+            }
+        }
+        if (nq == GM_RESUME) {
+            nq = gm_mode_start(g, &m->ctx);
+            if (!consumed) { /* the byte starts the next lexeme, in the mode now known */
+                q = nq;
+                i--;
+                continue;
             }
         }
         if (g->indenter && g->lex_nl[nq]) {
             if (!g->lex_nl[q] || boundary) m->ctx.width = m->ctx.altwidth = 0;
             indent_byte(b, &m->ctx.width, &m->ctx.altwidth);
         }
-        if (nq != 0) m->ctx.cont = 0;
+        if (!is_start(g, nq)) m->ctx.cont = 0;
         else if (ne && emit[ne - 1] == g->t_cont) m->ctx.cont = 1;
         q = nq;
-        if (q == 0) {
+        if (is_start(g, q)) {
             checked_cset = GM_ANY;
         } else if (g->lex_cset[q] != checked_cset) {
             checked_cset = g->lex_cset[q];
@@ -925,7 +1132,7 @@ int gm_can_continue(gm_matcher *m) {
     const gm_grammar *g = m->g;
     int32_t q = m->lex_state;
     /* A pending lexeme that may still grow into a terminal the parser sees. */
-    if (q != 0 && !g->lex_final[q] && g->lex_cset[q] != GM_ANY) return 1;
+    if (!is_start(g, q) && !g->lex_final[q] && g->lex_cset[q] != GM_ANY) return 1;
     int32_t seq[1], ev;
     int32_t n = 0;
     int p = pending_event(m, &ev);
@@ -935,7 +1142,7 @@ int gm_can_continue(gm_matcher *m) {
     int r = check_seq(m, seq, n, GM_ANY, &vs);
     if (r <= 0) return r;
     for (int32_t t = 0; t < g->n_terminals; t++) {
-        if (g->term_ignored[t]) continue;
+        if (g->term_ignored[t] || (g->n_modes > 1 && g->term_fop[t] >= GM_FOP_EVENT_OWN)) continue;
         r = can_take(m, &vs, t);
         if (r != 0) return r;
     }
@@ -1073,6 +1280,7 @@ void gm_build_free(gm_build *out) {
 }
 
 #define RES_DEAD (-1)
+#define DQ_DYNAMIC (-3) /* builder: the token has crossed a lexeme boundary whose next mode the context decides */
 #define RES_UNCOND (-2)
 
 /* The interned sequences as seq_begin / seq_terms (parents always precede children). */
@@ -1163,6 +1371,7 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
         dfrom[0] = 0;
         const uint8_t *prev = NULL;
         int64_t prev_len = 0;
+        int64_t stop_at = INT64_MAX; /* where the walked path died or turned dynamic */
         for (int32_t k = 0; k < n_order; k++) {
             const int32_t t = order[k];
             const uint8_t *b = tok_bytes + tok_begin[t];
@@ -1170,11 +1379,16 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
             int64_t d = 0;
             int64_t lim = len < prev_len ? len : prev_len;
             while (d < lim && prev[d] == b[d]) d++;
-            /* Walk the bytes not shared with the previous (sorted) token. */
+            /* Walk the bytes not shared with the previous (sorted) token, unless the shared part already
+             * died or crossed a dynamic restart: then this token did too. */
+            if (stop_at <= d) d = len;
+            else stop_at = INT64_MAX;
             for (; d < len; d++) {
-                if (dq[d] == GM_DEAD) {
-                    dq[d + 1] = GM_DEAD;
-                    continue;
+                if (dq[d] == GM_RESUME) {
+                    /* past a lexeme whose successor's mode the context decides */
+                    dq[d + 1] = DQ_DYNAMIC;
+                    stop_at = d + 1;
+                    break;
                 }
                 if (strip_state && d == 0 && b[0] == ' ') {
                     dq[1] = q0;
@@ -1183,9 +1397,10 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
                     dfrom[1] = 1;
                     continue;
                 }
-                int32_t emit[2];
-                int ne;
-                int32_t nq = gm_lex_byte(g, dq[d], b[d], emit, &ne);
+                int32_t emit[3];
+                int ne, consumed;
+                int32_t nq = gm_lex_byte(g, dq[d], b[d], emit, &ne, &consumed);
+                if (nq == GM_RESUME && !consumed) nq = DQ_DYNAMIC;
                 int32_t s = dseq[d];
                 for (int e = 0; e < ne && nq != GM_DEAD; e++) {
                     int32_t ev = emit[e];
@@ -1199,7 +1414,11 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
                 }
                 dq[d + 1] = nq;
                 dseq[d + 1] = s;
-                if (nq != GM_DEAD && g->indenter && g->lex_nl[nq]) {
+                if (nq == GM_DEAD || nq == DQ_DYNAMIC) {
+                    stop_at = d + 1;
+                    break;
+                }
+                if (g->indenter && g->lex_nl[nq]) {
                     const int starts = !g->lex_nl[dq[d]] || g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0;
                     if (starts || b[d] == '\n') {
                         dreset[d + 1] = 1;
@@ -1212,14 +1431,16 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
             }
             prev = b;
             prev_len = len;
-            const int32_t q_end = dq[len];
+            const int32_t q_end = stop_at <= len ? dq[stop_at] : dq[len];
             if (q_end == GM_DEAD) {
                 res[k] = RES_DEAD;
                 continue;
             }
-            const int32_t cset = cset_of(g, q_end);
-            const int32_t s = dseq[len];
-            if (s == 0 && (cset == GM_ANY || cset == state_cset)) {
+            /* Ending at a lexeme boundary, nothing is pending; past one the fill lexes the token itself. */
+            const int32_t cset = q_end == GM_RESUME ? GM_ANY
+                                 : q_end == DQ_DYNAMIC ? GM_DYNAMIC_GROUP : cset_of(g, q_end);
+            const int32_t s = q_end == DQ_DYNAMIC ? 0 : dseq[len];
+            if (s == 0 && cset != GM_DYNAMIC_GROUP && (cset == GM_ANY || cset == state_cset)) {
                 /* Stays inside the lexeme and loses no terminal the parser could have wanted. */
                 res[k] = RES_UNCOND;
                 mask[t >> 5] |= 1u << (t & 31);

@@ -39,9 +39,40 @@ typedef struct {
     const uint8_t *term_flags;   /* [n_terminals] */
     int32_t t_semicolon;
     const uint8_t *lex_nl;       /* [n_lex_states] 1 inside a t_nl lexeme */
+    /* Lexer modes (n_modes > 1: Python f-strings, see grammar/fstrings.py). Each mode has its own start
+     * state; after a lexeme the lexer restarts in the lexeme's mode, in a mode the terminal names, or in
+     * the mode the matcher context says (GM_RESTART_DYNAMIC: the stack of open f-strings decides). */
+    int32_t n_modes;
+    const int32_t *mode_start;   /* [n_modes] */
+    const int32_t *lex_mode;     /* [n_lex_states] */
+    const int8_t *term_fop;      /* [n_terminals] GM_FOP_*, or 0 */
+    const int32_t *term_farg;    /* [n_terminals] GM_FOP_FSTART: quote kind * 2 + raw; events: GM_EV_* bits */
+    const int32_t *term_restart; /* [n_terminals] GM_RESTART_SAME, GM_RESTART_DYNAMIC or a mode */
+    const int32_t *mode_event;   /* [n_modes * 256] event terminal a byte reports in a mode, or -1 */
+    int32_t t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text;
 } gm_grammar;
 
+#define GM_RESTART_SAME (-1)
+#define GM_RESTART_DYNAMIC (-2)
+#define GM_RESUME (-2)            /* gm_lex_byte: a lexeme ended; the next one's mode comes from the context */
+#define GM_FOP_FSTART 1           /* term_fop codes */
+#define GM_FOP_FOPEN 2
+#define GM_FOP_RBRACE 3
+#define GM_FOP_COLON 4
+#define GM_FOP_WALRUS 5
+#define GM_FOP_CONV_CLOSE 6
+#define GM_FOP_CONV_SPEC 7
+#define GM_FOP_SPEC_CLOSE 8
+#define GM_FOP_FEND 9
+#define GM_FOP_EVENT_OWN 10       /* a byte of the innermost f-string's own text: its enclosing ones check it */
+#define GM_FOP_EVENT_ALL 11       /* a byte inside a field: every open f-string checks it */
+#define GM_MAX_FSTRINGS 4         /* four quote kinds, each usable once in a nest */
+#define GM_MAX_FIELD_DEPTH 199    /* brackets in a field: CPython compiles it inside one more pair */
+#define GM_DYNAMIC_GROUP (-2)     /* group_cset of a state's tokens that cross a dynamic restart: the fill
+                                     lexes each of them with the matcher's context */
+
 #define GM_MAX_INDENT_LEVELS 100   /* CPython: "too many levels of indentation" */
+#define GM_MAX_BRACKET_DEPTH 200   /* CPython: "too many nested parentheses" */
 #define GM_INDENT 1                /* indenter modes */
 #define GM_SEMICOLONS 2
 #define GM_TERM_NEWLINE 1          /* term_flags bits */
@@ -83,6 +114,8 @@ typedef struct {
     int32_t width, altwidth;  /* indentation: tabs to multiples of 8, and tabs as 1 (CPython's check) */
     int32_t cont;         /* the last lexeme was a line continuation */
     int32_t semi;         /* semicolon mode: a newline here inserts a semicolon */
+    int32_t fn;           /* open f-strings, innermost last: kind*2+raw | position << 3 | field depth << 8 */
+    int32_t fstr[GM_MAX_FSTRINGS];
 } gm_ictx;
 
 typedef struct { int32_t *data; int32_t len, cap; } gm_stack;
@@ -128,7 +161,6 @@ typedef struct {
     int32_t max_hist;              /* 0: unbounded; else the oldest entries are dropped past it */
     int32_t *saved; int64_t n_saved, saved_cap;
     gm_stack scratch[4];           /* virtual-stack overlays: LR and indentation, twice */
-    int32_t *seqbuf; int32_t seqbuf_cap;
     gm_snapshot *snaps; int64_t snaps_cap;
     int32_t *snap_data; int64_t snap_data_cap;
     uint32_t *take_stamp; uint8_t *take_ok; uint32_t stamp;  /* fill: can_take answers for one parse state */
@@ -179,7 +211,10 @@ int gm_can_continue(gm_matcher *m);
 int gm_flush_lexeme(gm_matcher *m);
 
 /* One lexer step; emits up to two terminals. Shared by table building, matching and validation. */
-int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, int *n_emit);
+int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, int *n_emit, int *consumed);
+/* GM_RESUME from gm_lex_byte: the terminals are emitted, *consumed says whether the byte was taken; the
+ * caller feeds them and lexes on from gm_mode_start(g, ctx). */
+int32_t gm_mode_start(const gm_grammar *g, const gm_ictx *ctx);
 
 /* Mask application on the CPU: in a rows x vocab array of 4-byte (float32) or 2-byte (float16, bfloat16)
  * logits, strides in elements, store `neg_inf` (the dtype's bit pattern) at every id whose mask bit is clear,

@@ -15,11 +15,14 @@ from ..grammar import Grammar, GrammarError
 from ..grammar.tables import GrammarTables
 from . import cache
 
-ENGINE_VERSION = "4"
+ENGINE_VERSION = "5"
+DYNAMIC_GROUP = -2  # group_cset of the tokens the fill lexes one by one (GM_DYNAMIC_GROUP)
 _GRAMMAR_ARRAYS = ("lex_trans", "lex_winner", "lex_cset", "lex_final", "term_ignored", "cset_begin",
                    "cset_terms", "action", "goto", "rule_lhs", "rule_len", "term_bracket", "lex_nl", "term_flags")
 _GRAMMAR_SCALARS = ("lr_start", "lr_end", "indenter", "lex_init", "t_nl", "t_newline", "t_indent", "t_dedent",
                     "t_cont", "t_semicolon")
+_FSTRING_ARRAYS = ("mode_start", "lex_mode", "term_fop", "term_farg", "term_restart", "mode_event")
+_FSTRING_SCALARS = ("t_rbrace", "t_colon", "t_walrus", "t_fclose", "t_spec_open", "t_spec_text")
 _VOCAB_ARRAYS = ("tok_bytes", "tok_begin", "is_stop", "uncond_mask", "masks", "group_begin", "group_seq",
                  "group_cset", "group_tok_begin", "group_toks", "group_dense", "seq_begin", "seq_terms", "wsop_begin",
                  "wsop_bytes", "wsop_reset")
@@ -41,7 +44,16 @@ def core_grammar_arrays(tables: GrammarTables) -> dict:
                 t_semicolon=semi.semicolon if semi else -1,
                 t_nl=ind.nl if ind else -1, t_newline=ind.newline if ind else -1,
                 t_indent=ind.indent if ind else -1, t_dedent=ind.dedent if ind else -1,
-                t_cont=ind.cont if ind and ind.cont is not None else -1)
+                t_cont=ind.cont if ind and ind.cont is not None else -1, **_fstring_arrays(tables))
+
+
+def _fstring_arrays(tables: GrammarTables) -> dict:
+    f = tables.fstrings
+    if f is None:
+        return {}
+    return dict(mode_start=tables.lexer.mode_start, lex_mode=tables.lexer.lex_mode, term_fop=f.term_fop,
+                term_farg=f.term_farg, term_restart=f.term_restart, mode_event=f.mode_event,
+                **{name: getattr(f, name) for name in _FSTRING_SCALARS})
 
 
 def core_grammar(grammar: Grammar) -> CoreGrammar:
@@ -68,7 +80,8 @@ def _vocab_arrays(core: CoreGrammar, info: TokenizerInfo) -> dict:
     for ts, row in enumerate(raw["masks"]):
         uncond[ts] = distinct.setdefault(row.tobytes(), len(distinct))
     group_seq, group_cset, group_tok_begin, group_toks = _sort_groups(raw)
-    group_dense, group_tok_begin, group_toks = _dense_groups(group_tok_begin, group_toks, n_words, distinct)
+    group_dense, group_tok_begin, group_toks = _dense_groups(group_tok_begin, group_toks, group_cset, n_words,
+                                                             distinct)
     masks = np.frombuffer(b"".join(distinct), dtype=np.uint32).reshape(len(distinct), n_words)
     is_stop = np.zeros(info.vocab_size, dtype=np.uint8)
     is_stop[list(stops)] = 1
@@ -106,14 +119,15 @@ def _sort_groups(raw: dict):
             new_begin, np.ascontiguousarray(toks[gather], dtype=np.int32))
 
 
-def _dense_groups(tok_begin: np.ndarray, toks: np.ndarray, n_words: int, distinct: dict[bytes, int]):
+def _dense_groups(tok_begin: np.ndarray, toks: np.ndarray, group_cset: np.ndarray, n_words: int,
+                  distinct: dict[bytes, int]):
     """Store each group of more than n_words / 4 tokens as a mask (added to `distinct`): the fill ORs
     words instead of setting one bit per token, and large groups repeat across states, so the masks
     dedupe to less than the token lists they replace. Returns
     (group_dense, tok_begin, toks) with the dense groups' token lists dropped."""
     sizes = np.diff(tok_begin)
     dense = np.full(sizes.shape[0], -1, dtype=np.int32)
-    for gi in np.flatnonzero(sizes > n_words // 4):
+    for gi in np.flatnonzero((sizes > n_words // 4) & (group_cset != DYNAMIC_GROUP)):
         bits = np.zeros(n_words * 32, dtype=bool)
         bits[toks[tok_begin[gi]:tok_begin[gi + 1]]] = True
         row = np.packbits(bits, bitorder="little").view("<u4").astype(np.uint32)
@@ -162,7 +176,9 @@ def cache_key(grammar: Grammar, info: TokenizerInfo) -> str:
 
 
 def _from_arrays(grammar: Grammar, info: TokenizerInfo, meta: dict, arrays: dict, from_cache: bool):
-    core = CoreGrammar(**{k: arrays[k] for k in _GRAMMAR_ARRAYS}, **{k: meta[k] for k in _GRAMMAR_SCALARS})
+    core = CoreGrammar(**{k: arrays[k] for k in _GRAMMAR_ARRAYS}, **{k: meta[k] for k in _GRAMMAR_SCALARS},
+                       **{k: arrays[k] for k in _FSTRING_ARRAYS if k in arrays},
+                       **{k: meta[k] for k in _FSTRING_SCALARS if k in meta})
     vocab = CoreVocab(core, vocab_size=info.vocab_size, strip_leading_space=info.strips_leading_space,
                       **{k: arrays[k] for k in _VOCAB_ARRAYS})
     return CompiledGrammar(grammar, info, core, vocab, meta["terminal_names"], from_cache)
@@ -205,7 +221,7 @@ def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
     garrays = core_grammar_arrays(tables)
     core = core_grammar(grammar)
     varrays = _vocab_arrays(core, tokenizer_info)
-    meta = {k: int(garrays.pop(k)) for k in _GRAMMAR_SCALARS}
+    meta = {k: int(garrays.pop(k)) for k in _GRAMMAR_SCALARS + _FSTRING_SCALARS if k in garrays}
     meta.update(terminal_names=list(tables.display), grammar=grammar.name)
     arrays = {**{k: np.asarray(v) for k, v in garrays.items()}, **varrays}
     cache.store(directory, key, meta, arrays)

@@ -43,9 +43,26 @@ def _snippet(data: bytes, begin: int, limit: int = 24) -> str:
     return repr(text + ("..." if len(data) > begin + limit else ""))
 
 
-def _expected(core: CoreMatcher, names: list[str], ignored) -> list[str]:
+def _expected(core: CoreMatcher, tables, ignored) -> list[str]:
     acceptable = core.acceptable_terminals()
-    return [names[t] for t in range(len(acceptable)) if acceptable[t] and not (t < len(ignored) and ignored[t])]
+    lexable = _lexable(tables, int(tables.lexer.lex_mode[core.lex_state]))
+    shown = [tables.display[t] for t in range(len(acceptable))
+             if acceptable[t] and not (t < len(ignored) and ignored[t]) and t in lexable]
+    return list(dict.fromkeys(shown))  # f-strings: several terminals show as '}'
+
+
+def _lexable(tables, mode: int) -> set:
+    """The parser's terminals text in this lexer mode can make: what the mode's states produce, and for
+    f-strings what the matcher makes of those (`}` closing a field, `:` opening its spec)."""
+    lexer = tables.lexer
+    made = set(lexer.winner[(lexer.lex_mode == mode) & (lexer.winner >= 0)].tolist())
+    made.add(len(tables.terminals))  # end of input
+    f = tables.fstrings
+    if f is not None:
+        made -= f.hidden
+        if mode == 1:  # a field (fstrings.FIELD)
+            made |= {f.t_rbrace, f.t_colon, f.t_walrus, f.t_fclose, f.t_spec_open}
+    return made
 
 
 def validate(grammar, text: Union[str, bytes]) -> ValidationResult:
@@ -60,6 +77,7 @@ def validate(grammar, text: Union[str, bytes]) -> ValidationResult:
     tables = grammar.tables
     names = tables.display
     ignored = [t.ignored for t in tables.terminals]
+    starts = set(tables.lexer.mode_start.tolist())
     core = CoreMatcher(core_grammar(grammar))
     code, pos, term, lexeme_begin = core.feed_bytes(data)
     if code == 0:
@@ -67,34 +85,41 @@ def validate(grammar, text: Union[str, bytes]) -> ValidationResult:
             return ValidationResult(True, True)
         line, col = _position(data, len(data))
         q = core.lex_state
-        if q and tables.lexer.winner[q] < 0:
+        if q not in starts and tables.lexer.winner[q] < 0:
             cset = tables.lexer.cset[q]
             what = " / ".join(names[t] for t in tables.lexer.csets[cset]) if cset >= 0 else "token"
             message = f"unexpected end of input inside {what} starting at {_snippet(data, lexeme_begin)}"
         else:
             message = "unexpected end of input"
             core.flush_lexeme()  # what may follow the last, complete lexeme
-        expected = _expected(core, names, ignored)
+        expected = _expected(core, tables, ignored)
         return ValidationResult(False, True, line, col, f"{message}; expected {', '.join(expected)}", expected,
                                 len(data))
     line, col = _position(data, pos)
     if code == ERR_LEX:
         q = core.lex_state
-        if q and tables.lexer.cset[q] >= 0:
+        lexer = tables.lexer
+        if q not in starts and lexer.winner[q] >= 0 and lexer.trans[q, data[pos]] < 0:
+            # the lexeme before is complete: it is the next one that cannot start with this character
+            message = f"unexpected character {_char_at(data, pos)}"
+            expected = _expected(core, tables, ignored) if core.flush_lexeme() else []
+        elif q not in starts and lexer.cset[q] >= 0:
             inside = " / ".join(names[t] for t in tables.lexer.csets[tables.lexer.cset[q]])
             message = f"unexpected character {_char_at(data, pos)} in {inside}"
             expected = [inside]
         else:
             message = f"unexpected character {_char_at(data, pos)}"
-            expected = _expected(core, names, ignored)
+            expected = _expected(core, tables, ignored)
+        if tables.fstrings is not None and lexer.lex_mode[core.lex_state] == 1 and data[pos] in b"#\\":
+            message += " (an f-string's expression cannot hold one)"
     elif code == ERR_PARSE:
         literal = names[term][:1] in "'\""
         message = f"unexpected {names[term]}" + ("" if literal else f" {_snippet(data, pos)}")
-        expected = _expected(core, names, ignored)
+        expected = _expected(core, tables, ignored)
     elif code == ERR_PENDING:
         could_be = " / ".join(names[t] for t in tables.lexer.csets[term])
         message = f"unexpected {could_be} {_snippet(data, pos)}"
-        expected = _expected(core, names, ignored)
+        expected = _expected(core, tables, ignored)
     else:  # pragma: no cover - the core returns no other codes
         raise RuntimeError(f"grammask core returned unknown status {code}")
     if expected:

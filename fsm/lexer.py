@@ -49,6 +49,8 @@ class TerminalSpec:
     is_literal: bool = False
     ignored: bool = False
     also: tuple = ()  # what a lexeme must match as well (intersection): regexes, ("multipleOf", m, e)
+    modes: tuple = (0,)       # lexer modes in which `regex` is lexed (mode 0 unless the grammar has modes)
+    mode_regexes: tuple = ()  # (mode, regex) pairs: the terminal lexed with another regex in that mode
 
 
 @dataclass
@@ -60,6 +62,8 @@ class LexerDFA:
     final: np.ndarray          # (n_states,) uint8: no byte can extend the lexeme
     cset: np.ndarray           # (n_states,) int32 completable-set id, ANY_TERMINAL if no check needed
     csets: list[tuple[int, ...]]  # completable sets: terminals some continuation can produce
+    mode_start: np.ndarray = None  # (n_modes,) int32 each lexer mode's start state (mode 0: state 0)
+    lex_mode: np.ndarray = None    # (n_states,) int32 the mode each state belongs to
 
     @property
     def n_states(self) -> int:
@@ -114,14 +118,14 @@ def _constraint_fsm(name: str, constraint: tuple):
     raise RegexError(name, f"unknown constraint {kind!r}")
 
 
-def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec) -> int:
-    fsm = _regex_fsm(spec.name, spec.regex)
+def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec, regex: str) -> int:
+    fsm = _regex_fsm(spec.name, regex)
     for other in spec.also:
         fsm = fsm & (_regex_fsm(spec.name, other) if isinstance(other, str) else _constraint_fsm(spec.name, other))
     if fsm.initial in fsm.finals:
-        raise RegexError(spec.name, f"/{spec.regex}/ matches the empty string")
+        raise RegexError(spec.name, f"/{regex}/ matches the empty string")
     if fsm.empty():
-        raise RegexError(spec.name, f"/{spec.regex}/ and the regexes it is intersected with match nothing")
+        raise RegexError(spec.name, f"/{regex}/ and the regexes it is intersected with match nothing")
     symbol_seqs = {sym: [seq for lo, hi in rs for seq in utf8_sequences(lo, hi)]
                    for sym, rs in _symbol_ranges(fsm).items()}
     state_ids = {s: nfa.new_state(term_id if s in fsm.finals else -1) for s in fsm.states}
@@ -182,8 +186,9 @@ def _determinize(nfa: _ByteNFA, starts: list[int], rank, max_states: int,
     return np.stack(rows), np.asarray(winners, dtype=np.int32)
 
 
-def _trim(trans: np.ndarray, winner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop states from which no accepting state can be reached."""
+def _trim(trans: np.ndarray, winner: np.ndarray, starts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop states from which no accepting state can be reached (the start states stay); also returns the
+    old-to-new state map."""
     n = trans.shape[0]
     preds: list[set[int]] = [set() for _ in range(n)]
     for q in range(n):
@@ -199,20 +204,25 @@ def _trim(trans: np.ndarray, winner: np.ndarray) -> tuple[np.ndarray, np.ndarray
                 stack.append(p)
     if not alive[0]:
         raise RegexError("<all>", "no terminal matches any string")
+    alive[list(starts)] = True
     keep = np.nonzero(alive)[0]
     remap = np.full(n + 1, DEAD, dtype=np.int32)  # index -1 (DEAD) maps to DEAD
     remap[keep] = np.arange(len(keep), dtype=np.int32)
-    return remap[trans[keep]], winner[keep]
+    return remap[trans[keep]], winner[keep], remap
 
 
-def _minimize(trans: np.ndarray, winner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Moore partition refinement; the start state stays state 0."""
-    _, labels = np.unique(winner, return_inverse=True)
+def _minimize(trans: np.ndarray, winner: np.ndarray,
+              mode: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Moore partition refinement (states of different modes stay apart); the start state stays state 0.
+    Also returns each old state's new number."""
+    _, labels = np.unique(np.stack([winner, mode], axis=1), axis=0, return_inverse=True)
+    labels = labels.reshape(-1)
     n_classes = labels.max() + 1
     while True:
         succ = np.where(trans >= 0, labels[np.maximum(trans, 0)], -1)
-        sig = np.concatenate([labels[:, None], succ], axis=1)
-        _, new_labels = np.unique(sig, axis=0, return_inverse=True)
+        sig = np.ascontiguousarray(np.concatenate([labels[:, None], succ], axis=1), dtype=np.int32)
+        # rows as single opaque values: sorting those is much faster than np.unique(axis=0)
+        _, new_labels = np.unique(sig.view(np.dtype((np.void, sig.shape[1] * 4))).ravel(), return_inverse=True)
         new_labels = new_labels.reshape(-1)
         if new_labels.max() + 1 == n_classes:
             break
@@ -225,10 +235,10 @@ def _minimize(trans: np.ndarray, winner: np.ndarray) -> tuple[np.ndarray, np.nda
     labels = renum[labels]
     reps = first[order]
     new_trans = np.where(trans[reps] >= 0, labels[np.maximum(trans[reps], 0)], DEAD).astype(np.int32)
-    return new_trans, winner[reps].astype(np.int32)
+    return new_trans, winner[reps].astype(np.int32), labels
 
 
-def _completable_sets(trans, winner, ignored: list[bool]):
+def _completable_sets(trans, winner, ignored: list[bool], starts):
     """Per state: the terminals that some continuation of the lexeme can still produce."""
     n = trans.shape[0]
     reach = [0] * n
@@ -251,7 +261,7 @@ def _completable_sets(trans, winner, ignored: list[bool]):
     ids: dict[int, int] = {}
     cset = np.empty(n, dtype=np.int32)
     for q in range(n):
-        if q == 0 or reach[q] & ignored_mask:
+        if q in starts or reach[q] & ignored_mask:
             cset[q] = ANY_TERMINAL
             continue
         r = reach[q]
@@ -305,18 +315,41 @@ class _Expired(BaseException):
 
 
 def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[float]) -> LexerDFA:
-    nfa = _ByteNFA()
-    starts = [_add_terminal(nfa, i, spec) for i, spec in enumerate(terminals) if spec.regex is not None]
+    # Each mode is a DFA of its own terminals; their state spaces are laid end to end (mode 0 first).
+    by_mode: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for i, spec in enumerate(terminals):
+        if spec.regex is not None:
+            for mode in spec.modes:
+                by_mode[mode].append((i, spec.regex))
+        for mode, regex in spec.mode_regexes:
+            by_mode[mode].append((i, regex))
+    n_modes = max(by_mode, default=0) + 1
+    if any(not by_mode[m] for m in range(n_modes)):
+        raise RegexError("<all>", "a lexer mode has no terminals")
 
     def rank(i: int):
         return (-terminals[i].priority, 0 if terminals[i].is_literal else 1, i)
 
-    trans, winner = _determinize(nfa, starts, rank, max_states, deadline)
-    trans, winner = _trim(trans, winner)
-    trans, winner = _minimize(trans, winner)
+    parts, offset, mode_start = [], 0, []
+    for mode in range(n_modes):
+        nfa = _ByteNFA()
+        starts = [_add_terminal(nfa, i, terminals[i], regex) for i, regex in by_mode[mode]]
+        trans, winner = _determinize(nfa, starts, rank, max_states - offset, deadline)
+        parts.append((np.where(trans >= 0, trans + offset, DEAD), winner, np.full(len(winner), mode)))
+        mode_start.append(offset)
+        offset += len(winner)
+    trans, winner, lex_mode = (np.concatenate(x) for x in zip(*parts))
+    trans, winner, remap = _trim(trans, winner, mode_start)
+    lex_mode = lex_mode[remap[:-1] >= 0]
+    mode_start = remap[mode_start]
+    trans, winner, labels = _minimize(trans, winner, lex_mode)
+    mode_start = labels[mode_start].astype(np.int32)
+    _, first = np.unique(labels, return_index=True)
+    lex_mode = lex_mode[first].astype(np.int32)
     final = (trans < 0).all(axis=1).astype(np.uint8)
-    cset, csets = _completable_sets(trans, winner, [t.ignored for t in terminals])
-    return LexerDFA(trans=np.ascontiguousarray(trans), winner=winner, final=final, cset=cset, csets=csets)
+    cset, csets = _completable_sets(trans, winner, [t.ignored for t in terminals], set(mode_start.tolist()))
+    return LexerDFA(trans=np.ascontiguousarray(trans), winner=winner, final=final, cset=cset, csets=csets,
+                    mode_start=mode_start, lex_mode=lex_mode)
 
 
 def never_produced(lexer: LexerDFA, terminals: list[TerminalSpec]) -> list[int]:

@@ -14,6 +14,7 @@ import numpy as np
 from ..fsm.lexer import (DEFAULT_MAX_LEXER_STATES, LexerDFA, LexerTooLarge, RegexError, TerminalSpec, build_lexer,
                          never_produced)
 from .errors import GrammarError
+from .fstrings import FStringSpec, extend_terminals
 from .lark_frontend import ParseTables, _definition_line, load_lark, parse_tables, terminal_specs
 
 # Python-style indentation, switched on by a comment line in the grammar:
@@ -40,6 +41,10 @@ _INTERSECT_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*intersect\b(.*)$", re.M
 # for another terminal, so no rule accepts it. JSON Schema grammars keep the keys that must not occur.
 #   // grammask: keep NAME ...
 _KEEP_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*keep\b(.*)$", re.M)
+# Python f-strings lexed in modes, their replacement fields parsed by the grammar (see fstrings.py for the
+# terminals the grammar declares and uses):
+#   // grammask: fstrings
+_FSTRINGS_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*fstrings\s*$", re.M)
 _BRACKETS = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 
 
@@ -71,6 +76,7 @@ class GrammarTables:
     lex_init: int = 0                 # lexer state at the start of a text
     semicolons: Optional[SemicolonSpec] = None
     term_flags: np.ndarray = None     # (n_terminals,) uint8: 1 newline-like, 2 a semicolon may follow
+    fstrings: Optional[FStringSpec] = None
 
     @property
     def n_terminals(self) -> int:
@@ -197,11 +203,26 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         if name not in names:
             raise GrammarError(f"keep directive: {name} is not a terminal of the grammar", line, 1, source)
     terminals = _intersections(text, terminals, source)
+    fstrings = None
+    made_by_matcher = set()
+    fmatch = _FSTRINGS_DIRECTIVE.search(text)
+    if fmatch:
+        n_before = len(terminals)
+        try:
+            terminals, fstrings = extend_terminals(terminals, display)
+        except KeyError as exc:
+            raise GrammarError(f"fstrings directive: the grammar lacks {exc.args[0]}",
+                               text.count("\n", 0, fmatch.start()) + 1, 1, source) from None
+        display = display + [t.name for t in terminals[n_before:]]
+        for i, shown in fstrings.display.items():
+            display[i] = shown
+        made_by_matcher = {fstrings.t_fclose, fstrings.t_spec_open} | {
+            i for i in range(n_before, len(terminals)) if terminals[i].regex is None and not terminals[i].mode_regexes}
     indenter = _indenter(roles, directive_line, terminals, source)
     semicolons = _semicolons(semi_roles, semi_line, terminals, display, source)
     made_by_indenter = {indenter.newline, indenter.indent, indenter.dedent} if indenter else set()
     for i, t in enumerate(terminals):
-        if t.regex is None and i not in made_by_indenter:
+        if t.regex is None and not t.mode_regexes and i not in made_by_indenter | made_by_matcher:
             line, col = _definition_line(text, t.name) if t.name in text else (None, None)
             raise GrammarError(f"terminal {t.name} has no pattern (%declare): grammask makes only the "
                                "NEWLINE/INDENT/DEDENT terminals of an indent directive itself", line, col, source)
@@ -231,6 +252,8 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         for q in range(1, lexer.n_states):
             c = lexer.cset[q]
             lex_nl[q] = c >= 0 and lexer.csets[c] == (indenter.nl,)
+        if fstrings is not None:
+            term_bracket[fstrings.term_fop != 0] = 0  # the matcher counts these itself
         lex_init = int(lexer.trans[0, ord("\n")])
         if lex_init < 0 or not lex_nl[lex_init]:
             raise GrammarError(f"indent directive: NL={terminals[indenter.nl].name} must match a newline "
@@ -240,4 +263,4 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         term_flags[list(semicolons.newlines)] |= 1
         term_flags[list(semicolons.after)] |= 2
     return GrammarTables(terminals, display + ["end of input"], lexer, parser, indenter, term_bracket, lex_nl,
-                         lex_init, semicolons, term_flags)
+                         lex_init, semicolons, term_flags, fstrings)

@@ -153,3 +153,20 @@ def test_tokenizer_info_errors():
     info = gm.TokenizerInfo.from_token_bytes([b"[", b"]", b"1", b",", None], stop_token_ids=[4])
     m = gm.compile("json", info, cache_dir=False).matcher()
     assert m.accept_tokens([0, 2, 3, 2, 1, 4]) and m.is_terminated()
+
+
+def test_after_a_prefix_the_mask_is_the_prefix_states(cache_dir):
+    """A tokenizer that drops the first token's leading space (llama2): after a prefix the first token's
+    space is still dropped (the output is decoded alone), from the lexer state after the prefix, not from
+    the start of a text (the start table)."""
+    info = tokenizer_info("llama2")
+    matcher = compiled_for("python", "llama2", cache_dir).matcher()
+    assert matcher.accept_string("x = f'a{")
+    allowed = set(matcher.allowed_token_ids().tolist())
+    takes = set()
+    for t in range(info.vocab_size):
+        if matcher.accept_token(t):
+            takes.add(t)
+            matcher.rollback(1)
+    assert allowed == takes
+    assert info.token_bytes.index(b"(") in allowed  # `{` then opens a field
