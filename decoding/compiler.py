@@ -114,7 +114,8 @@ def _sort_groups(raw: dict):
     order = np.lexsort((group_cset, rank[group_seq], state))
     sizes = np.diff(tok_begin)[order]
     new_begin = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
-    gather = np.repeat(tok_begin[:-1][order] - new_begin[:-1], sizes) + np.arange(int(new_begin[-1]))
+    gather = np.repeat((tok_begin[:-1][order] - new_begin[:-1]).astype(np.int32), sizes)
+    gather += np.arange(int(new_begin[-1]), dtype=np.int32)  # int32 throughout: tens of millions of tokens
     return (np.ascontiguousarray(group_seq[order], dtype=np.int32), np.ascontiguousarray(group_cset[order], dtype=np.int32),
             new_begin, np.ascontiguousarray(toks[gather], dtype=np.int32))
 
