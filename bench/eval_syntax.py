@@ -3,20 +3,30 @@
 SmolLM2-135M-Instruct, greedy decoding, the same prompts three ways: unconstrained, constrained, and
 constrained with budget-aware closing (`token_budget=max_new_tokens`).
 
-- Python: HumanEval (first half), the prompt fed to the model as is and to the matcher as `prefix`; the
-  completion cut at the usual stop sequences; checked with `ast.parse(prompt + completion)`.
-- Go: MBGP prompts (a subset), prefix = prompt; the completion cut after the function's closing `}` line;
-  checked with `gofmt -e`.
-- JSON: JSON-answer prompts through the chat template; checked with `json.loads`.
+- Python: the HumanEval problems of the first half, the prompt without its trailing newline (as the
+  bigcode harness strips it: a prompt that ends in "\\n" splits the tokens "\\n   " + " return" the model
+  knows, and it answers with a blank line instead of a body) fed to the model as is and to the matcher
+  as `prefix`; the completion cut at the usual stop sequences (and at a closing code fence);
+  checked with `ast.parse(prompt + completion)`.
+- Go: MBGP prompts spread over the whole set, prefix = prompt; the completion cut after the function's
+  closing `}` line; checked with `gofmt -e`.
+- JSON: JSON-answer prompts of our own through the chat template, with a system turn asking for one
+  compact JSON document and nothing else; the whole output checked with `json.loads`.
 
 Stop sequences: unconstrained, generation stops at the first occurrence (the usual practice). Under the
 grammar a stop sequence acts like a stop token: it counts only where the text before it is complete, so
 `\\n#` inside an unfinished block or `\\ndef ` inside a string does not cut the program in half.
 
+The three ways of a prompt are rows of one continuously batched greedy decoder (bench/greedy.py: the
+prompt prefilled once, a row leaves the batch when it ends and the next prompt's rows take its place);
+tokens/s is measured apart, one way at a time, with generate() and a batch of one.
+
     python -m bench.eval_syntax                     # everything (under 20 min on the 2-core machine)
     python -m bench.eval_syntax --languages json --limit 5 --max-new-tokens 64
+    python -m bench.eval_syntax --max-new-tokens 128 go=320   # one budget for all, another for Go
 
-Writes bench/results/eval_syntax.md (table + one line per output) and eval_syntax.png.
+Writes bench/results/eval_syntax.md (table, the outputs cut by the budget, one line per output),
+eval_syntax.jsonl (every output) and eval_syntax.png.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import subprocess
 import sys
 import time
@@ -34,15 +45,18 @@ from typing import Callable, Optional
 import torch
 
 import grammask as gm
+from bench.greedy import Row, greedy_rows
 from bench.workload import CORPORA
-from grammask.decoding.generation import chat_input_ids
 
-PY_STOPS = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"]
+PY_STOPS = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\n```"]
 MODES = ["unconstrained", "constrained", "closing"]
 TIMING_TOKENS = 48  # the budget of the tokens/s runs
 LANGUAGES = ["python", "go", "json"]
-DEFAULT_LIMITS = {"python": 82, "go": 16, "json": 24}
+DEFAULT_LIMITS = {"python": 82, "go": 32, "json": 36}
+DEFAULT_BUDGETS = {"python": 256, "go": 256, "json": 256}
 
+# The system turn of every JSON prompt (instead of the template's default one), the same in every mode.
+JSON_SYSTEM = "You answer with one compact JSON document and nothing else."
 JSON_PROMPTS = [
     "Describe a cat as a JSON object.",
     "Give a JSON array of five European capitals with their population.",
@@ -87,7 +101,7 @@ JSON_PROMPTS = [
 class Task:
     language: str
     name: str
-    model_input: torch.Tensor
+    input_ids: list                  # the model's input
     prefix: str                      # text the completion continues (fed to the grammar); "" for JSON
     cut: Callable                    # (completion, grammar or None) -> the completion to check, or None
     check: Callable                  # full text -> error message or None
@@ -103,8 +117,10 @@ class Outcome:
     error: Optional[str]
     text: str = field(repr=False, default="")
     empty: bool = False              # nothing but whitespace left after the cut
-    decode_seconds: float = 0.0      # the batch's time from its first generated token to its last
-    steps: int = 0                   # the batch's generated tokens
+    decode_seconds: float = 0.0      # timing runs: from the first generated token to the last
+    steps: int = 0                   # timing runs: generated tokens
+    ended: str = ""                  # "eos" | "stop" (its cut rule) | "budget"
+    repeating: bool = False          # cut by the budget in the middle of a repetition (see repeating_tail)
 
 
 # -- checks ----------------------------------------------------------------------------------------------
@@ -144,19 +160,37 @@ def complete(grammar, text: str) -> bool:
     return grammar.validate(text).ok
 
 
+class _Complete:
+    """complete(), remembered per text: a stop rule asks about the same text before a stop sequence at
+    every later step."""
+
+    def __init__(self):
+        self.known: dict = {}
+
+    def __call__(self, grammar, text: str) -> bool:
+        key = (id(grammar), text)
+        if key not in self.known:
+            self.known[key] = complete(grammar, text)
+        return self.known[key]
+
+
 def python_cut(prompt: str):
+    done = _Complete()
+
     def cut(completion: str, grammar) -> Optional[str]:
         """The completion up to the first stop sequence (under a grammar: the first one the text before
         which is complete); None while no stop sequence has been reached."""
-        hits = sorted(i for s in PY_STOPS for i in _find_all(completion, s))
+        hits = sorted(set(i for s in PY_STOPS for i in _find_all(completion, s)))
         for i in hits:
-            if grammar is None or complete(grammar, prompt + completion[:i]):
+            if grammar is None or done(grammar, prompt + completion[:i]):
                 return completion[:i]
         return None
     return cut
 
 
 def go_cut(prompt: str):
+    done = _Complete()
+
     def cut(completion: str, grammar) -> Optional[str]:
         """The completion up to and including the first line that is `}` (the function's closing brace;
         under a grammar, the first such line after which the file is complete)."""
@@ -164,7 +198,7 @@ def go_cut(prompt: str):
         lines = completion.split("\n")
         for line in lines[:-1]:  # a line is a line once its newline came
             end = start + len(line)
-            if line.rstrip() == "}" and (grammar is None or complete(grammar, prompt + completion[:end])):
+            if line.rstrip() == "}" and (grammar is None or done(grammar, prompt + completion[:end])):
                 return completion[:end] + "\n"
             start = end + 1
         return None
@@ -182,36 +216,33 @@ def _find_all(text: str, sub: str):
         i = text.find(sub, i + 1)
 
 
-class StopAtCut:
-    """A StoppingCriteria: stop a row once the task's cut rule finds the end of its completion (rows may
-    have different grammars: None for the unconstrained one). `done[row]` stays True once set."""
+def repeating_tail(text: str, share: float = 0.9) -> bool:
+    """Does the text end in a repetition? With runs of whitespace as one space and every digit as 0
+    (so deepening indentation and counting still repeat), at least `share` of the 16-character windows
+    of its last third (at least 64 characters) occur earlier in it. A rough test, for the report only:
+    it tells a greedy loop from a long answer the budget cut."""
+    t = re.sub(r"\d", "0", re.sub(r"\s+", " ", text))
+    n = max(64, len(t) // 3)
+    if len(t) < n + 16:
+        return False
+    start = len(t) - n
+    windows = range(start, len(t) - 15)
+    seen = sum(t.find(t[i:i + 16], 0, i + 15) >= 0 for i in windows)  # an earlier start
+    return seen >= share * len(windows)
 
-    def __init__(self, tokenizer, start: int, cut, grammars: list):
-        self.tokenizer, self.start, self.cut, self.grammars = tokenizer, start, cut, grammars
-        self.done = [False] * len(grammars)
+
+class StopAtCut:
+    """A StoppingCriteria (batch of one, for the timing runs): stop once the task's cut rule finds the end
+    of the completion."""
+
+    def __init__(self, tokenizer, start: int, cut, grammar):
+        self.tokenizer, self.start, self.cut, self.grammar = tokenizer, start, cut, grammar
         self.stamps: list[float] = []  # when each token was there (after the first: decoding speed)
 
     def __call__(self, input_ids, scores, **kwargs):
         self.stamps.append(time.perf_counter())
-        for i, row in enumerate(input_ids[:, self.start:].tolist()):
-            if not self.done[i]:
-                text = self.tokenizer.decode(row, skip_special_tokens=True)
-                self.done[i] = self.cut(text, self.grammars[i]) is not None
-        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
-
-
-class PerRow:
-    """One logits processor per row of the batch (None: unconstrained). A row its stopping criterion
-    finished is padded by generate(); its processor is not called any more."""
-
-    def __init__(self, processors: list, stop: StopAtCut):
-        self.processors, self.stop = processors, stop
-
-    def __call__(self, input_ids, scores):
-        for i, p in enumerate(self.processors):
-            if p is not None and not self.stop.done[i]:
-                scores[i:i + 1] = p(input_ids[i:i + 1], scores[i:i + 1])
-        return scores
+        text = self.tokenizer.decode(input_ids[0, self.start:].tolist(), skip_special_tokens=True)
+        return torch.tensor([self.cut(text, self.grammar) is not None], device=input_ids.device)
 
 
 # -- tasks -------------------------------------------------------------------------------------------------
@@ -221,9 +252,9 @@ def python_tasks(tok, limit: int) -> list[Task]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     out = []
     for r in rows[:limit]:
-        p = r["prompt"]
-        out.append(Task("python", r["task_id"], tok(p, return_tensors="pt")["input_ids"], p, python_cut(p),
-                        check_python))
+        # Without its trailing newline (see the module's docstring); the model writes that newline.
+        p = r["prompt"].rstrip()
+        out.append(Task("python", r["task_id"], tok(p)["input_ids"], p, python_cut(p), check_python))
     return out
 
 
@@ -234,57 +265,105 @@ def go_tasks(tok, limit: int) -> list[Task]:
     out = []
     for r in rows[::step][:limit]:
         p = r["prompt"]
-        out.append(Task("go", r["task_id"], tok(p, return_tensors="pt")["input_ids"], p, go_cut(p), check_go))
+        out.append(Task("go", r["task_id"], tok(p)["input_ids"], p, go_cut(p), check_go))
     return out
 
 
+def json_input_ids(tok, prompt: str) -> list[int]:
+    """The chat template: JSON_SYSTEM as the system turn, the prompt as the user's."""
+    messages = [{"role": "system", "content": JSON_SYSTEM}, {"role": "user", "content": prompt}]
+    text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
 def json_tasks(tok, limit: int) -> list[Task]:
-    return [Task("json", f"json/{i}", chat_input_ids(tok, p), "", json_cut(p), check_json)
+    return [Task("json", f"json/{i}", json_input_ids(tok, p), "", json_cut(p), check_json)
             for i, p in enumerate(JSON_PROMPTS[:limit])]
 
 
 # -- running -----------------------------------------------------------------------------------------------
 
-def run_task(model, tok, task: Task, modes: list[str], max_new_tokens: int, compiled,
-             eos: list[int]) -> list[Outcome]:
-    """Generate the task's completion once per mode, the modes as rows of one greedy batch (the same
-    prompt in every row, so no padding; each row has its own processor and stop rule)."""
-    rows = len(modes)
-    ids = task.model_input.repeat(rows, 1)
-    processors = [None if mode == "unconstrained" else gm.GrammarLogitsProcessor(
-        compiled, tok, prefix=task.prefix, stop_token_ids=eos,
-        token_budget=max_new_tokens if mode == "closing" else None) for mode in modes]
-    grammars = [None if p is None else compiled.grammar for p in processors]
-    stop = StopAtCut(tok, ids.shape[1], task.cut, grammars)
+def processor(compiled, tok, task: Task, mode: str, budget: int, eos: list[int]):
+    if mode == "unconstrained":
+        return None
+    return gm.GrammarLogitsProcessor(compiled, tok, prefix=task.prefix, stop_token_ids=eos,
+                                     token_budget=budget if mode == "closing" else None)
+
+
+def outcome(tok, task: Task, mode: str, grammar, gen: list[int], ended: str, seconds: float,
+            eos: list[int]) -> Outcome:
+    """Judge one output: cut it, check prefix + completion with the language's own parser."""
+    if ended == "eos":
+        gen = gen[: min(gen.index(t) for t in eos if t in gen)]
+    completion = tok.decode(gen, skip_special_tokens=True)
+    cut = task.cut(completion, grammar)
+    rest = completion if cut is None else cut
+    if ended != "eos":
+        ended = "budget" if cut is None else "stop"
+    hit_budget = ended == "budget"
+    text = task.prefix + rest
+    if task.language == "json":
+        text = text.strip()
+    return Outcome(task.name, mode, len(gen), seconds, hit_budget, task.check(text), text, not rest.strip(),
+                   ended=ended, repeating=hit_budget and repeating_tail(rest))
+
+
+def run_language(model, tok, tasks: list[Task], modes: list[str], budget: int, compiled, eos: list[int],
+                 max_rows: int, started: float) -> tuple[list[Outcome], dict]:
+    """Every task, every mode: one greedy row each, continuously batched."""
+    rows, meta = [], []
+    for k, task in enumerate(tasks):
+        for mode in modes:
+            proc = processor(compiled, tok, task, mode, budget, eos)
+            grammar = None if proc is None else compiled.grammar
+            stop = (lambda cut, g: lambda ids: cut(tok.decode(ids, skip_special_tokens=True), g) is not None)(
+                task.cut, grammar)
+            rows.append(Row(k, budget, proc, stop))
+            meta.append((task, mode, grammar))
+    results: list = [None] * len(rows)
+    done = [0]
+
+    def report(k: int) -> None:
+        outs = []
+        for i, r in enumerate(rows):
+            if r.prompt == k:
+                task, mode, grammar = meta[i]
+                results[i] = outcome(tok, task, mode, grammar, r.tokens, r.reason, r.seconds, eos)
+                outs.append(results[i])
+        done[0] += 1
+        print(f"[{tasks[k].language} {done[0]}/{len(tasks)} {time.perf_counter() - started:5.0f}s] {tasks[k].name}: "
+              + "; ".join(f"{o.mode} {o.tokens} tok{' (budget)' if o.hit_budget else ''} "
+                          f"{'ok' if o.error is None else 'ERROR ' + o.error}" for o in outs),
+              file=sys.stderr, flush=True)
+
+    stats = greedy_rows(model, [t.input_ids for t in tasks], rows, eos, max_rows=max_rows, on_prompt_done=report)
+    return results, stats
+
+
+def time_task(model, tok, task: Task, mode: str, budget: int, compiled, eos: list[int]) -> Outcome:
+    """One output with generate(), batch of one, for tokens/s: decoding speed from the first generated
+    token to the last (prefill and set-up left out)."""
+    ids = torch.tensor([task.input_ids], dtype=torch.long)
+    proc = processor(compiled, tok, task, mode, budget, eos)
+    grammar = None if proc is None else compiled.grammar
+    stop = StopAtCut(tok, ids.shape[1], task.cut, grammar)
     t0 = time.perf_counter()
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             do_sample=False, logits_processor=[PerRow(processors, stop)],
-                             stopping_criteria=[stop], pad_token_id=eos[0], eos_token_id=eos)
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=budget, do_sample=False,
+                             logits_processor=[proc] if proc is not None else [], stopping_criteria=[stop],
+                             pad_token_id=eos[0], eos_token_id=eos)
     seconds = time.perf_counter() - t0
-    # Decoding time: from the first generated token to the last (prefill and set-up left out).
-    decode = stop.stamps[-1] - stop.stamps[0] if len(stop.stamps) > 1 else 0.0
-    outcomes = []
-    for i, mode in enumerate(modes):
-        gen = out[i, ids.shape[1]:].tolist()
-        stopped = any(t in eos for t in gen)
-        if stopped:
-            gen = gen[: min(gen.index(t) for t in eos if t in gen)]
-        completion = tok.decode(gen, skip_special_tokens=True)
-        cut = task.cut(completion, grammars[i])
-        hit_budget = not stopped and cut is None and len(gen) >= max_new_tokens
-        text = task.prefix + (completion if cut is None else cut)
-        if task.language == "json":
-            text = text.strip()
-        rest = completion if cut is None else cut
-        outcomes.append(Outcome(task.name, mode, len(gen), seconds, hit_budget, task.check(text), text,
-                                not rest.strip(), decode, len(stop.stamps)))
-    return outcomes
+    gen = out[0, ids.shape[1]:].tolist()
+    o = outcome(tok, task, mode, grammar, gen, "eos" if any(t in eos for t in gen) else "", seconds, eos)
+    o.decode_seconds = stop.stamps[-1] - stop.stamps[0] if len(stop.stamps) > 1 else 0.0
+    o.steps = len(stop.stamps)
+    return o
 
 
 def summarize(results: dict, speed: dict, modes: list[str]) -> tuple[str, list]:
-    lines = ["| language | outputs | mode | syntax errors | error rate | reduction vs unconstrained | tokens/s | "
-             "hit budget | empty completions |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| language | outputs | mode | syntax errors | error rate | reduction vs unconstrained | "
+             "errors in outputs that ended | tokens/s | hit budget (repeating) | empty completions |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     rows = []
     for lang, by_mode in results.items():
         base = None
@@ -296,6 +375,7 @@ def summarize(results: dict, speed: dict, modes: list[str]) -> tuple[str, list]:
             errors = sum(o.error is not None for o in outs)
             rate = errors / n
             hits = sum(o.hit_budget for o in outs)
+            ended_errors = sum(o.error is not None and not o.hit_budget for o in outs)
             timed = [o for o in speed.get(lang, {}).get(mode, []) if o.steps > 1]
             tps = (f"{sum(o.steps - 1 for o in timed) / sum(o.decode_seconds for o in timed):.1f}"
                    if timed else "–")
@@ -304,7 +384,8 @@ def summarize(results: dict, speed: dict, modes: list[str]) -> tuple[str, list]:
             red = "–" if mode == "unconstrained" or base is None else (
                 "–" if base == 0 else f"{(base - rate) / base * 100:.1f}%")
             lines.append(f"| {lang} | {n} | {mode} | {errors} | {rate * 100:.1f}% | {red} | "
-                         f"{tps} | {hits} | {sum(o.empty for o in outs)} |")
+                         f"{ended_errors} of {n - hits} | {tps} | {hits} ({sum(o.repeating for o in outs)}) | "
+                         f"{sum(o.empty for o in outs)} |")
             rows.append((lang, mode, rate))
     return "\n".join(lines), rows
 
@@ -337,23 +418,60 @@ def chart(rows, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def parse_budgets(values: list[str], languages: list[str]) -> dict:
+    """`N` (every language) and/or `LANG=N` items, later ones win; the rest keep their defaults."""
+    budgets = dict(DEFAULT_BUDGETS)
+    for v in values:
+        lang, _, n = v.rpartition("=")
+        if lang and lang not in LANGUAGES:
+            raise ValueError(f"unknown language {lang!r} in {v!r} (one of {', '.join(LANGUAGES)})")
+        try:
+            n = int(n)
+        except ValueError:
+            raise ValueError(f"not a token count: {v!r} (N or LANG=N)") from None
+        if n < 1:
+            raise ValueError(f"the budget must be positive: {v!r}")
+        for l in ([lang] if lang else LANGUAGES):
+            budgets[l] = n
+    return {l: budgets[l] for l in languages}
+
+
+def cut_example(o: Outcome, chars: int = 160) -> str:
+    """A Markdown table line: an output cut by the budget, with its last characters."""
+    tail = o.text[-chars:].replace("\\", "\\\\").replace("`", "'").replace("\n", "\\n").replace("|", "/")
+    return (f"| {o.task} | {o.mode} | {'yes' if o.repeating else ''} | {'ok' if o.error is None else 'error'} | "
+            f"`…{tail}` |")
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.eval_syntax", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--languages", nargs="+", choices=LANGUAGES, default=LANGUAGES)
-    ap.add_argument("--limit", type=int, help="prompts per language (default: python 82, go 16, json 24)")
-    ap.add_argument("--max-new-tokens", type=int, default=96, help="token budget per output (default 96)")
-    ap.add_argument("--modes", nargs="+", choices=MODES, default=MODES)
-    ap.add_argument("--out", type=Path, default=Path("bench/results"))
+    ap.add_argument("--limit", type=int, help="prompts per language (default: " +
+                    ", ".join(f"{l} {n}" for l, n in DEFAULT_LIMITS.items()) + "; Go prompts are spread over "
+                    "the whole MBGP set)")
+    ap.add_argument("--max-new-tokens", nargs="+", default=[], metavar="N|LANG=N",
+                    help="token budget per output, for every language (N) or one (LANG=N) (default: " +
+                    ", ".join(f"{l}={n}" for l, n in DEFAULT_BUDGETS.items()) + ")")
+    ap.add_argument("--modes", nargs="+", choices=MODES, default=MODES, help="default: all three")
+    ap.add_argument("--out", type=Path, default=Path("bench/results"), help="folder of the results (default "
+                    "bench/results)")
+    ap.add_argument("--rows", type=int, default=48,
+                    help="rows decoded at once (continuous batching; default 48)")
     ap.add_argument("--timing", type=int, default=2, metavar="N",
-                    help="tasks per language (those with the longest outputs) rerun one mode at a time, budget 48, for "
-                         "tokens/s (default 2)")
+                    help=f"tasks per language (those with the longest outputs) rerun one mode at a time with "
+                         f"generate(), budget {TIMING_TOKENS}, for tokens/s (default 2; 0: none)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: on a small shared machine more threads run slower)")
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error("--limit must be positive")
-    if args.max_new_tokens < 1:
-        ap.error("--max-new-tokens must be positive")
+    if args.rows < 1:
+        ap.error("--rows must be positive")
+    try:
+        budgets = parse_budgets(args.max_new_tokens, args.languages)
+    except ValueError as exc:
+        ap.error(f"--max-new-tokens: {exc}")
     started = time.perf_counter()
     print("loading the default model...", file=sys.stderr)
     torch.set_num_threads(args.threads)
@@ -362,47 +480,60 @@ def main(argv=None) -> int:
     info = gm.TokenizerInfo.from_huggingface(tok, stop_token_ids=eos)
     results: dict = {}
     makers = {"python": python_tasks, "go": go_tasks, "json": json_tasks}
-    log = []
+    log: list[Outcome] = []
     speed: dict = {}
+    batches: dict = {}
     for lang in args.languages:
         compiled = gm.compile(gm.Grammar.builtin(lang), info)
         tasks = makers[lang](tok, args.limit or DEFAULT_LIMITS[lang])
-        results[lang] = {m: [] for m in args.modes}
-        run_task(model, tok, tasks[0], args.modes, 4, compiled, eos)  # warm-up, not counted
-        for i, task in enumerate(tasks, 1):
-            outs = run_task(model, tok, task, args.modes, args.max_new_tokens, compiled, eos)
-            for o in outs:
-                results[lang][o.mode].append(o)
-                log.append(o)
-            print(f"[{lang} {i}/{len(tasks)} {time.perf_counter() - started:5.0f}s] {task.name}: " + "; ".join(
-                f"{o.mode} {o.tokens} tok{' (budget)' if o.hit_budget else ''} "
-                f"{'ok' if o.error is None else 'ERROR ' + o.error}" for o in outs), file=sys.stderr, flush=True)
+        outs, stats = run_language(model, tok, tasks, args.modes, budgets[lang], compiled, eos, args.rows, started)
+        batches[lang] = stats
+        results[lang] = {m: [o for o in outs if o.mode == m] for m in args.modes}
+        log += outs
         # Tokens/s each way: the tasks with the longest outputs again, one mode at a time (batch of one),
-        # interleaved; decoding speed from the first generated token to the last.
+        # interleaved, after a warm-up.
         speed[lang] = {m: [] for m in args.modes}
-        longest = sorted(range(len(tasks)), key=lambda k: -min(results[lang][m][k].tokens for m in args.modes))
+        if args.timing:
+            time_task(model, tok, tasks[0], args.modes[-1], 4, compiled, eos)
+        n = len(args.modes)
+        longest = sorted(range(len(tasks)), key=lambda k: -min(o.tokens for o in outs[k * n:(k + 1) * n]))
         for task in [tasks[k] for k in sorted(longest[: args.timing])]:
             for mode in args.modes:
-                [o] = run_task(model, tok, task, [mode], min(args.max_new_tokens, TIMING_TOKENS), compiled, eos)
-                speed[lang][mode].append(o)
+                speed[lang][mode].append(time_task(model, tok, task, mode, min(budgets[lang], TIMING_TOKENS),
+                                                   compiled, eos))
             print(f"[{lang} timing {time.perf_counter() - started:5.0f}s] {task.name}: " + "; ".join(
                 f"{m} {speed[lang][m][-1].tokens} tok in {speed[lang][m][-1].seconds:.1f} s" for m in args.modes),
                 file=sys.stderr, flush=True)
+    total = time.perf_counter() - started
     table, rows = summarize(results, speed, args.modes)
     args.out.mkdir(parents=True, exist_ok=True)
-    details = "\n".join(f"| {o.task} | {o.mode} | {o.tokens} | {'yes' if o.hit_budget else ''} | "
+    command = "python -m bench.eval_syntax" + "".join(" " + a for a in (argv if argv is not None else sys.argv[1:]))
+    batch_lines = "\n".join(
+        f"| {l} | {budgets[l]} | {len(results[l][args.modes[0]])} | {s['prefill_tokens']} | {s['tokens']} | "
+        f"{s['steps']} | {s['seconds']:.0f} | {s['tokens'] / s['seconds']:.1f} |" for l, s in batches.items())
+    examples = [line for o in log if o.mode != "unconstrained" and o.hit_budget for line in [cut_example(o)]]
+    details = "\n".join(f"| {o.task} | {o.mode} | {o.tokens} | {o.ended} | {'yes' if o.repeating else ''} | "
                         f"{(o.error or 'ok').replace('|', '/')} |" for o in log)
     (args.out / "eval_syntax.md").write_text(
         "# Syntax errors with and without grammask (SmolLM2-135M-Instruct, greedy, CPU)\n\n"
-        f"`python -m bench.eval_syntax {' '.join(argv if argv is not None else sys.argv[1:])}`; "
-        f"max_new_tokens={args.max_new_tokens}; total {time.perf_counter() - started:.0f} s.\n\n{table}\n\n"
-        "| output | mode | tokens | hit budget | check |\n|---|---|---|---|---|\n" + details + "\n",
+        f"`{command}`; max_new_tokens " + ", ".join(f"{l} {b}" for l, b in budgets.items()) +
+        f"; total {total:.0f} s.\n\n{table}\n\n"
+        "\"errors in outputs that ended\": errors among the outputs the budget did not cut (a stop token or "
+        "the cut rule ended them). \"repeating\": cut by the budget in the middle of a repetition (a rough "
+        "test: most of the last third of the output repeats what came before it).\n\n"
+        "Decoding (continuous batching, all modes together):\n\n"
+        "| language | budget | prompts | prefill tokens | generated tokens | steps | seconds | tokens/s |\n"
+        "|---|---|---|---|---|---|---|---|\n" + batch_lines + "\n\n"
+        "## Constrained outputs cut by the budget (their last characters)\n\n"
+        "| output | mode | repeating | check | end |\n|---|---|---|---|---|\n" + "\n".join(examples) + "\n\n"
+        "## Every output\n\n"
+        "| output | mode | tokens | ended | repeating | check |\n|---|---|---|---|---|---|\n" + details + "\n",
         encoding="utf-8")
     (args.out / "eval_syntax.jsonl").write_text(
         "".join(json.dumps(o.__dict__) + "\n" for o in log), encoding="utf-8")
     chart(rows, args.out / "eval_syntax.png")
     print(table)
-    print(f"total {time.perf_counter() - started:.0f} s; wrote {args.out / 'eval_syntax.md'}", file=sys.stderr)
+    print(f"total {total:.0f} s; wrote {args.out / 'eval_syntax.md'}", file=sys.stderr)
     return 0
 
 
