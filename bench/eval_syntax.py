@@ -443,6 +443,21 @@ def cut_example(o: Outcome, chars: int = 160) -> str:
             f"`…{tail}` |")
 
 
+def extension(extended: dict, budget: Optional[int]) -> str:
+    """The --extend section: the constrained outputs the budget cut, decoded again with a larger one."""
+    if not extended:
+        return ""
+    lines = [f"## The constrained outputs the budget cut, with a budget of {budget} tokens\n",
+             "| language | cut at | decoded again | ended by themselves | of which parse | cut again "
+             "(repeating) | ended: tokens |", "|---|---|---|---|---|---|---|"]
+    for lang, (old, outs) in extended.items():
+        ended = [o for o in outs if not o.hit_budget]
+        lines.append(f"| {lang} | {old} | {len(outs)} | {len(ended)} | {sum(o.error is None for o in ended)} | "
+                     f"{len(outs) - len(ended)} ({sum(o.repeating for o in outs)}) | "
+                     f"{', '.join(f'{o.task} {o.tokens}' for o in ended) or '–'} |")
+    return "\n".join(lines) + "\n\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.eval_syntax", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -461,6 +476,9 @@ def main(argv=None) -> int:
     ap.add_argument("--timing", type=int, default=2, metavar="N",
                     help=f"tasks per language (those with the longest outputs) rerun one mode at a time with "
                          f"generate(), budget {TIMING_TOKENS}, for tokens/s (default 2; 0: none)")
+    ap.add_argument("--extend", type=int, metavar="N",
+                    help="then decode the constrained outputs the budget cut again with a budget of N tokens: "
+                         "do they end with more room? (off by default)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: on a small shared machine more threads run slower)")
     args = ap.parse_args(argv)
@@ -468,6 +486,8 @@ def main(argv=None) -> int:
         ap.error("--limit must be positive")
     if args.rows < 1:
         ap.error("--rows must be positive")
+    if args.extend is not None and args.extend < 1:
+        ap.error("--extend must be positive")
     try:
         budgets = parse_budgets(args.max_new_tokens, args.languages)
     except ValueError as exc:
@@ -483,6 +503,7 @@ def main(argv=None) -> int:
     log: list[Outcome] = []
     speed: dict = {}
     batches: dict = {}
+    extended: dict = {}
     for lang in args.languages:
         compiled = gm.compile(gm.Grammar.builtin(lang), info)
         tasks = makers[lang](tok, args.limit or DEFAULT_LIMITS[lang])
@@ -492,6 +513,12 @@ def main(argv=None) -> int:
         log += outs
         # Tokens/s each way: the tasks with the longest outputs again, one mode at a time (batch of one),
         # interleaved, after a warm-up.
+        if args.extend and "constrained" in args.modes:
+            cut = [k for k, t in enumerate(tasks) if results[lang]["constrained"][k].hit_budget]
+            if cut:
+                longer, _ = run_language(model, tok, [tasks[k] for k in cut], ["constrained"], args.extend, compiled,
+                                         eos, args.rows, started)
+                extended[lang] = (budgets[lang], longer)
         speed[lang] = {m: [] for m in args.modes}
         if args.timing:
             time_task(model, tok, tasks[0], args.modes[-1], 4, compiled, eos)
@@ -524,6 +551,7 @@ def main(argv=None) -> int:
         "Decoding (continuous batching, all modes together):\n\n"
         "| language | budget | prompts | prefill tokens | generated tokens | steps | seconds | tokens/s |\n"
         "|---|---|---|---|---|---|---|---|\n" + batch_lines + "\n\n"
+        + extension(extended, args.extend) +
         "## Constrained outputs cut by the budget (their last characters)\n\n"
         "| output | mode | repeating | check | end |\n|---|---|---|---|---|\n" + "\n".join(examples) + "\n\n"
         "## Every output\n\n"

@@ -48,9 +48,59 @@ def _layers(cache) -> list:
     return list(zip(cache.key_cache, cache.value_cache))  # transformers < 4.56
 
 
+ROOM = 64  # tokens of room a cache layer gets each time it grows
+
+
+def _buffered_layer_class():
+    """A DynamicLayer whose keys and values are views of buffers with room to grow: appending a token
+    writes it in place, where DynamicLayer concatenates (copies) the whole cache at every step. None
+    with a transformers without DynamicLayer (< 4.56): plain DynamicCache there."""
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:
+        return None
+
+    class BufferedLayer(DynamicLayer):
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+            super().__init__()
+            self.device = keys.device
+            self.is_initialized = True
+            self._k = self._v = None
+            self._place(keys, values, keys.shape[-2])
+
+        def _place(self, keys, values, length):
+            b, h, _, d = keys.shape
+            self._k = keys.new_empty(b, h, length + ROOM, d)
+            self._v = values.new_empty(b, h, length + ROOM, values.shape[-1])
+            self._k[:, :, :length] = keys
+            self._v[:, :, :length] = values
+            self.keys, self.values = self._k[:, :, :length], self._v[:, :, :length]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            n = self.keys.shape[-2]
+            m = n + key_states.shape[-2]
+            if m > self._k.shape[-2]:
+                self._place(self.keys, self.values, n)
+            self._k[:, :, n:m] = key_states
+            self._v[:, :, n:m] = value_states
+            self.keys, self.values = self._k[:, :, :m], self._v[:, :, :m]
+            return self.keys, self.values
+
+    return BufferedLayer
+
+
+_BufferedLayer = _buffered_layer_class()
+
+
 def _make_cache(layers: list, config):
+    """A DynamicCache holding `layers` ([(keys, values)] per layer)."""
     from transformers import DynamicCache
 
+    if _BufferedLayer is not None:
+        cache = DynamicCache(config=config)
+        if len(cache.layers) == len(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers):
+            cache.layers = [_BufferedLayer(k, v) for k, v in layers]
+            return cache
     try:
         return DynamicCache(layers, config=config)
     except TypeError:  # transformers < 4.56
@@ -81,6 +131,7 @@ def greedy_rows(model, prompts: Sequence[Sequence[int]], rows: list[Row], stop_i
     mask = torch.zeros(0, 0, dtype=torch.long)
     pos = torch.zeros(0, dtype=torch.long)
     logits = None                   # (len(active), vocab): the scores each active row picks from next
+    cache = None                    # the batch's cache, once built from `layers` (None: layers is current)
     seqs: dict[int, list[int]] = {}
     started: dict[int, float] = {}
     stats = {"steps": 0, "tokens": 0, "prefill_tokens": 0}
@@ -101,15 +152,17 @@ def greedy_rows(model, prompts: Sequence[Sequence[int]], rows: list[Row], stop_i
                 T = mask.shape[1]
                 width = max(T, n)
                 merged = []
+                current = layers if cache is None else _layers(cache)
                 for li, (nk, nv) in enumerate(_layers(_out_cache(out))):
                     nk = F.pad(nk, (0, 0, width - n, 0)).expand(k, -1, -1, -1)
                     nv = F.pad(nv, (0, 0, width - n, 0)).expand(k, -1, -1, -1)
                     if active:
-                        ok, ov = layers[li]
+                        ok, ov = current[li]
                         ok, ov = F.pad(ok, (0, 0, width - T, 0)), F.pad(ov, (0, 0, width - T, 0))
                         nk, nv = torch.cat([ok, nk]), torch.cat([ov, nv])
                     merged.append((nk.contiguous(), nv.contiguous()))
                 layers = merged
+                cache = None
                 new_mask = torch.zeros(k, width, dtype=torch.long)
                 new_mask[:, width - n:] = 1
                 mask = torch.cat([F.pad(mask, (width - T, 0)), new_mask])
@@ -148,7 +201,8 @@ def greedy_rows(model, prompts: Sequence[Sequence[int]], rows: list[Row], stop_i
                     on_prompt_done(r.prompt)
             if len(keep) < len(active):
                 ix = torch.tensor(keep, dtype=torch.long)
-                layers = [(k_[ix], v_[ix]) for k_, v_ in layers]
+                layers = [(k_[ix], v_[ix]) for k_, v_ in (layers if cache is None else _layers(cache))]
+                cache = None
                 mask, pos = mask[ix], pos[ix]
                 active = [active[j] for j in keep]
                 if active:  # drop the columns that are padding in every row left
@@ -156,18 +210,20 @@ def greedy_rows(model, prompts: Sequence[Sequence[int]], rows: list[Row], stop_i
                     if lead:
                         layers = [(k_[:, :, lead:], v_[:, :, lead:]) for k_, v_ in layers]
                         mask = mask[:, lead:]
+                        cache = None
             if not active:
-                layers, logits = [], None
+                layers, logits, cache = [], None, None
                 mask = torch.zeros(0, 0, dtype=torch.long)
                 pos = torch.zeros(0, dtype=torch.long)
                 continue
 
             # One step of the batch.
             mask = torch.cat([mask, torch.ones(len(active), 1, dtype=torch.long)], 1)
-            cache = _make_cache(layers, model.config)
+            if cache is None:
+                cache = _make_cache(layers, model.config)
             out = model(input_ids=torch.tensor(picked, dtype=torch.long)[:, None], attention_mask=mask,
                         position_ids=pos[:, None], use_cache=True, **{kw: cache})
-            layers = _layers(_out_cache(out))
+            cache = _out_cache(out)
             pos = pos + 1
             logits = out.logits[:, -1].float()
             stats["steps"] += 1
