@@ -121,6 +121,7 @@ class Outcome:
     steps: int = 0                   # timing runs: generated tokens
     ended: str = ""                  # "eos" | "stop" (its cut rule) | "budget"
     repeating: bool = False          # cut by the budget in the middle of a repetition (see repeating_tail)
+    processor_seconds: float = 0.0   # time in the logits processor (grammar mask, closing)
 
 
 # -- checks ----------------------------------------------------------------------------------------------
@@ -329,6 +330,7 @@ def run_language(model, tok, tasks: list[Task], modes: list[str], budget: int, c
             if r.prompt == k:
                 task, mode, grammar = meta[i]
                 results[i] = outcome(tok, task, mode, grammar, r.tokens, r.reason, r.seconds, eos)
+                results[i].processor_seconds = r.processor_seconds
                 outs.append(results[i])
         done[0] += 1
         print(f"[{tasks[k].language} {done[0]}/{len(tasks)} {time.perf_counter() - started:5.0f}s] {tasks[k].name}: "
@@ -362,8 +364,8 @@ def time_task(model, tok, task: Task, mode: str, budget: int, compiled, eos: lis
 
 def summarize(results: dict, speed: dict, modes: list[str]) -> tuple[str, list]:
     lines = ["| language | outputs | mode | syntax errors | error rate | reduction vs unconstrained | "
-             "errors in outputs that ended | tokens/s | hit budget (repeating) | empty completions |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "errors in outputs that ended | tokens/s | processor ms/token | hit budget (repeating) | "
+             "empty completions |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = []
     for lang, by_mode in results.items():
         base = None
@@ -379,12 +381,14 @@ def summarize(results: dict, speed: dict, modes: list[str]) -> tuple[str, list]:
             timed = [o for o in speed.get(lang, {}).get(mode, []) if o.steps > 1]
             tps = (f"{sum(o.steps - 1 for o in timed) / sum(o.decode_seconds for o in timed):.1f}"
                    if timed else "–")
+            proc = ("–" if mode == "unconstrained" else
+                    f"{sum(o.processor_seconds for o in outs) * 1000 / max(1, sum(o.tokens for o in outs)):.2f}")
             if mode == "unconstrained":
                 base = rate
             red = "–" if mode == "unconstrained" or base is None else (
                 "–" if base == 0 else f"{(base - rate) / base * 100:.1f}%")
             lines.append(f"| {lang} | {n} | {mode} | {errors} | {rate * 100:.1f}% | {red} | "
-                         f"{ended_errors} of {n - hits} | {tps} | {hits} ({sum(o.repeating for o in outs)}) | "
+                         f"{ended_errors} of {n - hits} | {tps} | {proc} | {hits} ({sum(o.repeating for o in outs)}) | "
                          f"{sum(o.empty for o in outs)} |")
             rows.append((lang, mode, rate))
     return "\n".join(lines), rows
@@ -547,7 +551,10 @@ def main(argv=None) -> int:
         f"; total {total:.0f} s.\n\n{table}\n\n"
         "\"errors in outputs that ended\": errors among the outputs the budget did not cut (a stop token or "
         "the cut rule ended them). \"repeating\": cut by the budget in the middle of a repetition (a rough "
-        "test: most of the last third of the output repeats what came before it).\n\n"
+        "test: most of the last third of the output repeats what came before it). tokens/s: generate(), one "
+        f"way at a time, batch of one, on the {args.timing} prompts per language with the longest outputs, "
+        f"{TIMING_TOKENS} tokens at most. processor ms/token: time in the logits processor per generated token, "
+        "over all outputs of the batched run.\n\n"
         "Decoding (continuous batching, all modes together):\n\n"
         "| language | budget | prompts | prefill tokens | generated tokens | steps | seconds | tokens/s |\n"
         "|---|---|---|---|---|---|---|---|\n" + batch_lines + "\n\n"

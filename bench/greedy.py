@@ -34,6 +34,7 @@ class Row:
     tokens: list = field(default_factory=list)    # generated ids (a stop token, if one came, included)
     reason: str = ""                              # "eos" | "stop" | "budget"
     seconds: float = 0.0                          # from the row's first token to its last (in a shared batch)
+    processor_seconds: float = 0.0                # time spent in its processor
 
 
 def _cache_kwarg(model) -> str:
@@ -180,7 +181,9 @@ def greedy_rows(model, prompts: Sequence[Sequence[int]], rows: list[Row], stop_i
                 r = rows[i]
                 scores = logits[j:j + 1]
                 if r.processor is not None:
+                    t0 = time.perf_counter()
                     scores = r.processor(torch.tensor([seqs[i]], dtype=torch.long), scores.clone())
+                    r.processor_seconds += time.perf_counter() - t0
                 t = int(torch.argmax(scores[0]))
                 r.tokens.append(t)
                 seqs[i].append(t)
