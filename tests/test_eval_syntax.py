@@ -92,6 +92,11 @@ def test_repeating_tail():
              "bumpkin; meanwhile zebras graze near fjords, and a sphinx of black quartz judges my vow.")
     assert not es.repeating_tail(prose)
     assert not es.repeating_tail("short")
+    # A long answer of distinct items is not a loop; digits going on and on are.
+    cities = ", ".join(f'{{"name": "{c}", "population": {n}}}' for c, n in zip(
+        ["Paris", "Berlin", "Madrid", "Rome", "Vienna", "Lisbon", "Warsaw", "Prague", "Dublin", "Oslo"], range(10)))
+    assert not es.repeating_tail('{"capitals": [' + cities)
+    assert es.repeating_tail('{\n  "name": "John",\n  "id": "' + "1234567890" * 20)
 
 
 def test_outcome_cut_and_budget():
