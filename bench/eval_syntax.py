@@ -282,11 +282,20 @@ def json_tasks(tok, limit: int) -> list[Task]:
 
 # -- running -----------------------------------------------------------------------------------------------
 
-def processor(compiled, tok, task: Task, mode: str, budget: int, eos: list[int]):
+CLOSING_KEEP = 1  # verified tokens per step greedy decoding needs (see processor())
+
+
+def processor(compiled, tok, task: Task, mode: str, budget: int, eos: list[int], keep: int = CLOSING_KEEP):
+    """The mode's logits processor (None: unconstrained). Closing checks the allowed tokens in logit order
+    until `keep` of them are verified closable; greedy takes the first verified one whatever `keep` is
+    (a token with a higher logit was refused or is the one), so 1 gives the same output as the library's
+    default 8 (which sampling needs) with fewer completion searches."""
     if mode == "unconstrained":
         return None
+    closing = mode == "closing"
     return gm.GrammarLogitsProcessor(compiled, tok, prefix=task.prefix, stop_token_ids=eos,
-                                     token_budget=budget if mode == "closing" else None)
+                                     token_budget=budget if closing else None,
+                                     **({"closing_keep": keep} if closing else {}))
 
 
 def outcome(tok, task: Task, mode: str, grammar, gen: list[int], ended: str, seconds: float,
@@ -308,12 +317,12 @@ def outcome(tok, task: Task, mode: str, grammar, gen: list[int], ended: str, sec
 
 
 def run_language(model, tok, tasks: list[Task], modes: list[str], budget: int, compiled, eos: list[int],
-                 max_rows: int, started: float) -> tuple[list[Outcome], dict]:
+                 max_rows: int, started: float, keep: int = CLOSING_KEEP) -> tuple[list[Outcome], dict]:
     """Every task, every mode: one greedy row each, continuously batched."""
     rows, meta = [], []
     for k, task in enumerate(tasks):
         for mode in modes:
-            proc = processor(compiled, tok, task, mode, budget, eos)
+            proc = processor(compiled, tok, task, mode, budget, eos, keep)
             grammar = None if proc is None else compiled.grammar
             stop = (lambda cut, g: lambda ids: cut(tok.decode(ids, skip_special_tokens=True), g) is not None)(
                 task.cut, grammar)
@@ -340,11 +349,12 @@ def run_language(model, tok, tasks: list[Task], modes: list[str], budget: int, c
     return results, stats
 
 
-def time_task(model, tok, task: Task, mode: str, budget: int, compiled, eos: list[int]) -> Outcome:
+def time_task(model, tok, task: Task, mode: str, budget: int, compiled, eos: list[int],
+              keep: int = CLOSING_KEEP) -> Outcome:
     """One output with generate(), batch of one, for tokens/s: decoding speed from the first generated
     token to the last (prefill and set-up left out)."""
     ids = torch.tensor([task.input_ids], dtype=torch.long)
-    proc = processor(compiled, tok, task, mode, budget, eos)
+    proc = processor(compiled, tok, task, mode, budget, eos, keep)
     grammar = None if proc is None else compiled.grammar
     stop = StopAtCut(tok, ids.shape[1], task.cut, grammar)
     t0 = time.perf_counter()
@@ -481,6 +491,9 @@ def main(argv=None) -> int:
     ap.add_argument("--extend", type=int, metavar="N",
                     help="then decode the constrained outputs the budget cut again with a budget of N tokens: "
                          "do they end with more room? (off by default)")
+    ap.add_argument("--closing-keep", type=int, default=CLOSING_KEEP, metavar="K",
+                    help=f"closing: verified tokens per step (GrammarLogitsProcessor's closing_keep; default "
+                         f"{CLOSING_KEEP}, all greedy needs: the output is the same with the library's default 8)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: on a small shared machine more threads run slower)")
     args = ap.parse_args(argv)
@@ -488,6 +501,8 @@ def main(argv=None) -> int:
         ap.error("--limit must be positive")
     if args.rows < 1:
         ap.error("--rows must be positive")
+    if args.closing_keep < 1:
+        ap.error("--closing-keep must be positive")
     if args.extend is not None and args.extend < 1:
         ap.error("--extend must be positive")
     try:
@@ -509,7 +524,8 @@ def main(argv=None) -> int:
     for lang in args.languages:
         compiled = gm.compile(gm.Grammar.builtin(lang), info)
         tasks = makers[lang](tok, args.limit or DEFAULT_LIMITS[lang])
-        outs, stats = run_language(model, tok, tasks, args.modes, budgets[lang], compiled, eos, args.rows, started)
+        outs, stats = run_language(model, tok, tasks, args.modes, budgets[lang], compiled, eos, args.rows, started,
+                                   args.closing_keep)
         batches[lang] = stats
         results[lang] = {m: [o for o in outs if o.mode == m] for m in args.modes}
         log += outs
@@ -519,17 +535,17 @@ def main(argv=None) -> int:
             cut = [k for k, t in enumerate(tasks) if results[lang]["constrained"][k].hit_budget]
             if cut:
                 longer, _ = run_language(model, tok, [tasks[k] for k in cut], ["constrained"], args.extend, compiled,
-                                         eos, args.rows, started)
+                                         eos, args.rows, started, args.closing_keep)
                 extended[lang] = (budgets[lang], longer)
         speed[lang] = {m: [] for m in args.modes}
         if args.timing:
-            time_task(model, tok, tasks[0], args.modes[-1], 4, compiled, eos)
+            time_task(model, tok, tasks[0], args.modes[-1], 4, compiled, eos, args.closing_keep)
         n = len(args.modes)
         longest = sorted(range(len(tasks)), key=lambda k: -min(o.tokens for o in outs[k * n:(k + 1) * n]))
         for task in [tasks[k] for k in sorted(longest[: args.timing])]:
             for mode in args.modes:
                 speed[lang][mode].append(time_task(model, tok, task, mode, min(budgets[lang], TIMING_TOKENS),
-                                                   compiled, eos))
+                                                   compiled, eos, args.closing_keep))
             print(f"[{lang} timing {time.perf_counter() - started:5.0f}s] {task.name}: " + "; ".join(
                 f"{m} {speed[lang][m][-1].tokens} tok in {speed[lang][m][-1].seconds:.1f} s" for m in args.modes),
                 file=sys.stderr, flush=True)
@@ -545,7 +561,8 @@ def main(argv=None) -> int:
                         f"{(o.error or 'ok').replace('|', '/')} |" for o in log)
     (args.out / "eval_syntax.md").write_text(
         "# Syntax errors with and without grammask (SmolLM2-135M-Instruct, greedy, CPU)\n\n"
-        f"`{command}`; max_new_tokens " + ", ".join(f"{l} {b}" for l, b in budgets.items()) +
+        f"`{command}`; closing: token_budget=max_new_tokens, closing_keep={args.closing_keep}; max_new_tokens "
+        + ", ".join(f"{l} {b}" for l, b in budgets.items()) +
         f"; total {total:.0f} s.\n\n{table}\n\n"
         "\"errors in outputs that ended\": errors among the outputs the budget did not cut (a stop token or "
         "the cut rule ended them). \"repeating\": cut by the budget in the middle of a repetition (a rough "

@@ -140,3 +140,23 @@ def test_greedy_rows_match_generate():
         else:
             assert r.tokens == ref, (r, ref)
             assert r.reason == ("eos" if ref[-1] == 2 else "budget")
+
+
+@pytest.mark.parametrize("grammar", ["json", "python", "go"])
+def test_greedy_closing_keep_one_is_keep_eight(grammar, cache_dir):
+    """eval_syntax runs closing with closing_keep=1: under greedy decoding the chosen token is the first
+    verified one in logit order whatever `keep` is, so the outputs equal the library default's (8)."""
+    from conftest import compiled_for, load_tokenizer, tokenizer_info
+    from test_closing import PREFIXES, fake_generate, opener_bias
+
+    tok = load_tokenizer("gpt2")
+    info = tokenizer_info("gpt2")
+    compiled = compiled_for(grammar, "gpt2", cache_dir)
+    bias = opener_bias(info, grammar)
+    for budget in (6, 16):
+        outs = []
+        for keep in (1, 8):
+            proc = gm.GrammarLogitsProcessor(compiled, tok, prefix=PREFIXES[grammar], token_budget=budget,
+                                             closing_keep=keep)
+            outs.append(fake_generate(proc, info, 3, budget, budget, bias, True))
+        assert outs[0] == outs[1]
