@@ -52,7 +52,7 @@ PY_STOPS = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\n```"]
 MODES = ["unconstrained", "constrained", "closing"]
 TIMING_TOKENS = 48  # the budget of the tokens/s runs
 LANGUAGES = ["python", "go", "json"]
-DEFAULT_LIMITS = {"python": 82, "go": 32, "json": 36}
+DEFAULT_LIMITS = {"python": 82, "go": 64, "json": 36}
 DEFAULT_BUDGETS = {"python": 256, "go": 256, "json": 256}
 
 # The system turn of every JSON prompt (instead of the template's default one), the same in every mode.
