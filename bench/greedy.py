@@ -62,26 +62,22 @@ def _buffered_layer_class():
         return None
 
     class BufferedLayer(DynamicLayer):
-        def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
+            """keys, values: buffers (batch, heads, capacity, dim), the first `length` positions filled."""
             super().__init__()
             self.device = keys.device
             self.is_initialized = True
-            self._k = self._v = None
-            self._place(keys, values, keys.shape[-2])
-
-        def _place(self, keys, values, length):
-            b, h, _, d = keys.shape
-            self._k = keys.new_empty(b, h, length + ROOM, d)
-            self._v = values.new_empty(b, h, length + ROOM, values.shape[-1])
-            self._k[:, :, :length] = keys
-            self._v[:, :, :length] = values
-            self.keys, self.values = self._k[:, :, :length], self._v[:, :, :length]
+            self._k, self._v = keys, values
+            self.keys, self.values = keys[:, :, :length], values[:, :, :length]
 
         def update(self, key_states, value_states, *args, **kwargs):
             n = self.keys.shape[-2]
             m = n + key_states.shape[-2]
-            if m > self._k.shape[-2]:
-                self._place(self.keys, self.values, n)
+            if m > self._k.shape[-2]:  # out of room: a buffer with room again (the filled part copied)
+                k, v = self._k, self._v
+                self._k = k.new_empty(k.shape[0], k.shape[1], m + ROOM, k.shape[3])
+                self._v = v.new_empty(v.shape[0], v.shape[1], m + ROOM, v.shape[3])
+                self._k[:, :, :n], self._v[:, :, :n] = self.keys, self.values
             self._k[:, :, n:m] = key_states
             self._v[:, :, n:m] = value_states
             self.keys, self.values = self._k[:, :, :m], self._v[:, :, :m]
@@ -93,15 +89,29 @@ def _buffered_layer_class():
 _BufferedLayer = _buffered_layer_class()
 
 
-def _make_cache(layers: list, config):
-    """A DynamicCache holding `layers` ([(keys, values)] per layer)."""
+def _stack(parts: list, width: int) -> torch.Tensor:
+    """Tensors (rows, heads, length <= width, dim) stacked by rows into one zeroed buffer (rows, heads,
+    width + ROOM, dim), each right-aligned at `width` (left padding, as the attention mask has it)."""
+    rows = sum(t.shape[0] for t in parts)
+    _, heads, _, dim = parts[0].shape
+    buf = parts[0].new_zeros(rows, heads, width + ROOM, dim)
+    at = 0
+    for t in parts:
+        buf[at:at + t.shape[0], :, width - t.shape[2]:width] = t
+        at += t.shape[0]
+    return buf
+
+
+def _make_cache(buffers: list, length: int, config):
+    """A DynamicCache over `buffers` ([(keys, values)] per layer, from _stack), `length` positions filled."""
     from transformers import DynamicCache
 
     if _BufferedLayer is not None:
         cache = DynamicCache(config=config)
-        if len(cache.layers) == len(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers):
-            cache.layers = [_BufferedLayer(k, v) for k, v in layers]
+        if len(cache.layers) == len(buffers) and all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers):
+            cache.layers = [_BufferedLayer(k, v, length) for k, v in buffers]
             return cache
+    layers = [(k[:, :, :length], v[:, :, :length]) for k, v in buffers]
     try:
         return DynamicCache(layers, config=config)
     except TypeError:  # transformers < 4.56
@@ -128,11 +138,10 @@ def greedy_rows(model, prompts: Sequence[Sequence[int]], rows: list[Row], stop_i
     waiting = deque(by_prompt)
     left = {p: len(ix) for p, ix in by_prompt.items()}
     active: list[int] = []          # row indices, in batch order
-    layers: list = []               # [(keys, values)] of the active rows, left-padded
+    cache = None                    # the active rows' cache, left-padded to the longest (None: no rows)
     mask = torch.zeros(0, 0, dtype=torch.long)
     pos = torch.zeros(0, dtype=torch.long)
     logits = None                   # (len(active), vocab): the scores each active row picks from next
-    cache = None                    # the batch's cache, once built from `layers` (None: layers is current)
     seqs: dict[int, list[int]] = {}
     started: dict[int, float] = {}
     stats = {"steps": 0, "tokens": 0, "prefill_tokens": 0}
@@ -148,28 +157,24 @@ def greedy_rows(model, prompts: Sequence[Sequence[int]], rows: list[Row], stop_i
                 out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
                 stats["prefill_tokens"] += ids.shape[1]
                 new = by_prompt[p]
-                k = len(new)
-                n = ids.shape[1]
-                T = mask.shape[1]
+                k, n, T = len(new), ids.shape[1], mask.shape[1]
                 width = max(T, n)
-                merged = []
-                current = layers if cache is None else _layers(cache)
+                old = _layers(cache) if active else []
+                buffers = []
                 for li, (nk, nv) in enumerate(_layers(_out_cache(out))):
-                    nk = F.pad(nk, (0, 0, width - n, 0)).expand(k, -1, -1, -1)
-                    nv = F.pad(nv, (0, 0, width - n, 0)).expand(k, -1, -1, -1)
-                    if active:
-                        ok, ov = current[li]
-                        ok, ov = F.pad(ok, (0, 0, width - T, 0)), F.pad(ov, (0, 0, width - T, 0))
-                        nk, nv = torch.cat([ok, nk]), torch.cat([ov, nv])
-                    merged.append((nk.contiguous(), nv.contiguous()))
-                layers = merged
-                cache = None
+                    ks = ([old[li][0]] if old else []) + [nk.expand(k, -1, -1, -1)]
+                    vs = ([old[li][1]] if old else []) + [nv.expand(k, -1, -1, -1)]
+                    buffers.append((_stack(ks, width), _stack(vs, width)))
+                del old
+                cache = _make_cache(buffers, width, model.config)
+                del buffers
                 new_mask = torch.zeros(k, width, dtype=torch.long)
                 new_mask[:, width - n:] = 1
-                mask = torch.cat([F.pad(mask, (width - T, 0)), new_mask])
-                pos = torch.cat([pos, torch.full((k,), n, dtype=torch.long)])
+                mask = torch.cat([F.pad(mask, (width - T, 0)), new_mask]) if active else new_mask
+                pos = torch.cat([pos, torch.full((k,), n, dtype=torch.long)]) if active else torch.full((k,), n)
                 first = out.logits[:, -1].float().expand(k, -1)
-                logits = first.clone() if logits is None or not active else torch.cat([logits, first])
+                logits = torch.cat([logits, first]) if active else first.clone()
+                del out
                 for i in new:
                     seqs[i] = list(prompts[p])
                     started[i] = time.perf_counter()
@@ -202,33 +207,32 @@ def greedy_rows(model, prompts: Sequence[Sequence[int]], rows: list[Row], stop_i
                 left[r.prompt] -= 1
                 if left[r.prompt] == 0 and on_prompt_done is not None:
                     on_prompt_done(r.prompt)
-            if len(keep) < len(active):
-                ix = torch.tensor(keep, dtype=torch.long)
-                layers = [(k_[ix], v_[ix]) for k_, v_ in (layers if cache is None else _layers(cache))]
-                cache = None
-                mask, pos = mask[ix], pos[ix]
-                active = [active[j] for j in keep]
-                if active:  # drop the columns that are padding in every row left
-                    lead = int(mask.any(0).long().argmax())
-                    if lead:
-                        layers = [(k_[:, :, lead:], v_[:, :, lead:]) for k_, v_ in layers]
-                        mask = mask[:, lead:]
-                        cache = None
-            if not active:
-                layers, logits, cache = [], None, None
+            if not keep:
+                cache, logits = None, None
                 mask = torch.zeros(0, 0, dtype=torch.long)
                 pos = torch.zeros(0, dtype=torch.long)
+                active = []
                 continue
+            if len(keep) < len(active):
+                ix = torch.tensor(keep, dtype=torch.long)
+                mask, pos = mask[ix], pos[ix]
+                lead = int(mask.any(0).long().argmax())  # columns that are padding in every row left
+                mask = mask[:, lead:]
+                width = mask.shape[1]
+                buffers = [(_stack([k_[ix, :, lead:]], width), _stack([v_[ix, :, lead:]], width))
+                           for k_, v_ in _layers(cache)]
+                cache = _make_cache(buffers, width, model.config)
+                del buffers
+                active = [active[j] for j in keep]
 
             # One step of the batch.
             mask = torch.cat([mask, torch.ones(len(active), 1, dtype=torch.long)], 1)
-            if cache is None:
-                cache = _make_cache(layers, model.config)
             out = model(input_ids=torch.tensor(picked, dtype=torch.long)[:, None], attention_mask=mask,
                         position_ids=pos[:, None], use_cache=True, **{kw: cache})
             cache = _out_cache(out)
             pos = pos + 1
             logits = out.logits[:, -1].float()
+            del out
             stats["steps"] += 1
     stats["seconds"] = time.perf_counter() - t_start
     return stats

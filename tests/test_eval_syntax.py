@@ -115,9 +115,12 @@ def test_outcome_cut_and_budget():
     assert (o.ended, o.tokens, o.empty, o.error) == ("eos", 1, True, None)
 
 
-def test_greedy_rows_match_generate():
+def test_greedy_rows_match_generate(monkeypatch):
     """The batched decoder gives each row what generate() gives it alone: rows of prompts of different
-    lengths joining and leaving the batch, processors, stop rules, budgets."""
+    lengths joining and leaving the batch, processors, stop rules, budgets, cache buffers that grow."""
+    import bench.greedy
+
+    monkeypatch.setattr(bench.greedy, "ROOM", 3)  # the buffers run out of room every few tokens
     torch.set_num_threads(1)
     model, tok = gm.load_model()
     texts = ["def fib(n):\n", "The capital of France is", "import numpy as np\n\n# the mean of a list\ndef mean(xs):\n"]
