@@ -282,6 +282,14 @@ static inline int32_t fstring_forbids(int32_t kr) {
     }
 }
 
+/* Whether a string opened with quote kind `kind` may stand inside the open f-strings: three quotes end
+ * one opened with the same three. */
+static inline int triple_quotes_fit(const gm_ictx *c, int32_t kind) {
+    for (int32_t i = 0; kind >= 2 && i < c->fn; i++)
+        if (FSTR_KR(c->fstr[i]) >> 1 == kind) return 0;
+    return 1;
+}
+
 /* An f-string terminal or event against the context: 0 refused, 1 feed *ev (possibly another terminal,
  * e.g. FCLOSE for a `}` at the field's own depth), 2 nothing to feed (an event that passed). */
 static int fstring_step(gm_matcher *m, vstate *vs, int32_t *ev) {
@@ -303,8 +311,12 @@ static int fstring_step(gm_matcher *m, vstate *vs, int32_t *ev) {
             if (fstring_forbids(FSTR_KR(c->fstr[i])) & g->term_farg[*ev]) return 0;
         return 2;
     }
+    case GM_FOP_TRIPLE_STRING:
+        if (!triple_quotes_fit(c, 2 + (g->term_farg[*ev] & 1))) return 0;
+        *ev = g->term_farg[*ev] >> 1;
+        return 1;
     case GM_FOP_FSTART:
-        if (c->fn == GM_MAX_FSTRINGS) return 0;
+        if (c->fn == GM_MAX_FSTRINGS || !triple_quotes_fit(c, g->term_farg[*ev] >> 1)) return 0;
         c->fstr[c->fn++] = FSTR(g->term_farg[*ev], FPOS_LIT, 0);
         return 1;
     case GM_FOP_FOPEN:

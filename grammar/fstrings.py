@@ -48,6 +48,7 @@ def spec_mode(kr: int) -> int:
 # term_fop codes, as gm_core.h names them
 FOP_FSTART, FOP_FOPEN, FOP_RBRACE, FOP_COLON, FOP_WALRUS = 1, 2, 3, 4, 5
 FOP_CONV_CLOSE, FOP_CONV_SPEC, FOP_SPEC_CLOSE, FOP_FEND, FOP_EVENT_OWN, FOP_EVENT_ALL = 6, 7, 8, 9, 10, 11
+FOP_TRIPLE_STRING = 12  # a string in three quotes inside a field; term_farg: 2 * its string terminal + quote
 # event bits (term_farg of an event terminal): a byte ' " newline or backslash; which of them an enclosing
 # f-string forbids is gm_core.c's fstring_forbids
 EV_SQ, EV_DQ, EV_NL, EV_BS = 1, 2, 4, 8
@@ -102,15 +103,19 @@ def _text(kind: int, raw: int, braces: bool) -> str:
     return body
 
 
-def _field_string(prefix: str, ascii_only: bool) -> str:
-    """A string inside a field: no backslash anywhere (CPython 3.11 refuses one in the expression part)."""
+def _field_strings(prefix: str, ascii_only: bool) -> tuple[str, str, str]:
+    """Strings inside a field, with no backslash anywhere (CPython 3.11 refuses one in the expression
+    part): the single-quoted ones, and apart those in three ' and in three " (an enclosing f-string of
+    that quote refuses them)."""
     parts = []
     for q in ("'", '"'):
         line = _ascii_class(q, False) if ascii_only else rf"[^{q}\\\r\n]"
-        multi = _ascii_class(q, True) if ascii_only else rf"[^{q}\\]"
         parts.append(f"{q}{line}*{q}")
-        parts.append(f"{q * 3}(({q}|{q * 2})?{multi})*{q * 3}")
-    return f"{prefix}({'|'.join(parts)})"
+    triples = []
+    for q in ("'", '"'):
+        multi = _ascii_class(q, True) if ascii_only else rf"[^{q}\\]"
+        triples.append(f"{prefix}{q * 3}(({q}|{q * 2})?{multi})*{q * 3}")
+    return f"{prefix}({'|'.join(parts)})", triples[0], triples[1]
 
 
 def _ascii_class(q: str, newline: bool) -> str:
@@ -153,12 +158,14 @@ def extend_terminals(terminals: list[TerminalSpec], display: list[str]):
         raise KeyError(", ".join(missing))
     out = list(terminals)
     replaced = {by_display[d] for d in _FIELD_REPLACED}
+    triple_strings = []  # (a string terminal, 0 or 1 for its triple ' or " form, regex): their own terminals
     for i, t in enumerate(out):
         if t.regex is None or t.name in LR_TERMINALS:
             continue
         if t.name in _FIELD_STRINGS:
-            regex = _field_string(_FIELD_STRINGS[t.name], t.name.endswith("BYTES"))
-            out[i] = dataclasses.replace(t, mode_regexes=((FIELD, regex),))
+            single, *triples = _field_strings(_FIELD_STRINGS[t.name], t.name.endswith("BYTES"))
+            out[i] = dataclasses.replace(t, mode_regexes=((FIELD, single),))
+            triple_strings += [(i, j, regex) for j, regex in enumerate(triples)]
         elif t.ignored and t.name not in _NOT_IN_FIELD:
             # whitespace: newlines too inside a field (inside parentheses, once compiled)
             out[i] = dataclasses.replace(t, mode_regexes=((FIELD, r"[\t \f\r\n]+"),))
@@ -191,8 +198,11 @@ def extend_terminals(terminals: list[TerminalSpec], display: list[str]):
     rbrace_f = add("RBRACE_F", r"\}", (FIELD,), literal=True)
     colon_f = add("COLON_F", ":", (FIELD,), literal=True)
     walrus_f = add("WALRUS_F", ":=", (FIELD,), literal=True)
+    triples = {add(f"{out[i].name}_{('SQ3', 'DQ3')[j]}_F", mode_regexes=((FIELD, regex),)): (i, j)
+               for i, j, regex in triple_strings}
     events = {}
     display_of = {ids[name]: shown for name, shown in DISPLAY.items() if name in ids}
+    display_of.update({t: display[i] for t, (i, _) in triples.items()})
     display_of.update({rbrace_f: DISPLAY["RBRACE_F"], colon_f: DISPLAY["COLON_F"], walrus_f: DISPLAY["WALRUS_F"]})
     for scope, fop in (("OWN", FOP_EVENT_OWN), ("ALL", FOP_EVENT_ALL)):
         for bit, label in ((EV_SQ, "SQ"), (EV_DQ, "DQ"), (EV_NL, "NL"), (EV_BS, "BS")):
@@ -212,6 +222,8 @@ def extend_terminals(terminals: list[TerminalSpec], display: list[str]):
         fop[t], restart[t] = code, DYNAMIC
     for (code, bit), t in events.items():
         fop[t], farg[t] = code, bit
+    for t, (i, j) in triples.items():
+        fop[t], farg[t] = FOP_TRIPLE_STRING, 2 * i + j
     mode_event = np.full((N_MODES, 256), -1, dtype=np.int32)
     for mode in range(1, N_MODES):
         code = FOP_EVENT_ALL if mode == FIELD else FOP_EVENT_OWN
@@ -219,4 +231,4 @@ def extend_terminals(terminals: list[TerminalSpec], display: list[str]):
             mode_event[mode, byte] = events[code, bit]
     return out, FStringSpec(fop, farg, restart, mode_event, by_display["'}'"], by_display["':'"],
                             by_display["':='"], ids["FCLOSE"], ids["SPEC_OPEN"], ids["FSPEC_TEXT"], display_of,
-                            frozenset([rbrace_f, colon_f, walrus_f, *events.values()]))
+                            frozenset([rbrace_f, colon_f, walrus_f, *events.values(), *triples]))
