@@ -426,8 +426,11 @@ static int can_take(gm_matcher *m, const vstate *vs, int32_t term) {
     const int plain = g->indenter == GM_SEMICOLONS
                           ? term != g->n_terminals && !(g->term_flags[term] & GM_TERM_NEWLINE)
                           : !vs->ctx.line_start && term != g->t_nl && term != g->t_cont && term != g->n_terminals;
-    const int modal = g->n_modes > 1 && (vs->ctx.fn || (term < g->n_terminals && g->term_fop[term]));
-    if ((!g->indenter || plain) && !modal) {
+    /* The action table answers alone, except for what post_feed may refuse beyond it: f-string terminals
+     * (the context decides them) and opening brackets (nesting limits). */
+    const int checked = term < g->n_terminals
+                        && (g->term_bracket[term] > 0 || (g->n_modes > 1 && g->term_fop[term]));
+    if ((!g->indenter || plain) && !checked) {
         int32_t a = g->action[(size_t)vs_top(&vs->lr) * (g->n_terminals + 1) + term];
         if (a >= 0) return 1;
         if (a == GM_ERROR) return 0;
