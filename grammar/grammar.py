@@ -15,7 +15,12 @@ if TYPE_CHECKING:
     from ..decoding.validator import ValidationResult
 
 BUILTIN_DIR = Path(__file__).resolve().parent
-BUILTINS = ("json", "python", "go")
+# name -> (grammar file, start rule). `json` is RFC 8259 (any value: what a validator must accept);
+# `json_object` is the "JSON mode" of chat APIs (an object at the top level: what a user asking a model
+# for JSON wants), the same grammar from another start rule.
+_BUILTIN_SOURCES = {"json": ("json", "start"), "json_object": ("json", "object"),
+                    "python": ("python", "start"), "go": ("go", "start")}
+BUILTINS = tuple(_BUILTIN_SOURCES)
 
 
 class Grammar:
@@ -37,11 +42,12 @@ class Grammar:
 
     @classmethod
     def builtin(cls, name: str) -> "Grammar":
-        path = BUILTIN_DIR / f"{name}.lark"
-        if name not in BUILTINS or not path.exists():
-            available = [b for b in BUILTINS if (BUILTIN_DIR / f"{b}.lark").exists()]
-            raise GrammarError(f"unknown built-in grammar {name!r}; available: {', '.join(available)}")
-        grammar = cls(path.read_text(encoding="utf-8"), "start", name)
+        """A built-in grammar: `json` (RFC 8259, any value), `json_object` (an object at the top level,
+        for generation), `python` (3.11), `go` (1.19)."""
+        if name not in _BUILTIN_SOURCES:
+            raise GrammarError(f"unknown built-in grammar {name!r}; available: {', '.join(BUILTINS)}")
+        file, start = _BUILTIN_SOURCES[name]
+        grammar = cls((BUILTIN_DIR / f"{file}.lark").read_text(encoding="utf-8"), start, name)
         grammar.warn_conflicts = False  # the built-ins document their resolved conflicts in the file
         return grammar
 

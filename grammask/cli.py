@@ -9,6 +9,9 @@ from typing import Optional
 
 from .grammar import BUILTINS, Grammar, GrammarError
 
+# generate's default: measured with the default model (see the README's main job); 1 turns it off.
+DEFAULT_REPETITION_PENALTY = 1.2
+
 
 def load_grammar(spec: str) -> Grammar:
     """A built-in name (json, python, go), the path of a .lark file, or of a .json file read as a JSON Schema."""
@@ -56,9 +59,7 @@ def _generate(args) -> int:
     grammar = None if args.grammar == "none" else load_grammar(args.grammar)
     if grammar is not None:
         grammar.tables  # a broken grammar fails before the model loads
-    if args.close and grammar is None:
-        print("grammask: --close needs a grammar (not -g none)", file=sys.stderr)
-        return 2
+    close = args.close and grammar is not None  # without a grammar there is nothing to complete
     started = time.perf_counter()
     print(f"grammask: loading {args.model or 'the default model (SmolLM2-135M-Instruct)'}...", file=sys.stderr)
     try:
@@ -67,11 +68,13 @@ def _generate(args) -> int:
         print(f"grammask: cannot load the model: {exc}", file=sys.stderr)
         return 2
     print(f"grammask: loaded in {time.perf_counter() - started:.1f} s; generating "
-          f"(grammar: {args.grammar}, at most {args.max_new_tokens} tokens)...", file=sys.stderr)
+          f"(grammar: {args.grammar}, at most {args.max_new_tokens} tokens"
+          f"{', closing within them' if close else ''})...", file=sys.stderr)
     started = time.perf_counter()
     text = generate(model, tokenizer, args.prompt, grammar, max_new_tokens=args.max_new_tokens,
                     do_sample=args.sample, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
-                    prefix=args.prefix, chat=not args.no_chat, closing=args.close)
+                    prefix=args.prefix, chat=not args.no_chat, closing=close,
+                    repetition_penalty=args.repetition_penalty)
     print(text)
     print(f"grammask: done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
@@ -98,22 +101,27 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", help="generate text with a model, constrained to a grammar",
         description="Generate a reply to PROMPT with a local Hugging Face model (default: the embedded "
                     "SmolLM2-135M-Instruct) under the grammar. Only the generated text goes to stdout; "
-                    "progress goes to stderr.")
+                    "progress goes to stderr. By default the output is a JSON object, complete within the "
+                    "token budget.")
     g.add_argument("prompt", metavar="PROMPT", help="the user message (the chat template is applied)")
-    g.add_argument("-g", "--grammar", default="json", metavar="GRAMMAR",
+    g.add_argument("-g", "--grammar", default="json_object", metavar="GRAMMAR",
                    help=f"built-in grammar ({', '.join(BUILTINS)}), a .lark file, a JSON Schema .json file, "
-                        "or 'none' (default: json)")
+                        "or 'none' (default: json_object, a JSON object as in chat APIs' JSON mode)")
     g.add_argument("--model", metavar="DIR", help="local Hugging Face model directory (default: SmolLM2-135M)")
     g.add_argument("--max-new-tokens", type=int, default=256, metavar="N", help="token budget (default: 256)")
+    g.add_argument("--close", action=argparse.BooleanOptionalAction, default=True,
+                   help="budget-aware closing (default: on): keep a complete text reachable within "
+                        "--max-new-tokens, so an output cut by the budget is still valid; --no-close turns it off")
+    g.add_argument("--repetition-penalty", type=float, default=DEFAULT_REPETITION_PENALTY, metavar="P",
+                   help="divide the scores of the content tokens already written by P, the tokens the grammar "
+                        f"forced exempt; keeps a small model from looping (default: {DEFAULT_REPETITION_PENALTY}; "
+                        "1 turns it off)")
     g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     g.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default: 0.7)")
     g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default: 0.95)")
     g.add_argument("--seed", type=int, help="random seed for sampling")
     g.add_argument("--prefix", default="", help="text the output continues (fed to the grammar first)")
     g.add_argument("--no-chat", action="store_true", help="feed the prompt as is, without the chat template")
-    g.add_argument("--close", action="store_true",
-                   help="budget-aware closing: keep a complete text reachable within --max-new-tokens, so an "
-                        "output cut by the budget is still valid")
     g.set_defaults(run=_generate)
     return parser
 
