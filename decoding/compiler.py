@@ -154,6 +154,36 @@ class CompiledGrammar:
     def vocab_size(self) -> int:
         return self.tokenizer_info.vocab_size
 
+    @property
+    def byte_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(first_byte, byte_token): each token's first byte (-1 for stop tokens and tokens without text),
+        (vocab_size,) int16; and for each byte a token whose text is that byte alone, (256,) int64, -1 if
+        the vocabulary has none. Built on first use."""
+        tables = getattr(self, "_byte_tables", None)
+        if tables is None:
+            info = self.tokenizer_info
+            stops = set(info.stop_token_ids)
+            first_byte = np.full(info.vocab_size, -1, dtype=np.int16)
+            byte_token = np.full(256, -1, dtype=np.int64)
+            for i, b in enumerate(info.token_bytes):
+                if b and i not in stops:
+                    first_byte[i] = b[0]
+                    if len(b) == 1 and byte_token[b[0]] < 0:
+                        byte_token[b[0]] = i
+            tables = self._byte_tables = (first_byte, byte_token)
+        return tables
+
+    def tokens_starting_with(self, byte: int) -> np.ndarray:
+        """The packed mask (int32 words, the bitmask layout) of the tokens whose text starts with `byte`."""
+        masks = self.__dict__.setdefault("_starting_with", {})
+        if byte not in masks:
+            bits = self.byte_tables[0] == byte
+            n_words = (self.vocab_size + 31) // 32
+            padded = np.zeros(n_words * 32, dtype=bool)
+            padded[: bits.shape[0]] = bits
+            masks[byte] = np.packbits(padded, bitorder="little").view(np.int32)
+        return masks[byte]
+
     def matcher(self, max_rollback_tokens: Optional[int] = None):
         """A new matcher. max_rollback_tokens bounds the undo history (None: unbounded), so a matcher
         that runs for very long keeps a bounded memory."""

