@@ -327,3 +327,16 @@ def test_cli_corrupt_cache_file_warns_and_answers_alike(tmp_path):
     assert again.stderr.splitlines()[-2:] == first.stderr.splitlines()
     third = run_cli(cache_dir, "validate", "-g", "json", str(good), str(bad))
     assert (third.returncode, third.stderr) == (first.returncode, first.stderr)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["/usr/bin/grammask", "validate"], "1"),  # the console script validating: BLAS on one thread
+    (["/usr/bin/grammask", "generate"], "None"),  # generating: untouched (torch may share that BLAS)
+    (["my_program.py", "validate"], "None"),  # a program importing the module: untouched
+])
+def test_only_the_validate_command_limits_blas_threads(argv, expected, tmp_path):
+    code = (f"import os, sys\nsys.argv = {argv!r}\nos.environ.pop('OPENBLAS_NUM_THREADS', None)\n"
+            "import grammask.cli, numpy\nprint(os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env=_env(tmp_path), timeout=300)
+    assert res.stdout.split() == [expected], res.stderr
