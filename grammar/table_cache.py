@@ -1,8 +1,9 @@
 """A grammar's tables (GrammarTables) on disk: arrays + JSON metadata and back, kept in the table cache.
 
 Building the tables (Lark's LALR construction, the lexer DFA through interegular) takes from tens of
-milliseconds (JSON) to seconds (Python); reading them back takes a few. They are stored in the same
-cache directory as the token tables (grammask.decoding.cache: npz + JSON, never pickle), keyed by
+milliseconds (JSON) to seconds (Python); reading them back takes a few. They are stored in the token
+tables' cache directory, in its grammar-tables/ folder (grammask.decoding.cache: npz + JSON, never
+pickle; GRAMMASK_CACHE_DIR= disables it), keyed by
 content: the grammar text and start rule, the lexer state limit, and a digest of the code that builds
 them (so an edit of the builder, or another Lark or interegular, never reads stale tables).
 
@@ -28,6 +29,7 @@ from .lark_frontend import ParseTables, conflict_warning
 from .tables import GrammarTables, IndenterSpec, SemicolonSpec, build_tables
 
 FORMAT = "grammar-tables-1"
+SUBDIR = "grammar-tables"  # in the token tables' cache directory: apart, so each kind can be listed alone
 
 # Every array of a GrammarTables: its dtype and number of dimensions, as build_tables makes them.
 _ARRAYS = {
@@ -74,7 +76,8 @@ def cache_key(grammar) -> str:
 def load_or_build(grammar) -> GrammarTables:
     """The grammar's tables from the cache, or built (and stored) when absent or unreadable. Conflicts
     Lark resolved are warned about either way (when grammar.warn_conflicts)."""
-    directory = cache.default_cache_dir()
+    base = cache.default_cache_dir()
+    directory = base / SUBDIR if base is not None else None
     key = cache_key(grammar)
     tables = None
     hit = cache.load(directory, key)

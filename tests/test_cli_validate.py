@@ -110,15 +110,15 @@ def test_round_trip_of_intersections_and_conflicts(tmp_path):
 
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch) -> Path:
-    directory = tmp_path / "cache"
-    monkeypatch.setenv("GRAMMASK_CACHE_DIR", str(directory))
-    return directory
+    """Where the grammar tables go: a folder of the cache directory, the token tables left alone."""
+    monkeypatch.setenv("GRAMMASK_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / table_cache.SUBDIR
 
 
 def test_tables_are_stored_once_and_read_back(cache_dir):
     first = gm.Grammar.builtin("go").tables
     files = list(cache_dir.glob("*.npz"))
-    assert len(files) == 1
+    assert len(files) == 1 and not list(cache_dir.parent.glob("*.npz"))  # the token tables' folder untouched
     stamp = files[0].stat().st_mtime_ns
     second = gm.Grammar.builtin("go").tables
     assert files[0].stat().st_mtime_ns == stamp  # read, not rewritten
@@ -292,7 +292,7 @@ def test_cold_and_warm_runs_answer_alike(name, tmp_path):
         files[-1].write_text(text)
     cache_dir = tmp_path / "cache"
     cold = run_cli(cache_dir, "validate", "-g", name, *map(str, files), str(tmp_path / "missing"))
-    assert len(list(cache_dir.glob("*.npz"))) == 1
+    assert len(list((cache_dir / table_cache.SUBDIR).glob("*.npz"))) == 1
     warm = run_cli(cache_dir, "validate", "-g", name, *map(str, files), str(tmp_path / "missing"))
     assert (cold.returncode, cold.stdout, cold.stderr) == (warm.returncode, warm.stdout, warm.stderr)
     assert cold.returncode == 1 and cold.stdout == ""
@@ -319,7 +319,7 @@ def test_cli_corrupt_cache_file_warns_and_answers_alike(tmp_path):
     cache_dir = tmp_path / "cache"
     first = run_cli(cache_dir, "validate", "-g", "json", str(good), str(bad))
     assert first.returncode == 1 and f"{bad}:1:12: error: unexpected '}}'" in first.stderr
-    path = _only_file(cache_dir)
+    path = _only_file(cache_dir / table_cache.SUBDIR)
     path.write_bytes(b"PK\x03\x04 not a zip file")
     again = run_cli(cache_dir, "validate", "-g", "json", str(good), str(bad))
     assert again.returncode == 1
