@@ -17,11 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
-import interegular
 import numpy as np
-from interegular.fsm import anything_else
 
-from .multiples import checked_multiple_fsm
 from .utf8 import codepoints_to_ranges, complement_ranges, utf8_sequences
 
 DEAD = -1
@@ -82,6 +79,8 @@ class _ByteNFA:
 
 
 def _symbol_ranges(fsm) -> dict[int, list[tuple[int, int]]]:
+    from interegular.fsm import anything_else
+
     by_symbol: dict[int, list[int]] = defaultdict(list)
     explicit: list[int] = []
     else_symbol = None
@@ -98,6 +97,9 @@ def _symbol_ranges(fsm) -> dict[int, list[tuple[int, int]]]:
 
 
 def _regex_fsm(name: str, regex: str):
+    # interegular (and with it .multiples) loads only when a lexer is built: a cached one needs neither.
+    import interegular
+
     try:
         return interegular.parse_pattern(regex).to_fsm()
     except interegular.patterns.Unsupported as exc:
@@ -109,6 +111,8 @@ def _regex_fsm(name: str, regex: str):
 
 
 def _constraint_fsm(name: str, constraint: tuple):
+    from .multiples import checked_multiple_fsm
+
     kind, *args = constraint
     if kind == "multipleOf":
         try:

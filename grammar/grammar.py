@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from ..fsm.lexer import DEFAULT_MAX_LEXER_STATES
 from .errors import GrammarError
-from .tables import GrammarTables, build_tables
+from .tables import GrammarTables
 
 if TYPE_CHECKING:
     from ..decoding.validator import ValidationResult
@@ -93,10 +93,12 @@ class Grammar:
 
     @property
     def tables(self) -> GrammarTables:
-        """Terminals, lexer DFA and parse tables (built once, on first use)."""
+        """Terminals, lexer DFA and parse tables (on first use: read from the disk cache, or built and
+        stored there; see table_cache.py)."""
         if self._tables is None:
-            self._tables = build_tables(self.text, self.start, self.name, self.max_lexer_states, self.build_timeout,
-                                        self.warn_conflicts)
+            from .table_cache import load_or_build
+
+            self._tables = load_or_build(self)
         return self._tables
 
     @property

@@ -11,18 +11,15 @@ import logging
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-from lark import Lark, logger as lark_logger
-from lark import lexer as lark_lexer
-from lark.exceptions import GrammarError as LarkGrammarError
-from lark.exceptions import LarkError, UnexpectedInput
-from lark.lexer import PatternStr
-from lark.parsers.lalr_analysis import Shift
 
 from ..fsm.lexer import TerminalSpec
 from .errors import GrammarError
+
+if TYPE_CHECKING:  # Lark itself loads with a grammar, not here: cached tables need only this module's classes
+    from lark import Lark
 
 END = "$END"
 ERROR = -1
@@ -67,6 +64,13 @@ class _KeepTerminals:
 
 def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminals=(),
               warn_conflicts: bool = True) -> Lark:
+    """The grammar loaded by Lark, with `grammask_conflicts`: the shift/reduce conflicts it resolved, as
+    (line, column, what) (warned as GrammarWarning when warn_conflicts)."""
+    from lark import Lark, logger as lark_logger
+    from lark import lexer as lark_lexer
+    from lark.exceptions import GrammarError as LarkGrammarError
+    from lark.exceptions import LarkError, UnexpectedInput
+
     if not text.strip():
         raise GrammarError("the grammar is empty", source=source)
     # Lark only logs the shift/reduce conflicts it resolves: listen to its logger, alone, meanwhile.
@@ -85,12 +89,14 @@ def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminal
             lark = Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False, postlex=postlex)
         finally:
             lark_lexer.has_interegular = saved_check
-        for terminal, rule in conflicts.shift_reduce if warn_conflicts else ():
+        lark.grammask_conflicts = []
+        for terminal, rule in conflicts.shift_reduce:
             origin = rule.split(":")[0].strip().lstrip("<")
             line, col = _definition_line(text, origin)
-            where = f"{source or 'grammar'}:{line}:{col}: " if line else ""
-            warnings.warn(GrammarWarning(f"{where}shift/reduce conflict on {terminal} in {rule}: resolved as "
-                                         "shift (the longer match)"), stacklevel=4)
+            lark.grammask_conflicts.append(
+                (line, col, f"shift/reduce conflict on {terminal} in {rule}: resolved as shift (the longer match)"))
+        for conflict in lark.grammask_conflicts if warn_conflicts else ():
+            warnings.warn(conflict_warning(source, *conflict), stacklevel=4)
         return lark
     except UnexpectedInput as exc:
         raise GrammarError(f"Lark syntax error: {str(exc).strip().splitlines()[0]}",
@@ -152,6 +158,11 @@ class GrammarWarning(UserWarning):
     """A grammar that works, with a choice made for it (e.g. a shift/reduce conflict resolved)."""
 
 
+def conflict_warning(source: Optional[str], line: Optional[int], col: Optional[int], what: str) -> GrammarWarning:
+    where = f"{source or 'grammar'}:{line}:{col}: " if line else ""
+    return GrammarWarning(where + what)
+
+
 class _ConflictLog(logging.Handler):
     """Collects the shift/reduce conflicts Lark resolves (it only logs them)."""
 
@@ -173,6 +184,8 @@ class _ConflictLog(logging.Handler):
 def terminal_specs(lark: Lark) -> tuple[list[TerminalSpec], list[str]]:
     """Terminal specs for the lexer and display names for messages: Lark's terminals in its order, then
     the %declare'd ones the parser uses (no pattern: they come from context, like INDENT)."""
+    from lark.lexer import PatternStr
+
     ignored = set(lark.ignore_tokens)
     specs: list[TerminalSpec] = []
     display: list[str] = []
@@ -198,6 +211,8 @@ def terminal_specs(lark: Lark) -> tuple[list[TerminalSpec], list[str]]:
 
 
 def parse_tables(lark: Lark, terminal_names: list[str], text: str, source: Optional[str]) -> ParseTables:
+    from lark.parsers.lalr_analysis import Shift
+
     table = lark.parser.parser.parser.parse_table
     term_id = {name: i for i, name in enumerate(terminal_names)}
     term_id[END] = len(terminal_names)

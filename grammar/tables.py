@@ -77,6 +77,7 @@ class GrammarTables:
     semicolons: Optional[SemicolonSpec] = None
     term_flags: np.ndarray = None     # (n_terminals,) uint8: 1 newline-like, 2 a semicolon may follow
     fstrings: Optional[FStringSpec] = None
+    conflicts: tuple = ()             # shift/reduce conflicts Lark resolved: (line, column, what)
 
     @property
     def n_terminals(self) -> int:
@@ -263,4 +264,4 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         term_flags[list(semicolons.newlines)] |= 1
         term_flags[list(semicolons.after)] |= 2
     return GrammarTables(terminals, display + ["end of input"], lexer, parser, indenter, term_bracket, lex_nl,
-                         lex_init, semicolons, term_flags, fstrings)
+                         lex_init, semicolons, term_flags, fstrings, tuple(lark.grammask_conflicts))
