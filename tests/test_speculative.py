@@ -25,8 +25,14 @@ CASES = {  # grammar -> (prompt, checker of a complete output)
 }
 
 
+STRICT = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
+          "additionalProperties": False}
+
+
 def grammar_for(name: str) -> gm.Grammar:
-    return gm.Grammar.from_json_schema(SCHEMA) if name == "schema" else gm.Grammar.builtin(name)
+    if name in ("schema", "strict", "compact"):
+        return gm.Grammar.from_json_schema(SCHEMA if name == "schema" else STRICT, compact=name == "compact")
+    return gm.Grammar.builtin(name)
 
 
 @pytest.mark.parametrize("grammar", ["json", "python"])
@@ -115,3 +121,54 @@ def test_assisted_decoding_is_constrained_and_equals_greedy(model_and_tokenizer,
         if stopped and check is not None:
             check(text)
         assert (text, stopped) == (plain, plain_stopped), kw.keys()
+
+
+# -- forced bytes and jump-forward -----------------------------------------------------------------
+
+FORCED_CASES = [  # (grammar, text so far, the forced bytes)
+    ("strict", '{"name', b'"'),
+    ("compact", '{"name', b'":"'),
+    ("compact", '{', b'"name":"'),
+    ("strict", '{"name": "x"', b""),               # whitespace or the closing brace
+    ("schema", '{"name', b""),                     # other keys may start with "name"
+    ("json", '{"a": t', b"rue"),
+    ("json", '{"a": [1', b""),                    # a digit, a comma, a bracket: a choice
+    ("json", '{"a": 1}', b""),                    # complete: may end here
+    ("python", "def f(x):\n    return x\n", b""),
+]
+
+
+@pytest.mark.parametrize("name,text,forced", FORCED_CASES)
+def test_forced_bytes_are_exactly_the_bytes_every_continuation_starts_with(name, text, forced, cache_dir):
+    grammar = grammar_for(name)
+    tok = load_tokenizer("smollm2")
+    compiled = gm.compile(grammar, compiled_for("json", "smollm2", cache_dir).tokenizer_info, cache_dir=cache_dir)
+    m = compiled.matcher()
+    for t in tok.encode(text, add_special_tokens=False):
+        assert m.accept_token(t)
+    before = m.allowed_token_ids()
+    got = m.forced_bytes()
+    assert got == forced
+    assert (m.allowed_token_ids() == before).all() and m.num_accepted_tokens == len(tok.encode(text, add_special_tokens=False))
+    # The oracle is the validator, byte by byte: the forced text keeps a valid prefix, and after each forced
+    # byte's prefix no other byte that some token starts with does.
+    data = text.encode()
+    first_bytes = {b[0] for b in compiled.tokenizer_info.token_bytes if b}
+    assert grammar.validate(data + got).prefix_ok
+    for i in range(len(got)):
+        others = [c for c in first_bytes if c != got[i] and grammar.validate(data + got[:i] + bytes([c])).prefix_ok]
+        assert not others, (i, others)
+        assert not grammar.validate(data + got[:i]).ok  # the text could not end there
+
+
+def test_jump_forward_generation_is_valid_and_saves_model_calls(model_and_tokenizer):
+    model, tok = model_and_tokenizer
+    grammar = gm.Grammar.from_json_schema(SCHEMA, compact=True)
+    prompt = 'Repeat exactly this JSON: {"name": "Tom", "tags": ["a", "b"], "age": 3}'
+    stats: dict = {}
+    text = gm.generate(model, tok, prompt, grammar, max_new_tokens=48, closing=True, jump_forward=True, stats=stats)
+    assert grammar.validate(text).ok, text
+    assert json.loads(text)["name"] and stats["forced_tokens"] > 0
+    assert stats["model_calls"] == stats["tokens"] - stats["forced_tokens"] + 1 or stats["model_calls"] < stats["tokens"]
+    plain = gm.generate(model, tok, prompt, grammar, max_new_tokens=48, closing=True)
+    assert grammar.validate(plain).ok

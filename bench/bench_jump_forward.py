@@ -1,0 +1,154 @@
+"""Jump-forward decoding and the processor's per-step cost.
+
+1. JSON Schema generation with the default model (SmolLM2-135M-Instruct), jump-forward off and on in the
+   same run, on schemas from the visible MaskBench splits (../shared/corpora): model calls per output,
+   wall time, the share of tokens the grammar forced, and whether every output is valid.
+2. The GrammarLogitsProcessor's cost per step after 20 and after 2,000 generated tokens (no model: a real
+   JSON document's tokens fed one call at a time), to show it does not grow with the length.
+
+    python -m bench.bench_jump_forward [--schemas 12] [--max-new-tokens 128] [--skip-model]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import grammask as gm
+from bench import workload
+
+
+def maskbench_schemas(count: int) -> list[tuple[str, dict]]:
+    """The first schemas (by file name) of each visible split that compile, spread over the splits."""
+    splits = sorted(glob.glob(str(workload.CORPORA / "jsonschema" / "maskbench-*")))
+    if not splits:
+        raise SystemExit(f"no MaskBench splits under {workload.CORPORA / 'jsonschema'} (set GRAMMASK_CORPORA)")
+    per_split = max(1, -(-count // len(splits)))
+    out = []
+    for split in splits:
+        taken = 0
+        for f in sorted(glob.glob(split + "/*.json")):
+            if taken >= per_split:
+                break
+            schema = json.loads(Path(f).read_text(encoding="utf-8"))["schema"]
+            try:
+                gm.Grammar.from_json_schema(schema)
+            except gm.GrammarError:
+                continue
+            out.append((f"{Path(split).name}/{Path(f).stem}", schema))
+            taken += 1
+    return out[:count]
+
+
+def run_schemas(args) -> str:
+    model, tok = gm.load_model()
+    rows = []
+    totals = {False: [0, 0, 0, 0.0, 0], True: [0, 0, 0, 0.0, 0]}  # tokens, forced, calls, seconds, valid
+    same = n = 0
+    skipped = []
+    for name, schema in maskbench_schemas(3 * args.schemas):
+        if n == args.schemas:
+            break
+        grammar = gm.Grammar.from_json_schema(schema)
+        prompt = "Write one JSON object that is valid under this JSON Schema, and nothing else:\n" + json.dumps(schema)[:1500]
+        texts = {}
+        try:
+            gm.GrammarLogitsProcessor(grammar, tok, token_budget=args.max_new_tokens)(
+                torch.tensor([[0]]), torch.zeros(1, len(tok)))
+        except ValueError:  # its smallest instance does not fit the budget
+            skipped.append(name)
+            continue
+        n += 1
+        for jump in (False, True):
+            stats: dict = {}
+            started = time.perf_counter()
+            text = gm.generate(model, tok, prompt, grammar, max_new_tokens=args.max_new_tokens, closing=True,
+                               jump_forward=jump, stats=stats)
+            seconds = time.perf_counter() - started
+            if not jump:  # model.generate: one forward pass per token, the prompt's included
+                n = len(tok.encode(text, add_special_tokens=False))
+                stats = dict(tokens=n, forced_tokens=0, model_calls=n + 1)
+            valid = grammar.validate(text).ok and _json_ok(text)
+            t = totals[jump]
+            t[0] += stats["tokens"]; t[1] += stats["forced_tokens"]; t[2] += stats["model_calls"]
+            t[3] += seconds; t[4] += valid
+            texts[jump] = text
+            rows.append(f"| {name} | {'on' if jump else 'off'} | {stats['tokens']} | {stats['forced_tokens']} | "
+                        f"{stats['model_calls']} | {seconds:.1f} s | {'yes' if valid else '**no**'} |")
+        same += texts[False] == texts[True]
+    lines = [f"## Jump-forward on {n} MaskBench schemas (SmolLM2-135M, greedy, closing, budget {args.max_new_tokens})\n",
+             "| schema | jump | tokens | forced | model calls | wall | valid |", "|---|---|---|---|---|---|---|", *rows, "",
+             "| jump | tokens | forced | forced share | model calls | calls per output | wall | valid |",
+             "|---|---|---|---|---|---|---|---|"]
+    for jump in (False, True):
+        tokens, forced, calls, seconds, valid = totals[jump]
+        lines.append(f"| {'on' if jump else 'off'} | {tokens} | {forced} | {forced / max(tokens, 1):.1%} | {calls} | "
+                     f"{calls / n:.1f} | {seconds:.1f} s | {valid}/{n} |")
+    if skipped:
+        lines.append(f"\nSkipped (no instance within the budget): {', '.join(skipped)}")
+    lines.append(f"\nOutputs identical with and without jumps: {same}/{n} (a jump writes the forced text as the "
+                 "tokenizer splits it, which can differ from the model's own split, so greedy outputs may differ).")
+    return "\n".join(lines)
+
+
+def _json_ok(text: str) -> bool:
+    try:
+        json.loads(text)
+        return True
+    except ValueError:
+        return False
+
+
+def processor_step_cost(repeats: int = 7) -> str:
+    """Median cost of one processor call after 20 and after 2,000 generated tokens."""
+    tok = workload.load_tokenizer("smollm2")
+    docs = [json.dumps(d, indent=2) for d in workload.real_json_documents()]
+    doc = max(docs, key=len)
+    ids = tok.encode(doc, add_special_tokens=False)
+    if len(ids) < 2_100:
+        doc = "[" + ", ".join(docs[:200]) + "]"
+        ids = tok.encode(doc, add_special_tokens=False)
+    proc = gm.GrammarLogitsProcessor("json", tok)
+    prompt = [1, 2, 3]
+    scores = torch.zeros(1, proc.compiled.vocab_size)
+    per_length = {20: [], 2_000: []}
+    for _ in range(repeats):
+        proc.reset()
+        for n in range(0, 2_001):
+            seq = torch.tensor([prompt + ids[:n]])
+            started = time.perf_counter()
+            proc(seq, scores.clone())
+            elapsed = time.perf_counter() - started
+            for length in per_length:
+                if length - 5 <= n < length + 5:
+                    per_length[length].append(elapsed)
+    a, b = (statistics.median(per_length[k]) * 1e6 for k in (20, 2_000))
+    return ("## Processor cost per step (json, SmolLM2 vocabulary, one row, median of "
+            f"{len(per_length[20])} calls each)\n\n| generated tokens | per call |\n|---|---|\n"
+            f"| 20 | {a:.1f} µs |\n| 2,000 | {b:.1f} µs |\n\nRatio: {b / a:.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--schemas", type=int, default=12, help="MaskBench schemas to generate for (default 12)")
+    ap.add_argument("--max-new-tokens", type=int, default=128, help="token budget per output (default 128)")
+    ap.add_argument("--skip-model", action="store_true", help="only the processor's per-step cost")
+    args = ap.parse_args()
+    parts = [processor_step_cost()]
+    print(parts[0], flush=True)
+    if not args.skip_model:
+        parts.append(run_schemas(args))
+        print(parts[-1], flush=True)
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "jump_forward.md").write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
