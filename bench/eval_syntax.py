@@ -6,16 +6,19 @@ constrained with budget-aware closing (`token_budget=max_new_tokens`).
 - Python: the HumanEval problems of the first half, the prompt without its trailing newline (as the
   bigcode harness strips it: a prompt that ends in "\\n" splits the tokens "\\n   " + " return" the model
   knows, and it answers with a blank line instead of a body) fed to the model as is and to the matcher
-  as `prefix`; the completion cut at the usual stop sequences (and at a closing code fence);
+  as `prefix`; the completion cut at the bigcode harness's HumanEval stop sequences (PY_STOPS);
   checked with `ast.parse(prompt + completion)`.
-- Go: MBGP prompts spread over the whole set, prefix = prompt; the completion cut after the function's
-  closing `}` line; checked with `gofmt -e`.
+- Go: MBGP prompts spread over the whole set, prefix = prompt; the completion cut at MultiPL-E's Go stop
+  sequences (GO_STOPS); checked with `gofmt -e`.
 - JSON: JSON-answer prompts of our own through the chat template, with a system turn asking for one
-  compact JSON document and nothing else; the whole output checked with `json.loads`.
+  compact JSON document and nothing else; no stop sequence: the whole output checked with `json.loads`.
 
-Stop sequences: unconstrained, generation stops at the first occurrence (the usual practice). Under the
-grammar a stop sequence acts like a stop token: it counts only where the text before it is complete, so
-`\\n#` inside an unfinished block or `\\ndef ` inside a string does not cut the program in half.
+Stop sequences: one rule for every mode, the harnesses' own. The completion ends just before the first
+occurrence of any of the language's stop sequences, wherever it is: the same function of the decoded
+text with a grammar or without one (`cut_at_stop`), used to stop the batched rows, the timing runs
+(StopAtCut) and to cut each output before its check. So under a grammar too, `\\n#` at the start of a
+line inside an unfinished block, or `\\ndef` inside a string, ends the completion there, and the
+output is judged as cut.
 
 The three ways of a prompt are rows of one continuously batched greedy decoder (bench/greedy.py: the
 prompt prefilled once, a row leaves the batch when it ends and the next prompt's rows take its place);
@@ -48,7 +51,15 @@ import grammask as gm
 from bench.greedy import Row, greedy_rows
 from bench.workload import CORPORA
 
-PY_STOPS = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\n```"]
+# The standard harness stop sequences, the same with or without a grammar. Python: the bigcode evaluation
+# harness's HumanEval stop words (bigcode_eval/tasks/humaneval.py; Codex's five plus "\n@", the closing
+# fence and StarCoder's file separator, which SmolLM2's decode drops as a special token). Go: MultiPL-E's
+# Go stop tokens (dataset_builder/humaneval_to_go.py, also bigcode's multiple-go). JSON: none, the whole
+# output (only a stop token or the budget ends it).
+PY_STOPS = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>")
+GO_STOPS = ("\nfunc", "struct", "\n// ")
+JSON_STOPS = ()
+STOPS = {"python": PY_STOPS, "go": GO_STOPS, "json": JSON_STOPS}
 MODES = ["unconstrained", "constrained", "closing"]
 TIMING_TOKENS = 48  # the budget of the tokens/s runs
 LANGUAGES = ["python", "go", "json"]
@@ -103,7 +114,7 @@ class Task:
     name: str
     input_ids: list                  # the model's input
     prefix: str                      # text the completion continues (fed to the grammar); "" for JSON
-    cut: Callable                    # (completion, grammar or None) -> the completion to check, or None
+    stops: tuple                     # stop sequences (see cut_at_stop), the same in every mode
     check: Callable                  # full text -> error message or None
 
 
@@ -157,64 +168,17 @@ def check_json(text: str) -> Optional[str]:
 
 # -- where a completion ends -------------------------------------------------------------------------------
 
-def complete(grammar, text: str) -> bool:
-    return grammar.validate(text).ok
+def cut_at_stop(completion: str, stops) -> Optional[str]:
+    """The completion up to the earliest occurrence of any stop sequence (the harnesses' rule: bigcode's
+    _stop_at_stop_token), or None while none has occurred. A function of the text alone: no grammar, no
+    mode."""
+    hits = [i for i in (completion.find(s) for s in stops) if i >= 0]
+    return completion[:min(hits)] if hits else None
 
 
-class _Complete:
-    """complete(), remembered per text: a stop rule asks about the same text before a stop sequence at
-    every later step."""
-
-    def __init__(self):
-        self.known: dict = {}
-
-    def __call__(self, grammar, text: str) -> bool:
-        key = (id(grammar), text)
-        if key not in self.known:
-            self.known[key] = complete(grammar, text)
-        return self.known[key]
-
-
-def python_cut(prompt: str):
-    done = _Complete()
-
-    def cut(completion: str, grammar) -> Optional[str]:
-        """The completion up to the first stop sequence (under a grammar: the first one the text before
-        which is complete); None while no stop sequence has been reached."""
-        hits = sorted(set(i for s in PY_STOPS for i in _find_all(completion, s)))
-        for i in hits:
-            if grammar is None or done(grammar, prompt + completion[:i]):
-                return completion[:i]
-        return None
-    return cut
-
-
-def go_cut(prompt: str):
-    done = _Complete()
-
-    def cut(completion: str, grammar) -> Optional[str]:
-        """The completion up to and including the first line that is `}` (the function's closing brace;
-        under a grammar, the first such line after which the file is complete)."""
-        start = 0
-        lines = completion.split("\n")
-        for line in lines[:-1]:  # a line is a line once its newline came
-            end = start + len(line)
-            if line.rstrip() == "}" and (grammar is None or done(grammar, prompt + completion[:end])):
-                return completion[:end] + "\n"
-            start = end + 1
-        return None
-    return cut
-
-
-def json_cut(prompt: str):
-    return lambda completion, grammar: None  # the whole output; only EOS or the budget end it
-
-
-def _find_all(text: str, sub: str):
-    i = text.find(sub)
-    while i >= 0:
-        yield i
-        i = text.find(sub, i + 1)
+def stop_rule(tok, stops) -> Callable[[list], bool]:
+    """Generated ids -> has the completion reached a stop sequence? For the batched rows and StopAtCut."""
+    return lambda ids: cut_at_stop(tok.decode(ids, skip_special_tokens=True), stops) is not None
 
 
 def repeating_tail(text: str, tail: int = 96, share: float = 0.9) -> bool:
@@ -231,17 +195,16 @@ def repeating_tail(text: str, tail: int = 96, share: float = 0.9) -> bool:
 
 
 class StopAtCut:
-    """A StoppingCriteria (batch of one, for the timing runs): stop once the task's cut rule finds the end
-    of the completion."""
+    """A StoppingCriteria (batch of one, for the timing runs): stop once the completion reaches one of the
+    task's stop sequences (stop_rule, as the batched rows)."""
 
-    def __init__(self, tokenizer, start: int, cut, grammar):
-        self.tokenizer, self.start, self.cut, self.grammar = tokenizer, start, cut, grammar
+    def __init__(self, tokenizer, start: int, stops):
+        self.start, self.stopped = start, stop_rule(tokenizer, stops)
         self.stamps: list[float] = []  # when each token was there (after the first: decoding speed)
 
     def __call__(self, input_ids, scores, **kwargs):
         self.stamps.append(time.perf_counter())
-        text = self.tokenizer.decode(input_ids[0, self.start:].tolist(), skip_special_tokens=True)
-        return torch.tensor([self.cut(text, self.grammar) is not None], device=input_ids.device)
+        return torch.tensor([self.stopped(input_ids[0, self.start:].tolist())], device=input_ids.device)
 
 
 # -- tasks -------------------------------------------------------------------------------------------------
@@ -253,7 +216,7 @@ def python_tasks(tok, limit: int) -> list[Task]:
     for r in rows[:limit]:
         # Without its trailing newline (see the module's docstring); the model writes that newline.
         p = r["prompt"].rstrip()
-        out.append(Task("python", r["task_id"], tok(p)["input_ids"], p, python_cut(p), check_python))
+        out.append(Task("python", r["task_id"], tok(p)["input_ids"], p, PY_STOPS, check_python))
     return out
 
 
@@ -264,7 +227,7 @@ def go_tasks(tok, limit: int) -> list[Task]:
     out = []
     for r in rows[::step][:limit]:
         p = r["prompt"]
-        out.append(Task("go", r["task_id"], tok(p)["input_ids"], p, go_cut(p), check_go))
+        out.append(Task("go", r["task_id"], tok(p)["input_ids"], p, GO_STOPS, check_go))
     return out
 
 
@@ -276,7 +239,7 @@ def json_input_ids(tok, prompt: str) -> list[int]:
 
 
 def json_tasks(tok, limit: int) -> list[Task]:
-    return [Task("json", f"json/{i}", json_input_ids(tok, p), "", json_cut(p), check_json)
+    return [Task("json", f"json/{i}", json_input_ids(tok, p), "", JSON_STOPS, check_json)
             for i, p in enumerate(JSON_PROMPTS[:limit])]
 
 
@@ -298,13 +261,13 @@ def processor(compiled, tok, task: Task, mode: str, budget: int, eos: list[int],
                                      **({"closing_keep": keep} if closing else {}))
 
 
-def outcome(tok, task: Task, mode: str, grammar, gen: list[int], ended: str, seconds: float,
-            eos: list[int]) -> Outcome:
-    """Judge one output: cut it, check prefix + completion with the language's own parser."""
+def outcome(tok, task: Task, mode: str, gen: list[int], ended: str, seconds: float, eos: list[int]) -> Outcome:
+    """Judge one output: cut it at its stop sequences (whatever the mode), check prefix + completion with
+    the language's own parser."""
     if ended == "eos":
         gen = gen[: min(gen.index(t) for t in eos if t in gen)]
     completion = tok.decode(gen, skip_special_tokens=True)
-    cut = task.cut(completion, grammar)
+    cut = cut_at_stop(completion, task.stops)
     rest = completion if cut is None else cut
     if ended != "eos":
         ended = "budget" if cut is None else "stop"
@@ -322,12 +285,9 @@ def run_language(model, tok, tasks: list[Task], modes: list[str], budget: int, c
     rows, meta = [], []
     for k, task in enumerate(tasks):
         for mode in modes:
-            proc = processor(compiled, tok, task, mode, budget, eos, keep)
-            grammar = None if proc is None else compiled.grammar
-            stop = (lambda cut, g: lambda ids: cut(tok.decode(ids, skip_special_tokens=True), g) is not None)(
-                task.cut, grammar)
-            rows.append(Row(k, budget, proc, stop))
-            meta.append((task, mode, grammar))
+            rows.append(Row(k, budget, processor(compiled, tok, task, mode, budget, eos, keep),
+                            stop_rule(tok, task.stops)))
+            meta.append((task, mode))
     results: list = [None] * len(rows)
     done = [0]
 
@@ -335,8 +295,8 @@ def run_language(model, tok, tasks: list[Task], modes: list[str], budget: int, c
         outs = []
         for i, r in enumerate(rows):
             if r.prompt == k:
-                task, mode, grammar = meta[i]
-                results[i] = outcome(tok, task, mode, grammar, r.tokens, r.reason, r.seconds, eos)
+                task, mode = meta[i]
+                results[i] = outcome(tok, task, mode, r.tokens, r.reason, r.seconds, eos)
                 results[i].processor_seconds = r.processor_seconds
                 outs.append(results[i])
         done[0] += 1
@@ -355,8 +315,7 @@ def time_task(model, tok, task: Task, mode: str, budget: int, compiled, eos: lis
     token to the last (prefill and set-up left out)."""
     ids = torch.tensor([task.input_ids], dtype=torch.long)
     proc = processor(compiled, tok, task, mode, budget, eos, keep)
-    grammar = None if proc is None else compiled.grammar
-    stop = StopAtCut(tok, ids.shape[1], task.cut, grammar)
+    stop = StopAtCut(tok, ids.shape[1], task.stops)
     t0 = time.perf_counter()
     with torch.no_grad():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=budget, do_sample=False,
@@ -364,7 +323,7 @@ def time_task(model, tok, task: Task, mode: str, budget: int, compiled, eos: lis
                              pad_token_id=eos[0], eos_token_id=eos)
     seconds = time.perf_counter() - t0
     gen = out[0, ids.shape[1]:].tolist()
-    o = outcome(tok, task, mode, grammar, gen, "eos" if any(t in eos for t in gen) else "", seconds, eos)
+    o = outcome(tok, task, mode, gen, "eos" if any(t in eos for t in gen) else "", seconds, eos)
     o.decode_seconds = stop.stamps[-1] - stop.stamps[0] if len(stop.stamps) > 1 else 0.0
     o.steps = len(stop.stamps)
     return o
@@ -563,7 +522,9 @@ def main(argv=None) -> int:
         "# Syntax errors with and without grammask (SmolLM2-135M-Instruct, greedy, CPU)\n\n"
         f"`{command}`; closing: token_budget=max_new_tokens, closing_keep={args.closing_keep}; max_new_tokens "
         + ", ".join(f"{l} {b}" for l, b in budgets.items()) +
-        f"; total {total:.0f} s.\n\n{table}\n\n"
+        f"; total {total:.0f} s. Stop sequences, the same in every mode (the completion ends before the first "
+        "occurrence of any): " + "; ".join(f"{l} {', '.join(repr(x) for x in STOPS[l]) or 'none'}" for l in budgets)
+        + f".\n\n{table}\n\n"
         "\"errors in outputs that ended\": errors among the outputs the budget did not cut (a stop token or "
         "the cut rule ended them). \"repeating\": cut by the budget in the middle of a repetition (a rough "
         "test: 90% of the 16-character windows of the last 96 characters occur earlier, digits and "

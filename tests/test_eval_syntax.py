@@ -18,16 +18,6 @@ class FakeTokenizer:
         return {"input_ids": [ord(c) for c in text]}
 
 
-@pytest.fixture(scope="module")
-def python_grammar():
-    return gm.Grammar.builtin("python")
-
-
-@pytest.fixture(scope="module")
-def go_grammar():
-    return gm.Grammar.builtin("go")
-
-
 def test_python_prompts_lose_their_trailing_newline_only():
     tasks = es.python_tasks(FakeTokenizer(), 82)
     assert len(tasks) == 82
@@ -45,32 +35,108 @@ def test_go_prompts_spread_over_the_set():
     assert all(t.prefix.endswith("{\n") for t in tasks)
 
 
-def test_python_cut_unconstrained_first_stop(python_grammar):
-    prompt = 'def f(x):\n    """Doc."""'
-    cut = es.python_cut(prompt)
-    assert cut("\n    return x\n\n\ndef g():\n    pass\n", None) == "\n    return x\n\n"
-    assert cut("\n    return x\n```\n\nThis function returns x.", None) == "\n    return x"
-    assert cut("\n    return x", None) is None  # no stop sequence yet: still going
+def test_python_cut_at_the_harness_stops():
+    """The bigcode harness's HumanEval rule: the completion before the earliest stop sequence, wherever it
+    is; only unindented lines stop it."""
+    def cut(text):
+        return es.cut_at_stop(text, es.PY_STOPS)
 
-
-def test_python_cut_under_the_grammar_waits_for_a_complete_text(python_grammar):
+    assert cut("\n    return x\n\n\ndef g():\n    pass\n") == "\n    return x\n\n"
+    assert cut("\n    return x\n```\n\nThis function returns x.") == "\n    return x"
+    assert cut("\n    return x\n\nif __name__ == '__main__':\n    f(1)\n") == "\n    return x\n"
+    assert cut("\n    return x\nprint(f(1))\n") == "\n    return x"
+    assert cut("\n    return x\n\n@cache\ndef g(): pass\n") == "\n    return x\n"
+    assert cut("\n    return x\n\nclass A:\n") == "\n    return x\n"
+    assert cut("\n    if x:\n        print(x)\n    # done\n    return x\n") is None  # indented: no stop
+    assert cut("\n    return x") is None  # no stop sequence yet: still going
+    # The earliest occurrence wins, whichever stop sequence it is and wherever it stands: "\n#" at the
+    # start of a line inside an unfinished block ends the completion there, and the text is judged so.
     prompt = 'def f(x):\n    """Doc."""'
-    cut = es.python_cut(prompt)
-    # "\n#" inside the block and "\ndef " inside a string do not end the completion.
     text = '\n    if x:\n#  a comment\n        return 1\n    s = """\ndef """\n    return s\n\n# end\n'
-    assert cut(text, None) == "\n    if x:"
-    assert cut(text, python_grammar) == text[: text.index("\n# end")]
-    assert es.check_python(prompt + cut(text, python_grammar)) is None
-    assert cut(text[: text.index("\n# end")], python_grammar) is None
+    assert cut(text) == "\n    if x:"
+    assert es.check_python(prompt + cut(text)) is not None
+    assert cut(text[text.index("    s = "):]) == '    s = """'  # "\ndef" inside a string as well
 
 
-def test_go_cut(go_grammar):
-    prompt = "package main\n\nfunc f (x int) int {\n"
-    cut = es.go_cut(prompt)
-    body = "\tif x > 0 {\n\t\treturn 1\n}\n\treturn 0\n}\n\nfunc g() {}\n"
-    assert cut(body, None) == "\tif x > 0 {\n\t\treturn 1\n}\n"  # the first "}" line
-    assert cut(body, go_grammar) == "\tif x > 0 {\n\t\treturn 1\n}\n\treturn 0\n}\n"
-    assert cut("\treturn 0\n}", go_grammar) is None  # a line is a line once its newline came
+def test_go_cut_at_the_multipl_e_stops():
+    def cut(text):
+        return es.cut_at_stop(text, es.GO_STOPS)
+
+    body = "\tif x > 0 {\n\t\treturn 1\n}\n\treturn 0\n}\n\nfunc main() {}\n"
+    assert cut(body) == "\tif x > 0 {\n\t\treturn 1\n}\n\treturn 0\n}\n"
+    assert cut("\treturn 0\n}\n\n// f returns 0.\n") == "\treturn 0\n}\n"
+    assert cut("\tseen := map[int]struct{}{}\n") == "\tseen := map[int]"  # "struct" anywhere
+    assert cut("\t// a comment\n\treturn 0\n}\n//no space\n") is None  # indented, or "//" without space
+    assert cut("\treturn 0\n}") is None
+
+
+def test_json_has_no_stop_sequence():
+    assert es.JSON_STOPS == ()
+    assert es.cut_at_stop('```json\n{"a": 1}\n```\n\ndef f():\n', es.JSON_STOPS) is None
+
+
+def test_one_cut_rule_for_every_mode(monkeypatch, cache_dir):
+    """run_language gives the rows of every mode the same stop rule and judges their outputs by the same
+    cut; StopAtCut (the timing runs) stops where the rows stop. Scripted outputs (the same tokens in each
+    mode, a real tokenizer, the real processors of each mode) must give identical outcomes: a constrained
+    row that waited for a complete text, or a cut that looked at the grammar, would differ."""
+    from conftest import compiled_for, load_tokenizer
+
+    tok = load_tokenizer("gpt2")
+    eos = [tok.eos_token_id]
+    compiled = compiled_for("python", "gpt2", cache_dir)
+    prompt = 'def f(x):\n    """Doc."""'
+    scripts = {  # completion -> (judged completion, how it ended, parses)
+        "\n    if x:\n#  a comment\n        return 1\n    return 0\n": ("\n    if x:", "stop", False),
+        '\n    s = """\ndef """\n    return s\n\ndef g():\n': ('\n    s = """', "stop", False),
+        "\n    return 1\n\n\nprint(f(2))\n": ("\n    return 1\n\n", "stop", True),
+        "\n    return 1\n": ("\n    return 1\n", "eos", True),
+        "\n    x = [" + "1, " * 60: (None, "budget", False),
+    }
+    texts = list(scripts)
+    ids = [tok.encode(t) + (eos if scripts[t][1] == "eos" else []) for t in texts]
+    budget = 40
+    assert all(len(i) < budget for i, t in zip(ids, texts) if scripts[t][1] != "budget")
+    tasks = [es.Task("python", f"t{k}", tok.encode(prompt), prompt, es.PY_STOPS, es.check_python)
+             for k in range(len(texts))]
+
+    def scripted_rows(model, prompts, rows, stop_ids, *, max_rows, on_prompt_done):
+        for p in range(len(prompts)):
+            for r in (r for r in rows if r.prompt == p):
+                assert r.stop is not None
+                for t in ids[p]:
+                    r.tokens.append(t)
+                    if t in stop_ids:
+                        r.reason = "eos"
+                    elif r.stop(r.tokens):
+                        r.reason = "stop"
+                    elif len(r.tokens) >= r.budget:
+                        r.reason = "budget"
+                    else:
+                        continue
+                    break
+            on_prompt_done(p)
+        return {}
+
+    monkeypatch.setattr(es, "greedy_rows", scripted_rows)
+    outs, _ = es.run_language(None, tok, tasks, es.MODES, budget, compiled, eos, 48, 0.0)
+    assert len(outs) == len(texts) * len(es.MODES)
+    for k, text in enumerate(texts):
+        mine = outs[k * len(es.MODES):(k + 1) * len(es.MODES)]
+        assert [o.mode for o in mine] == es.MODES
+        judged, ended, parses = scripts[text]
+        for o in mine:
+            assert (o.text, o.ended, o.tokens, o.error) == (mine[0].text, mine[0].ended, mine[0].tokens,
+                                                          mine[0].error), (o, mine[0])
+            assert o.ended == ended and (o.error is None) == parses, o
+            if judged is not None:
+                assert o.text == prompt + judged
+        # The timing runs' criterion stops after the same token as the rows.
+        stop = es.StopAtCut(tok, len(tasks[k].input_ids), es.PY_STOPS)
+        full = torch.tensor([tasks[k].input_ids + ids[k]])
+        first = next((n for n in range(1, len(ids[k]) + 1) if stop(full[:, :len(tasks[k].input_ids) + n], None)),
+                     None)
+        assert first == (mine[0].tokens if ended == "stop" else None)
 
 
 def test_budgets():
@@ -104,14 +170,13 @@ def test_outcome_cut_and_budget():
         def decode(self, ids, skip_special_tokens=True):
             return "".join(chr(i) for i in ids if i != 2)
 
-    task = es.Task("python", "t", [], 'def f():\n    """D."""', es.python_cut('def f():\n    """D."""'),
-                   es.check_python)
+    task = es.Task("python", "t", [], 'def f():\n    """D."""', es.PY_STOPS, es.check_python)
     ids = [ord(c) for c in "\n    return 1\n\ndef g("]
-    o = es.outcome(Tok(), task, "unconstrained", None, ids, "stop", 0.0, [2])
+    o = es.outcome(Tok(), task, "unconstrained", ids, "stop", 0.0, [2])
     assert (o.ended, o.hit_budget, o.error, o.empty) == ("stop", False, None, False)
-    o = es.outcome(Tok(), task, "unconstrained", None, [ord(c) for c in "\n    return ("], "budget", 0.0, [2])
+    o = es.outcome(Tok(), task, "unconstrained", [ord(c) for c in "\n    return ("], "budget", 0.0, [2])
     assert o.hit_budget and o.error is not None
-    o = es.outcome(Tok(), task, "unconstrained", None, [ord("\n"), 2], "eos", 0.0, [2])
+    o = es.outcome(Tok(), task, "unconstrained", [ord("\n"), 2], "eos", 0.0, [2])
     assert (o.ended, o.tokens, o.empty, o.error) == ("eos", 1, True, None)
 
 
