@@ -6,7 +6,7 @@
 2. The GrammarLogitsProcessor's cost per step after 20 and after 2,000 generated tokens (no model: a real
    JSON document's tokens fed one call at a time), to show it does not grow with the length.
 
-    python -m bench.bench_jump_forward [--schemas 12] [--max-new-tokens 128] [--skip-model]
+    python -m bench.bench_jump_forward [--schemas 12] [--max-new-tokens 128] [--skip-model | --skip-steps]
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import grammask as gm
 from bench import workload
 
 
-def maskbench_schemas(count: int) -> list[tuple[str, dict]]:
-    """The first schemas (by file name) of each visible split that compile, spread over the splits."""
+def maskbench_schemas(count: int) -> list[tuple[str, dict, gm.Grammar]]:
+    """The first schemas (by file name) of each visible split that compile within 10 s, spread over the
+    splits, with their grammars."""
     splits = sorted(glob.glob(str(workload.CORPORA / "jsonschema" / "maskbench-*")))
     if not splits:
         raise SystemExit(f"no MaskBench splits under {workload.CORPORA / 'jsonschema'} (set GRAMMASK_CORPORA)")
@@ -38,10 +39,10 @@ def maskbench_schemas(count: int) -> list[tuple[str, dict]]:
                 break
             schema = json.loads(Path(f).read_text(encoding="utf-8"))["schema"]
             try:
-                gm.Grammar.from_json_schema(schema)
+                grammar = gm.Grammar.from_json_schema(schema, build_timeout=10.0)
             except gm.GrammarError:
                 continue
-            out.append((f"{Path(split).name}/{Path(f).stem}", schema))
+            out.append((f"{Path(split).name}/{Path(f).stem}", schema, grammar))
             taken += 1
     return out[:count]
 
@@ -49,49 +50,37 @@ def maskbench_schemas(count: int) -> list[tuple[str, dict]]:
 def run_schemas(args) -> str:
     model, tok = gm.load_model()
     rows = []
-    totals = {False: [0, 0, 0, 0.0, 0], True: [0, 0, 0, 0.0, 0]}  # tokens, forced, calls, seconds, valid
+    totals = {False: [0, 0, 0, 0.0, 0, 0], True: [0, 0, 0, 0.0, 0, 0]}  # tokens, forced, calls, s, valid, cut
     same = n = 0
-    skipped = []
-    for name, schema in maskbench_schemas(3 * args.schemas):
-        if n == args.schemas:
-            break
-        grammar = gm.Grammar.from_json_schema(schema)
+    for name, schema, grammar in maskbench_schemas(args.schemas):
         prompt = "Write one JSON object that is valid under this JSON Schema, and nothing else:\n" + json.dumps(schema)[:1500]
         texts = {}
-        try:
-            gm.GrammarLogitsProcessor(grammar, tok, token_budget=args.max_new_tokens)(
-                torch.tensor([[0]]), torch.zeros(1, len(tok)))
-        except ValueError:  # its smallest instance does not fit the budget
-            skipped.append(name)
-            continue
         n += 1
         for jump in (False, True):
             stats: dict = {}
             started = time.perf_counter()
-            text = gm.generate(model, tok, prompt, grammar, max_new_tokens=args.max_new_tokens, closing=True,
+            text = gm.generate(model, tok, prompt, grammar, max_new_tokens=args.max_new_tokens,
                                jump_forward=jump, stats=stats)
             seconds = time.perf_counter() - started
-            if not jump:  # model.generate: one forward pass per token, the prompt's included
-                n = len(tok.encode(text, add_special_tokens=False))
-                stats = dict(tokens=n, forced_tokens=0, model_calls=n + 1)
-            valid = grammar.validate(text).ok and _json_ok(text)
+            # an output the budget cut is a valid prefix (the mask sees to it); one that ended must parse
+            cut = stats["tokens"] >= args.max_new_tokens
+            valid = grammar.validate(text).prefix_ok if cut else grammar.validate(text).ok and _json_ok(text)
             t = totals[jump]
             t[0] += stats["tokens"]; t[1] += stats["forced_tokens"]; t[2] += stats["model_calls"]
-            t[3] += seconds; t[4] += valid
+            t[3] += seconds; t[4] += valid; t[5] += cut
             texts[jump] = text
             rows.append(f"| {name} | {'on' if jump else 'off'} | {stats['tokens']} | {stats['forced_tokens']} | "
-                        f"{stats['model_calls']} | {seconds:.1f} s | {'yes' if valid else '**no**'} |")
+                        f"{stats['model_calls']} | {seconds:.1f} s | {'yes' if valid else '**no**'}{' (cut)' if cut else ''} |")
+            print(rows[-1], flush=True)
         same += texts[False] == texts[True]
-    lines = [f"## Jump-forward on {n} MaskBench schemas (SmolLM2-135M, greedy, closing, budget {args.max_new_tokens})\n",
+    lines = [f"## Jump-forward on {n} MaskBench schemas (SmolLM2-135M, greedy, budget {args.max_new_tokens})\n",
              "| schema | jump | tokens | forced | model calls | wall | valid |", "|---|---|---|---|---|---|---|", *rows, "",
-             "| jump | tokens | forced | forced share | model calls | calls per output | wall | valid |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| jump | tokens | forced | forced share | model calls | calls per output | wall | valid | cut by the budget |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for jump in (False, True):
-        tokens, forced, calls, seconds, valid = totals[jump]
+        tokens, forced, calls, seconds, valid, cut = totals[jump]
         lines.append(f"| {'on' if jump else 'off'} | {tokens} | {forced} | {forced / max(tokens, 1):.1%} | {calls} | "
-                     f"{calls / n:.1f} | {seconds:.1f} s | {valid}/{n} |")
-    if skipped:
-        lines.append(f"\nSkipped (no instance within the budget): {', '.join(skipped)}")
+                     f"{calls / n:.1f} | {seconds:.1f} s | {valid}/{n} | {cut} |")
     lines.append(f"\nOutputs identical with and without jumps: {same}/{n} (a jump writes the forced text as the "
                  "tokenizer splits it, which can differ from the model's own split, so greedy outputs may differ).")
     return "\n".join(lines)
@@ -115,6 +104,8 @@ def processor_step_cost(repeats: int = 7) -> str:
         doc = "[" + ", ".join(docs[:200]) + "]"
         ids = tok.encode(doc, add_special_tokens=False)
     proc = gm.GrammarLogitsProcessor("json", tok)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one row's small tensor ops: thread hand-offs would only add noise
     prompt = [1, 2, 3]
     scores = torch.zeros(1, proc.compiled.vocab_size)
     per_length = {20: [], 2_000: []}
@@ -128,6 +119,7 @@ def processor_step_cost(repeats: int = 7) -> str:
             for length in per_length:
                 if length - 5 <= n < length + 5:
                     per_length[length].append(elapsed)
+    torch.set_num_threads(threads)
     a, b = (statistics.median(per_length[k]) * 1e6 for k in (20, 2_000))
     return ("## Processor cost per step (json, SmolLM2 vocabulary, one row, median of "
             f"{len(per_length[20])} calls each)\n\n| generated tokens | per call |\n|---|---|\n"
@@ -139,9 +131,11 @@ def main() -> None:
     ap.add_argument("--schemas", type=int, default=12, help="MaskBench schemas to generate for (default 12)")
     ap.add_argument("--max-new-tokens", type=int, default=128, help="token budget per output (default 128)")
     ap.add_argument("--skip-model", action="store_true", help="only the processor's per-step cost")
+    ap.add_argument("--skip-steps", action="store_true", help="only the generation with and without jumps")
     args = ap.parse_args()
-    parts = [processor_step_cost()]
-    print(parts[0], flush=True)
+    parts = [] if args.skip_steps else [processor_step_cost()]
+    if parts:
+        print(parts[0], flush=True)
     if not args.skip_model:
         parts.append(run_schemas(args))
         print(parts[-1], flush=True)

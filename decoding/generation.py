@@ -65,8 +65,8 @@ def generate(model, tokenizer, prompt: str, grammar: Union[Grammar, CompiledGram
     closing=True turns on budget-aware closing (`token_budget=max_new_tokens`): the text is complete even
     when the budget cuts it. repetition_penalty > 1 penalizes the content tokens already generated, the
     grammar's keywords and punctuation exempt (see grammask.decoding.repetition). jump_forward=True writes
-    the text the grammar forces without calling the model (see grammask.decoding.jump_forward); `stats`, a
-    dict, then receives the counts of tokens, forced tokens and model calls."""
+    the text the grammar forces without calling the model (see grammask.decoding.jump_forward). `stats`,
+    a dict, receives the counts of tokens generated, forced tokens and model calls."""
     if closing and grammar is None:
         raise ValueError("closing=True needs a grammar: without one there is nothing to complete")
     if jump_forward and grammar is None:
@@ -101,6 +101,9 @@ def generate(model, tokenizer, prompt: str, grammar: Union[Grammar, CompiledGram
     with torch.no_grad():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                              logits_processor=processors, pad_token_id=_pad_id(model, tokenizer), **sampling)
+    if stats is not None:  # one forward pass per token, the stop token's included
+        n = int(out.shape[1] - ids.shape[1])
+        stats.update(tokens=n, forced_tokens=0, model_calls=n)
     return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 

@@ -9,6 +9,7 @@ token goes through the grammar's processor, so the output is exactly as constrai
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Optional
 
@@ -49,11 +50,12 @@ def generate_with_jumps(model, tokenizer, input_ids: torch.Tensor, processors: l
     sequence = input_ids[0].tolist()
     start = len(sequence)
     pending = list(sequence)
-    cache = DynamicCache()
+    cache = DynamicCache()  # filled in place by each forward pass
+    # transformers 5 names the argument `cache`; earlier versions `past_key_values`
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     while len(sequence) - start < max_new_tokens:
-        out = model(input_ids=torch.tensor([pending]), past_key_values=cache, use_cache=True)
+        out = model(input_ids=torch.tensor([pending]), use_cache=True, **{cache_arg: cache})
         stats.model_calls += 1
-        cache = out.past_key_values
         scores = out.logits[:, -1, :].float()
         ids = torch.tensor([sequence])
         for p in processors:

@@ -140,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="budget-aware closing (default: on): keep a complete text reachable within "
                         "--max-new-tokens, so an output cut by the budget is still valid; --no-close turns it off")
     g.add_argument("--repetition-penalty", type=float, default=DEFAULT_REPETITION_PENALTY, metavar="P",
-                   help="divide the scores of the content tokens already written by P, the tokens the grammar "
-                        f"forced exempt; keeps a small model from looping (default: {DEFAULT_REPETITION_PENALTY}; "
-                        "1 turns it off)")
+                   help="divide the scores of the content tokens already written by P (the grammar's punctuation, "
+                        "quotes, whitespace and keywords exempt); keeps a small model from looping (default: "
+                        f"{DEFAULT_REPETITION_PENALTY}; 1 turns it off)")
     g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     g.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default: 0.7)")
     g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default: 0.95)")
