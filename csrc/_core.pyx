@@ -234,6 +234,7 @@ cdef class CoreGrammar:
 
     cdef gm_grammar g
     cdef readonly dict arrays
+    cdef readonly dict scalars
     cdef readonly int32_t n_csets
 
     def __init__(self, *, lex_trans, lex_winner, lex_cset, lex_final, term_ignored, cset_begin,
@@ -285,6 +286,9 @@ cdef class CoreGrammar:
         elif indenter == 2:
             _scalar("t_semicolon", t_semicolon, 0, n_terms)
         self.arrays = a
+        self.scalars = dict(lr_start=lr_start, lr_end=lr_end, indenter=indenter, lex_init=lex_init, t_nl=t_nl,
+                            t_newline=t_newline, t_indent=t_indent, t_dedent=t_dedent, t_cont=t_cont,
+                            t_semicolon=t_semicolon)
         self.g.n_lex_states = <int32_t>n_states
         self.g.n_terminals = <int32_t>n_terms
         self.g.lex_trans = <const int32_t *>_ptr(a["lex_trans"])
@@ -355,6 +359,7 @@ cdef class CoreGrammar:
         self.g.mode_event = <const int32_t *>_ptr(a["mode_event"])
         self.g.t_rbrace, self.g.t_colon, self.g.t_walrus = roles[:3]
         self.g.t_fclose, self.g.t_spec_open, self.g.t_spec_text = roles[3:]
+        self.scalars.update(zip(("t_rbrace", "t_colon", "t_walrus", "t_fclose", "t_spec_open", "t_spec_text"), roles))
 
     @property
     def n_lex_states(self):
