@@ -66,6 +66,7 @@ cdef extern from "gm_core.h":
 
     ctypedef struct gm_matcher:
         int32_t lex_state, at_start, terminated, n_hist, max_hist
+        gm_fill_cache *fill_cache
 
     ctypedef struct gm_build:
         int32_t n_table_states, n_words
@@ -86,9 +87,9 @@ cdef extern from "gm_core.h":
         uint8_t *wsop_reset
         int32_t n_wsops
 
-    int GM_OK, GM_NOMEM, GM_ERR_LEX, GM_ERR_PARSE, GM_ERR_PENDING, GM_FILL_CACHE
+    int GM_OK, GM_NOMEM, GM_ERR_LEX, GM_ERR_PARSE, GM_ERR_PENDING, GM_FILL_SETS, GM_FILL_WAYS, GM_FILL_PRIVATE
 
-    gm_fill_cache *gm_fill_cache_new(int32_t n_words, int32_t n_entries, int shared) nogil
+    gm_fill_cache *gm_fill_cache_new(int32_t n_words, int32_t n_sets, int32_t ways, int shared) nogil
     void gm_fill_cache_free(gm_fill_cache *c) nogil
     int64_t gm_fill_cache_memory(const gm_fill_cache *c) nogil
     void gm_fill_cache_stats(const gm_fill_cache *c, int64_t *hits, int64_t *misses) nogil
@@ -133,7 +134,7 @@ cdef extern from *:
 ERR_LEX = GM_ERR_LEX
 ERR_PARSE = GM_ERR_PARSE
 ERR_PENDING = GM_ERR_PENDING
-FILL_CACHE_ENTRIES = GM_FILL_CACHE
+FILL_CACHE_ENTRIES = GM_FILL_SETS * GM_FILL_WAYS
 # SHA-256 of the C and Cython sources this module was built from (setup.py), or "" if built otherwise.
 SOURCE_HASH = GM_SOURCE_HASH.decode("ascii")
 
@@ -503,7 +504,7 @@ cdef class CoreVocab:
         gm_group_lcp(&self.v, <int32_t>n_ts, <int32_t *>_ptr(lcp))
         a["group_lcp"] = lcp
         self.v.group_lcp = <const int32_t *>_ptr(lcp)
-        self.v.fill_cache = gm_fill_cache_new(self.v.n_words, GM_FILL_CACHE, 1)
+        self.v.fill_cache = gm_fill_cache_new(self.v.n_words, GM_FILL_SETS, GM_FILL_WAYS, 1)
         if self.v.fill_cache == NULL:
             raise MemoryError("grammask core: out of memory")
 
@@ -540,8 +541,8 @@ cdef class CoreMatcher:
     cdef bint ready
 
     def __cinit__(self, CoreGrammar grammar, CoreVocab vocab=None, int max_history=0, fill_cache=True):
-        """fill_cache: True, the tables' shared cache of masks; "private", one of the same size of its own
-        (as every matcher had before they shared one: benchmarks compare the two); False, none."""
+        """fill_cache: True, the tables' shared cache of masks; "private", one of 16 masks of its own (as
+        every matcher had before they shared one: benchmarks compare the two); False, none."""
         self.ready = False
         self.grammar = grammar
         self.vocab = vocab
@@ -553,7 +554,7 @@ cdef class CoreMatcher:
         self.ready = True
         self.m.max_hist = max_history
         if fill_cache is not True:
-            _check(gm_matcher_private_fill_cache(&self.m, GM_FILL_CACHE if fill_cache == "private" else 0))
+            _check(gm_matcher_private_fill_cache(&self.m, GM_FILL_PRIVATE if fill_cache == "private" else 0))
 
     def __dealloc__(self):
         if self.ready:
@@ -606,6 +607,13 @@ cdef class CoreMatcher:
     @property
     def memory_bytes(self):
         return gm_matcher_memory(&self.m)
+
+    @property
+    def fill_cache_stats(self):
+        """(hits, misses) of the fill cache this matcher uses (shared: all its matchers' together)."""
+        cdef int64_t hits, misses
+        gm_fill_cache_stats(self.m.fill_cache, &hits, &misses)
+        return hits, misses
 
     @property
     def lex_state(self):

@@ -541,7 +541,7 @@ int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v) {
 
 int gm_matcher_private_fill_cache(gm_matcher *m, int32_t n_entries) {
     gm_fill_cache *c = NULL;
-    if (n_entries > 0 && m->v && !(c = gm_fill_cache_new(m->v->n_words, n_entries, 0))) return GM_NOMEM;
+    if (n_entries > 0 && m->v && !(c = gm_fill_cache_new(m->v->n_words, 1, n_entries, 0))) return GM_NOMEM;
     gm_fill_cache_free(m->own_fill_cache);
     m->own_fill_cache = m->fill_cache = c;
     return 0;
@@ -806,26 +806,32 @@ typedef pthread_mutex_t gm_lock;
 #endif
 
 struct gm_fill_cache {
-    int32_t n_words, n_entries;
-    int32_t next;            /* the entry to replace next (round robin) */
-    int32_t shared;          /* used by several matchers, maybe on several threads: every access locked */
-    gm_fill_entry *entries;  /* [n_entries] */
-    uint32_t *masks;         /* [n_entries * n_words] */
-    int64_t hits, misses;
-    gm_lock lock;
+    int32_t n_words, n_sets, ways;
+    int32_t shared;          /* used by several matchers, maybe on several threads: each set locked */
+    gm_fill_entry *entries;  /* [n_sets * ways]: a configuration goes to the set its hash names */
+    int32_t *next;           /* [n_sets] the way to replace next in each set (round robin) */
+    gm_lock *locks;          /* [n_sets] when shared */
+    int64_t hits, misses, n_masks;
 };
 
-gm_fill_cache *gm_fill_cache_new(int32_t n_words, int32_t n_entries, int shared) {
+gm_fill_cache *gm_fill_cache_new(int32_t n_words, int32_t n_sets, int32_t ways, int shared) {
     gm_fill_cache *c = gm_calloc(1, sizeof(gm_fill_cache));
     if (!c) return NULL;
     c->n_words = n_words;
-    c->n_entries = n_entries;
+    c->n_sets = n_sets;
+    c->ways = ways;
     c->shared = shared;
-    c->entries = gm_calloc((size_t)n_entries, sizeof(gm_fill_entry));
-    c->masks = gm_malloc((size_t)n_entries * n_words * sizeof(uint32_t));
-    if (!c->entries || !c->masks || (shared && LOCK_INIT(&c->lock))) {
+    c->entries = gm_calloc((size_t)n_sets * ways, sizeof(gm_fill_entry));
+    c->next = gm_calloc((size_t)n_sets, sizeof(int32_t));
+    c->locks = shared ? gm_calloc((size_t)n_sets, sizeof(gm_lock)) : NULL;
+    int32_t locked = 0;
+    if (c->entries && c->next && (!shared || c->locks))
+        while (locked < (shared ? n_sets : 0) && !LOCK_INIT(&c->locks[locked])) locked++;
+    if (!c->entries || !c->next || (shared && (!c->locks || locked < n_sets))) {
+        while (locked--) LOCK_DESTROY(&c->locks[locked]);
         gm_free(c->entries);
-        gm_free(c->masks);
+        gm_free(c->next);
+        gm_free(c->locks);
         gm_free(c);
         return NULL;
     }
@@ -834,43 +840,53 @@ gm_fill_cache *gm_fill_cache_new(int32_t n_words, int32_t n_entries, int shared)
 
 void gm_fill_cache_free(gm_fill_cache *c) {
     if (!c) return;
-    for (int32_t i = 0; i < c->n_entries; i++) gm_free(c->entries[i].key);
+    for (int32_t i = 0; i < c->n_sets * c->ways; i++) {
+        gm_free(c->entries[i].key);
+        gm_free(c->entries[i].mask);
+    }
+    for (int32_t i = 0; c->shared && i < c->n_sets; i++) LOCK_DESTROY(&c->locks[i]);
     gm_free(c->entries);
-    gm_free(c->masks);
-    if (c->shared) LOCK_DESTROY(&c->lock);
+    gm_free(c->next);
+    gm_free(c->locks);
     gm_free(c);
 }
 
 int64_t gm_fill_cache_memory(const gm_fill_cache *c) {
     if (!c) return 0;
-    int64_t b = (int64_t)sizeof(*c) + c->n_entries * ((int64_t)sizeof(gm_fill_entry) + 4 * (int64_t)c->n_words);
-    for (int32_t i = 0; i < c->n_entries; i++) b += 4 * (int64_t)c->entries[i].key_cap;
+    const int64_t n = (int64_t)c->n_sets * c->ways;
+    int64_t b = (int64_t)sizeof(*c) + c->n_sets * (4 + (c->shared ? (int64_t)sizeof(gm_lock) : 0))
+              + n * (int64_t)sizeof(gm_fill_entry) + ATOMIC_LOAD(&c->n_masks) * 4 * (int64_t)c->n_words;
+    for (int64_t i = 0; i < n; i++) b += 4 * (int64_t)c->entries[i].key_cap; /* (racy read: a figure) */
     return b;
 }
 
 void gm_fill_cache_stats(const gm_fill_cache *c, int64_t *hits, int64_t *misses) {
-    *hits = c ? c->hits : 0;
-    *misses = c ? c->misses : 0;
+    *hits = c ? ATOMIC_LOAD(&c->hits) : 0;
+    *misses = c ? ATOMIC_LOAD(&c->misses) : 0;
+}
+
+static inline int32_t fill_set(const gm_fill_cache *c, uint64_t hash) {
+    return (int32_t)((hash >> 32) % (uint64_t)c->n_sets);
 }
 
 /* Copy the mask cached for the matcher's configuration to out: 1 if there is one. */
 static int fill_cache_lookup(const gm_matcher *m, gm_fill_cache *c, uint64_t hash, const int32_t *first,
                              uint32_t *out) {
     int found = 0;
-    if (c->shared) LOCK(&c->lock);
-    for (int32_t i = 0; i < c->n_entries && !found; i++) {
+    const int32_t set = fill_set(c, hash);
+    if (c->shared) LOCK(&c->locks[set]);
+    for (int32_t i = set * c->ways; i < (set + 1) * c->ways && !found; i++) {
         const gm_fill_entry *e = &c->entries[i];
         if (!e->valid || e->hash != hash || memcmp(e->key, first, KEY_FIRST * sizeof(int32_t))) continue;
         const int32_t *k = e->key + KEY_FIRST;
         if (k[0] >= 0 && k[0] != m->ind.len) continue;
         if (!stack_top_equal(&m->lr, k + 1)) continue;
         if (!stack_top_equal(&m->ind, k + 2 + k[1])) continue;
-        memcpy(out, c->masks + (size_t)i * c->n_words, (size_t)c->n_words * sizeof(uint32_t));
+        memcpy(out, e->mask, (size_t)c->n_words * sizeof(uint32_t));
         found = 1;
     }
-    if (found) c->hits++;
-    else c->misses++;
-    if (c->shared) UNLOCK(&c->lock);
+    if (c->shared) UNLOCK(&c->locks[set]);
+    ATOMIC_ADD(found ? &c->hits : &c->misses, 1);
     return found;
 }
 
@@ -879,12 +895,13 @@ static int fill_cache_store(const gm_matcher *m, gm_fill_cache *c, uint64_t hash
                             const uint32_t *mask) {
     const int32_t lr_low = m->lr_low >= 2 ? m->lr_low - 2 : 0, ind_low = m->ind_low >= 1 ? m->ind_low - 1 : 0;
     const int32_t lr_n = m->lr.len - lr_low, ind_n = m->ind.len - ind_low;
+    const int32_t set = fill_set(c, hash);
     int rc = 0;
-    if (c->shared) LOCK(&c->lock);
-    const int32_t i = c->next;
-    gm_fill_entry *e = &c->entries[i];
-    if (grow32(&e->key, &e->key_cap, KEY_FIRST + 3 + lr_n + ind_n)) {
-        rc = GM_NOMEM; /* the entry is as it was */
+    if (c->shared) LOCK(&c->locks[set]);
+    gm_fill_entry *e = &c->entries[set * c->ways + c->next[set]];
+    if (!e->mask && (e->mask = gm_malloc((size_t)c->n_words * sizeof(uint32_t)))) ATOMIC_ADD(&c->n_masks, 1);
+    if (!e->mask || grow32(&e->key, &e->key_cap, KEY_FIRST + 3 + lr_n + ind_n)) {
+        rc = GM_NOMEM; /* the entry is as it was (or empty, if it had no mask yet) */
     } else {
         int32_t *k = e->key;
         memcpy(k, first, KEY_FIRST * sizeof(int32_t));
@@ -897,10 +914,10 @@ static int fill_cache_store(const gm_matcher *m, gm_fill_cache *c, uint64_t hash
         memcpy(k, m->ind.data + ind_low, (size_t)ind_n * sizeof(int32_t));
         e->hash = hash;
         e->valid = 1;
-        memcpy(c->masks + (size_t)i * c->n_words, mask, (size_t)c->n_words * sizeof(uint32_t));
-        c->next = (i + 1) % c->n_entries;
+        memcpy(e->mask, mask, (size_t)c->n_words * sizeof(uint32_t));
+        c->next[set] = (c->next[set] + 1) % c->ways;
     }
-    if (c->shared) UNLOCK(&c->lock);
+    if (c->shared) UNLOCK(&c->locks[set]);
     return rc;
 }
 

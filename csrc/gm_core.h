@@ -81,13 +81,19 @@ typedef struct {
 #define GM_TERM_NEWLINE 1          /* term_flags bits */
 #define GM_TERM_SEMI_AFTER 2
 
-/* A cache of computed masks, keyed by parse configuration (see gm_fill_entry): one is shared by all the
- * matchers of one token table set (behind a lock: fills may run on several threads at once), or a matcher
- * has its own. */
+/* A cache of computed masks, keyed by parse configuration (see gm_fill_entry): one per token table set,
+ * shared by its matchers (each set of entries behind its own lock: fills may run on several threads at
+ * once). Its size is fixed, whatever the number of matchers: GM_FILL_SETS * GM_FILL_WAYS masks at most
+ * (each vocab_size / 8 bytes, allocated as first used): 33 MB at a 129k vocabulary. With 1,000 matchers
+ * in one batch it hits about as often as a cache of 16 masks per matcher did (bench/bench_matchers.py). */
 typedef struct gm_fill_cache gm_fill_cache;
-#define GM_FILL_CACHE 16              /* entries, each one mask */
+#define GM_FILL_SETS 256
+#define GM_FILL_WAYS 8
+#define GM_FILL_PRIVATE 16            /* CoreMatcher(fill_cache="private"): one set of 16, per matcher, as
+                                         before the cache was shared (benchmarks compare the two) */
 #define GM_FILL_CACHE_MIN_GROUPS 128  /* fills of states with fewer token groups are cheap: not cached */
-gm_fill_cache *gm_fill_cache_new(int32_t n_words, int32_t n_entries, int shared); /* NULL: out of memory */
+/* n_sets sets of `ways` entries (a configuration goes to the set its hash names); NULL: out of memory. */
+gm_fill_cache *gm_fill_cache_new(int32_t n_words, int32_t n_sets, int32_t ways, int shared);
 void gm_fill_cache_free(gm_fill_cache *c);
 int64_t gm_fill_cache_memory(const gm_fill_cache *c);
 void gm_fill_cache_stats(const gm_fill_cache *c, int64_t *hits, int64_t *misses);
@@ -156,6 +162,7 @@ typedef struct {
     uint64_t hash;                 /* of the key's first part */
     int32_t *key; int32_t key_cap; /* the configuration: see fill_key_first in gm_core.c */
     int32_t valid;
+    uint32_t *mask;                /* [n_words] */
 } gm_fill_entry;
 
 /* A cached chain of unit reductions (see unit_chain in gm_core.c). */
