@@ -200,6 +200,11 @@ class CompiledGrammar:
         arrays = list(self.core_grammar.arrays.values()) + list(self.core_vocab.arrays.values())
         return int(sum(a.nbytes for a in arrays))
 
+    @property
+    def fill_cache_bytes(self) -> int:
+        """Bytes of the fill cache all matchers of these tables share (grows as used, to 2,048 masks)."""
+        return self.core_vocab.fill_cache_bytes
+
     def __repr__(self) -> str:
         return (f"CompiledGrammar({self.grammar.name!r}, vocab_size={self.vocab_size}, "
                 f"lexer_states={self.core_grammar.n_lex_states}, tables={self.memory_bytes / 1e6:.1f} MB)")
