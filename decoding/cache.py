@@ -257,7 +257,7 @@ def _parse(buf: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
             version = np.lib.format.read_magic(member)
             shape, fortran, dtype = (np.lib.format.read_array_header_1_0(member) if version == (1, 0)
                                      else np.lib.format.read_array_header_2_0(member))
-            if fortran or dtype.kind not in "biu" or dtype.hasobject:
+            if fortran or dtype.hasobject:
                 raise ValueError(f"member {info.filename!r}: {dtype} (fortran={fortran})")
             count = int(np.prod(shape, dtype=np.int64))
             if member.tell() + count * dtype.itemsize > info.file_size:
