@@ -189,11 +189,20 @@ def _array(a, dtype):
     return arr
 
 
+def _owned(arr, dtype):
+    """A C-contiguous copy of `arr` as dtype that only the core holds, read-only, never empty: what the
+    checks see is what the C code reads, whatever the caller does with its arrays afterwards."""
+    out = np.array(arr, dtype=dtype, order="C", copy=True) if arr.size else np.zeros(1, dtype=dtype)
+    out.flags.writeable = False
+    return out
+
+
 # ---- checks of tables from any source: every index the core follows lies in range -----------------
 
 def _table(str name, a, dtype, shape):
-    """`a` as a C-contiguous array of `dtype` (integers only, no value changed by the conversion) of
-    `shape` (None: any length along that axis). Returns (array for C, length along the first axis)."""
+    """`a` as the core's own copy (see _owned) of `dtype` (integers only, no value changed by the
+    conversion) of `shape` (None: any length along that axis). Returns (array for C, length along the
+    first axis)."""
     arr = np.asarray(a)
     if arr.dtype.kind not in "biu":
         raise TableError(f"{name}: {arr.dtype} is not an integer array")
@@ -204,7 +213,7 @@ def _table(str name, a, dtype, shape):
         info = np.iinfo(dtype)
         if int(arr.min()) < info.min or int(arr.max()) > info.max:
             raise TableError(f"{name}: values do not fit {np.dtype(dtype).name}")
-    return _array(arr, dtype), (arr.shape[0] if arr.ndim else 0)
+    return _owned(arr, dtype), (arr.shape[0] if arr.ndim else 0)
 
 
 def _in_range(str name, arr, int64_t n, lo, hi):
@@ -231,7 +240,8 @@ def _scalar(str name, int64_t value, int64_t lo, int64_t hi):
 
 
 cdef class CoreGrammar:
-    """Lexer DFA and LR tables, as the C core reads them. Every array is checked (see TableError)."""
+    """Lexer DFA and LR tables, as the C core reads them: its own copy of every array, checked (see
+    TableError)."""
 
     cdef gm_grammar g
     cdef readonly dict arrays
@@ -418,8 +428,8 @@ cdef class CoreGrammar:
 
 
 cdef class CoreVocab:
-    """Token tables for one CoreGrammar and one vocabulary. Every array is checked (see TableError). Holds
-    the fill cache its matchers share."""
+    """Token tables for one CoreGrammar and one vocabulary: its own copy of every array, checked (see
+    TableError). Holds the fill cache its matchers share."""
 
     cdef gm_vocab v
     cdef readonly CoreGrammar grammar

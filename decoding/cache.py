@@ -5,7 +5,7 @@ A table set is `<directory>/<key>.npz`: a standard .npz (members stored uncompre
 the digest, keyed by `<directory>/.hmac-key` (32 random bytes). The directory must be the user's and
 private (0700; wider permissions are narrowed and the key replaced) and the key file the user's with mode
 0600 (else it is replaced); a directory owned by someone else is not used. A file is read into memory in
-one piece and parsed only once its digest matches; its arrays are read-only views of that buffer.
+one piece and parsed only once its digest matches; its arrays are views of that buffer (no second copy).
 
 Files are written atomically (temporary file + rename), so a reader never sees half a file. A file that
 fails its digest or cannot be read back is deleted and rebuilt, with one warning. A directory that cannot
@@ -242,7 +242,7 @@ def _read_file(d: _Dir, name: str) -> Optional[np.ndarray]:
 
 
 def _parse(buf: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
-    """Arrays of a signed file, as read-only views of buf (aligned, or copied if a file is not)."""
+    """Arrays of a signed file, as views of buf (aligned, or copied if a file is not)."""
     arrays = {}
     view = memoryview(buf)
     with zipfile.ZipFile(_BufferFile(view)) as zf:
@@ -263,10 +263,7 @@ def _parse(buf: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
             if member.tell() + count * dtype.itemsize > info.file_size:
                 raise ValueError(f"member {info.filename!r} shorter than its shape")
             arr = np.frombuffer(buf, dtype=dtype, count=count, offset=start + member.tell()).reshape(shape)
-            if not arr.flags.aligned:
-                arr = arr.copy()
-            arr.flags.writeable = False
-            arrays[info.filename[:-4]] = arr
+            arrays[info.filename[:-4]] = arr if arr.flags.aligned else arr.copy()
     meta = json.loads(bytes(arrays.pop("__meta__")).decode("utf-8"))
     return meta, arrays
 

@@ -101,7 +101,7 @@ def test_cache_dir_from_environment(tmp_path, gpt2, monkeypatch):
 
 def test_store_and_load_keep_any_plain_array(tmp_path):
     """cache.store / cache.load (also used for a grammar's own tables): dtypes, shapes (empty ones too)
-    and values come back, each array a read-only, 64-byte aligned view of the file read once."""
+    and values come back, each array a 64-byte aligned view of the file read once."""
     from grammask.decoding import cache
 
     arrays = dict(empty=np.asarray([]), flags=np.array([True, False]), names=np.array(["x", "yz"]),
@@ -114,4 +114,4 @@ def test_store_and_load_keep_any_plain_array(tmp_path):
     for name, arr in arrays.items():
         got = back[name]
         assert got.dtype == arr.dtype and got.shape == arr.shape and np.array_equal(got, arr), name
-        assert not got.flags.writeable and got.ctypes.data % 64 == 0, name
+        assert got.ctypes.data % 64 == 0, name

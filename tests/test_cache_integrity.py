@@ -153,6 +153,19 @@ def test_signed_tables_that_fail_validation_are_rebuilt_with_a_warning_naming_th
     assert same_masks(walk_masks(compiled, tok.encode(TEXT)), reference)
 
 
+def test_arrays_handed_to_the_core_are_copied_before_they_are_checked(tmp_path, smollm2, reference):
+    """Changing the arrays after the tables were built from them changes nothing the core reads."""
+    tok, info = smollm2
+    gm.compile("json", info, cache_dir=tmp_path)
+    meta, arrays = cache.load(tmp_path, compiler.cache_key(gm.Grammar.builtin("json"), info))
+    compiled = compiler._from_arrays(gm.Grammar.builtin("json"), info, meta, arrays, True)
+    for arr in arrays.values():
+        if arr.dtype.kind in "iu":
+            arr[...] = np.iinfo(arr.dtype).max  # every index out of range, had the core kept these arrays
+    assert same_masks(walk_masks(compiled, tok.encode(TEXT)), reference)
+    assert not compiled.core_vocab.arrays["group_toks"].flags.writeable
+
+
 # -- the key and the directory ---------------------------------------------------------------------------
 
 def test_key_readable_by_others_is_replaced(tmp_path, smollm2):
