@@ -1,13 +1,23 @@
 """The one compiled extension, grammask._core, built from csrc/ (see pyproject.toml for the rest)."""
 
+import hashlib
+from pathlib import Path
+
 import numpy  # noqa: F401  (build requirement; keeps the error clear if missing)
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+
+# The sources' digest goes into the module (grammask._core.SOURCE_HASH): the table cache's key follows the
+# code that builds and reads the tables, not a version number someone has to remember to bump.
+CSRC = Path(__file__).resolve().parent / "csrc"
+SOURCES = sorted(p for p in CSRC.iterdir() if p.suffix in (".c", ".h", ".pyx") and p.name != "_core.c")
+SOURCE_HASH = hashlib.sha256(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in SOURCES)).hexdigest()
 
 core = Extension(
     "grammask._core",
     sources=["csrc/_core.pyx", "csrc/gm_core.c"],
     include_dirs=["csrc"],
+    define_macros=[("GM_SOURCE_HASH", f'"{SOURCE_HASH}"')],
     extra_compile_args=["-O3", "-std=c99", "-pthread"],
     extra_link_args=["-pthread"],
 )

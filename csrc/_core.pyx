@@ -35,6 +35,10 @@ cdef extern from "gm_core.h":
         const int32_t *term_restart
         const int32_t *mode_event
         int32_t t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text
+        int32_t n_rules
+
+    ctypedef struct gm_fill_cache:
+        pass
 
     ctypedef struct gm_vocab:
         int32_t vocab_size, n_words, n_tokens
@@ -58,9 +62,11 @@ cdef extern from "gm_core.h":
         const int32_t *wsop_begin
         const uint8_t *wsop_bytes
         const uint8_t *wsop_reset
+        gm_fill_cache *fill_cache
 
     ctypedef struct gm_matcher:
-        int32_t lex_state, at_start, terminated, n_hist, max_hist, no_fill_cache
+        int32_t lex_state, at_start, terminated, n_hist, max_hist
+        gm_fill_cache *fill_cache
 
     ctypedef struct gm_build:
         int32_t n_table_states, n_words
@@ -81,9 +87,18 @@ cdef extern from "gm_core.h":
         uint8_t *wsop_reset
         int32_t n_wsops
 
-    int GM_OK, GM_NOMEM, GM_ERR_LEX, GM_ERR_PARSE, GM_ERR_PENDING
+    int GM_OK, GM_NOMEM, GM_ERR_LEX, GM_ERR_PARSE, GM_ERR_PENDING, GM_FILL_SETS, GM_FILL_WAYS, GM_FILL_PRIVATE
 
+    gm_fill_cache *gm_fill_cache_new(int32_t n_words, int32_t n_sets, int32_t ways, int shared) nogil
+    void gm_fill_cache_free(gm_fill_cache *c) nogil
+    int64_t gm_fill_cache_memory(const gm_fill_cache *c) nogil
+    void gm_fill_cache_stats(const gm_fill_cache *c, int64_t *hits, int64_t *misses) nogil
+    void gm_test_fail_alloc(int64_t n) nogil
+    int64_t gm_test_live_blocks() nogil
+    int gm_check_grammar(const gm_grammar *g, char *msg, int32_t msg_len) nogil
     int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v) nogil
+    int gm_matcher_private_fill_cache(gm_matcher *m, int32_t n_entries) nogil
+    int gm_accept_tokens(gm_matcher *m, const int32_t *tokens, int32_t n) nogil
     void gm_matcher_free(gm_matcher *m) nogil
     void gm_matcher_reset(gm_matcher *m) nogil
     int gm_fill_bitmask(gm_matcher *m, uint32_t *out) nogil
@@ -107,13 +122,40 @@ cdef extern from "gm_core.h":
                           int64_t mask_row_stride) nogil
 
 
+cdef extern from *:
+    """
+    #ifndef GM_SOURCE_HASH
+    #define GM_SOURCE_HASH ""
+    #endif
+    """
+    const char *GM_SOURCE_HASH
+
+
 ERR_LEX = GM_ERR_LEX
 ERR_PARSE = GM_ERR_PARSE
 ERR_PENDING = GM_ERR_PENDING
+FILL_CACHE_ENTRIES = GM_FILL_SETS * GM_FILL_WAYS
+# SHA-256 of the C and Cython sources this module was built from (setup.py), or "" if built otherwise.
+SOURCE_HASH = GM_SOURCE_HASH.decode("ascii")
 
 
 class CoreError(RuntimeError):
     """The native core failed (out of memory, or an internal inconsistency)."""
+
+
+class TableError(ValueError):
+    """Tables (from a cache file or a caller) that the core could not follow safely: an index out of range,
+    or LR tables that could pop their bottom state, read an undefined goto, or reduce forever."""
+
+
+def _fail_allocation_after(int64_t n):
+    """Tests: the n-th allocation of the native core from now fails (0: none does)."""
+    gm_test_fail_alloc(n)
+
+
+def _live_blocks():
+    """Tests: the blocks the native core holds now."""
+    return gm_test_live_blocks()
 
 
 cdef inline int _check(int rc) except -1:
@@ -147,11 +189,64 @@ def _array(a, dtype):
     return arr
 
 
+def _owned(arr, dtype):
+    """A C-contiguous copy of `arr` as dtype that only the core holds, read-only, never empty: what the
+    checks see is what the C code reads, whatever the caller does with its arrays afterwards."""
+    out = np.array(arr, dtype=dtype, order="C", copy=True) if arr.size else np.zeros(1, dtype=dtype)
+    out.flags.writeable = False
+    return out
+
+
+# ---- checks of tables from any source: every index the core follows lies in range -----------------
+
+def _table(str name, a, dtype, shape):
+    """`a` as the core's own copy (see _owned) of `dtype` (integers only, no value changed by the
+    conversion) of `shape` (None: any length along that axis). Returns (array for C, length along the
+    first axis)."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biu":
+        raise TableError(f"{name}: {arr.dtype} is not an integer array")
+    if arr.ndim != len(shape) or any(want is not None and got != want for got, want in zip(arr.shape, shape)):
+        want = tuple("*" if w is None else w for w in shape)
+        raise TableError(f"{name}: shape {arr.shape}, expected {want}")
+    if arr.dtype != dtype and arr.size:
+        info = np.iinfo(dtype)
+        if int(arr.min()) < info.min or int(arr.max()) > info.max:
+            raise TableError(f"{name}: values do not fit {np.dtype(dtype).name}")
+    return _owned(arr, dtype), (arr.shape[0] if arr.ndim else 0)
+
+
+def _in_range(str name, arr, int64_t n, lo, hi):
+    """The first n values of arr lie in [lo, hi)."""
+    if n == 0:
+        return
+    view = arr.reshape(-1)[:n] if arr.ndim == 1 else arr
+    low, high = int(view.min()), int(view.max())
+    if low < lo or high >= hi:
+        raise TableError(f"{name}: values must lie in [{lo}, {hi}), found {low}..{high}")
+
+
+def _bounds(str name, arr, n, limit):
+    """arr[:n] are offsets into an array of `limit` elements: from 0, never decreasing, at most limit."""
+    view = arr[:n]
+    if (n == 0 or int(view.item(0)) < 0 or int(view.item(n - 1)) > limit
+            or (n > 1 and bool(np.any(view[1:] < view[:n - 1])))):
+        raise TableError(f"{name}: not offsets into {limit} elements (from 0, never decreasing)")
+
+
+def _scalar(str name, int64_t value, int64_t lo, int64_t hi):
+    if not lo <= value < hi:
+        raise TableError(f"{name} = {value}: must lie in [{lo}, {hi})")
+
+
 cdef class CoreGrammar:
-    """Lexer DFA and LR tables, as the C core reads them."""
+    """Lexer DFA and LR tables, as the C core reads them: its own copy of every array, checked (see
+    TableError)."""
 
     cdef gm_grammar g
     cdef readonly dict arrays
+    cdef readonly dict scalars
+    cdef readonly int32_t n_csets
 
     def __init__(self, *, lex_trans, lex_winner, lex_cset, lex_final, term_ignored, cset_begin,
                  cset_terms, action, goto, rule_lhs, rule_len, int lr_start, int lr_end, term_bracket, lex_nl,
@@ -160,17 +255,53 @@ cdef class CoreGrammar:
                  int t_dedent=-1, int t_cont=-1, int t_semicolon=-1, mode_start=None, lex_mode=None,
                  term_fop=None, term_farg=None, term_restart=None, mode_event=None, int t_rbrace=-1,
                  int t_colon=-1, int t_walrus=-1, int t_fclose=-1, int t_spec_open=-1, int t_spec_text=-1):
-        a = dict(
-            lex_trans=_array(lex_trans, np.int32), lex_winner=_array(lex_winner, np.int32),
-            lex_cset=_array(lex_cset, np.int32), lex_final=_array(lex_final, np.uint8),
-            term_ignored=_array(term_ignored, np.uint8), cset_begin=_array(cset_begin, np.int32),
-            cset_terms=_array(cset_terms, np.int32), action=_array(action, np.int32),
-            goto=_array(goto, np.int32), rule_lhs=_array(rule_lhs, np.int32),
-            rule_len=_array(rule_len, np.int32), term_bracket=_array(term_bracket, np.int8),
-            lex_nl=_array(lex_nl, np.uint8), term_flags=_array(term_flags, np.uint8))
+        a = {}
+        a["term_ignored"], n_terms = _table("term_ignored", term_ignored, np.uint8, (None,))
+        a["lex_trans"], n_states = _table("lex_trans", lex_trans, np.int32, (None, 256))
+        a["action"], n_lr = _table("action", action, np.int32, (None, n_terms + 1))
+        a["rule_lhs"], n_rules = _table("rule_lhs", rule_lhs, np.int32, (None,))
+        a["rule_len"], _ = _table("rule_len", rule_len, np.int32, (n_rules,))
+        a["goto"], _ = _table("goto", goto, np.int32, (n_lr, None))
+        n_nonterms = np.asarray(goto).shape[1]
+        a["cset_begin"], n_cset_begin = _table("cset_begin", cset_begin, np.int32, (None,))
+        a["cset_terms"], n_cset_terms = _table("cset_terms", cset_terms, np.int32, (None,))
+        for name, arg, dtype in (("lex_winner", lex_winner, np.int32), ("lex_cset", lex_cset, np.int32),
+                                 ("lex_final", lex_final, np.uint8), ("lex_nl", lex_nl, np.uint8)):
+            a[name], _ = _table(name, arg, dtype, (n_states,))
+        for name, arg, dtype in (("term_bracket", term_bracket, np.int8), ("term_flags", term_flags, np.uint8)):
+            a[name], _ = _table(name, arg, dtype, (n_terms,))
+        if n_terms < 1 or n_states < 1 or n_lr < 1 or n_cset_begin < 1:
+            raise TableError("tables without terminals, lexer states, LR states or completable sets")
+        self.n_csets = n_cset_begin - 1
+        _in_range("lex_trans", a["lex_trans"], n_states, -1, n_states)
+        _in_range("lex_winner", a["lex_winner"], n_states, -1, n_terms)
+        _in_range("lex_cset", a["lex_cset"], n_states, -1, self.n_csets)
+        if bool(np.any(a["lex_winner"][a["lex_final"] != 0] < 0)):
+            raise TableError("lex_winner: a final lexer state produces no terminal")
+        _in_range("term_bracket", a["term_bracket"], n_terms, -1, 2)
+        _bounds("cset_begin", a["cset_begin"], n_cset_begin, n_cset_terms)
+        _in_range("cset_terms", a["cset_terms"], n_cset_terms, 0, n_terms)
+        _in_range("action", a["action"], n_lr, -1 - n_rules, n_lr)
+        _in_range("goto", a["goto"], n_lr * n_nonterms, -1, n_lr)
+        _in_range("rule_lhs", a["rule_lhs"], n_rules, 0, n_nonterms)
+        _in_range("rule_len", a["rule_len"], n_rules, 0, n_lr + 1)
+        _scalar("lr_start", lr_start, 0, n_lr)
+        _scalar("lr_end", lr_end, 0, n_lr)
+        _scalar("indenter", indenter, 0, 3)
+        _scalar("lex_init", lex_init, 0, n_states)
+        if indenter == 1:
+            for name, value in (("t_nl", t_nl), ("t_newline", t_newline), ("t_indent", t_indent),
+                                ("t_dedent", t_dedent)):
+                _scalar(name, value, 0, n_terms)
+            _scalar("t_cont", t_cont, -1, n_terms)
+        elif indenter == 2:
+            _scalar("t_semicolon", t_semicolon, 0, n_terms)
         self.arrays = a
-        self.g.n_lex_states = <int32_t>a["lex_trans"].shape[0]
-        self.g.n_terminals = <int32_t>np.asarray(term_ignored).shape[0]
+        self.scalars = dict(lr_start=lr_start, lr_end=lr_end, indenter=indenter, lex_init=lex_init, t_nl=t_nl,
+                            t_newline=t_newline, t_indent=t_indent, t_dedent=t_dedent, t_cont=t_cont,
+                            t_semicolon=t_semicolon)
+        self.g.n_lex_states = <int32_t>n_states
+        self.g.n_terminals = <int32_t>n_terms
         self.g.lex_trans = <const int32_t *>_ptr(a["lex_trans"])
         self.g.lex_winner = <const int32_t *>_ptr(a["lex_winner"])
         self.g.lex_cset = <const int32_t *>_ptr(a["lex_cset"])
@@ -178,8 +309,9 @@ cdef class CoreGrammar:
         self.g.term_ignored = <const uint8_t *>_ptr(a["term_ignored"])
         self.g.cset_begin = <const int32_t *>_ptr(a["cset_begin"])
         self.g.cset_terms = <const int32_t *>_ptr(a["cset_terms"])
-        self.g.n_lr_states = <int32_t>a["action"].shape[0]
-        self.g.n_nonterminals = <int32_t>(a["goto"].shape[1] if a["goto"].ndim == 2 else 0)
+        self.g.n_lr_states = <int32_t>n_lr
+        self.g.n_nonterminals = <int32_t>n_nonterms
+        self.g.n_rules = <int32_t>n_rules
         self.g.lr_start = lr_start
         self.g.lr_end = lr_end
         self.g.action = <const int32_t *>_ptr(a["action"])
@@ -194,41 +326,42 @@ cdef class CoreGrammar:
         self.g.t_cont = t_cont
         self.g.term_flags = <const uint8_t *>_ptr(a["term_flags"])
         self.g.t_semicolon = t_semicolon
-        if indenter == 1 and min(t_nl, t_newline, t_indent, t_dedent) < 0:
-            raise ValueError("an indenter grammar needs its newline, NEWLINE, INDENT and DEDENT terminals")
-        if indenter == 2 and t_semicolon < 0:
-            raise ValueError("a semicolon grammar needs its semicolon terminal")
-        if not 0 <= indenter <= 2:
-            raise ValueError("unknown indenter mode")
-        if not 0 <= lex_init < self.g.n_lex_states:
-            raise ValueError("lex_init out of range")
-        if a["action"].ndim != 2 or a["action"].shape[1] != self.g.n_terminals + 1:
-            raise ValueError("action table must have one column per terminal plus $END")
-        if a["lex_trans"].ndim != 2 or a["lex_trans"].shape[1] != 256:
-            raise ValueError("lexer transition table must be (n_states, 256)")
         self.g.n_modes = 1
         if mode_start is not None and len(mode_start) > 1:
             self._set_modes(mode_start, lex_mode, term_fop, term_farg, term_restart, mode_event,
                             (t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text))
+        cdef char msg[300]
+        cdef int rc
+        with nogil:
+            rc = gm_check_grammar(&self.g, msg, sizeof(msg))
+        if rc == -1:
+            raise TableError(msg.decode("utf-8", "replace"))
+        _check(rc)
 
     def _set_modes(self, mode_start, lex_mode, term_fop, term_farg, term_restart, mode_event, roles):
         """Lexer modes (f-strings): checked, since the core indexes with them unchecked."""
         a = self.arrays
-        n_modes, n_states, n_terms = len(mode_start), self.g.n_lex_states, self.g.n_terminals
-        a.update(mode_start=_array(mode_start, np.int32), lex_mode=_array(lex_mode, np.int32),
-                 term_fop=_array(term_fop, np.int8), term_farg=_array(term_farg, np.int32),
-                 term_restart=_array(term_restart, np.int32), mode_event=_array(mode_event, np.int32))
-        if (a["lex_mode"].shape != (n_states,) or a["term_fop"].shape != (n_terms,)
-                or a["term_farg"].shape != (n_terms,) or a["term_restart"].shape != (n_terms,)
-                or a["mode_event"].shape != (n_modes, 256)):
-            raise ValueError("lexer mode arrays do not match the grammar's states and terminals")
-        if (not (0 <= a["mode_start"]).all() or not (a["mode_start"] < n_states).all()
-                or not (0 <= a["lex_mode"]).all() or not (a["lex_mode"] < n_modes).all()
-                or not (-2 <= a["term_restart"]).all() or not (a["term_restart"] < n_modes).all()
-                or not (-1 <= a["mode_event"]).all() or not (a["mode_event"] < n_terms).all()
-                or not all(0 <= t <= n_terms for t in roles) or n_modes < 18):
-            raise ValueError("lexer mode arrays out of range")
-        self.g.n_modes = n_modes
+        n_states, n_terms = self.g.n_lex_states, self.g.n_terminals
+        a["mode_start"], n_modes = _table("mode_start", mode_start, np.int32, (None,))
+        a["lex_mode"], _ = _table("lex_mode", lex_mode, np.int32, (n_states,))
+        for name, arg, dtype in (("term_fop", term_fop, np.int8), ("term_farg", term_farg, np.int32),
+                                 ("term_restart", term_restart, np.int32)):
+            a[name], _ = _table(name, arg, dtype, (n_terms,))
+        a["mode_event"], _ = _table("mode_event", mode_event, np.int32, (n_modes, 256))
+        if n_modes < 18:
+            raise TableError(f"{n_modes} lexer modes: f-string grammars have at least 18")
+        _in_range("mode_start", a["mode_start"], n_modes, 0, n_states)
+        _in_range("lex_mode", a["lex_mode"], n_states, 0, n_modes)
+        _in_range("term_fop", a["term_fop"], n_terms, 0, 13)
+        _in_range("term_restart", a["term_restart"], n_terms, -2, n_modes)
+        _in_range("mode_event", a["mode_event"], n_modes, -1, n_terms)
+        fop, farg = a["term_fop"][:n_terms], a["term_farg"][:n_terms]
+        _in_range("term_farg of f-string starts", farg[fop == 1], int(np.sum(fop == 1)), 0, 8)
+        triple = farg[fop == 12]
+        _in_range("term_farg of triple-quoted strings", triple, triple.shape[0], 0, 2 * n_terms)
+        for name, value in zip(("t_rbrace", "t_colon", "t_walrus", "t_fclose", "t_spec_open", "t_spec_text"), roles):
+            _scalar(name, value, 0, n_terms)
+        self.g.n_modes = <int32_t>n_modes
         self.g.mode_start = <const int32_t *>_ptr(a["mode_start"])
         self.g.lex_mode = <const int32_t *>_ptr(a["lex_mode"])
         self.g.term_fop = <const int8_t *>_ptr(a["term_fop"])
@@ -237,6 +370,7 @@ cdef class CoreGrammar:
         self.g.mode_event = <const int32_t *>_ptr(a["mode_event"])
         self.g.t_rbrace, self.g.t_colon, self.g.t_walrus = roles[:3]
         self.g.t_fclose, self.g.t_spec_open, self.g.t_spec_text = roles[3:]
+        self.scalars.update(zip(("t_rbrace", "t_colon", "t_walrus", "t_fclose", "t_spec_open", "t_spec_text"), roles))
 
     @property
     def n_lex_states(self):
@@ -249,10 +383,14 @@ cdef class CoreGrammar:
     def build_vocab(self, tok_bytes, tok_begin, order, int n_words, bint strip_leading_space, int n_threads=1):
         """Run the table builder over the sorted vocabulary (on n_threads threads); returns the raw tables
         as arrays."""
-        tb = _array(tok_bytes, np.uint8)
-        tbeg = _array(tok_begin, np.int64)
-        order_arr = _array(order, np.int32)
-        cdef int32_t n_order = <int32_t>np.asarray(order).shape[0]
+        tb, n_bytes = _table("tok_bytes", tok_bytes, np.uint8, (None,))
+        tbeg, n_begin = _table("tok_begin", tok_begin, np.int64, (None,))
+        order_arr, n = _table("order", order, np.int32, (None,))
+        _bounds("tok_begin", tbeg, n_begin, n_bytes)
+        _in_range("order", order_arr, n, 0, n_begin - 1)
+        if n_words < 1 or (n_begin - 1) > 32 * <int64_t>n_words:
+            raise TableError(f"{n_begin - 1} tokens do not fit masks of {n_words} words")
+        cdef int32_t n_order = <int32_t>n
         cdef gm_build out
         cdef const uint8_t *p_bytes = <const uint8_t *>_ptr(tb)
         cdef const int64_t *p_begin = <const int64_t *>_ptr(tbeg)
@@ -290,7 +428,8 @@ cdef class CoreGrammar:
 
 
 cdef class CoreVocab:
-    """Token tables for one CoreGrammar and one vocabulary."""
+    """Token tables for one CoreGrammar and one vocabulary: its own copy of every array, checked (see
+    TableError). Holds the fill cache its matchers share."""
 
     cdef gm_vocab v
     cdef readonly CoreGrammar grammar
@@ -301,39 +440,55 @@ cdef class CoreVocab:
                  bint strip_leading_space, uncond_mask, masks, group_begin, group_seq, group_cset,
                  group_tok_begin, group_toks, group_dense, seq_begin, seq_terms, wsop_begin, wsop_bytes, wsop_reset):
         self.grammar = grammar
-        a = dict(tok_bytes=_array(tok_bytes, np.uint8), tok_begin=_array(tok_begin, np.int64),
-                 is_stop=_array(is_stop, np.uint8), uncond_mask=_array(uncond_mask, np.int32),
-                 masks=_array(masks, np.uint32), group_begin=_array(group_begin, np.int32),
-                 group_seq=_array(group_seq, np.int32), group_cset=_array(group_cset, np.int32),
-                 group_tok_begin=_array(group_tok_begin, np.int32), group_toks=_array(group_toks, np.int32),
-                 group_dense=_array(group_dense, np.int32),
-                 seq_begin=_array(seq_begin, np.int32), seq_terms=_array(seq_terms, np.int32),
-                 wsop_begin=_array(wsop_begin, np.int32), wsop_bytes=_array(wsop_bytes, np.uint8),
-                 wsop_reset=_array(wsop_reset, np.uint8))
+        if vocab_size < 1:
+            raise TableError(f"vocab_size {vocab_size}")
+        n_words = (vocab_size + 31) // 32
+        n_ts = grammar.g.n_lex_states + (1 if strip_leading_space else 0)
+        n_terms = grammar.g.n_terminals
+        a = {}
+        a["tok_bytes"], n_bytes = _table("tok_bytes", tok_bytes, np.uint8, (None,))
+        a["tok_begin"], n_begin = _table("tok_begin", tok_begin, np.int64, (None,))
+        a["is_stop"], _ = _table("is_stop", is_stop, np.uint8, (vocab_size,))
+        a["uncond_mask"], _ = _table("uncond_mask", uncond_mask, np.int32, (n_ts,))
+        a["masks"], n_masks = _table("masks", masks, np.uint32, (None, n_words))
+        a["group_begin"], _ = _table("group_begin", group_begin, np.int32, (n_ts + 1,))
+        a["group_seq"], n_groups = _table("group_seq", group_seq, np.int32, (None,))
+        for name, arg in (("group_cset", group_cset), ("group_dense", group_dense)):
+            a[name], _ = _table(name, arg, np.int32, (n_groups,))
+        a["group_tok_begin"], _ = _table("group_tok_begin", group_tok_begin, np.int32, (n_groups + 1,))
+        a["group_toks"], n_group_toks = _table("group_toks", group_toks, np.int32, (None,))
+        a["seq_begin"], n_seq_begin = _table("seq_begin", seq_begin, np.int32, (None,))
+        a["seq_terms"], n_seq_terms = _table("seq_terms", seq_terms, np.int32, (None,))
+        a["wsop_begin"], n_wsop_begin = _table("wsop_begin", wsop_begin, np.int32, (None,))
+        a["wsop_bytes"], n_wsop_bytes = _table("wsop_bytes", wsop_bytes, np.uint8, (None,))
+        a["wsop_reset"], _ = _table("wsop_reset", wsop_reset, np.uint8, (n_wsop_begin - 1,))
+        n_tokens = n_begin - 1
+        if not 0 <= n_tokens <= vocab_size:
+            raise TableError(f"tok_begin: {n_tokens} tokens for a vocabulary of {vocab_size}")
+        if n_masks < 1 or n_seq_begin < 2 or n_wsop_begin < 1:
+            raise TableError("tables without masks, terminal sequences or whitespace offsets")
+        _bounds("tok_begin", a["tok_begin"], n_begin, n_bytes)
+        _in_range("uncond_mask", a["uncond_mask"], n_ts, 0, n_masks)
+        if vocab_size % 32 and bool(np.any(a["masks"][:, n_words - 1] >> (vocab_size % 32))):
+            raise TableError(f"masks: bits set past the vocabulary's {vocab_size} tokens")
+        _bounds("group_begin", a["group_begin"], n_ts + 1, n_groups)
+        _in_range("group_seq", a["group_seq"], n_groups, 0, n_seq_begin - 1)
+        _in_range("group_cset", a["group_cset"], n_groups, -2, grammar.n_csets)
+        _in_range("group_dense", a["group_dense"], n_groups, -1, n_masks)
+        _bounds("group_tok_begin", a["group_tok_begin"], n_groups + 1, n_group_toks)
+        _in_range("group_toks", a["group_toks"], n_group_toks, 0, n_tokens)
+        _bounds("seq_begin", a["seq_begin"], n_seq_begin, n_seq_terms)
+        # terminals, or (indentation grammars) a newline lexeme's whitespace op past $END
+        n_events = n_terms + 1 + (n_wsop_begin - 1) if grammar.g.indenter == 1 else n_terms
+        _in_range("seq_terms", a["seq_terms"], n_seq_terms, 0, n_events)
+        if n_seq_terms and bool(np.any(a["seq_terms"][:n_seq_terms] == n_terms)):
+            raise TableError("seq_terms: $END inside a token")
+        _bounds("wsop_begin", a["wsop_begin"], n_wsop_begin, n_wsop_bytes)
         self.arrays = a
         self.stop_ids = np.ascontiguousarray(np.flatnonzero(a["is_stop"]), dtype=np.int32)
-        n_ts = grammar.g.n_lex_states + (1 if strip_leading_space else 0)
-        if a["uncond_mask"].shape[0] != n_ts or a["group_begin"].shape[0] != n_ts + 1:
-            raise ValueError("token tables do not match the grammar's lexer states")
-        if a["is_stop"].shape[0] != vocab_size:
-            raise ValueError("is_stop must have vocab_size entries")
         self.v.vocab_size = vocab_size
-        self.v.n_words = (vocab_size + 31) // 32
-        if a["masks"].ndim != 2 or a["masks"].shape[1] != self.v.n_words:
-            raise ValueError("masks must be (n_masks, ceil(vocab_size / 32))")
-        if int(a["uncond_mask"].max()) >= a["masks"].shape[0] or int(a["uncond_mask"].min()) < 0:
-            raise ValueError("unconditional mask index out of range")
-        n_groups = a["group_seq"].shape[0]
-        if a["group_dense"].shape[0] != n_groups or a["group_tok_begin"].shape[0] != n_groups + 1:
-            raise ValueError("group arrays do not match")
-        if n_groups and int(a["group_dense"].max()) >= a["masks"].shape[0]:
-            raise ValueError("dense group mask index out of range")
-        n_seqs = a["seq_begin"].shape[0] - 1
-        if n_groups and not (0 <= int(a["group_seq"].min()) and int(a["group_seq"].max()) < n_seqs):
-            raise ValueError("group sequence index out of range")
-        if n_seqs < 1 or int(a["seq_begin"][n_seqs]) > a["seq_terms"].shape[0] or np.any(np.diff(a["seq_begin"]) < 0):
-            raise ValueError("sequence bounds out of range")
-        self.v.n_tokens = <int32_t>(np.asarray(tok_begin).shape[0] - 1)
+        self.v.n_words = n_words
+        self.v.n_tokens = <int32_t>n_tokens
         self.v.tok_bytes = <const uint8_t *>_ptr(a["tok_bytes"])
         self.v.tok_begin = <const int64_t *>_ptr(a["tok_begin"])
         self.v.is_stop = <const uint8_t *>_ptr(a["is_stop"])
@@ -355,10 +510,16 @@ cdef class CoreVocab:
         self.v.wsop_reset = <const uint8_t *>_ptr(a["wsop_reset"])
         # Derived, not stored: how much each group's sequence shares with the one before it (the fill
         # then never compares sequences).
-        lcp = np.zeros(n_groups, dtype=np.int32)
+        lcp = np.zeros(max(n_groups, 1), dtype=np.int32)
         gm_group_lcp(&self.v, <int32_t>n_ts, <int32_t *>_ptr(lcp))
         a["group_lcp"] = lcp
         self.v.group_lcp = <const int32_t *>_ptr(lcp)
+        self.v.fill_cache = gm_fill_cache_new(self.v.n_words, GM_FILL_SETS, GM_FILL_WAYS, 1)
+        if self.v.fill_cache == NULL:
+            raise MemoryError("grammask core: out of memory")
+
+    def __dealloc__(self):
+        gm_fill_cache_free(self.v.fill_cache)
 
     @property
     def vocab_size(self):
@@ -367,6 +528,18 @@ cdef class CoreVocab:
     @property
     def n_words(self):
         return self.v.n_words
+
+    @property
+    def fill_cache_bytes(self):
+        """Bytes of the fill cache the matchers of these tables share."""
+        return gm_fill_cache_memory(self.v.fill_cache)
+
+    @property
+    def fill_cache_stats(self):
+        """(hits, misses) of the shared fill cache so far."""
+        cdef int64_t hits, misses
+        gm_fill_cache_stats(self.v.fill_cache, &hits, &misses)
+        return hits, misses
 
 
 cdef class CoreMatcher:
@@ -377,16 +550,21 @@ cdef class CoreMatcher:
     cdef readonly CoreVocab vocab
     cdef bint ready
 
-    def __cinit__(self, CoreGrammar grammar, CoreVocab vocab=None, int max_history=0, bint fill_cache=True):
+    def __cinit__(self, CoreGrammar grammar, CoreVocab vocab=None, int max_history=0, fill_cache=True):
+        """fill_cache: True, the tables' shared cache of masks; "private", one of 16 masks of its own (as
+        every matcher had before they shared one: benchmarks compare the two); False, none."""
         self.ready = False
         self.grammar = grammar
         self.vocab = vocab
         if vocab is not None and vocab.grammar is not grammar:
             raise ValueError("vocabulary tables belong to another grammar")
+        if fill_cache not in (True, False, "private"):
+            raise ValueError(f"fill_cache must be True, False or 'private', not {fill_cache!r}")
         _check(gm_matcher_init(&self.m, &grammar.g, &vocab.v if vocab is not None else NULL))
-        self.m.max_hist = max_history
-        self.m.no_fill_cache = not fill_cache
         self.ready = True
+        self.m.max_hist = max_history
+        if fill_cache is not True:
+            _check(gm_matcher_private_fill_cache(&self.m, GM_FILL_PRIVATE if fill_cache == "private" else 0))
 
     def __dealloc__(self):
         if self.ready:
@@ -409,6 +587,16 @@ cdef class CoreMatcher:
         self._need_vocab()
         return _check(gm_accept_token(&self.m, token)) == 1
 
+    def accept_tokens(self, tokens):
+        """Accept every token in order, or none: False (state unchanged) if one is rejected."""
+        self._need_vocab()
+        arr = np.asarray(tokens, dtype=np.int64).reshape(-1)
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= self.vocab.v.vocab_size):
+            return False
+        cdef int32_t[::1] ids = np.ascontiguousarray(arr, dtype=np.int32) if arr.size else np.zeros(1, np.int32)
+        cdef int32_t n = <int32_t>arr.size
+        return _check(gm_accept_tokens(&self.m, &ids[0], n)) == 1
+
     def rollback(self, int32_t n):
         return gm_rollback(&self.m, n) == 0
 
@@ -429,6 +617,13 @@ cdef class CoreMatcher:
     @property
     def memory_bytes(self):
         return gm_matcher_memory(&self.m)
+
+    @property
+    def fill_cache_stats(self):
+        """(hits, misses) of the fill cache this matcher uses (shared: all its matchers' together)."""
+        cdef int64_t hits, misses
+        gm_fill_cache_stats(self.m.fill_cache, &hits, &misses)
+        return hits, misses
 
     @property
     def lex_state(self):

@@ -5,8 +5,59 @@
 #include <pthread.h>
 #endif
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ------------------------------------------------------------------------------------------------
+ * Allocation. Every block of the core goes through these, so a test can make the n-th allocation from
+ * now fail (gm_test_fail_alloc) and count the blocks still held (gm_test_live_blocks): the failure paths
+ * are exercised, and shown to leave the matcher as it was and to leak nothing.
+ * ---------------------------------------------------------------------------------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ATOMIC_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
+#define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#else
+#define ATOMIC_ADD(p, v) (*(p) += (v))
+#define ATOMIC_LOAD(p) (*(p))
+#define ATOMIC_STORE(p, v) (*(p) = (v))
+#endif
+
+static int64_t alloc_countdown = 0; /* > 0: the allocation that brings it to 0 fails */
+static int64_t live_blocks = 0;
+
+static inline int alloc_fails(void) {
+    return ATOMIC_LOAD(&alloc_countdown) > 0 && ATOMIC_ADD(&alloc_countdown, -1) == 0;
+}
+
+static void *gm_malloc(size_t n) {
+    void *p = alloc_fails() ? NULL : malloc(n ? n : 1);
+    if (p) ATOMIC_ADD(&live_blocks, 1);
+    return p;
+}
+
+static void *gm_calloc(size_t n, size_t size) {
+    void *p = alloc_fails() ? NULL : calloc(n ? n : 1, size ? size : 1);
+    if (p) ATOMIC_ADD(&live_blocks, 1);
+    return p;
+}
+
+static void *gm_realloc(void *old, size_t n) {
+    void *p = alloc_fails() ? NULL : realloc(old, n ? n : 1);
+    if (p && !old) ATOMIC_ADD(&live_blocks, 1);
+    return p;
+}
+
+static void gm_free(void *p) {
+    if (p) ATOMIC_ADD(&live_blocks, -1);
+    free(p);
+}
+
+void gm_test_fail_alloc(int64_t n) { ATOMIC_STORE(&alloc_countdown, n); }
+int64_t gm_test_live_blocks(void) { return ATOMIC_LOAD(&live_blocks); }
 
 /* ------------------------------------------------------------------------------------------------
  * Growable buffers
@@ -16,7 +67,7 @@ static int grow(void **buf, int64_t *cap, int64_t need, size_t elem) {
     if (need <= *cap) return 0;
     int64_t c = *cap ? *cap : 16;
     while (c < need) c *= 2;
-    void *p = realloc(*buf, (size_t)c * elem);
+    void *p = gm_realloc(*buf, (size_t)c * elem);
     if (!p) return GM_NOMEM;
     *buf = p;
     *cap = c;
@@ -474,31 +525,40 @@ int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v) {
     memset(m, 0, sizeof(*m));
     m->g = g;
     m->v = v;
-    if (grow32(&m->lr.data, &m->lr.cap, 64) || grow32(&m->ind.data, &m->ind.cap, 16)) return GM_NOMEM;
-    m->take_stamp = calloc((size_t)g->n_terminals + 1, sizeof(uint32_t));
-    m->take_ok = calloc((size_t)g->n_terminals + 1, 1);
-    m->unit_memo = malloc(GM_UNIT_MEMO * sizeof(gm_unit_memo));
-    if (!m->take_stamp || !m->take_ok || !m->unit_memo) return GM_NOMEM;
+    m->fill_cache = v ? v->fill_cache : NULL;
+    m->take_stamp = gm_calloc((size_t)g->n_terminals + 1, sizeof(uint32_t));
+    m->take_ok = gm_calloc((size_t)g->n_terminals + 1, 1);
+    m->unit_memo = gm_malloc(GM_UNIT_MEMO * sizeof(gm_unit_memo));
+    if (grow32(&m->lr.data, &m->lr.cap, 64) || grow32(&m->ind.data, &m->ind.cap, 16) || !m->take_stamp ||
+        !m->take_ok || !m->unit_memo) {
+        gm_matcher_free(m);
+        return GM_NOMEM;
+    }
     for (int i = 0; i < GM_UNIT_MEMO; i++) m->unit_memo[i].top = -1;
     gm_matcher_reset(m);
     return 0;
 }
 
+int gm_matcher_private_fill_cache(gm_matcher *m, int32_t n_entries) {
+    gm_fill_cache *c = NULL;
+    if (n_entries > 0 && m->v && !(c = gm_fill_cache_new(m->v->n_words, 1, n_entries, 0))) return GM_NOMEM;
+    gm_fill_cache_free(m->own_fill_cache);
+    m->own_fill_cache = m->fill_cache = c;
+    return 0;
+}
+
 void gm_matcher_free(gm_matcher *m) {
-    free(m->lr.data);
-    free(m->ind.data);
-    free(m->hist);
-    free(m->saved);
-    for (int i = 0; i < 4; i++) free(m->scratch[i].data);
-    free(m->snaps);
-    free(m->snap_data);
-    free(m->take_stamp);
-    free(m->take_ok);
-    free(m->unit_memo);
-    if (m->fill_cache)
-        for (int i = 0; i < GM_FILL_CACHE; i++) free(m->fill_cache[i].key);
-    free(m->fill_cache);
-    free(m->fill_masks);
+    gm_free(m->lr.data);
+    gm_free(m->ind.data);
+    gm_free(m->hist);
+    gm_free(m->saved);
+    for (int i = 0; i < 4; i++) gm_free(m->scratch[i].data);
+    gm_free(m->snaps);
+    gm_free(m->snap_data);
+    gm_free(m->take_stamp);
+    gm_free(m->take_ok);
+    gm_free(m->unit_memo);
+    gm_fill_cache_free(m->own_fill_cache);
     memset(m, 0, sizeof(*m));
 }
 
@@ -516,16 +576,19 @@ void gm_matcher_reset(gm_matcher *m) {
     m->n_saved = 0;
 }
 
-/* Write a virtual stack into the real one; `saved` gets what it overwrote. */
-static int apply_stack(gm_matcher *m, gm_stack *real, const vstack *vs) {
+/* Room to write a virtual stack into the real one, and to save what it overwrites. */
+static int reserve_stack(gm_matcher *m, gm_stack *real, const vstack *vs, int64_t saved_need) {
+    if (grow((void **)&m->saved, &m->saved_cap, saved_need, sizeof(int32_t))) return GM_NOMEM;
+    return grow32(&real->data, &real->cap, (int64_t)vs->base + vs->ov->len);
+}
+
+/* Write a virtual stack into the real one (room reserved); `saved` gets what it overwrote. */
+static void apply_stack(gm_matcher *m, gm_stack *real, const vstack *vs) {
     int32_t overwritten = real->len - vs->base;
-    if (grow((void **)&m->saved, &m->saved_cap, m->n_saved + overwritten, sizeof(int32_t))) return GM_NOMEM;
-    if (grow32(&real->data, &real->cap, (int64_t)vs->base + vs->ov->len)) return GM_NOMEM;
     memcpy(m->saved + m->n_saved, real->data + vs->base, (size_t)overwritten * sizeof(int32_t));
     m->n_saved += overwritten;
     memcpy(real->data + vs->base, vs->ov->data, (size_t)vs->ov->len * sizeof(int32_t));
     real->len = vs->base + vs->ov->len;
-    return 0;
 }
 
 /* Drop the k oldest history entries (amortized: called once every max_hist tokens). */
@@ -538,11 +601,21 @@ static void forget_oldest(gm_matcher *m, int32_t k) {
     for (int32_t i = 0; i < m->n_hist; i++) m->hist[i].saved_begin -= drop;
 }
 
-/* Make the virtual state real, remembering what it overwrote so rollback can restore it. */
+static void trim_history(gm_matcher *m) {
+    if (m->max_hist > 0 && m->n_hist >= 2 * m->max_hist) forget_oldest(m, m->n_hist - m->max_hist);
+}
+
+/* Make the virtual state real, remembering what it overwrote so rollback can restore it. Every buffer
+ * is grown before anything is written: out of memory, the matcher is as it was. */
 static int commit(gm_matcher *m, const vstate *vs, int32_t lex_state) {
     int64_t hcap = m->hist_cap;
-    if (grow((void **)&m->hist, &hcap, (int64_t)m->n_hist + 1, sizeof(gm_history))) return GM_NOMEM;
+    if (m->n_hist == INT32_MAX || grow((void **)&m->hist, &hcap, (int64_t)m->n_hist + 1, sizeof(gm_history)))
+        return GM_NOMEM;
     m->hist_cap = (int32_t)hcap;
+    const int64_t lr_over = m->lr.len - vs->lr.base, ind_over = m->ind.len - vs->ind.base;
+    if (reserve_stack(m, &m->lr, &vs->lr, m->n_saved + lr_over + ind_over) ||
+        reserve_stack(m, &m->ind, &vs->ind, m->n_saved + lr_over + ind_over))
+        return GM_NOMEM;
     gm_history *h = &m->hist[m->n_hist];
     h->lex_state = m->lex_state;
     h->flags = m->at_start | (m->terminated << 1);
@@ -552,15 +625,13 @@ static int commit(gm_matcher *m, const vstate *vs, int32_t lex_state) {
     h->ind_len = m->ind.len;
     h->ind_base = vs->ind.base;
     h->saved_begin = m->n_saved;
-    if (apply_stack(m, &m->lr, &vs->lr) || apply_stack(m, &m->ind, &vs->ind)) {
-        m->n_saved = h->saved_begin;
-        return GM_NOMEM; /* the stacks may be half written: the caller reports the error */
-    }
+    apply_stack(m, &m->lr, &vs->lr);
+    apply_stack(m, &m->ind, &vs->ind);
     m->n_hist++;
     m->ctx = vs->ctx;
     m->lex_state = lex_state;
     m->at_start = 0;
-    if (m->max_hist > 0 && m->n_hist >= 2 * m->max_hist) forget_oldest(m, m->n_hist - m->max_hist);
+    trim_history(m);
     return 0;
 }
 
@@ -717,39 +788,137 @@ static inline int stack_top_equal(const gm_stack *st, const int32_t *saved) {
     return n <= st->len && !memcmp(saved + 1, st->data + st->len - n, (size_t)n * sizeof(int32_t));
 }
 
-static const uint32_t *fill_cache_find(const gm_matcher *m, uint64_t hash, const int32_t *first) {
-    for (int i = 0; i < GM_FILL_CACHE; i++) {
-        const gm_fill_entry *e = &m->fill_cache[i];
+/* ---- the fill cache (see gm_fill_cache in gm_core.h) ---- */
+
+#ifdef _WIN32
+#include <windows.h>
+typedef SRWLOCK gm_lock;
+#define LOCK_INIT(l) (InitializeSRWLock(l), 0)
+#define LOCK(l) AcquireSRWLockExclusive(l)
+#define UNLOCK(l) ReleaseSRWLockExclusive(l)
+#define LOCK_DESTROY(l) ((void)0)
+#else
+typedef pthread_mutex_t gm_lock;
+#define LOCK_INIT(l) pthread_mutex_init((l), NULL)
+#define LOCK(l) pthread_mutex_lock(l)
+#define UNLOCK(l) pthread_mutex_unlock(l)
+#define LOCK_DESTROY(l) pthread_mutex_destroy(l)
+#endif
+
+struct gm_fill_cache {
+    int32_t n_words, n_sets, ways;
+    int32_t shared;          /* used by several matchers, maybe on several threads: each set locked */
+    gm_fill_entry *entries;  /* [n_sets * ways]: a configuration goes to the set its hash names */
+    int32_t *next;           /* [n_sets] the way to replace next in each set (round robin) */
+    gm_lock *locks;          /* [n_sets] when shared */
+    int64_t hits, misses, n_masks;
+};
+
+gm_fill_cache *gm_fill_cache_new(int32_t n_words, int32_t n_sets, int32_t ways, int shared) {
+    gm_fill_cache *c = gm_calloc(1, sizeof(gm_fill_cache));
+    if (!c) return NULL;
+    c->n_words = n_words;
+    c->n_sets = n_sets;
+    c->ways = ways;
+    c->shared = shared;
+    c->entries = gm_calloc((size_t)n_sets * ways, sizeof(gm_fill_entry));
+    c->next = gm_calloc((size_t)n_sets, sizeof(int32_t));
+    c->locks = shared ? gm_calloc((size_t)n_sets, sizeof(gm_lock)) : NULL;
+    int32_t locked = 0;
+    if (c->entries && c->next && (!shared || c->locks))
+        while (locked < (shared ? n_sets : 0) && !LOCK_INIT(&c->locks[locked])) locked++;
+    if (!c->entries || !c->next || (shared && (!c->locks || locked < n_sets))) {
+        while (locked--) LOCK_DESTROY(&c->locks[locked]);
+        gm_free(c->entries);
+        gm_free(c->next);
+        gm_free(c->locks);
+        gm_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void gm_fill_cache_free(gm_fill_cache *c) {
+    if (!c) return;
+    for (int32_t i = 0; i < c->n_sets * c->ways; i++) {
+        gm_free(c->entries[i].key);
+        gm_free(c->entries[i].mask);
+    }
+    for (int32_t i = 0; c->shared && i < c->n_sets; i++) LOCK_DESTROY(&c->locks[i]);
+    gm_free(c->entries);
+    gm_free(c->next);
+    gm_free(c->locks);
+    gm_free(c);
+}
+
+int64_t gm_fill_cache_memory(const gm_fill_cache *c) {
+    if (!c) return 0;
+    const int64_t n = (int64_t)c->n_sets * c->ways;
+    int64_t b = (int64_t)sizeof(*c) + c->n_sets * (4 + (c->shared ? (int64_t)sizeof(gm_lock) : 0))
+              + n * (int64_t)sizeof(gm_fill_entry) + ATOMIC_LOAD(&c->n_masks) * 4 * (int64_t)c->n_words;
+    for (int64_t i = 0; i < n; i++) b += 4 * (int64_t)c->entries[i].key_cap; /* (racy read: a figure) */
+    return b;
+}
+
+void gm_fill_cache_stats(const gm_fill_cache *c, int64_t *hits, int64_t *misses) {
+    *hits = c ? ATOMIC_LOAD(&c->hits) : 0;
+    *misses = c ? ATOMIC_LOAD(&c->misses) : 0;
+}
+
+static inline int32_t fill_set(const gm_fill_cache *c, uint64_t hash) {
+    return (int32_t)((hash >> 32) % (uint64_t)c->n_sets);
+}
+
+/* Copy the mask cached for the matcher's configuration to out: 1 if there is one. */
+static int fill_cache_lookup(const gm_matcher *m, gm_fill_cache *c, uint64_t hash, const int32_t *first,
+                             uint32_t *out) {
+    int found = 0;
+    const int32_t set = fill_set(c, hash);
+    if (c->shared) LOCK(&c->locks[set]);
+    for (int32_t i = set * c->ways; i < (set + 1) * c->ways && !found; i++) {
+        const gm_fill_entry *e = &c->entries[i];
         if (!e->valid || e->hash != hash || memcmp(e->key, first, KEY_FIRST * sizeof(int32_t))) continue;
         const int32_t *k = e->key + KEY_FIRST;
         if (k[0] >= 0 && k[0] != m->ind.len) continue;
         if (!stack_top_equal(&m->lr, k + 1)) continue;
         if (!stack_top_equal(&m->ind, k + 2 + k[1])) continue;
-        return m->fill_masks + (size_t)i * m->v->n_words;
+        memcpy(out, e->mask, (size_t)c->n_words * sizeof(uint32_t));
+        found = 1;
     }
-    return NULL;
+    if (c->shared) UNLOCK(&c->locks[set]);
+    ATOMIC_ADD(found ? &c->hits : &c->misses, 1);
+    return found;
 }
 
-static int fill_cache_store(gm_matcher *m, uint64_t hash, const int32_t *first, const uint32_t *mask) {
-    const int i = m->fill_next;
-    gm_fill_entry *e = &m->fill_cache[i];
+/* Keep `mask` for the configuration the fill just read (m->lr_low, m->ind_low, m->ind_len_read). */
+static int fill_cache_store(const gm_matcher *m, gm_fill_cache *c, uint64_t hash, const int32_t *first,
+                            const uint32_t *mask) {
     const int32_t lr_low = m->lr_low >= 2 ? m->lr_low - 2 : 0, ind_low = m->ind_low >= 1 ? m->ind_low - 1 : 0;
     const int32_t lr_n = m->lr.len - lr_low, ind_n = m->ind.len - ind_low;
-    if (grow32(&e->key, &e->key_cap, KEY_FIRST + 3 + lr_n + ind_n)) return GM_NOMEM;
-    int32_t *k = e->key;
-    memcpy(k, first, KEY_FIRST * sizeof(int32_t));
-    k += KEY_FIRST;
-    *k++ = m->ind_len_read ? m->ind.len : -1;
-    *k++ = lr_n;
-    memcpy(k, m->lr.data + lr_low, (size_t)lr_n * sizeof(int32_t));
-    k += lr_n;
-    *k++ = ind_n;
-    memcpy(k, m->ind.data + ind_low, (size_t)ind_n * sizeof(int32_t));
-    e->hash = hash;
-    e->valid = 1;
-    memcpy(m->fill_masks + (size_t)i * m->v->n_words, mask, (size_t)m->v->n_words * sizeof(uint32_t));
-    m->fill_next = (i + 1) % GM_FILL_CACHE;
-    return 0;
+    const int32_t set = fill_set(c, hash);
+    int rc = 0;
+    if (c->shared) LOCK(&c->locks[set]);
+    gm_fill_entry *e = &c->entries[set * c->ways + c->next[set]];
+    if (!e->mask && (e->mask = gm_malloc((size_t)c->n_words * sizeof(uint32_t)))) ATOMIC_ADD(&c->n_masks, 1);
+    if (!e->mask || grow32(&e->key, &e->key_cap, KEY_FIRST + 3 + lr_n + ind_n)) {
+        rc = GM_NOMEM; /* the entry is as it was (or empty, if it had no mask yet) */
+    } else {
+        int32_t *k = e->key;
+        memcpy(k, first, KEY_FIRST * sizeof(int32_t));
+        k += KEY_FIRST;
+        *k++ = m->ind_len_read ? m->ind.len : -1;
+        *k++ = lr_n;
+        memcpy(k, m->lr.data + lr_low, (size_t)lr_n * sizeof(int32_t));
+        k += lr_n;
+        *k++ = ind_n;
+        memcpy(k, m->ind.data + ind_low, (size_t)ind_n * sizeof(int32_t));
+        e->hash = hash;
+        e->valid = 1;
+        memcpy(e->mask, mask, (size_t)c->n_words * sizeof(uint32_t));
+        c->next[set] = (c->next[set] + 1) % c->ways;
+    }
+    if (c->shared) UNLOCK(&c->locks[set]);
+    return rc;
 }
 
 static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out);
@@ -770,31 +939,17 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
          * alone), but the start table is for the start of a text. The tokens with a space, one by one. */
         if ((r = fill_groups(m, m->lex_state, out))) return r;
         if ((r = fill_stripped(m, out))) return r;
-    } else if (m->no_fill_cache || v->group_begin[ts + 1] - v->group_begin[ts] < GM_FILL_CACHE_MIN_GROUPS) {
+    } else if (!m->fill_cache || v->group_begin[ts + 1] - v->group_begin[ts] < GM_FILL_CACHE_MIN_GROUPS) {
         if ((r = fill_groups(m, ts, out))) return r;
     } else {
-        if (!m->fill_cache) {
-            gm_fill_entry *entries = calloc(GM_FILL_CACHE, sizeof(gm_fill_entry));
-            uint32_t *masks = malloc((size_t)GM_FILL_CACHE * W * sizeof(uint32_t));
-            if (!entries || !masks) {
-                free(entries);
-                free(masks);
-                return GM_NOMEM;
-            }
-            m->fill_cache = entries;
-            m->fill_masks = masks;
-        }
         int32_t first[KEY_FIRST];
         const uint64_t hash = fill_key_first(m, ts, first);
-        const uint32_t *hit = fill_cache_find(m, hash, first);
-        if (hit) {
-            memcpy(out, hit, (size_t)W * sizeof(uint32_t));
-        } else {
+        if (!fill_cache_lookup(m, m->fill_cache, hash, first, out)) {
             m->lr_low = m->lr.len;
             m->ind_low = m->ind.len;
             m->ind_len_read = 0;
             if ((r = fill_groups(m, ts, out))) return r;
-            if ((r = fill_cache_store(m, hash, first, out))) return r;
+            if ((r = fill_cache_store(m, m->fill_cache, hash, first, out))) return r;
         }
     }
     /* Apart: whether the text is complete reads the whole stack, and the stop bits are few. */
@@ -912,11 +1067,7 @@ int64_t gm_matcher_memory(const gm_matcher *m) {
               + m->snaps_cap * (int64_t)sizeof(gm_snapshot) + 4 * m->snap_data_cap
               + ((int64_t)m->g->n_terminals + 1) * 5 + GM_UNIT_MEMO * (int64_t)sizeof(gm_unit_memo);
     for (int i = 0; i < 4; i++) b += 4 * (int64_t)m->scratch[i].cap;
-    if (m->fill_cache) {
-        b += GM_FILL_CACHE * ((int64_t)sizeof(gm_fill_entry) + 4 * (int64_t)m->v->n_words);
-        for (int i = 0; i < GM_FILL_CACHE; i++) b += 4 * (int64_t)m->fill_cache[i].key_cap;
-    }
-    return b;
+    return b + gm_fill_cache_memory(m->own_fill_cache); /* not the shared one: the tables hold it */
 }
 
 /* Lex a token's bytes from the matcher's state, feeding what they make to the parser as they come (an
@@ -1005,6 +1156,18 @@ int gm_accept_token(gm_matcher *m, int32_t token) {
     if (r <= 0) return r;
     r = commit(m, &vs, q);
     return r ? r : 1;
+}
+
+int gm_accept_tokens(gm_matcher *m, const int32_t *tokens, int32_t n) {
+    /* The history is kept whole while they go in (a bounded one may then drop what rollback needs). */
+    const int32_t max_hist = m->max_hist, n_hist = m->n_hist;
+    m->max_hist = 0;
+    int r = 1;
+    for (int32_t i = 0; i < n && r == 1; i++) r = gm_accept_token(m, tokens[i]);
+    if (r != 1) gm_rollback(m, m->n_hist - n_hist);
+    m->max_hist = max_hist;
+    trim_history(m);
+    return r;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -1118,7 +1281,7 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
 
 int gm_accept_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n) {
     /* Snapshot the state (the validator path writes directly), restore it on failure. */
-    int32_t *saved = malloc((size_t)(m->lr.len + m->ind.len) * sizeof(int32_t));
+    int32_t *saved = gm_malloc((size_t)(m->lr.len + m->ind.len) * sizeof(int32_t));
     if (!saved) return GM_NOMEM;
     const int32_t lr_len = m->lr.len, ind_len = m->ind.len, q = m->lex_state;
     const gm_ictx ctx = m->ctx;
@@ -1130,7 +1293,7 @@ int gm_accept_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n) {
     if (r == GM_OK) {
         m->n_hist = 0; /* the token history does not reach across raw text */
         m->n_saved = 0;
-        free(saved);
+        gm_free(saved);
         return 1;
     }
     memcpy(m->lr.data, saved, (size_t)lr_len * sizeof(int32_t));
@@ -1139,7 +1302,7 @@ int gm_accept_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n) {
     m->ind.len = ind_len;
     m->lex_state = q;
     m->ctx = ctx;
-    free(saved);
+    gm_free(saved);
     return r < 0 ? r : 0;
 }
 
@@ -1165,6 +1328,317 @@ int gm_can_continue(gm_matcher *m) {
 }
 
 /* ------------------------------------------------------------------------------------------------
+ * Checking tables that come from outside (a cache file, a caller): what range checks of single arrays
+ * cannot show. The stacks the LR tables can build are paths from lr_start in the graph of their shift and
+ * goto entries, so the checks hold for every stack a parse can reach.
+ * ---------------------------------------------------------------------------------------------- */
+
+#define CHECK_WORK_LIMIT 200000000  /* steps: tables needing more are refused rather than checked for long */
+
+static int check_fail(char *msg, int32_t msg_len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (msg_len > 0) vsnprintf(msg, (size_t)msg_len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* The reductions one reachable LR state makes: rule, its length, and the states its goto can push
+ * (targets[begin..end)). */
+typedef struct { int32_t rule, len; int64_t begin, end; } lr_reduce;
+
+typedef struct {
+    const gm_grammar *g;
+    int32_t n, T, N;
+    int32_t *depth;                 /* fewest shifts and gotos from lr_start; -1: unreachable */
+    int32_t *pred_begin, *preds;    /* reachable predecessors, each once */
+    lr_reduce *red; int64_t n_red, red_cap;
+    int32_t *red_begin;             /* [n + 1] a state's entries in red */
+    int32_t *targets; int64_t n_targets, targets_cap;
+    int64_t work;
+} lr_check;
+
+static int32_t successor(const gm_grammar *g, int32_t p, int32_t k) {
+    const int32_t T = g->n_terminals + 1;
+    return k < T ? g->action[(size_t)p * T + k] : g->go[(size_t)p * g->n_nonterminals + (k - T)];
+}
+
+/* depth[] by breadth-first search, and the reachable predecessor lists. */
+static int lr_graph(lr_check *c) {
+    const int32_t n = c->n, K = c->T + c->N;
+    int32_t *queue = gm_malloc((size_t)n * sizeof(int32_t)), *mark = gm_malloc((size_t)n * sizeof(int32_t));
+    int rc = GM_NOMEM;
+    c->depth = gm_malloc((size_t)n * sizeof(int32_t));
+    c->pred_begin = gm_calloc((size_t)n + 1, sizeof(int32_t));
+    if (!queue || !mark || !c->depth || !c->pred_begin) goto done;
+    for (int32_t s = 0; s < n; s++) c->depth[s] = -1, mark[s] = -1;
+    int32_t head = 0, tail = 0;
+    c->depth[c->g->lr_start] = 0;
+    queue[tail++] = c->g->lr_start;
+    int64_t n_edges = 0;
+    while (head < tail) {
+        const int32_t p = queue[head++];
+        for (int32_t k = 0; k < K; k++) {
+            const int32_t s = successor(c->g, p, k);
+            if (s < 0 || mark[s] == p) continue;
+            mark[s] = p;
+            c->pred_begin[s + 1]++;
+            n_edges++;
+            if (c->depth[s] < 0) {
+                c->depth[s] = c->depth[p] + 1;
+                queue[tail++] = s;
+            }
+        }
+    }
+    c->work += (int64_t)tail * K;
+    for (int32_t s = 0; s < n; s++) c->pred_begin[s + 1] += c->pred_begin[s], mark[s] = -1;
+    c->preds = gm_malloc((size_t)(n_edges ? n_edges : 1) * sizeof(int32_t));
+    if (!c->preds) goto done;
+    int32_t *fill = queue; /* reused: next free slot per state */
+    memcpy(fill, c->pred_begin, (size_t)n * sizeof(int32_t));
+    for (int32_t p = 0; p < n; p++) {
+        if (c->depth[p] < 0) continue;
+        for (int32_t k = 0; k < K; k++) {
+            const int32_t s = successor(c->g, p, k);
+            if (s < 0 || mark[s] == p) continue;
+            mark[s] = p;
+            c->preds[fill[s]++] = p;
+        }
+    }
+    rc = 0;
+done:
+    gm_free(queue);
+    gm_free(mark);
+    return rc;
+}
+
+/* For each reachable state and rule it reduces: the rule pops no more than the state's depth, and every
+ * state that many below it (on any path) has a goto on the rule's left side; those gotos are the
+ * reduction's targets. */
+static int lr_reductions(lr_check *c, char *msg, int32_t msg_len) {
+    const gm_grammar *g = c->g;
+    const int32_t n = c->n, T = c->T, N = c->N;
+    int rc = GM_NOMEM;
+    int32_t *rule_mark = gm_malloc((size_t)(g->n_rules ? g->n_rules : 1) * sizeof(int32_t));
+    int32_t *seen = gm_calloc((size_t)n, sizeof(int32_t)), *tmark = gm_calloc((size_t)n, sizeof(int32_t));
+    int32_t *layers = NULL, *layer_begin = NULL;
+    int64_t layers_cap = 0, lb_cap = 0;
+    int32_t stamp = 0;
+    c->red_begin = gm_malloc(((size_t)n + 1) * sizeof(int32_t));
+    if (!rule_mark || !seen || !tmark || !c->red_begin) goto done;
+    for (int32_t r = 0; r < g->n_rules; r++) rule_mark[r] = -1;
+    for (int32_t s = 0; s < n; s++) {
+        c->red_begin[s] = (int32_t)c->n_red;
+        if (c->depth[s] < 0) continue;
+        int32_t lmax = -1;
+        for (int32_t t = 0; t < T; t++) {
+            const int32_t a = g->action[(size_t)s * T + t];
+            if (a > -2 || rule_mark[-a - 2] == s) continue;
+            const int32_t r = -a - 2, len = g->rule_len[r];
+            rule_mark[r] = s;
+            if (len > c->depth[s]) {
+                rc = check_fail(msg, msg_len, "LR state %d reduces rule %d of length %d, but a stack can hold "
+                                "only %d states under it", s, r, len, c->depth[s]);
+                goto done;
+            }
+            if (c->n_red > INT32_MAX - 1 ||
+                grow((void **)&c->red, &c->red_cap, c->n_red + 1, sizeof(lr_reduce)))
+                goto done;
+            c->red[c->n_red++] = (lr_reduce){r, len, 0, 0};
+            if (len > lmax) lmax = len;
+        }
+        if (lmax < 0) continue;
+        /* layers[layer_begin[k] .. layer_begin[k+1]): the states k below s on some path */
+        if (grow((void **)&layer_begin, &lb_cap, (int64_t)lmax + 2, sizeof(int32_t)) ||
+            grow((void **)&layers, &layers_cap, 1, sizeof(int32_t)))
+            goto done;
+        layer_begin[0] = 0;
+        layers[0] = s;
+        layer_begin[1] = 1;
+        for (int32_t k = 1; k <= lmax; k++) {
+            stamp++;
+            int64_t end = layer_begin[k];
+            for (int32_t i = layer_begin[k - 1]; i < layer_begin[k]; i++) {
+                const int32_t q = layers[i];
+                c->work += c->pred_begin[q + 1] - c->pred_begin[q] + 1;
+                for (int32_t j = c->pred_begin[q]; j < c->pred_begin[q + 1]; j++) {
+                    const int32_t p = c->preds[j];
+                    if (seen[p] == stamp) continue;
+                    seen[p] = stamp;
+                    if (grow((void **)&layers, &layers_cap, end + 1, sizeof(int32_t))) goto done;
+                    layers[end++] = p;
+                }
+            }
+            layer_begin[k + 1] = (int32_t)end;
+        }
+        if (c->work > CHECK_WORK_LIMIT) {
+            rc = check_fail(msg, msg_len, "LR tables too large to check");
+            goto done;
+        }
+        for (int64_t i = c->red_begin[s]; i < c->n_red; i++) {
+            lr_reduce *e = &c->red[i];
+            const int32_t lhs = g->rule_lhs[e->rule];
+            e->begin = c->n_targets;
+            stamp++;
+            for (int32_t j = layer_begin[e->len]; j < layer_begin[e->len + 1]; j++) {
+                const int32_t p = layers[j], to = g->go[(size_t)p * N + lhs];
+                if (to < 0) {
+                    rc = check_fail(msg, msg_len, "LR state %d reduces rule %d to nonterminal %d, but state %d "
+                                    "under it has no goto on that nonterminal", s, e->rule, lhs, p);
+                    goto done;
+                }
+                if (tmark[to] == stamp) continue;
+                tmark[to] = stamp;
+                if (grow((void **)&c->targets, &c->targets_cap, c->n_targets + 1, sizeof(int32_t))) goto done;
+                c->targets[c->n_targets++] = to;
+            }
+            e->end = c->n_targets;
+            c->work += layer_begin[e->len + 1] - layer_begin[e->len];
+        }
+    }
+    c->red_begin[n] = (int32_t)c->n_red;
+    rc = 0;
+done:
+    gm_free(rule_mark);
+    gm_free(seen);
+    gm_free(tmark);
+    gm_free(layers);
+    gm_free(layer_begin);
+    return rc;
+}
+
+/* The reductions state s makes on lookahead t: its entry in c->red, or NULL (a shift, an error, or the end
+ * of the parse: on $END the parser stops as soon as a reduction reaches lr_end). */
+static const lr_reduce *reduce_on(const lr_check *c, int32_t s, int32_t t) {
+    if (c->depth[s] < 0 || (t == c->T - 1 && s == c->g->lr_end)) return NULL;
+    const int32_t a = c->g->action[(size_t)s * c->T + t];
+    if (a > -2) return NULL;
+    for (int32_t i = c->red_begin[s]; i < c->red_begin[s + 1]; i++)
+        if (c->red[i].rule == -a - 2) return &c->red[i];
+    return NULL;
+}
+
+/* On lookahead t the parser reduces without end only along a cycle of reductions that does not shrink
+ * the stack: each pops len states and pushes one, so a cycle whose lengths sum to no more than its
+ * number of reductions. Strongly connected components (Tarjan), then Bellman-Ford in each one that has
+ * a cycle, with cost (n + 1) * (len - 1) - 1 per edge: negative exactly on the cycles that do not
+ * shrink. */
+static int lr_cycles(lr_check *c, char *msg, int32_t msg_len) {
+    const int32_t n = c->n;
+    int rc = GM_NOMEM;
+    int32_t *index = gm_malloc((size_t)n * sizeof(int32_t)), *low = gm_malloc((size_t)n * sizeof(int32_t));
+    int32_t *comp = gm_malloc((size_t)n * sizeof(int32_t)), *stk = gm_malloc((size_t)n * sizeof(int32_t));
+    int32_t *cs_node = gm_malloc((size_t)n * sizeof(int32_t)), *members = gm_malloc((size_t)n * sizeof(int32_t));
+    int64_t *cs_edge = gm_malloc((size_t)n * sizeof(int64_t)), *dist = gm_malloc((size_t)n * sizeof(int64_t));
+    uint8_t *on_stack = gm_calloc((size_t)n, 1);
+    if (!index || !low || !comp || !stk || !cs_node || !members || !cs_edge || !dist || !on_stack) goto done;
+    for (int32_t t = 0; t < c->T; t++) {
+        for (int32_t v = 0; v < n; v++) index[v] = -1, comp[v] = -1;
+        int32_t next_index = 0, sp = 0, n_comp = 0;
+        for (int32_t v0 = 0; v0 < n; v0++) {
+            if (index[v0] >= 0 || !reduce_on(c, v0, t)) continue;
+            int32_t depth;
+            index[v0] = low[v0] = next_index++;
+            stk[sp++] = v0;
+            on_stack[v0] = 1;
+            cs_node[0] = v0;
+            cs_edge[0] = reduce_on(c, v0, t)->begin;
+            depth = 1;
+            while (depth) {
+                const int32_t v = cs_node[depth - 1];
+                const lr_reduce *e = reduce_on(c, v, t);
+                if (e && cs_edge[depth - 1] < e->end) {
+                    const int32_t w = c->targets[cs_edge[depth - 1]++];
+                    c->work++;
+                    if (index[w] < 0) {
+                        index[w] = low[w] = next_index++;
+                        stk[sp++] = w;
+                        on_stack[w] = 1;
+                        const lr_reduce *ew = reduce_on(c, w, t);
+                        cs_node[depth] = w;
+                        cs_edge[depth] = ew ? ew->begin : 0;
+                        depth++;
+                    } else if (on_stack[w] && index[w] < low[v]) {
+                        low[v] = index[w];
+                    }
+                    continue;
+                }
+                depth--;
+                if (depth && low[v] < low[cs_node[depth - 1]]) low[cs_node[depth - 1]] = low[v];
+                if (low[v] != index[v]) continue;
+                int32_t size = 0, x;
+                do {
+                    x = stk[--sp];
+                    on_stack[x] = 0;
+                    comp[x] = n_comp;
+                    members[size++] = x;
+                } while (x != v);
+                /* Bellman-Ford inside the component (a lone state: its own loop, if any, is the cycle) */
+                for (int32_t i = 0; i < size; i++) dist[members[i]] = 0;
+                int changed = 1;
+                for (int32_t round = 0; round <= size && changed; round++) {
+                    changed = 0;
+                    for (int32_t i = 0; i < size; i++) {
+                        const int32_t u = members[i];
+                        const lr_reduce *eu = reduce_on(c, u, t);
+                        if (!eu) continue;
+                        const int64_t cost = (int64_t)(n + 1) * (eu->len - 1) - 1;
+                        c->work += eu->end - eu->begin;
+                        for (int64_t j = eu->begin; j < eu->end; j++) {
+                            const int32_t w = c->targets[j];
+                            if (comp[w] != n_comp || dist[u] + cost >= dist[w]) continue;
+                            dist[w] = dist[u] + cost;
+                            changed = 1;
+                        }
+                    }
+                    if (c->work > CHECK_WORK_LIMIT) {
+                        rc = check_fail(msg, msg_len, "LR tables too large to check");
+                        goto done;
+                    }
+                }
+                if (changed) {
+                    rc = check_fail(msg, msg_len, "on terminal %d the LR tables reduce in a cycle that never ends "
+                                    "(through state %d)", t, v);
+                    goto done;
+                }
+                n_comp++;
+            }
+        }
+    }
+    rc = 0;
+done:
+    gm_free(index);
+    gm_free(low);
+    gm_free(comp);
+    gm_free(stk);
+    gm_free(cs_node);
+    gm_free(members);
+    gm_free(cs_edge);
+    gm_free(dist);
+    gm_free(on_stack);
+    return rc;
+}
+
+int gm_check_grammar(const gm_grammar *g, char *msg, int32_t msg_len) {
+    if (msg_len > 0) msg[0] = 0;
+    for (int32_t k = 0; g->n_modes > 1 && k < g->n_modes; k++)
+        if (g->lex_mode[g->mode_start[k]] != k)
+            return check_fail(msg, msg_len, "lexer mode %d starts in state %d of mode %d", k, g->mode_start[k],
+                              g->lex_mode[g->mode_start[k]]);
+    lr_check c = {.g = g, .n = g->n_lr_states, .T = g->n_terminals + 1, .N = g->n_nonterminals};
+    int rc = lr_graph(&c);
+    if (!rc) rc = lr_reductions(&c, msg, msg_len);
+    if (!rc) rc = lr_cycles(&c, msg, msg_len);
+    gm_free(c.depth);
+    gm_free(c.pred_begin);
+    gm_free(c.preds);
+    gm_free(c.red);
+    gm_free(c.red_begin);
+    gm_free(c.targets);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------------
  * Table building
  * ---------------------------------------------------------------------------------------------- */
 
@@ -1178,16 +1652,16 @@ typedef struct {
 static int map_init(i64map *mp, int64_t cap) {
     mp->cap = cap;
     mp->n = 0;
-    mp->keys = malloc((size_t)cap * sizeof(int64_t));
-    mp->vals = malloc((size_t)cap * sizeof(int32_t));
+    mp->keys = gm_malloc((size_t)cap * sizeof(int64_t));
+    mp->vals = gm_malloc((size_t)cap * sizeof(int32_t));
     if (!mp->keys || !mp->vals) return GM_NOMEM;
     memset(mp->keys, 0xff, (size_t)cap * sizeof(int64_t)); /* key -1 = empty */
     return 0;
 }
 
 static void map_free(i64map *mp) {
-    free(mp->keys);
-    free(mp->vals);
+    gm_free(mp->keys);
+    gm_free(mp->vals);
 }
 
 static void map_clear(i64map *mp) {
@@ -1216,7 +1690,10 @@ static int32_t *map_slot(i64map *mp, int64_t key, int *found) {
 static int map_reserve(i64map *mp) {
     if (mp->n * 2 < mp->cap) return 0;
     i64map bigger;
-    if (map_init(&bigger, mp->cap * 2)) return GM_NOMEM;
+    if (map_init(&bigger, mp->cap * 2)) {
+        map_free(&bigger);
+        return GM_NOMEM;
+    }
     for (int64_t i = 0; i < mp->cap; i++) {
         if (mp->keys[i] == -1) continue;
         int f;
@@ -1280,17 +1757,17 @@ static int32_t wsop_intern(wsop_table *t, uint8_t reset, const uint8_t *b, int64
 }
 
 void gm_build_free(gm_build *out) {
-    free(out->wsop_begin);
-    free(out->wsop_bytes);
-    free(out->wsop_reset);
-    free(out->masks);
-    free(out->group_begin);
-    free(out->group_seq);
-    free(out->group_cset);
-    free(out->group_tok_begin);
-    free(out->group_toks);
-    free(out->seq_begin);
-    free(out->seq_terms);
+    gm_free(out->wsop_begin);
+    gm_free(out->wsop_bytes);
+    gm_free(out->wsop_reset);
+    gm_free(out->masks);
+    gm_free(out->group_begin);
+    gm_free(out->group_seq);
+    gm_free(out->group_cset);
+    gm_free(out->group_tok_begin);
+    gm_free(out->group_toks);
+    gm_free(out->seq_begin);
+    gm_free(out->seq_terms);
     memset(out, 0, sizeof(*out));
 }
 
@@ -1301,10 +1778,10 @@ void gm_build_free(gm_build *out) {
 /* The interned sequences as seq_begin / seq_terms (parents always precede children). */
 static int materialize_seqs(const seq_table *st, gm_build *out) {
     out->n_seqs = st->n;
-    out->seq_begin = malloc((size_t)(st->n + 1) * sizeof(int32_t));
-    int32_t *lens = malloc((size_t)st->n * sizeof(int32_t));
+    out->seq_begin = gm_malloc((size_t)(st->n + 1) * sizeof(int32_t));
+    int32_t *lens = gm_malloc((size_t)st->n * sizeof(int32_t));
     if (!out->seq_begin || !lens) {
-        free(lens);
+        gm_free(lens);
         return GM_NOMEM;
     }
     int64_t total = 0;
@@ -1315,9 +1792,9 @@ static int materialize_seqs(const seq_table *st, gm_build *out) {
     }
     out->seq_begin[st->n] = (int32_t)total;
     out->n_seq_terms = total;
-    out->seq_terms = malloc((size_t)(total ? total : 1) * sizeof(int32_t));
+    out->seq_terms = gm_malloc((size_t)(total ? total : 1) * sizeof(int32_t));
     if (!out->seq_terms) {
-        free(lens);
+        gm_free(lens);
         return GM_NOMEM;
     }
     for (int32_t s = 1; s < st->n; s++) {
@@ -1327,7 +1804,7 @@ static int materialize_seqs(const seq_table *st, gm_build *out) {
             x = st->parent[x];
         }
     }
-    free(lens);
+    gm_free(lens);
     return 0;
 }
 
@@ -1346,20 +1823,20 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
         int64_t len = tok_begin[order[k] + 1] - tok_begin[order[k]];
         if (len > max_len) max_len = len;
     }
-    int32_t *dq = malloc((size_t)(max_len + 1) * sizeof(int32_t));
-    int32_t *dseq = malloc((size_t)(max_len + 1) * sizeof(int32_t));
+    int32_t *dq = gm_malloc((size_t)(max_len + 1) * sizeof(int32_t));
+    int32_t *dseq = gm_malloc((size_t)(max_len + 1) * sizeof(int32_t));
     /* Within a t_nl lexeme: whether this token held its newline, and where its indentation starts. */
-    uint8_t *dreset = malloc((size_t)(max_len + 1));
-    int64_t *dfrom = malloc((size_t)(max_len + 1) * sizeof(int64_t));
+    uint8_t *dreset = gm_malloc((size_t)(max_len + 1));
+    int64_t *dfrom = gm_malloc((size_t)(max_len + 1) * sizeof(int64_t));
     wsop_table ops = {0};
-    int32_t *res = malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
+    int32_t *res = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
     int32_t *gcount = NULL, *gseq = NULL, *gcset = NULL;
     int32_t gcap = 0, gcap2 = 0, gcap3 = 0;
     int64_t tok_begin_cap = 0, seq_cap = 0, cset_cap = 0, toks_cap = 0;
     seq_table st = {0};
     i64map gmap = {0};
-    out->masks = calloc((size_t)n_ts * n_words, sizeof(uint32_t));
-    out->group_begin = malloc((size_t)(n_ts + 1) * sizeof(int32_t));
+    out->masks = gm_calloc((size_t)n_ts * n_words, sizeof(uint32_t));
+    out->group_begin = gm_malloc((size_t)(n_ts + 1) * sizeof(int32_t));
     if (!dq || !dseq || !dreset || !dfrom || !res || !out->masks || !out->group_begin) goto done;
     if (map_init(&st.map, 1024) || map_init(&gmap, 256) || map_init(&ops.map, 64)) goto done;
     if (grow32(&ops.begin, &ops.begin_cap, 1)) goto done;
@@ -1433,7 +1910,7 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
                     stop_at = d + 1;
                     break;
                 }
-                if (g->indenter && g->lex_nl[nq]) {
+                if (g->indenter && nq >= 0 && g->lex_nl[nq]) { /* (not GM_RESUME: a lexeme ended) */
                     const int starts = !g->lex_nl[dq[d]] || g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0;
                     if (starts || b[d] == '\n') {
                         dreset[d + 1] = 1;
@@ -1507,10 +1984,10 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
     if (materialize_seqs(&st, out)) goto done;
     rc = 0;
 done:
-    free(dq);
-    free(dseq);
-    free(dreset);
-    free(dfrom);
+    gm_free(dq);
+    gm_free(dseq);
+    gm_free(dreset);
+    gm_free(dfrom);
     map_free(&ops.map);
     if (rc == 0) {
         out->wsop_begin = ops.begin;
@@ -1518,16 +1995,16 @@ done:
         out->wsop_reset = ops.reset;
         out->n_wsops = ops.n;
     } else {
-        free(ops.begin);
-        free(ops.bytes);
-        free(ops.reset);
+        gm_free(ops.begin);
+        gm_free(ops.bytes);
+        gm_free(ops.reset);
     }
-    free(res);
-    free(gcount);
-    free(gseq);
-    free(gcset);
-    free(st.parent);
-    free(st.term);
+    gm_free(res);
+    gm_free(gcount);
+    gm_free(gseq);
+    gm_free(gcset);
+    gm_free(st.parent);
+    gm_free(st.term);
     map_free(&st.map);
     map_free(&gmap);
     if (rc) gm_build_free(out);
@@ -1574,8 +2051,8 @@ static int merge_parts(const gm_grammar *g, build_job *jobs, int n, gm_build *ou
     st.n = 1;
     for (int p = 0; p < n; p++) {
         const gm_build *b = &jobs[p].part;
-        op_map[p] = malloc((size_t)(b->n_wsops ? b->n_wsops : 1) * sizeof(int32_t));
-        seq_map[p] = malloc((size_t)(b->n_seqs ? b->n_seqs : 1) * sizeof(int32_t));
+        op_map[p] = gm_malloc((size_t)(b->n_wsops ? b->n_wsops : 1) * sizeof(int32_t));
+        seq_map[p] = gm_malloc((size_t)(b->n_seqs ? b->n_seqs : 1) * sizeof(int32_t));
         if (!op_map[p] || !seq_map[p]) goto done;
         for (int32_t k = 0; k < b->n_wsops; k++) {
             int32_t op = wsop_intern(&ops, b->wsop_reset[k], b->wsop_bytes + b->wsop_begin[k],
@@ -1596,7 +2073,7 @@ static int merge_parts(const gm_grammar *g, build_job *jobs, int n, gm_build *ou
             seq_map[p][q] = x;
         }
     }
-    out->group_begin = malloc((size_t)(n_ts + 1) * sizeof(int32_t));
+    out->group_begin = gm_malloc((size_t)(n_ts + 1) * sizeof(int32_t));
     if (!out->group_begin || grow((void **)&out->group_tok_begin, &tok_begin_cap, 1, sizeof(int32_t))) goto done;
     out->group_tok_begin[0] = 0;
     for (int32_t ts = 0; ts < n_ts; ts++) {
@@ -1633,15 +2110,15 @@ static int merge_parts(const gm_grammar *g, build_job *jobs, int n, gm_build *ou
     rc = 0;
 done:
     for (int p = 0; p < n; p++) {
-        free(op_map[p]);
-        free(seq_map[p]);
+        gm_free(op_map[p]);
+        gm_free(seq_map[p]);
     }
-    free(ops.begin);
-    free(ops.bytes);
-    free(ops.reset);
+    gm_free(ops.begin);
+    gm_free(ops.bytes);
+    gm_free(ops.reset);
     map_free(&ops.map);
-    free(st.parent);
-    free(st.term);
+    gm_free(st.parent);
+    gm_free(st.term);
     map_free(&st.map);
     if (rc) gm_build_free(out);
     return rc;

@@ -50,6 +50,7 @@ typedef struct {
     const int32_t *term_restart; /* [n_terminals] GM_RESTART_SAME, GM_RESTART_DYNAMIC or a mode */
     const int32_t *mode_event;   /* [n_modes * 256] event terminal a byte reports in a mode, or -1 */
     int32_t t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text;
+    int32_t n_rules;             /* entries of rule_lhs and rule_len (for gm_check_lr) */
 } gm_grammar;
 
 #define GM_RESTART_SAME (-1)
@@ -80,6 +81,23 @@ typedef struct {
 #define GM_TERM_NEWLINE 1          /* term_flags bits */
 #define GM_TERM_SEMI_AFTER 2
 
+/* A cache of computed masks, keyed by parse configuration (see gm_fill_entry): one per token table set,
+ * shared by its matchers (each set of entries behind its own lock: fills may run on several threads at
+ * once). Its size is fixed, whatever the number of matchers: GM_FILL_SETS * GM_FILL_WAYS masks at most
+ * (each vocab_size / 8 bytes, allocated as first used): 33 MB at a 129k vocabulary. With 1,000 matchers
+ * in one batch it hits about as often as a cache of 16 masks per matcher did (bench/bench_matchers.py). */
+typedef struct gm_fill_cache gm_fill_cache;
+#define GM_FILL_SETS 256
+#define GM_FILL_WAYS 8
+#define GM_FILL_PRIVATE 16            /* CoreMatcher(fill_cache="private"): one set of 16, per matcher, as
+                                         before the cache was shared (benchmarks compare the two) */
+#define GM_FILL_CACHE_MIN_GROUPS 128  /* fills of states with fewer token groups are cheap: not cached */
+/* n_sets sets of `ways` entries (a configuration goes to the set its hash names); NULL: out of memory. */
+gm_fill_cache *gm_fill_cache_new(int32_t n_words, int32_t n_sets, int32_t ways, int shared);
+void gm_fill_cache_free(gm_fill_cache *c);
+int64_t gm_fill_cache_memory(const gm_fill_cache *c);
+void gm_fill_cache_stats(const gm_fill_cache *c, int64_t *hits, int64_t *misses);
+
 /* Token tables for one grammar and one vocabulary. "Table states" are the lexer states plus, when the
  * tokenizer's decoder drops the first leading space, one extra state used at the start of the output. */
 typedef struct {
@@ -106,6 +124,7 @@ typedef struct {
     const int32_t *wsop_begin;     /* [n_wsops + 1] whitespace of a t_nl lexeme inside one token: */
     const uint8_t *wsop_bytes;     /*   the bytes after its last newline ... */
     const uint8_t *wsop_reset;     /*   ... and whether it had a newline (else: continues the running width) */
+    gm_fill_cache *fill_cache;     /* shared by the matchers of these tables, or NULL */
 } gm_vocab;
 
 /* Indentation context (indenter grammars): bracket depth, logical-line state, running indentation. */
@@ -143,9 +162,8 @@ typedef struct {
     uint64_t hash;                 /* of the key's first part */
     int32_t *key; int32_t key_cap; /* the configuration: see fill_key_first in gm_core.c */
     int32_t valid;
+    uint32_t *mask;                /* [n_words] */
 } gm_fill_entry;
-#define GM_FILL_CACHE 16        /* entries per matcher, each one mask */
-#define GM_FILL_CACHE_MIN_GROUPS 128  /* fills of states with fewer token groups are cheap: not cached */
 
 /* A cached chain of unit reductions (see unit_chain in gm_core.c). */
 typedef struct { int32_t below, top, term, result; } gm_unit_memo;
@@ -167,12 +185,11 @@ typedef struct {
     int32_t *snap_data; int64_t snap_data_cap;
     uint32_t *take_stamp; uint8_t *take_ok; uint32_t stamp;  /* fill: can_take answers for one parse state */
     gm_unit_memo *unit_memo;       /* [GM_UNIT_MEMO] */
-    gm_fill_entry *fill_cache;     /* [GM_FILL_CACHE], allocated at the first costly fill */
-    uint32_t *fill_masks;          /* [GM_FILL_CACHE * n_words] */
-    int32_t fill_next;             /* the entry to replace next (round robin) */
+    gm_fill_cache *fill_cache;     /* the tables' shared one, or own_fill_cache, or NULL: every fill from
+                                      the tables (tests compare the two) */
+    gm_fill_cache *own_fill_cache; /* see gm_matcher_private_fill_cache */
     int32_t lr_low, ind_low;       /* lowest stack bases the fill's parses reached (see vstack) */
     int32_t ind_len_read;          /* the fill read the indentation stack's length */
-    int32_t no_fill_cache;         /* set: every fill from the tables (tests compare the two) */
 } gm_matcher;
 
 /* Status codes */
@@ -180,15 +197,30 @@ typedef struct {
 #define GM_NOMEM (-100)
 #define GM_HASH_COLLISION (-101)
 
+/* Tests: make the n-th allocation of the core from now fail (0: none), and count the blocks it holds. */
+void gm_test_fail_alloc(int64_t n);
+int64_t gm_test_live_blocks(void);
+
+/* Check what no range check of single arrays can (the caller checked every index range first): every
+ * lexer mode starts in a state of that mode; in the LR tables, from any stack the tables can build, no
+ * reduction pops the bottom state or reads an undefined goto, and no lookahead makes the parser reduce
+ * forever. 0, or -1 with a message in msg; GM_NOMEM. */
+int gm_check_grammar(const gm_grammar *g, char *msg, int32_t msg_len);
+
 /* Fill v->group_lcp's target `out` [n_groups] from the other group arrays (n_table_states states). */
 void gm_group_lcp(const gm_vocab *v, int32_t n_table_states, int32_t *out);
 
+/* Init: the matcher uses the tables' shared fill cache (v->fill_cache). On failure nothing is held. */
 int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v);
+/* The matcher's own fill cache instead of the shared one (n_entries 0: none, every fill from the tables). */
+int gm_matcher_private_fill_cache(gm_matcher *m, int32_t n_entries);
 void gm_matcher_free(gm_matcher *m);
 void gm_matcher_reset(gm_matcher *m);
 int gm_fill_bitmask(gm_matcher *m, uint32_t *out);
 int64_t gm_matcher_memory(const gm_matcher *m);          /* bytes the matcher holds (not the tables) */
 int gm_accept_token(gm_matcher *m, int32_t token);      /* 1 accepted, 0 rejected, <0 error */
+/* All n tokens, or none (0: one was rejected; <0: an error): the matcher is as it was unless 1. */
+int gm_accept_tokens(gm_matcher *m, const int32_t *tokens, int32_t n);
 int gm_rollback(gm_matcher *m, int32_t n);               /* 0, or -1 if fewer than n tokens */
 int gm_is_complete(gm_matcher *m);                       /* text so far is a complete string */
 int gm_acceptable_terminals(gm_matcher *m, uint8_t *out); /* out[n_terminals+1]; ignored terms are 1 */

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 
+from .. import _core, fsm, grammar as grammar_package
 from .._core import CoreGrammar, CoreVocab
 from ..fsm.vocab import TokenizerInfo
 from ..grammar import Grammar, GrammarError
 from ..grammar.tables import GrammarTables
 from . import cache
 
-ENGINE_VERSION = "5"
 DYNAMIC_GROUP = -2  # group_cset of the tokens the fill lexes one by one (GM_DYNAMIC_GROUP)
 _GRAMMAR_ARRAYS = ("lex_trans", "lex_winner", "lex_cset", "lex_final", "term_ignored", "cset_begin",
                    "cset_terms", "action", "goto", "rule_lhs", "rule_len", "term_bracket", "lex_nl", "term_flags")
@@ -197,13 +200,41 @@ class CompiledGrammar:
         arrays = list(self.core_grammar.arrays.values()) + list(self.core_vocab.arrays.values())
         return int(sum(a.nbytes for a in arrays))
 
+    @property
+    def fill_cache_bytes(self) -> int:
+        """Bytes of the fill cache all matchers of these tables share (grows as used, to 2,048 masks)."""
+        return self.core_vocab.fill_cache_bytes
+
     def __repr__(self) -> str:
         return (f"CompiledGrammar({self.grammar.name!r}, vocab_size={self.vocab_size}, "
                 f"lexer_states={self.core_grammar.n_lex_states}, tables={self.memory_bytes / 1e6:.1f} MB)")
 
 
+# The libraries whose behaviour shapes the tables: Lark's LALR tables, interegular's regex parsing, numpy's
+# sorting and packing.
+_TABLE_LIBRARIES = ("lark", "interegular", "numpy")
+
+
+@lru_cache(maxsize=1)
+def engine_version() -> str:
+    """A digest of what builds the tables: this module, the grammar and fsm packages, the native core's
+    sources (their digest is compiled in; else the compiled module itself) and the versions of the
+    libraries that shape the tables. Any change to them is a new cache key: no stale table set is loaded."""
+    h = hashlib.sha256()
+    files = [Path(__file__)]
+    for package in (grammar_package, fsm):
+        files += sorted(p for p in Path(package.__file__).parent.iterdir() if p.suffix in (".py", ".lark"))
+    for path in files:
+        h.update(f"{path.parent.name}/{path.name}\0".encode() + path.read_bytes() + b"\0")
+    core = _core.SOURCE_HASH or hashlib.sha256(Path(_core.__file__).read_bytes()).hexdigest()
+    h.update(f"core\0{core}\0".encode())
+    for name in _TABLE_LIBRARIES:
+        h.update(f"{name}\0{metadata.version(name)}\0".encode())
+    return h.hexdigest()
+
+
 def cache_key(grammar: Grammar, info: TokenizerInfo) -> str:
-    return hashlib.sha256(f"{ENGINE_VERSION}\0{grammar.digest}\0{info.digest}".encode()).hexdigest()
+    return hashlib.sha256(f"{engine_version()}\0{grammar.digest}\0{info.digest}".encode()).hexdigest()
 
 
 def _from_arrays(grammar: Grammar, info: TokenizerInfo, meta: dict, arrays: dict, from_cache: bool):
@@ -240,8 +271,9 @@ def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
         meta, arrays = hit
         try:
             return _from_arrays(grammar, tokenizer_info, meta, arrays, True)
-        except (ValueError, KeyError, TypeError):
-            pass  # structurally inconsistent file: rebuild and overwrite it
+        except (ValueError, KeyError, TypeError) as exc:  # signed, yet not tables the core can follow
+            warnings.warn(f"grammask: cache file {cache.cache_file(directory, key)} holds tables that fail "
+                          f"validation ({type(exc).__name__}: {exc}); rebuilding it", RuntimeWarning, stacklevel=2)
     tables = grammar.tables
     n_states = tables.lexer.n_states + int(tokenizer_info.strips_leading_space)
     need = n_states * ((tokenizer_info.vocab_size + 31) // 32) * 4

@@ -60,14 +60,9 @@ class GrammarMatcher:
         return self._core.accept_token(int(token_id))
 
     def accept_tokens(self, token_ids) -> bool:
-        """Accept tokens in order; on the first rejected one, undo the ones accepted and return False."""
-        done = 0
-        for t in token_ids:
-            if not self._core.accept_token(int(t)):
-                self._core.rollback(done)
-                return False
-            done += 1
-        return True
+        """Accept every token in order, or none: False (state unchanged) if one is rejected. Holds whatever
+        max_rollback_tokens is (the history it would drop is kept until all are in)."""
+        return self._core.accept_tokens(np.fromiter((int(t) for t in token_ids), dtype=np.int64))
 
     def validate_tokens(self, token_ids) -> int:
         """How many of `token_ids`, in order, accept_token would take from here. The state is unchanged:
@@ -154,7 +149,8 @@ class GrammarMatcher:
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes this matcher holds (its stacks, undo history and caches; the tables are shared)."""
+        """Bytes this matcher holds: its stacks, undo history and per-matcher caches. The tables and the
+        fill cache are shared by the matchers of one CompiledGrammar (see CompiledGrammar.memory_bytes)."""
         return self._core.memory_bytes
 
     def allowed_token_ids(self) -> np.ndarray:

@@ -97,3 +97,21 @@ def test_cache_dir_from_environment(tmp_path, gpt2, monkeypatch):
     assert len(list((tmp_path / "env-cache").glob("*.npz"))) == 1
     monkeypatch.setenv("GRAMMASK_CACHE_DIR", "")
     assert not gm.compile("json", info).from_cache
+
+
+def test_store_and_load_keep_any_plain_array(tmp_path):
+    """cache.store / cache.load (also used for a grammar's own tables): dtypes, shapes (empty ones too)
+    and values come back, each array a 64-byte aligned view of the file read once."""
+    from grammask.decoding import cache
+
+    arrays = dict(empty=np.asarray([]), flags=np.array([True, False]), names=np.array(["x", "yz"]),
+                  small=np.arange(6, dtype=np.int16).reshape(2, 3), rows=np.zeros((0, 256), np.int32),
+                  big=np.arange(100_003, dtype=np.int64), half=np.float32([1.5]))
+    cache.store(tmp_path, "k" * 64, {"note": [1, "two"]}, arrays)
+    meta, back = cache.load(tmp_path, "k" * 64)
+    assert meta["note"] == [1, "two"]
+    assert sorted(back) == sorted(arrays)
+    for name, arr in arrays.items():
+        got = back[name]
+        assert got.dtype == arr.dtype and got.shape == arr.shape and np.array_equal(got, arr), name
+        assert got.ctypes.data % 64 == 0, name
