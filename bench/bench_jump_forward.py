@@ -6,7 +6,7 @@
 2. The GrammarLogitsProcessor's cost per step after 20 and after 2,000 generated tokens (no model: a real
    JSON document's tokens fed one call at a time), to show it does not grow with the length.
 
-    python -m bench.bench_jump_forward [--schemas 12] [--max-new-tokens 128] [--skip-model | --skip-steps]
+    python -m bench.bench_jump_forward [--schemas 12] [--max-new-tokens 128] [--compact] [--skip-model | --skip-steps]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import grammask as gm
 from bench import workload
 
 
-def maskbench_schemas(count: int) -> list[tuple[str, dict, gm.Grammar]]:
+def maskbench_schemas(count: int, compact: bool = False) -> list[tuple[str, dict, gm.Grammar]]:
     """The first schemas (by file name) of each visible split that compile within 10 s, spread over the
     splits, with their grammars."""
     splits = sorted(glob.glob(str(workload.CORPORA / "jsonschema" / "maskbench-*")))
@@ -39,7 +39,7 @@ def maskbench_schemas(count: int) -> list[tuple[str, dict, gm.Grammar]]:
                 break
             schema = json.loads(Path(f).read_text(encoding="utf-8"))["schema"]
             try:
-                grammar = gm.Grammar.from_json_schema(schema, build_timeout=10.0)
+                grammar = gm.Grammar.from_json_schema(schema, compact=compact, build_timeout=10.0)
             except gm.GrammarError:
                 continue
             out.append((f"{Path(split).name}/{Path(f).stem}", schema, grammar))
@@ -52,7 +52,7 @@ def run_schemas(args) -> str:
     rows = []
     totals = {False: [0, 0, 0, 0.0, 0, 0], True: [0, 0, 0, 0.0, 0, 0]}  # tokens, forced, calls, s, valid, cut
     same = n = 0
-    for name, schema, grammar in maskbench_schemas(args.schemas):
+    for name, schema, grammar in maskbench_schemas(args.schemas, args.compact):
         prompt = "Write one JSON object that is valid under this JSON Schema, and nothing else:\n" + json.dumps(schema)[:1500]
         texts = {}
         n += 1
@@ -73,7 +73,8 @@ def run_schemas(args) -> str:
                         f"{stats['model_calls']} | {seconds:.1f} s | {'yes' if valid else '**no**'}{' (cut)' if cut else ''} |")
             print(rows[-1], flush=True)
         same += texts[False] == texts[True]
-    lines = [f"## Jump-forward on {n} MaskBench schemas (SmolLM2-135M, greedy, budget {args.max_new_tokens})\n",
+    lines = [f"## Jump-forward on {n} MaskBench schemas (SmolLM2-135M, greedy, budget {args.max_new_tokens}"
+             f"{', compact: no whitespace' if args.compact else ''})\n",
              "| schema | jump | tokens | forced | model calls | wall | valid |", "|---|---|---|---|---|---|---|", *rows, "",
              "| jump | tokens | forced | forced share | model calls | calls per output | wall | valid | cut by the budget |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -130,6 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--schemas", type=int, default=12, help="MaskBench schemas to generate for (default 12)")
     ap.add_argument("--max-new-tokens", type=int, default=128, help="token budget per output (default 128)")
+    ap.add_argument("--compact", action="store_true", help="schemas without whitespace (Grammar.from_json_schema(compact=True))")
     ap.add_argument("--skip-model", action="store_true", help="only the processor's per-step cost")
     ap.add_argument("--skip-steps", action="store_true", help="only the generation with and without jumps")
     args = ap.parse_args()
