@@ -10,19 +10,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench import workload
 from conftest import BOTH_KINDS, BYTE_LEVEL, compiled_for, load_tokenizer, tokenizer_info, walk_text
 from grammask.decoding.closing import Closer, closing_candidates
-from test_python import CORPUS, cpython_error, python  # noqa: F401 (python: a fixture)
+from test_python import cpython_error, python  # noqa: F401 (python: a fixture)
 
 DATA = Path(__file__).parent / "data" / "fstring_cases.txt"
 CASES = [line.replace("⏎", "\n") + "\n" for line in DATA.read_text(encoding="utf-8").splitlines()
          if line and not line.startswith("# ")]
 
 
+def corpus_files() -> list[Path]:
+    """A wide spread of the interpreter's standard library (f-strings are rarer than modules), and the
+    shared CPython 3.11 corpus where present."""
+    shared = workload.shared("python", "cpython-3.11-lib")
+    return list(workload.python_stdlib_files(400)) + (sorted(shared.rglob("*.py")) if shared else [])
+
+
 def fstring_lines() -> list[str]:
     """The corpus lines with an f-string that has a field, as statements CPython accepts."""
     out = []
-    for path in CORPUS:
+    for path in corpus_files():
         for line in path.read_text(encoding="utf-8").splitlines():
             line = line.strip()
             if not re.search(r"""(?<![\w'"])[rR]?[fF][rR]?['"]""", line) or "{" not in line:
