@@ -150,26 +150,55 @@ def test_a_token_too_costly_to_close_is_never_drawn(cache_dir):
 
 @pytest.mark.parametrize("grammar", ["json", "python", "go"])
 def test_without_budget_the_same_run_is_cut_invalid(grammar, cache_dir):
-    """The control: the same adversarial run without closing ends unfinished, so the test above is not
-    passing by chance."""
+    """The control: the same adversarial run without closing ends unfinished (a third of the runs at
+    least), so the test above is not passing by chance."""
     tok = load_tokenizer(BYTE_LEVEL)
     info = tokenizer_info(BYTE_LEVEL)
     compiled = compiled_for(grammar, BYTE_LEVEL, cache_dir)
     prefix = PREFIXES[grammar]
     proc = gm.GrammarLogitsProcessor(compiled, tok, prefix=prefix)
     bad = 0
-    for seed in range(3):
+    for seed in range(6):
         for row in fake_generate(proc, info, 2, 8, seed, opener_bias(info, grammar), False):
             bad += not parses(grammar, prefix + tok.decode(row))
-    assert bad >= 2
+    assert bad >= 4
 
 
-def test_far_from_the_budget_the_greedy_choice_is_unchanged(cache_dir):
+CUT_CHARACTER_BUG = ("closing bug: no closing candidate continues a cut UTF-8 character, so Closer.find has no "
+                     "completion after a token that ends inside one, and a budgeted processor refuses such tokens "
+                     "however much budget is left")
+
+
+def cut_character_token(info: gm.TokenizerInfo) -> int:
+    """A token that ends inside a three-byte UTF-8 character (its lead byte, or lead and one more)."""
+    return next(t for t, b in enumerate(info.token_bytes)
+                if b and 0xE0 <= b[0] <= 0xEF and len(b) <= 2 and all(0x80 <= c <= 0xBF for c in b[1:]))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=CUT_CHARACTER_BUG)
+@pytest.mark.parametrize("family", BOTH_KINDS)
+def test_a_token_ending_inside_a_character_can_be_closed(family, cache_dir):
+    info = tokenizer_info(family)
+    compiled = compiled_for("json", family, cache_dir)
+    closer = Closer(closing_candidates(info, info.vocab_size))
+    cut = cut_character_token(info)
+    m = compiled.matcher()
+    assert m.accept_string('["') and m.accept_token(cut)
+    completion = closer.find(m, 8)
+    assert completion is not None, info.token_bytes[cut]
+    text = b'["' + info.token_bytes[cut] + b"".join(info.token_bytes[t] for t in completion)
+    assert json_parses(text.decode("utf-8"))
+
+
+# SmolLM2: at its fifth step the model's first choice is a token that ends inside a character.
+@pytest.mark.parametrize("family", [pytest.param(BYTE_LEVEL, marks=pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason=CUT_CHARACTER_BUG)), "gpt2"])
+def test_far_from_the_budget_the_greedy_choice_is_unchanged(family, cache_dir):
     """With room to spare, the model's first choice can be closed: greedy decoding is unchanged, and
     every token the budgeted mask keeps is one the grammar allows."""
-    tok = load_tokenizer(BYTE_LEVEL)
-    info = tokenizer_info(BYTE_LEVEL)
-    compiled = compiled_for("json", BYTE_LEVEL, cache_dir)
+    tok = load_tokenizer(family)
+    info = tokenizer_info(family)
+    compiled = compiled_for("json", family, cache_dir)
     plain = gm.GrammarLogitsProcessor(compiled, tok)
     budgeted = gm.GrammarLogitsProcessor(compiled, tok, token_budget=500)
     gen = torch.Generator().manual_seed(3)

@@ -27,8 +27,9 @@ def texts(grammar: str) -> list[str]:
         import json
 
         return [json.dumps(d, indent=2) for d in real_json_documents()[:2]]
-    files = go_corpus() if grammar == "go" else python_corpus()
-    return [files[3].read_text(encoding="utf-8")[:3000], files[40].read_text(encoding="utf-8")[:3000]]
+    texts = [p.read_text(encoding="utf-8") for p in (go_corpus() if grammar == "go" else python_corpus())]
+    # 3000 characters of two files far apart in the corpus: the first long enough from index 3 and from 40
+    return [next(t for t in texts[start:] if len(t) >= 3000)[:3000] for start in (3, 40)]
 
 
 @pytest.mark.parametrize("grammar", ["json", "python", "go"])
@@ -129,7 +130,7 @@ def test_tables_built_on_threads_equal_the_single_threaded_ones(grammar):
 
     info = tokenizer_info(BYTE_LEVEL)
     core = core_grammar(gm.Grammar.builtin(grammar))
-    text = [b if i not in info.stop_token_ids else b"" for i, b in enumerate(info.token_bytes)]
+    text = [b if b and i not in info.stop_token_ids else b"" for i, b in enumerate(info.token_bytes)]
     tok_begin = np.concatenate([[0], np.cumsum([len(b) for b in text])]).astype(np.int64)
     tok_bytes = np.frombuffer(b"".join(text), dtype=np.uint8)
     order = np.asarray(sorted((i for i, b in enumerate(text) if b), key=text.__getitem__), dtype=np.int32)
