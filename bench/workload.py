@@ -118,13 +118,6 @@ def go_source_files(count: int = 150, max_bytes: int = 120_000) -> tuple[Path, .
     return tuple(_spread(candidates, count, gofmt_accepts))
 
 
-def python_files() -> tuple[Path, ...]:
-    """The Python files the benchmarks read: the shared CPython 3.11 corpus where present, else the
-    interpreter's standard library."""
-    path = shared("python", "cpython-3.11-lib")
-    return tuple(sorted(path.rglob("*.py"))) if path else python_stdlib_files()
-
-
 def go_files() -> tuple[Path, ...]:
     """The Go files the benchmarks read: the shared Go 1.19 corpus where present, else the toolchain's tree."""
     path = shared("go", "go-1.19-stdlib")
