@@ -16,8 +16,6 @@ import pytest
 import grammask as gm
 from bench import workload
 
-CORPORA = workload.CORPORA
-
 # Tokenizer families: the packaged ones always, the shared ones where ../shared/corpora is present.
 BYTE_LEVEL, SENTENCEPIECE = workload.BYTE_LEVEL, workload.SENTENCEPIECE
 FAMILIES = workload.FAMILIES
@@ -43,7 +41,7 @@ def shared_corpus(*parts: str) -> Path:
     each missing corpus once."""
     path = workload.shared(*parts)
     if path is None:
-        what = next(name for prefix, name in SHARED.items() if parts[: len(prefix)] == prefix)
+        what = SHARED[max((prefix for prefix in SHARED if parts[: len(prefix)] == prefix), key=len)]
         pytest.skip(f"../shared/corpora not present: {what} tests skipped (CI has it; set GRAMMASK_CORPORA)",
                     allow_module_level=True)
     return path
