@@ -57,3 +57,14 @@ def test_misuse_is_one_clear_error():
         gm.apply_token_bitmask_inplace(torch.zeros(2, 64), torch.zeros(2, 2, dtype=torch.int64))
     with pytest.raises(ValueError, match="rows"):
         gm.apply_token_bitmask_inplace(torch.zeros(2, 64), torch.zeros(3, 2, dtype=torch.int32))
+
+
+def test_bench_apply_checks_every_engine_against_the_mask_bits(tmp_path, monkeypatch):
+    """bench.bench_apply checks each engine's output against the mask's own bits before timing it: the
+    real engines pass, one that masks nothing is caught (the check once compared grammask with itself)."""
+    from bench import bench_apply
+
+    assert bench_apply.main(["--reps", "1", "--out", str(tmp_path)]) == 0
+    monkeypatch.setattr(gm, "apply_token_bitmask_inplace", lambda logits, bitmask: None)
+    with pytest.raises(AssertionError, match="grammask masks differently"):
+        bench_apply.main(["--reps", "1", "--out", str(tmp_path)])

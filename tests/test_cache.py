@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import load_tokenizer, tokenizer_info
+from conftest import BYTE_LEVEL, load_tokenizer, tokenizer_info
 
 TEXT = '{"a": [1, "two", {"b": null}]}'
 
@@ -24,12 +24,12 @@ def walk_masks(compiled, ids):
 
 
 @pytest.fixture(scope="module")
-def gpt2():
-    return load_tokenizer("gpt2"), tokenizer_info("gpt2")
+def tokenizer():
+    return load_tokenizer(BYTE_LEVEL), tokenizer_info(BYTE_LEVEL)
 
 
-def test_second_compile_loads_the_same_tables(tmp_path, gpt2):
-    tok, info = gpt2
+def test_second_compile_loads_the_same_tables(tmp_path, tokenizer):
+    tok, info = tokenizer
     first = gm.compile("json", info, cache_dir=tmp_path)
     files = list(tmp_path.glob("*.npz"))
     assert not first.from_cache and len(files) == 1
@@ -40,8 +40,8 @@ def test_second_compile_loads_the_same_tables(tmp_path, gpt2):
         assert np.array_equal(a, b)
 
 
-def test_key_follows_content_not_identity(tmp_path, gpt2):
-    _, info = gpt2
+def test_key_follows_content_not_identity(tmp_path, tokenizer):
+    _, info = tokenizer
     gm.compile("json", info, cache_dir=tmp_path)
     # Same content under another object and name: a hit.
     same = gm.Grammar.from_lark(gm.Grammar.builtin("json").text)
@@ -49,14 +49,14 @@ def test_key_follows_content_not_identity(tmp_path, gpt2):
     # One character of grammar changed: a miss. Another vocabulary size: a miss.
     changed = gm.Grammar.from_lark(gm.Grammar.builtin("json").text.replace('"null"', '"nil"'))
     assert not gm.compile(changed, info, cache_dir=tmp_path).from_cache
-    bigger = gm.TokenizerInfo.from_huggingface(load_tokenizer("gpt2"), vocab_size=info.vocab_size + 64)
+    bigger = gm.TokenizerInfo.from_huggingface(load_tokenizer(BYTE_LEVEL), vocab_size=info.vocab_size + 64)
     assert not gm.compile("json", bigger, cache_dir=tmp_path).from_cache
     assert len(list(tmp_path.glob("*.npz"))) == 3
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
-def test_corrupt_cache_file_is_rebuilt(tmp_path, gpt2, damage):
-    tok, info = gpt2
+def test_corrupt_cache_file_is_rebuilt(tmp_path, tokenizer, damage):
+    tok, info = tokenizer
     reference = walk_masks(gm.compile("json", info, cache_dir=False), tok.encode(TEXT))
     gm.compile("json", info, cache_dir=tmp_path)
     (path,) = tmp_path.glob("*.npz")
@@ -81,8 +81,8 @@ def test_corrupt_cache_file_is_rebuilt(tmp_path, gpt2, damage):
     assert gm.compile("json", info, cache_dir=tmp_path).from_cache  # rewritten, whole again
 
 
-def test_unwritable_cache_dir_only_warns(tmp_path, gpt2):
-    _, info = gpt2
+def test_unwritable_cache_dir_only_warns(tmp_path, tokenizer):
+    _, info = tokenizer
     blocked = tmp_path / "file-not-dir"
     blocked.write_text("x")
     with pytest.warns(RuntimeWarning, match="cannot write the table cache"):
@@ -90,8 +90,8 @@ def test_unwritable_cache_dir_only_warns(tmp_path, gpt2):
     assert len(compiled.matcher().allowed_token_ids()) > 0
 
 
-def test_cache_dir_from_environment(tmp_path, gpt2, monkeypatch):
-    _, info = gpt2
+def test_cache_dir_from_environment(tmp_path, tokenizer, monkeypatch):
+    _, info = tokenizer
     monkeypatch.setenv("GRAMMASK_CACHE_DIR", str(tmp_path / "env-cache"))
     gm.compile("json", info)
     assert len(list((tmp_path / "env-cache").glob("*.npz"))) == 1

@@ -2,7 +2,8 @@
 
 No model: a fake decoding loop drives GrammarLogitsProcessor with random or adversarial logits (favoring
 openers that a short budget cannot close), greedy and sampled, in batches, with real tokenizers of both
-families (byte-level BPE: gpt2; SentencePiece: llama2). The outputs are checked by the external oracles
+families (byte-level BPE: SmolLM2, and gpt2 where the shared corpora are; SentencePiece: Mistral, and
+llama2 where the shared corpora are). The outputs are checked by the external oracles
 (json.loads, ast.parse, gofmt -e), not by the engine itself.
 """
 
@@ -19,7 +20,7 @@ import pytest
 import torch
 
 import grammask as gm
-from conftest import compiled_for, json_parses, load_tokenizer, tokenizer_info
+from conftest import BOTH_KINDS, BYTE_LEVEL, compiled_for, json_parses, load_tokenizer, tokenizer_info
 from grammask.decoding.closing import Closer, closing_candidates
 
 PREFIXES = {"json": "", "python": "def f(x):\n", "go": "package main\n\nfunc f() {\n"}
@@ -85,7 +86,7 @@ def fake_generate(proc, info, rows: int, budget: int, seed: int, bias: torch.Ten
     return out
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama2"])
+@pytest.mark.parametrize("family", BOTH_KINDS)
 @pytest.mark.parametrize("grammar", ["json", "python", "go"])
 def test_tiny_budget_outputs_parse(grammar, family, cache_dir):
     tok = load_tokenizer(family)
@@ -109,9 +110,9 @@ def test_tiny_budget_outputs_parse(grammar, family, cache_dir):
 def test_sampling_with_room_to_spare_still_ends_complete(grammar, cache_dir):
     """Sampled, opener-favouring logits with a budget well above the completion length: every token the
     model may draw was verified, so the run that uses the whole budget still ends complete."""
-    tok = load_tokenizer("gpt2")
-    info = tokenizer_info("gpt2")
-    compiled = compiled_for(grammar, "gpt2", cache_dir)
+    tok = load_tokenizer(BYTE_LEVEL)
+    info = tokenizer_info(BYTE_LEVEL)
+    compiled = compiled_for(grammar, BYTE_LEVEL, cache_dir)
     prefix = PREFIXES[grammar]
     bias = opener_bias(info, grammar) * 1.5
     for seed in range(2):
@@ -125,8 +126,8 @@ def test_a_token_too_costly_to_close_is_never_drawn(cache_dir):
     drawn there, it could not be closed in the tokens left. Every token kept is verified, so it is never
     drawn then (a mask that checked only the model's first choice let it through, and the next step had
     no completion left)."""
-    tok = load_tokenizer("gpt2")
-    info = tokenizer_info("gpt2")
+    tok = load_tokenizer(BYTE_LEVEL)
+    info = tokenizer_info(BYTE_LEVEL)
     grammar = gm.Grammar('start: "x"* tail?\ntail: "<" ("z" " ")~20 ">"\n', name="costly-tail")
     compiled = gm.compile(grammar, info, cache_dir=cache_dir)
     x, lt = tok.encode("x")[0], tok.encode("<")[0]
@@ -149,26 +150,55 @@ def test_a_token_too_costly_to_close_is_never_drawn(cache_dir):
 
 @pytest.mark.parametrize("grammar", ["json", "python", "go"])
 def test_without_budget_the_same_run_is_cut_invalid(grammar, cache_dir):
-    """The control: the same adversarial run without closing ends unfinished, so the test above is not
-    passing by chance."""
-    tok = load_tokenizer("gpt2")
-    info = tokenizer_info("gpt2")
-    compiled = compiled_for(grammar, "gpt2", cache_dir)
+    """The control: the same adversarial run without closing ends unfinished (a third of the runs at
+    least), so the test above is not passing by chance."""
+    tok = load_tokenizer(BYTE_LEVEL)
+    info = tokenizer_info(BYTE_LEVEL)
+    compiled = compiled_for(grammar, BYTE_LEVEL, cache_dir)
     prefix = PREFIXES[grammar]
     proc = gm.GrammarLogitsProcessor(compiled, tok, prefix=prefix)
     bad = 0
-    for seed in range(3):
+    for seed in range(6):
         for row in fake_generate(proc, info, 2, 8, seed, opener_bias(info, grammar), False):
             bad += not parses(grammar, prefix + tok.decode(row))
-    assert bad >= 2
+    assert bad >= 4
 
 
-def test_far_from_the_budget_the_greedy_choice_is_unchanged(cache_dir):
+CUT_CHARACTER_BUG = ("closing bug: no closing candidate continues a cut UTF-8 character, so Closer.find has no "
+                     "completion after a token that ends inside one, and a budgeted processor refuses such tokens "
+                     "however much budget is left")
+
+
+def cut_character_token(info: gm.TokenizerInfo) -> int:
+    """A token that ends inside a three-byte UTF-8 character (its lead byte, or lead and one more)."""
+    return next(t for t, b in enumerate(info.token_bytes)
+                if b and 0xE0 <= b[0] <= 0xEF and len(b) <= 2 and all(0x80 <= c <= 0xBF for c in b[1:]))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=CUT_CHARACTER_BUG)
+@pytest.mark.parametrize("family", BOTH_KINDS)
+def test_a_token_ending_inside_a_character_can_be_closed(family, cache_dir):
+    info = tokenizer_info(family)
+    compiled = compiled_for("json", family, cache_dir)
+    closer = Closer(closing_candidates(info, info.vocab_size))
+    cut = cut_character_token(info)
+    m = compiled.matcher()
+    assert m.accept_string('["') and m.accept_token(cut)
+    completion = closer.find(m, 8)
+    assert completion is not None, info.token_bytes[cut]
+    text = b'["' + info.token_bytes[cut] + b"".join(info.token_bytes[t] for t in completion)
+    assert json_parses(text.decode("utf-8"))
+
+
+# SmolLM2: at its fifth step the model's first choice is a token that ends inside a character.
+@pytest.mark.parametrize("family", [pytest.param(BYTE_LEVEL, marks=pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason=CUT_CHARACTER_BUG)), "gpt2"])
+def test_far_from_the_budget_the_greedy_choice_is_unchanged(family, cache_dir):
     """With room to spare, the model's first choice can be closed: greedy decoding is unchanged, and
     every token the budgeted mask keeps is one the grammar allows."""
-    tok = load_tokenizer("gpt2")
-    info = tokenizer_info("gpt2")
-    compiled = compiled_for("json", "gpt2", cache_dir)
+    tok = load_tokenizer(family)
+    info = tokenizer_info(family)
+    compiled = compiled_for("json", family, cache_dir)
     plain = gm.GrammarLogitsProcessor(compiled, tok)
     budgeted = gm.GrammarLogitsProcessor(compiled, tok, token_budget=500)
     gen = torch.Generator().manual_seed(3)
@@ -185,9 +215,9 @@ def test_far_from_the_budget_the_greedy_choice_is_unchanged(cache_dir):
 
 def test_the_last_steps_force_a_completion(cache_dir):
     """Whatever the model wants, at the end of the budget only tokens with a short completion remain."""
-    tok = load_tokenizer("gpt2")
-    info = tokenizer_info("gpt2")
-    compiled = compiled_for("json", "gpt2", cache_dir)
+    tok = load_tokenizer(BYTE_LEVEL)
+    info = tokenizer_info(BYTE_LEVEL)
+    compiled = compiled_for("json", BYTE_LEVEL, cache_dir)
     proc = gm.GrammarLogitsProcessor(compiled, tok, prefix='{"a": [1, {"b": "x', token_budget=3)
     ids = torch.full((1, 2), 7, dtype=torch.long)
     out = []
@@ -208,9 +238,9 @@ def test_closer_completions_are_verified_on_real_texts(cache_dir):
     search finds one in almost every state (a broken search fails this)."""
     from conftest import real_json_documents, json_texts
 
-    tok = load_tokenizer("gpt2")
-    info = tokenizer_info("gpt2")
-    compiled = compiled_for("json", "gpt2", cache_dir)
+    tok = load_tokenizer(BYTE_LEVEL)
+    info = tokenizer_info(BYTE_LEVEL)
+    compiled = compiled_for("json", BYTE_LEVEL, cache_dir)
     closer = Closer(closing_candidates(info, info.vocab_size))
     rng = random.Random(5)
     texts = json_texts(real_json_documents()[:30])
@@ -231,9 +261,9 @@ def test_closer_completions_are_verified_on_real_texts(cache_dir):
 
 
 def test_budget_too_small_for_the_prefix_is_an_error(cache_dir):
-    tok = load_tokenizer("gpt2")
-    info = tokenizer_info("gpt2")
-    compiled = compiled_for("json", "gpt2", cache_dir)
+    tok = load_tokenizer(BYTE_LEVEL)
+    info = tokenizer_info(BYTE_LEVEL)
+    compiled = compiled_for("json", BYTE_LEVEL, cache_dir)
     proc = gm.GrammarLogitsProcessor(compiled, tok, prefix="[" * 40, token_budget=2)
     with pytest.raises(ValueError, match="token_budget=2"):
         proc(torch.full((1, 2), 7, dtype=torch.long), torch.zeros(1, info.vocab_size))
@@ -241,8 +271,8 @@ def test_budget_too_small_for_the_prefix_is_an_error(cache_dir):
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10"])
 def test_bad_budget_values_are_refused(bad, cache_dir):
-    tok = load_tokenizer("gpt2")
-    compiled = compiled_for("json", "gpt2", cache_dir)
+    tok = load_tokenizer(BYTE_LEVEL)
+    compiled = compiled_for("json", BYTE_LEVEL, cache_dir)
     with pytest.raises(ValueError, match="token_budget"):
         gm.GrammarLogitsProcessor(compiled, tok, token_budget=bad)
 

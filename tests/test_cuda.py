@@ -12,9 +12,10 @@ import torch
 
 import grammask as gm
 from grammask.decoding import bitmask as bitmask_module
-from conftest import json_parses, load_tokenizer, tokenizer_info
+from conftest import BYTE_LEVEL, json_parses, load_tokenizer, tokenizer_info
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+if not torch.cuda.is_available():  # one skip line for the whole module
+    pytest.skip("no CUDA device: tests/test_cuda.py runs on a GPU machine", allow_module_level=True)
 
 
 def random_bitmask(rows: int, words: int, density: float, gen: torch.Generator) -> torch.Tensor:
@@ -78,20 +79,21 @@ def test_one_dimensional_and_strided_logits():
 
 
 @pytest.fixture(scope="module")
-def tiny_gpt2():
-    """A randomly initialized two-layer GPT-2 on the GPU with the real GPT-2 tokenizer (no model hub)."""
+def tiny_model():
+    """A randomly initialized two-layer GPT-2 on the GPU with a real tokenizer (no model hub)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    tok = load_tokenizer(BYTE_LEVEL)
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=64, vocab_size=50257)).cuda().eval()
-    return model, load_tokenizer("gpt2")
+    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=64, vocab_size=len(tok))).cuda().eval()
+    return model, tok
 
 
-def test_processor_masks_cuda_scores_like_cpu_scores(tiny_gpt2, cache_dir):
-    _, tok = tiny_gpt2
-    compiled = gm.compile(gm.Grammar.builtin("json"), tokenizer_info("gpt2"), cache_dir=cache_dir)
-    ids = torch.tensor([tok.encode('{"a": [1, ')] * 2)
-    scores = torch.randn(2, 50257)
+def test_processor_masks_cuda_scores_like_cpu_scores(tiny_model, cache_dir):
+    _, tok = tiny_model
+    compiled = gm.compile(gm.Grammar.builtin("json"), tokenizer_info(BYTE_LEVEL), cache_dir=cache_dir)
+    ids = torch.tensor([tok.encode('{"a": [1, ', add_special_tokens=False)] * 2)
+    scores = torch.randn(2, len(tok))
     on_cpu = gm.GrammarLogitsProcessor(compiled, tok)(ids, scores.clone())
     on_gpu = gm.GrammarLogitsProcessor(compiled, tok)(ids.cuda(), scores.cuda())
     assert on_gpu.is_cuda
@@ -99,9 +101,9 @@ def test_processor_masks_cuda_scores_like_cpu_scores(tiny_gpt2, cache_dir):
 
 
 @pytest.mark.parametrize("budget", [None, 24])
-def test_generate_on_cuda_gives_json(tiny_gpt2, cache_dir, budget):
-    model, tok = tiny_gpt2
-    compiled = gm.compile(gm.Grammar.builtin("json"), tokenizer_info("gpt2"), cache_dir=cache_dir)
+def test_generate_on_cuda_gives_json(tiny_model, cache_dir, budget):
+    model, tok = tiny_model
+    compiled = gm.compile(gm.Grammar.builtin("json"), tokenizer_info(BYTE_LEVEL), cache_dir=cache_dir)
     eos = tok.eos_token_id
     processor = gm.GrammarLogitsProcessor(compiled, tok, stop_token_ids=[eos], token_budget=budget)
     ids = torch.tensor([[eos]] * 6, device="cuda")

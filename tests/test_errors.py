@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import grammask as gm
-from conftest import compiled_for, json_parses, load_tokenizer, real_json_documents, tokenizer_info
+from conftest import BYTE_LEVEL, compiled_for, json_parses, load_tokenizer, real_json_documents, tokenizer_info
 
 # -- grammars -----------------------------------------------------------------------------------------
 
@@ -90,13 +90,15 @@ def test_tokenizer_errors_and_several_eos_ids():
     with pytest.raises(gm.TokenizerError, match="no stop token"):
         gm.TokenizerInfo.from_huggingface(no_eos)
     # Several end tokens (e.g. generation_config lists two): every one is a stop token.
-    tok = load_tokenizer("gpt2")
-    info = gm.TokenizerInfo.from_huggingface(tok, stop_token_ids=[198, 50256])
-    assert info.stop_token_ids == (198, 50256)
+    tok = load_tokenizer(BYTE_LEVEL)
+    [newline] = tok.encode("\n", add_special_tokens=False)
+    eos = tok.eos_token_id
+    info = gm.TokenizerInfo.from_huggingface(tok, stop_token_ids=[newline])
+    assert info.stop_token_ids == tuple(sorted({newline, eos})) and newline != eos
     m = gm.compile("json", info, cache_dir=False).matcher()
-    assert m.accept_tokens(tok.encode("[1]"))
+    assert m.accept_tokens(tok.encode("[1]", add_special_tokens=False))
     allowed = set(m.allowed_token_ids().tolist())
-    assert {198, 50256} <= allowed and m.accept_token(198) and m.is_terminated()
+    assert {newline, eos} <= allowed and m.accept_token(newline) and m.is_terminated()
 
 
 # -- matcher --------------------------------------------------------------------------------------------
@@ -113,8 +115,8 @@ def _walk_masks(compiled, ids) -> list[np.ndarray]:
 
 
 def test_independent_matchers_in_threads(cache_dir):
-    tok = load_tokenizer("gpt2")
-    compiled = compiled_for("json", "gpt2", cache_dir)
+    tok = load_tokenizer(BYTE_LEVEL)
+    compiled = compiled_for("json", BYTE_LEVEL, cache_dir)
     docs = [tok.encode(json.dumps(d)) for d in real_json_documents()[:16]]
     expected = [_walk_masks(compiled, ids) for ids in docs]
     results: dict[int, list] = {}
@@ -133,14 +135,16 @@ def test_independent_matchers_in_threads(cache_dir):
     for t in threads:
         t.join()
     assert not errors
+    # Every thread left a result for each of its documents, a mask for each of their tokens.
+    assert sorted(results) == [0, 1, 2, 3]
     for i in range(4):
-        for got, want in zip(results[i], expected[i::4]):
-            assert all(np.array_equal(a, b) for a, b in zip(got, want))
+        for got, want in zip(results[i], expected[i::4], strict=True):
+            assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
 
 
 def test_long_run_does_not_grow_memory(cache_dir):
-    tok = load_tokenizer("gpt2")
-    compiled = compiled_for("json", "gpt2", cache_dir)
+    tok = load_tokenizer(BYTE_LEVEL)
+    compiled = compiled_for("json", BYTE_LEVEL, cache_dir)
     ids = tok.encode(json.dumps(real_json_documents()[:40]))
     bm = gm.allocate_token_bitmask(1, compiled.vocab_size)
     proc = psutil.Process()
@@ -179,7 +183,7 @@ _COMPILE_SCRIPT = """
 import sys, hashlib, numpy as np, grammask as gm
 from transformers import PreTrainedTokenizerFast
 tok = PreTrainedTokenizerFast(tokenizer_file=sys.argv[2])
-info = gm.TokenizerInfo.from_huggingface(tok, stop_token_ids=[50256])
+info = gm.TokenizerInfo.from_huggingface(tok, stop_token_ids=[int(sys.argv[3])])
 c = gm.compile("json", info, cache_dir=sys.argv[1])
 m = c.matcher()
 h = hashlib.sha256()
@@ -189,19 +193,20 @@ print(h.hexdigest())
 """
 
 
-def test_two_processes_compiling_at_once(tmp_path):
-    from conftest import CORPORA
-
-    tok_file = str(CORPORA / "tokenizers" / "gpt2.tokenizer.json")
+def test_two_processes_compiling_at_once(tmp_path, tmp_path_factory):
+    tok = load_tokenizer(BYTE_LEVEL)
+    tok_file = str(tmp_path_factory.mktemp("tokenizer") / "tokenizer.json")
+    tok.backend_tokenizer.save(tok_file)  # the real vocabulary, as a file the processes read quickly
+    args = [str(tmp_path), tok_file, str(tok.eos_token_id)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    procs = [subprocess.Popen([sys.executable, "-c", _COMPILE_SCRIPT, str(tmp_path), tok_file],
+    procs = [subprocess.Popen([sys.executable, "-c", _COMPILE_SCRIPT, *args],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(3)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
     digests = {o[0].strip() for o in outs}
     assert len(digests) == 1
     assert len(list(tmp_path.glob("*.npz"))) == 1 and not list(tmp_path.glob("*.tmp"))
-    again = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT, str(tmp_path), tok_file], capture_output=True,
+    again = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT, *args], capture_output=True,
                            text=True, env=env, timeout=300)
     assert again.stdout.strip() in digests
 
@@ -256,9 +261,9 @@ def test_fuzz_mutated_real_documents(data):
                                                                   HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_token_sequences_agree_with_validator(cache_dir, data):
-    info = tokenizer_info("gpt2")
-    tok = load_tokenizer("gpt2")
-    compiled = compiled_for("json", "gpt2", cache_dir)
+    info = tokenizer_info(BYTE_LEVEL)
+    tok = load_tokenizer(BYTE_LEVEL)
+    compiled = compiled_for("json", BYTE_LEVEL, cache_dir)
     pool = sorted({t for s in ['{"a": [1, 2.5, true, null]}', '["x\\n", {}, -0.1e+2]', ' \n  "\u00e9"'] for t in tok.encode(s)})
     m = compiled.matcher()
     text = b""

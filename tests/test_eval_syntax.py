@@ -9,6 +9,7 @@ import torch
 import grammask as gm
 from bench import eval_syntax as es
 from bench.greedy import Row, greedy_rows
+from conftest import BYTE_LEVEL, shared_corpus
 
 
 class FakeTokenizer:
@@ -19,6 +20,7 @@ class FakeTokenizer:
 
 
 def test_python_prompts_lose_their_trailing_newline_only():
+    shared_corpus("python", "humaneval", "HumanEval-first-half.jsonl")
     tasks = es.python_tasks(FakeTokenizer(), 82)
     assert len(tasks) == 82
     for t in tasks:
@@ -28,6 +30,7 @@ def test_python_prompts_lose_their_trailing_newline_only():
 
 
 def test_go_prompts_spread_over_the_set():
+    shared_corpus("go", "mbgp", "mbgp_release_v1.1.jsonl")
     tasks = es.go_tasks(FakeTokenizer(), 16)
     assert len(tasks) == 16 and len({t.name for t in tasks}) == 16
     numbers = [int(t.name.split("/")[1]) for t in tasks]
@@ -217,9 +220,9 @@ def test_greedy_closing_keep_one_is_keep_eight(grammar, cache_dir):
     from conftest import compiled_for, load_tokenizer, tokenizer_info
     from test_closing import PREFIXES, fake_generate, opener_bias
 
-    tok = load_tokenizer("gpt2")
-    info = tokenizer_info("gpt2")
-    compiled = compiled_for(grammar, "gpt2", cache_dir)
+    tok = load_tokenizer(BYTE_LEVEL)
+    info = tokenizer_info(BYTE_LEVEL)
+    compiled = compiled_for(grammar, BYTE_LEVEL, cache_dir)
     bias = opener_bias(info, grammar)
     for budget in (6, 16):
         outs = []

@@ -10,19 +10,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import compiled_for, load_tokenizer, tokenizer_info, walk_text
+from bench import workload
+from conftest import BOTH_KINDS, BYTE_LEVEL, compiled_for, load_tokenizer, tokenizer_info, walk_text
 from grammask.decoding.closing import Closer, closing_candidates
-from test_python import CORPUS, cpython_error, python  # noqa: F401 (python: a fixture)
+from test_python import cpython_error, python  # noqa: F401 (python: a fixture)
 
 DATA = Path(__file__).parent / "data" / "fstring_cases.txt"
 CASES = [line.replace("⏎", "\n") + "\n" for line in DATA.read_text(encoding="utf-8").splitlines()
          if line and not line.startswith("# ")]
 
 
+def corpus_files() -> list[Path]:
+    """A wide spread of the interpreter's standard library (f-strings are rarer than modules), and the
+    shared CPython 3.11 corpus where present."""
+    shared = workload.shared("python", "cpython-3.11-lib")
+    return list(workload.python_stdlib_files(400)) + (sorted(shared.rglob("*.py")) if shared else [])
+
+
 def fstring_lines() -> list[str]:
     """The corpus lines with an f-string that has a field, as statements CPython accepts."""
     out = []
-    for path in CORPUS:
+    for path in corpus_files():
         for line in path.read_text(encoding="utf-8").splitlines():
             line = line.strip()
             if not re.search(r"""(?<![\w'"])[rR]?[fF][rR]?['"]""", line) or "{" not in line:
@@ -89,7 +97,7 @@ def test_errors_say_what_breaks_the_fstring(python):
     assert (r.line, r.column) == (1, 9) and r.expected == ["format spec text", "'}'"]
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama2"])
+@pytest.mark.parametrize("family", BOTH_KINDS)
 def test_masks_equal_what_the_matcher_accepts(python, family, cache_dir):
     """Inside f-strings (text, fields, specs, nested ones) the mask is exactly the set of tokens
     accept_token takes: the tokens whose lexing the context decides are filled one by one."""
@@ -112,7 +120,7 @@ def test_masks_equal_what_the_matcher_accepts(python, family, cache_dir):
         assert (bits == accepted).all(), (prefix, np.flatnonzero(bits != accepted)[:10])
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama2"])
+@pytest.mark.parametrize("family", BOTH_KINDS)
 def test_every_token_of_real_fstrings(family, cache_dir):
     tok = load_tokenizer(family)
     matcher = compiled_for("python", family, cache_dir).matcher()
@@ -125,9 +133,9 @@ def test_every_token_of_real_fstrings(family, cache_dir):
 def test_closing_completes_an_open_field(cache_dir):
     """Budget-aware closing in the middle of f-string fields finds completions CPython accepts (the
     evaluation's one error was a closing that left such a field open)."""
-    tok = load_tokenizer("gpt2")
-    info = tokenizer_info("gpt2")
-    compiled = compiled_for("python", "gpt2", cache_dir)
+    tok = load_tokenizer(BYTE_LEVEL)
+    info = tokenizer_info(BYTE_LEVEL)
+    compiled = compiled_for("python", BYTE_LEVEL, cache_dir)
     closer = Closer(closing_candidates(info, info.vocab_size))
     for prefix in ["def f(x):\n    return f'({{[{[{[x", "x = f'{a[b:", "x = f\"{f'{y!r:>{w", "x = f'''{\n  [1,"]:
         m = compiled.matcher()

@@ -96,11 +96,12 @@ def test_prefix_is_continued(model_and_tokenizer):
 # -- without a model: synthetic scores --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def gpt2_processor():
-    from conftest import load_tokenizer
+def padded_processor():
+    from conftest import BYTE_LEVEL, load_tokenizer
 
-    tok = load_tokenizer("gpt2")
-    return tok, gm.GrammarLogitsProcessor("json", tok, vocab_size=50304)
+    tok = load_tokenizer(BYTE_LEVEL)
+    width = len(tok) + 100  # the model head: wider than the tokenizer
+    return tok, gm.GrammarLogitsProcessor("json", tok, vocab_size=width), width
 
 
 def step(proc, input_ids, width):
@@ -108,54 +109,57 @@ def step(proc, input_ids, width):
     return proc(input_ids, scores)
 
 
-def test_special_tokens_never_allowed_and_padded_head(gpt2_processor):
-    tok, proc = gpt2_processor
-    prompt = torch.tensor([[50256, 50256, 464]])
-    special = tok.all_special_ids[0]
-    ids = prompt
+def test_special_tokens_never_allowed_and_padded_head(padded_processor):
+    tok, proc, width = padded_processor
+    n, eos = len(tok), tok.eos_token_id
+    other_special = [i for i in tok.all_special_ids if i != eos]
+    assert other_special
+    word = tok.encode("The", add_special_tokens=False)[0]
+    ids = torch.tensor([[eos, eos, word]])
     torch.manual_seed(1)
     for _ in range(40):
-        scores = step(proc, ids, 50304)
-        assert torch.isinf(scores[0, 50257:]).all()      # the padded head's extra ids
+        scores = step(proc, ids, width)
+        assert torch.isinf(scores[0, n:]).all()      # the padded head's extra ids
         allowed = torch.isfinite(scores[0])
-        if allowed[special] and proc.matchers[0].is_accepting():
-            pass  # the stop token (eos) only once the document is complete
-        else:
-            assert not allowed[special]
+        assert not allowed[other_special].any()
+        # the stop token (eos) only once the document is complete
+        assert not allowed[eos] or proc.matchers[0].is_accepting()
         nxt = int(torch.multinomial(torch.softmax(scores[0], -1), 1))
-        if nxt == special:
+        if nxt == eos:
             break
         ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
 
 
-def test_rows_reordered_like_beam_search(gpt2_processor):
-    tok, proc = gpt2_processor
-    a = tok.encode('{"a": [1, 2')
-    b = tok.encode('[{"b": nul')
+def test_rows_reordered_like_beam_search(padded_processor):
+    tok, proc, width = padded_processor
+    a = tok.encode('{"a": [1, 2', add_special_tokens=False)
+    b = tok.encode('[{"b": nul', add_special_tokens=False)
     n = min(len(a), len(b))
-    prompt = torch.tensor([[464], [464]])
+    word = tok.encode("The", add_special_tokens=False)[0]
+    prompt = torch.tensor([[word], [word]])
     ids = prompt
     for i in range(n):
-        step(proc, ids, 50304)
+        step(proc, ids, width)
         ids = torch.cat([ids, torch.tensor([[a[i]], [b[i]]])], dim=1)
     # Beam search swaps the rows: row 0 now holds b's history and row 1 a's.
     swapped = torch.cat([ids[1:], ids[:1]])
-    scores = step(proc, swapped, 50304)
+    scores = step(proc, swapped, width)
     for row, text in ((0, tok.decode(b[:n])), (1, tok.decode(a[:n]))):
         fresh = gm.compile("json", proc.compiled.tokenizer_info).matcher()
-        assert fresh.accept_tokens(tok.encode(text))
-        expected = torch.zeros(50304, dtype=torch.bool)
+        assert fresh.accept_tokens(tok.encode(text, add_special_tokens=False))
+        expected = torch.zeros(width, dtype=torch.bool)
         expected[torch.as_tensor(fresh.allowed_token_ids())] = True
         assert torch.equal(torch.isfinite(scores[row]), expected)
 
 
-def test_only_stop_tokens_once_nothing_but_whitespace_may_follow(gpt2_processor):
-    tok, proc = gpt2_processor
-    ids = torch.tensor([[464] + tok.encode('{"a": 1}')])
-    step(proc, ids[:, :1], 50304)
+def test_only_stop_tokens_once_nothing_but_whitespace_may_follow(padded_processor):
+    tok, proc, width = padded_processor
+    word = tok.encode("The", add_special_tokens=False)[0]
+    ids = torch.tensor([[word] + tok.encode('{"a": 1}', add_special_tokens=False)])
+    step(proc, ids[:, :1], width)
     for i in range(2, ids.shape[1] + 1):
-        scores = step(proc, ids[:, :i], 50304)
-    assert torch.isfinite(scores[0]).nonzero().flatten().tolist() == [50256]
+        scores = step(proc, ids[:, :i], width)
+    assert torch.isfinite(scores[0]).nonzero().flatten().tolist() == [tok.eos_token_id]
 
 
 def test_cli_generate_main_job():

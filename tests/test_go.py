@@ -1,4 +1,5 @@
-"""The built-in Go grammar against the Go toolchain's parser (gofmt -e) and the Go 1.19 corpus.
+"""The built-in Go grammar against the Go toolchain's parser (gofmt -e) and real code: the toolchain's own
+source tree (always) and the shared Go 1.19 corpus (where present).
 
 gofmt reads stdin as a possible fragment (no package clause, bare statements); the Go grammar is for
 whole files, so gofmt reads /dev/stdin as a named file, where it takes only complete source files.
@@ -15,11 +16,9 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import (corpus, decoded_text, load_tokenizer, mutate_lines, mutation_agreement, tokenizer_info,
-                      walks_parse)
+from conftest import (BOTH_KINDS, BYTE_LEVEL, CODE_CORPORA, decoded_text, go_corpus, load_tokenizer, mutate_lines,
+                      mutation_agreement, shared_corpus, tokenizer_info, walks_parse)
 
-CORPUS = sorted(corpus("go", "go-1.19-stdlib").rglob("*.go"))
-PROMPTS = corpus("go", "mbgp", "mbgp_release_v1.1.jsonl")
 GOFMT = shutil.which("gofmt")
 
 # The differences the grammar header lists, recognized from gofmt's message; every other disagreement
@@ -47,10 +46,20 @@ def go():
     return gm.Grammar.builtin("go")
 
 
-def test_accepts_the_whole_corpus(go):
-    assert len(CORPUS) == 150
-    rejected = [(p.name, go.validate(p.read_bytes()).message) for p in CORPUS if not go.validate(p.read_bytes()).ok]
+@pytest.mark.parametrize("which", CODE_CORPORA)
+def test_accepts_the_whole_corpus(go, which):
+    files = go_corpus(which)
+    assert len(files) == 150
+    rejected = [(p.name, go.validate(p.read_bytes()).message) for p in files if not go.validate(p.read_bytes()).ok]
     assert not rejected
+
+
+@pytest.mark.xfail(strict=True, reason="grammar bug: IDENT /[^\\W\\d]\\w*/ matches ASCII letters only, the Go "
+                   "spec takes any Unicode letter (the toolchain's math/cmplx, math/big and runtime use θ, ŝ, µ)")
+def test_identifiers_of_unicode_letters(go):
+    text = "package p\n\nfunc polar(θ, µ float64) float64 { return θ * µ }\n"
+    assert gofmt_error(text) is None
+    assert go.validate(text).ok, go.validate(text).message
 
 
 def _swap_two_chars(line: str, rng: random.Random):
@@ -65,8 +74,9 @@ def _mutate(text: str, rng: random.Random) -> str:
     return mutate_lines(text, rng, "()[]{}:;,.=+-*&<!\"'`/ \t\n~|^%0xi_", _swap_two_chars)
 
 
-def test_mutations_agree_with_gofmt(go):
-    total, agree, unknown = mutation_agreement(CORPUS[::2], 8, _mutate, gofmt_error, go, KNOWN)
+@pytest.mark.parametrize("which", CODE_CORPORA)
+def test_mutations_agree_with_gofmt(go, which):
+    total, agree, unknown = mutation_agreement(go_corpus(which)[::2], 8, _mutate, gofmt_error, go, KNOWN)
     assert total == 600
     assert agree / total >= 0.995, f"{agree}/{total}"
     assert not unknown, unknown[:5]
@@ -148,12 +158,12 @@ def test_constructs(go, text, ok):
 
 
 def _small_files(n: int):
-    files = [p for p in CORPUS if p.stat().st_size < 6_000][:n]
+    files = [p for p in go_corpus() if p.stat().st_size < 6_000][:n]
     assert len(files) == n
     return files
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama2"])
+@pytest.mark.parametrize("family", BOTH_KINDS)
 def test_every_token_of_real_files(go, family, cache_dir):
     tok = load_tokenizer(family)
     info = tokenizer_info(family)
@@ -178,7 +188,7 @@ WORDS = {b"", b"package", b"p", b"func", b"f", b"(", b")", b"{", b"}", b"x", b":
          b"&", b"map", b"string", b"0x1", b"'a'", b"/*", b"*/", b"..."}
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama2"])
+@pytest.mark.parametrize("family", BOTH_KINDS)
 def test_random_walks_never_dead_end_and_stopped_ones_parse(go, family, cache_dir):
     info = tokenizer_info(family)
     matcher = gm.compile(go, info, cache_dir=cache_dir).matcher()
@@ -190,12 +200,20 @@ def test_random_walks_never_dead_end_and_stopped_ones_parse(go, family, cache_di
 CLOSERS = {b"}", b")", b"]", b'"', b"1", b"*/", b"'a'", b""}  # what ends open constructs (b"": newlines)
 
 
+def _pick_a_word(rng, info, tokens) -> int:
+    """A word (a token's text without blanks), then one of its tokens: vocabularies hold from a few to a
+    hundred tokens of blanks alone (the word b""), which would crowd out every other word."""
+    words = sorted({info.token_bytes[t].strip() for t in tokens})
+    word = words[rng.integers(len(words))]
+    return int(rng.choice([t for t in tokens if info.token_bytes[t].strip() == word]))
+
+
 def test_prompts_continue_inside_a_function_body(go, cache_dir):
     """MBGP prompts end inside a function body: accepted as a prefix, and walks from there go on and end."""
-    family = "gpt2"
-    info = tokenizer_info(family)
+    info = tokenizer_info(BYTE_LEVEL)
     compiled = gm.compile(go, info, cache_dir=cache_dir)
-    prompts = [json.loads(line)["prompt"] for line in PROMPTS.read_text(encoding="utf-8").splitlines()[:200:40]]
+    prompts_file = shared_corpus("go", "mbgp", "mbgp_release_v1.1.jsonl")
+    prompts = [json.loads(line)["prompt"] for line in prompts_file.read_text(encoding="utf-8").splitlines()[:200:40]]
     assert len(prompts) == 5
     is_stop = np.zeros(info.vocab_size, bool)
     is_stop[list(info.stop_token_ids)] = True
@@ -217,12 +235,13 @@ def test_prompts_continue_inside_a_function_body(go, cache_dir):
                 stops, small = allowed[is_stop[allowed]], allowed[usable[allowed] & ~is_stop[allowed]]
                 closing = [t for t in small if info.token_bytes[t].strip() in CLOSERS]
                 if len(stops) and step > 10:
-                    allowed = stops
+                    t = int(rng.choice(stops))
                 elif step > 40 and closing:  # steer towards the end after a while
-                    allowed = np.asarray(closing)
+                    t = _pick_a_word(rng, info, closing)
                 elif len(small):
-                    allowed = small
-                t = int(rng.choice(allowed))
+                    t = _pick_a_word(rng, info, small)
+                else:
+                    t = int(rng.choice(allowed))
                 assert matcher.accept_token(t)
                 if is_stop[t]:
                     stopped = True

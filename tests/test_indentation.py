@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import load_tokenizer, tokenizer_info, walk_text, word_walk
+from conftest import BOTH_KINDS, SENTENCEPIECE, load_tokenizer, tokenizer_info, walk_text, word_walk
 
 GRAMMAR = Path(__file__).parent / "data" / "mini_python.lark"
 
@@ -84,14 +84,14 @@ def test_indentation_mutations_agree_with_cpython(grammar):
     assert checked == 19 * 40
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama2", "smollm2"])
+@pytest.mark.parametrize("family", BOTH_KINDS)
 def test_every_token_allowed_and_walks_parse(grammar, family, cache_dir):
     tok = load_tokenizer(family)
     info = tokenizer_info(family)
     matcher = gm.compile(grammar, info, cache_dir=cache_dir).matcher()
     for text in PROGRAMS[:19]:
         walk_text(matcher, tok, text)
-        assert matcher.is_accepting() and info.stop_token_ids[0] in set(matcher.allowed_token_ids().tolist())
+        assert matcher.is_accepting() and info.stop_token_ids[0] in matcher.allowed_token_ids()
     rng = np.random.default_rng(0)
     # Walks use the subset's own words and whitespace (and comments), so that they write blocks.
     words = {b"", b"if", b"x", b":", b"pass", b"else", b"elif", b"def", b"f", b"(", b")", b"while", b"return",
@@ -109,9 +109,10 @@ def test_every_token_allowed_and_walks_parse(grammar, family, cache_dir):
     assert ended >= 100 and indented >= 20, (ended, indented)
 
 
-def test_sentencepiece_leading_space_is_not_an_indent(grammar):
-    tok = load_tokenizer("llama2")
-    info = tokenizer_info("llama2")
+@pytest.mark.parametrize("family", [SENTENCEPIECE, "llama2"])
+def test_sentencepiece_leading_space_is_not_an_indent(grammar, family):
+    tok = load_tokenizer(family)
+    info = tokenizer_info(family)
     matcher = gm.compile(grammar, info, cache_dir=False).matcher()
     ids = tok.encode("x = 1\n", add_special_tokens=False)
     assert tok.convert_ids_to_tokens(ids[0]).startswith("\u2581")  # "▁x": decode() drops the space

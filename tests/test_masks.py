@@ -9,7 +9,8 @@ import random
 import numpy as np
 import pytest
 
-from conftest import compiled_for, corpus, load_tokenizer, real_json_documents, tokenizer_info
+from conftest import (BYTE_LEVEL, compiled_for, go_corpus, load_tokenizer, python_corpus, real_json_documents,
+                      tokenizer_info)
 
 
 def accepted_one_by_one(matcher, vocab_size: int) -> np.ndarray:
@@ -26,16 +27,14 @@ def texts(grammar: str) -> list[str]:
         import json
 
         return [json.dumps(d, indent=2) for d in real_json_documents()[:2]]
-    if grammar == "go":
-        files = sorted(corpus("go", "go-1.19-stdlib").rglob("*.go"))
-    else:
-        files = sorted(corpus("python", "cpython-3.11-lib").glob("*.py"))
-    return [files[3].read_text(encoding="utf-8")[:3000], files[40].read_text(encoding="utf-8")[:3000]]
+    texts = [p.read_text(encoding="utf-8") for p in (go_corpus() if grammar == "go" else python_corpus())]
+    # 3000 characters of two files far apart in the corpus: the first long enough from index 3 and from 40
+    return [next(t for t in texts[start:] if len(t) >= 3000)[:3000] for start in (3, 40)]
 
 
 @pytest.mark.parametrize("grammar", ["json", "python", "go"])
 def test_fill_equals_accept_token_at_every_sampled_point(grammar, cache_dir):
-    family = "gpt2"
+    family = BYTE_LEVEL
     info = tokenizer_info(family)
     tok = load_tokenizer(family)
     matcher = compiled_for(grammar, family, cache_dir).matcher()
@@ -65,7 +64,7 @@ def test_fill_cache_gives_the_tables_answer(grammar, cache_dir):
     matcher without the cache computes from the tables."""
     from grammask._core import CoreMatcher
 
-    family = "gpt2"
+    family = BYTE_LEVEL
     tok = load_tokenizer(family)
     compiled = compiled_for(grammar, family, cache_dir)
     cached = CoreMatcher(compiled.core_grammar, compiled.core_vocab)
@@ -105,7 +104,7 @@ def test_fill_cache_tells_apart_indentation_stacks_with_the_same_top(cache_dir):
     The configurations differ only below the top of the indentation stack."""
     from grammask._core import CoreMatcher
 
-    compiled = compiled_for("python", "gpt2", cache_dir)
+    compiled = compiled_for("python", BYTE_LEVEL, cache_dir)
     cached = CoreMatcher(compiled.core_grammar, compiled.core_vocab)
     plain = CoreMatcher(compiled.core_grammar, compiled.core_vocab, fill_cache=False)
     words = compiled.core_vocab.n_words
@@ -129,9 +128,9 @@ def test_tables_built_on_threads_equal_the_single_threaded_ones(grammar):
     import grammask as gm
     from grammask.decoding.compiler import core_grammar
 
-    info = tokenizer_info("gpt2")
+    info = tokenizer_info(BYTE_LEVEL)
     core = core_grammar(gm.Grammar.builtin(grammar))
-    text = [b if i not in info.stop_token_ids else b"" for i, b in enumerate(info.token_bytes)]
+    text = [b if b and i not in info.stop_token_ids else b"" for i, b in enumerate(info.token_bytes)]
     tok_begin = np.concatenate([[0], np.cumsum([len(b) for b in text])]).astype(np.int64)
     tok_bytes = np.frombuffer(b"".join(text), dtype=np.uint8)
     order = np.asarray(sorted((i for i, b in enumerate(text) if b), key=text.__getitem__), dtype=np.int32)

@@ -7,20 +7,20 @@ import pytest
 import torch
 
 import grammask as gm
-from conftest import compiled_for, load_tokenizer, tokenizer_info
+from conftest import BYTE_LEVEL, SENTENCEPIECE, compiled_for, load_tokenizer, tokenizer_info
 
 
 @pytest.fixture(scope="module")
-def gpt2(cache_dir):
-    return load_tokenizer("gpt2"), compiled_for("json", "gpt2", cache_dir)
+def json_tables(cache_dir):
+    return load_tokenizer(BYTE_LEVEL), compiled_for("json", BYTE_LEVEL, cache_dir)
 
 
 def ids_of(tok, text):
     return tok.encode(text, add_special_tokens=False)
 
 
-def test_rejected_token_leaves_state_unchanged(gpt2):
-    tok, compiled = gpt2
+def test_rejected_token_leaves_state_unchanged(json_tables):
+    tok, compiled = json_tables
     m = compiled.matcher()
     for t in ids_of(tok, '{"a": [1, '):
         assert m.accept_token(t)
@@ -31,8 +31,8 @@ def test_rejected_token_leaves_state_unchanged(gpt2):
     assert m.num_accepted_tokens == len(ids_of(tok, '{"a": [1, '))
 
 
-def test_rollback_restores_every_earlier_state(gpt2):
-    tok, compiled = gpt2
+def test_rollback_restores_every_earlier_state(json_tables):
+    tok, compiled = json_tables
     ids = ids_of(tok, '{"key": [1, {"x": "y\\n"}, [[]], null], "k2": -3.5e2}')
     m = compiled.matcher()
     masks = [m.allowed_token_ids()]
@@ -55,8 +55,8 @@ def test_rollback_restores_every_earlier_state(gpt2):
         m.rollback(1)
 
 
-def test_stop_token_only_when_complete_and_then_only_stops(gpt2):
-    tok, compiled = gpt2
+def test_stop_token_only_when_complete_and_then_only_stops(json_tables):
+    tok, compiled = json_tables
     stop = compiled.tokenizer_info.stop_token_ids[0]
     m = compiled.matcher()
     assert not m.accept_token(stop)
@@ -74,9 +74,10 @@ def test_stop_token_only_when_complete_and_then_only_stops(gpt2):
     assert m.num_accepted_tokens == 0 and not m.is_accepting()
 
 
-def test_special_tokens_never_allowed():
-    tok = load_tokenizer("phi-3-mini")
-    info = tokenizer_info("phi-3-mini")
+@pytest.mark.parametrize("family", ["qwen", "phi-3-mini"])
+def test_special_tokens_never_allowed(family):
+    tok = load_tokenizer(family)
+    info = tokenizer_info(family)
     compiled = gm.compile("json", info, cache_dir=False)
     special = [i for i, b in enumerate(info.token_bytes) if b is None and i not in info.stop_token_ids]
     assert len(special) >= 10
@@ -89,23 +90,25 @@ def test_special_tokens_never_allowed():
 
 
 def test_padded_model_head():
-    base = tokenizer_info("gpt2")
-    padded = gm.TokenizerInfo.from_huggingface(load_tokenizer("gpt2"), vocab_size=50304)
-    assert padded.vocab_size == 50304 and base.vocab_size == 50257
+    base = tokenizer_info(BYTE_LEVEL)
+    n = base.vocab_size
+    width = n + 100  # a model head wider than the tokenizer, not a multiple of 32
+    padded = gm.TokenizerInfo.from_huggingface(load_tokenizer(BYTE_LEVEL), vocab_size=width)
+    assert padded.vocab_size == width and n == len(load_tokenizer(BYTE_LEVEL))
     compiled = gm.compile("json", padded, cache_dir=False)
     m = compiled.matcher()
     bm = gm.allocate_token_bitmask(2, padded.vocab_size)
-    assert bm.shape == (2, (50304 + 31) // 32) and bm.dtype == torch.int32
+    assert bm.shape == (2, (width + 31) // 32) and bm.dtype == torch.int32
     m.fill_next_token_bitmask(bm, index=1)
-    allowed = gm.decoding.unpack_bitmask(bm[1], 50304)
-    assert not allowed[50257:].any() and allowed[:50257].any()
-    assert not m.accept_token(50300)
+    allowed = gm.decoding.unpack_bitmask(bm[1], width)
+    assert not allowed[n:].any() and allowed[:n].any()
+    assert not m.accept_token(width - 4)
     with pytest.raises(gm.TokenizerError):
-        gm.TokenizerInfo.from_huggingface(load_tokenizer("gpt2"), vocab_size=1000)
+        gm.TokenizerInfo.from_huggingface(load_tokenizer(BYTE_LEVEL), vocab_size=1000)
 
 
-def test_bitmask_layout_and_apply(gpt2):
-    tok, compiled = gpt2
+def test_bitmask_layout_and_apply(json_tables):
+    tok, compiled = json_tables
     m = compiled.matcher()
     assert m.accept_tokens(ids_of(tok, '{"a": tr'))
     bm = gm.allocate_token_bitmask(1, compiled.vocab_size)
@@ -123,8 +126,8 @@ def test_bitmask_layout_and_apply(gpt2):
     assert set(torch.isfinite(one).nonzero().flatten().tolist()) == allowed
 
 
-def test_bitmask_misuse_is_reported(gpt2):
-    _, compiled = gpt2
+def test_bitmask_misuse_is_reported(json_tables):
+    _, compiled = json_tables
     m = compiled.matcher()
     with pytest.raises(ValueError, match="does not fit"):
         m.fill_next_token_bitmask(torch.zeros(1, 10, dtype=torch.int32))
@@ -136,8 +139,8 @@ def test_bitmask_misuse_is_reported(gpt2):
         m.fill_next_token_bitmask([0] * compiled.core_vocab.n_words)
 
 
-def test_independent_matchers_do_not_share_state(gpt2):
-    tok, compiled = gpt2
+def test_independent_matchers_do_not_share_state(json_tables):
+    tok, compiled = json_tables
     a, b = compiled.matcher(), compiled.matcher()
     assert a.accept_tokens(ids_of(tok, '{"x": '))
     assert b.accept_tokens(ids_of(tok, "[1, 2"))
@@ -155,12 +158,13 @@ def test_tokenizer_info_errors():
     assert m.accept_tokens([0, 2, 3, 2, 1, 4]) and m.is_terminated()
 
 
-def test_after_a_prefix_the_mask_is_the_prefix_states(cache_dir):
-    """A tokenizer that drops the first token's leading space (llama2): after a prefix the first token's
-    space is still dropped (the output is decoded alone), from the lexer state after the prefix, not from
-    the start of a text (the start table)."""
-    info = tokenizer_info("llama2")
-    matcher = compiled_for("python", "llama2", cache_dir).matcher()
+@pytest.mark.parametrize("family", [SENTENCEPIECE, "llama2"])
+def test_after_a_prefix_the_mask_is_the_prefix_states(family, cache_dir):
+    """A tokenizer that drops the first token's leading space (SentencePiece): after a prefix the first
+    token's space is still dropped (the output is decoded alone), from the lexer state after the prefix,
+    not from the start of a text (the start table)."""
+    info = tokenizer_info(family)
+    matcher = compiled_for("python", family, cache_dir).matcher()
     assert matcher.accept_string("x = f'a{")
     allowed = set(matcher.allowed_token_ids().tolist())
     takes = set()

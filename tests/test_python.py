@@ -1,4 +1,5 @@
-"""The built-in Python grammar against CPython's own parser (ast.parse) and the CPython 3.11 corpus.
+"""The built-in Python grammar against CPython's own parser (ast.parse) and real code: the running
+interpreter's standard library (always) and the shared CPython 3.11 corpus (where present).
 
 The grammar is not finished (its header lists the known differences); these tests pin what holds.
 """
@@ -7,15 +8,15 @@ from __future__ import annotations
 
 import ast
 import random
+import re
 import warnings
 
 import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import corpus, load_tokenizer, mutate_lines, mutation_agreement, tokenizer_info, walks_parse
-
-CORPUS = sorted(corpus("python", "cpython-3.11-lib").rglob("*.py"))
+from conftest import (BOTH_KINDS, CODE_CORPORA, load_tokenizer, mutate_lines, mutation_agreement, python_corpus,
+                      tokenizer_info, walks_parse)
 
 # The differences the grammar header lists, recognized from CPython's error message; every other
 # disagreement fails the test.
@@ -39,9 +40,11 @@ def cpython_error(text: str):
         return str(exc)
 
 
-def test_accepts_the_whole_corpus(python):
-    assert len(CORPUS) >= 100
-    rejected = [(p.name, python.validate(p.read_bytes()).message) for p in CORPUS
+@pytest.mark.parametrize("which", CODE_CORPORA)
+def test_accepts_the_whole_corpus(python, which):
+    files = python_corpus(which)
+    assert len(files) == 150
+    rejected = [(p.name, python.validate(p.read_bytes()).message) for p in files
                 if not python.validate(p.read_bytes()).ok]
     assert not rejected
 
@@ -50,9 +53,28 @@ def _mutate(text: str, rng: random.Random) -> str:
     return mutate_lines(text, rng, "()[]{}:,.=+ \"'\\#*@", lambda line, rng: rng.choice(["  ", "\t", "    "]) + line)
 
 
-def test_mutations_agree_with_ast_parse(python):
-    total, agree, unknown = mutation_agreement(CORPUS[::2], 12, _mutate, cpython_error, python, KNOWN)
-    assert total >= 800
+def has_a_lone_continuation_line(text: str) -> bool:
+    """An open grammar bug (test_lone_continuation_line_then_an_indented_line): a line that is only a
+    backslash at column 0."""
+    return re.search(r"(^|\n)\\\n", text) is not None
+
+
+@pytest.mark.xfail(strict=True, reason="grammar bug: after a line that is only a backslash continuation, the "
+                   "grammar takes column 0 as the indentation; CPython takes the continued line's")
+@pytest.mark.parametrize("text", ["if a:\n\\\n    x = 1\n",
+                                  "class A:\n    def f(self):\n        pass\n\\\n    def g(self):\n        pass\n\n"
+                                  "    def h(self):\n        pass\n"])
+def test_lone_continuation_line_then_an_indented_line(python, text):
+    assert has_a_lone_continuation_line(text)
+    assert cpython_error(text) is None
+    assert python.validate(text).ok, python.validate(text).message
+
+
+@pytest.mark.parametrize("which", CODE_CORPORA)
+def test_mutations_agree_with_ast_parse(python, which):
+    total, agree, unknown = mutation_agreement(python_corpus(which)[::2], 12, _mutate, cpython_error, python, KNOWN,
+                                               open_bug=has_a_lone_continuation_line)
+    assert total == 900
     assert agree / total >= 0.995, f"{agree}/{total}"
     assert not unknown, unknown[:5]
 
@@ -82,13 +104,21 @@ def test_constructs(python, text, ok):
     assert python.validate(text).ok == ok == (cpython_error(text) is None), python.validate(text).message
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama2"])
+@pytest.mark.xfail(strict=True, reason="grammar bug: NAME /[^\\W\\d]\\w*/ matches ASCII letters only, Python "
+                   "identifiers take Unicode letters (PEP 3131)")
+def test_identifiers_of_unicode_letters(python):
+    text = "θ = 1\nµs = [θ, é] = 2, 3\n"
+    assert cpython_error(text) is None
+    assert python.validate(text).ok, python.validate(text).message
+
+
+@pytest.mark.parametrize("family", BOTH_KINDS)
 def test_every_token_of_real_files(python, family, cache_dir):
     tok = load_tokenizer(family)
     info = tokenizer_info(family)
     matcher = gm.compile(python, info, cache_dir=cache_dir).matcher()
     bm = np.zeros((info.vocab_size + 31) // 32, dtype=np.int32)
-    files = [p for p in CORPUS if p.stat().st_size < 12_000][:20]
+    files = [p for p in python_corpus() if p.stat().st_size < 12_000][:20]
     assert len(files) == 20
     stop = info.stop_token_ids[0]
     for path in files:
@@ -102,7 +132,7 @@ def test_every_token_of_real_files(python, family, cache_dir):
         assert int(bm[stop >> 5]) >> (stop & 31) & 1, path.name
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama2"])
+@pytest.mark.parametrize("family", BOTH_KINDS)
 def test_random_walks_never_dead_end_and_stopped_ones_parse(python, family, cache_dir):
     info = tokenizer_info(family)
     matcher = gm.compile(python, info, cache_dir=cache_dir).matcher()

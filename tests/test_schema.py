@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
 import grammask as gm
 from bench import schema_bench
-from tests.conftest import corpus, load_tokenizer, tokenizer_info, walk_text
+from conftest import BYTE_LEVEL, load_tokenizer, shared_corpus, tokenizer_info, walk_text
 
 
 def accepts(grammar: gm.Grammar, value) -> bool:
@@ -239,8 +240,8 @@ def test_overlapping_value_sets_get_their_intersection():
     invalid = [{"a": "monitor", "b": "monitor", "c": "a"}, {"a": "wifi", "b": "wifi", "c": "a"},
                {"a": "wifi", "b": "monitor", "c": "wifi!"}, {"a": "wifi", "b": "monitor", "c": "WIFI"}]
     check(s, valid, invalid)
-    tok = load_tokenizer("gpt2")
-    m = gm.compile(gm.Grammar.from_json_schema(s), tokenizer_info("gpt2"), cache_dir=False).matcher()
+    tok = load_tokenizer(BYTE_LEVEL)
+    m = gm.compile(gm.Grammar.from_json_schema(s), tokenizer_info(BYTE_LEVEL), cache_dir=False).matcher()
     for v in valid:
         walk_text(m, tok, json.dumps(v))
         assert m.is_accepting(), v
@@ -273,8 +274,8 @@ def test_keys_that_must_not_occur_among_keys_that_may():
          "patternProperties": {"^z": False}}
     valid = [{}, {"x": 1}, {"b": 1}, {"yz": 1}, {"q": {"a": 1, "builtin": 2, "zz": 3}}, {"b": "a"}, {"b": "builtin"}]
     check(s, valid, [{"a": 1}, {"x": 1, "a": None}, {"zz": 1}, {"z": []}, {"builtin": "A"}, {"builtin": {}}])
-    tok = load_tokenizer("gpt2")
-    m = gm.compile(gm.Grammar.from_json_schema(s), tokenizer_info("gpt2"), cache_dir=False).matcher()
+    tok = load_tokenizer(BYTE_LEVEL)
+    m = gm.compile(gm.Grammar.from_json_schema(s), tokenizer_info(BYTE_LEVEL), cache_dir=False).matcher()
     for v in valid:
         walk_text(m, tok, json.dumps(v))
         assert m.is_accepting(), v
@@ -437,7 +438,7 @@ MASKBENCH_MIN_PASS = 9
 
 
 def test_maskbench_sample():
-    corpus("jsonschema")
+    shared_corpus("jsonschema", "maskbench-Glaiveai2K")
     passed = 0
     for split in schema_bench.splits():
         for path in sorted(split.glob("*.json"))[:MASKBENCH_SAMPLE]:
@@ -447,11 +448,11 @@ def test_maskbench_sample():
     assert passed >= MASKBENCH_MIN_PASS
 
 
-def test_maskbench_token_walk_gpt2():
-    """Valid instances are generable token by token with a real tokenizer (gpt2)."""
-    tok = load_tokenizer("gpt2")
-    info = tokenizer_info("gpt2")
-    path = sorted((schema_bench.splits()[2]).glob("*.json"))[0]  # Glaiveai2K
+def test_maskbench_token_walk():
+    """Valid instances are generable token by token with a real tokenizer."""
+    tok = load_tokenizer(BYTE_LEVEL)
+    info = tokenizer_info(BYTE_LEVEL)
+    path = sorted(shared_corpus("jsonschema", "maskbench-Glaiveai2K").glob("*.json"))[0]
     doc = json.loads(path.read_text())
     c = gm.compile(gm.Grammar.from_json_schema(doc["schema"]), info, cache_dir=False)
     m = c.matcher()
@@ -464,16 +465,16 @@ def test_maskbench_token_walk_gpt2():
     assert walked
 
 
-def test_new_keywords_token_by_token_gpt2():
+def test_new_keywords_token_by_token():
     """The masks agree with the validator on the new keywords: valid instances generable token by token,
     invalid ones blocked at some token or left incomplete."""
-    tok = load_tokenizer("gpt2")
+    tok = load_tokenizer(BYTE_LEVEL)
     schema = {"type": "object", "minProperties": 2, "maxProperties": 3,
               "properties": {"id": {"type": "integer", "minimum": -2, "maximum": 2.5},
                              "tag": {"enum": ["a", "b", "c"], "not": {"const": "b"}}},
               "patternProperties": {"^x-": {"type": "array", "maxItems": 2}},
               "additionalProperties": {"type": "string", "format": "ipv6"}}
-    m = gm.compile(gm.Grammar.from_json_schema(schema), tokenizer_info("gpt2"), cache_dir=False).matcher()
+    m = gm.compile(gm.Grammar.from_json_schema(schema), tokenizer_info(BYTE_LEVEL), cache_dir=False).matcher()
     for v in [{"id": 2, "tag": "a"}, {"id": -2, "x-q": [1, "s"]}, {"tag": "c", "z": "::1", "x-": []}]:
         walk_text(m, tok, json.dumps(v))
         assert m.is_accepting(), v
@@ -493,10 +494,58 @@ SUITE_FILES = ["type", "properties", "required", "additionalProperties", "items"
                "maxProperties"]
 
 
+# Valid instances the grammars reject on purpose: each a documented narrowing (grammars sound, narrower
+# than the schema). Any other rejected valid instance fails the test.
+NARROWER = {
+    # integers are written without a fraction; listed values are matched as spelled
+    ("type", "integer type matches integers", "a float with zero fractional part is an integer"),
+    ("enum", "enum with 0 does not match false", "float zero is valid"),
+    ("enum", "enum with [0] does not match [false]", "[0.0] is valid"),
+    ("enum", "enum with 1 does not match true", "float one is valid"),
+    ("enum", "enum with [1] does not match [true]", "[1.0] is valid"),
+    ("const", "const with 0 does not match other zero-like types", "float zero is valid"),
+    ("const", "const with 1 does not match true", "float one is valid"),
+    ("const", "const with -2.0 matches integer and float types", "integer -2 is valid"),
+    ("const", "float and integers are equal up to 64-bit representation limits", "float is valid"),
+    # members in the schema's order (listed properties, then dependency keys)
+    ("const", "const with object", "same object with different property order is valid"),
+    ("allOf", "allOf", "allOf"),
+    ("allOf", "allOf with base schema", "valid"),
+    ("dependentRequired", "single dependency", "with dependency"),
+    ("dependentRequired", "multiple dependents required", "with dependencies"),
+    ("dependentRequired", "dependencies with escaped characters", "quoted quotes"),
+    # non-integer bounds on numbers with a fraction are rounded inward
+    ("exclusiveMinimum", "exclusiveMinimum validation", "above the exclusiveMinimum is valid"),
+    ("minimum", "minimum validation", "boundary point is valid"),
+    # formats are asserted, not only annotations
+    *(("format", f"{f} format", f"invalid {f} string is only an annotation by default")
+      for f in ("email", "ipv4", "ipv6", "date", "date-time", "time", "uri", "uuid")),
+}
+
+
+def suite_valid_rejected(path) -> list[tuple[str, str, str]]:
+    """(file, schema, instance) of each valid instance of a compiled schema the grammar rejects."""
+    out = []
+    for group in json.loads(path.read_text(encoding="utf-8")):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                grammar = gm.Grammar.from_json_schema(group["schema"], build_timeout=10.0)
+        except gm.GrammarError:
+            continue
+        out += [(path.stem, group["description"], t["description"]) for t in group["tests"]
+                if t["valid"] and not grammar.validate(json.dumps(t["data"])).ok]
+    return out
+
+
 @pytest.mark.parametrize("name", SUITE_FILES)
-def test_official_suite_never_accepts_invalid(name):
+def test_official_suite_blocks_invalid_and_accepts_valid(name):
+    shared_corpus("jsonschema", "JSON-Schema-Test-Suite")
     path = schema_bench.suite_dir() / f"{name}.json"
     assert path.exists(), path
     r = schema_bench.score_suite_file(path)
     assert r["invalid_accepted"] == [], r["invalid_accepted"]
-    assert r["compiled"] > 0
+    assert r["compiled"] > 0 and r["valid"] > 0
+    rejected = suite_valid_rejected(path)
+    assert r["valid_ok"] == r["valid"] - len(rejected)
+    assert not set(rejected) - NARROWER, sorted(set(rejected) - NARROWER)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import FAMILIES, compiled_for, load_tokenizer, tokenizer_info, walk_text
+from conftest import BOTH_KINDS, FAMILIES, compiled_for, load_tokenizer, tokenizer_info, walk_text
 
 DOCS = [
     {"greeting": "こんにちは世界", "emoji": "😀🎉👩‍👩‍👧‍👦", "math": "𝛼 ≤ 𝛽 → ∞"},
@@ -48,7 +48,7 @@ def byte_token(info, value: bytes):
     raise LookupError(value)
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama2"])
+@pytest.mark.parametrize("family", BOTH_KINDS)
 def test_incomplete_characters_are_judged_on_bytes(family, cache_dir):
     tok = load_tokenizer(family)
     info = tokenizer_info(family)

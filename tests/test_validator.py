@@ -9,9 +9,7 @@ import sys
 import pytest
 
 import grammask as gm
-from conftest import corpus, json_parses
-
-SUITE = corpus("json", "JSONTestSuite", "test_parsing")
+from conftest import json_parses, shared_corpus
 
 # Implementation-defined cases, decided by the grammar (RFC 8259 as bytes): numbers of any size and
 # escaped lone surrogates are grammatical; raw bytes must be well-formed UTF-8 and a BOM is not JSON.
@@ -43,7 +41,7 @@ def json_grammar():
 
 
 def test_json_test_suite(json_grammar):
-    files = sorted(SUITE.iterdir())
+    files = sorted(shared_corpus("json", "JSONTestSuite", "test_parsing").iterdir())
     accepted = [f.name for f in files if f.name.startswith("y_")]
     rejected = [f.name for f in files if f.name.startswith("n_")]
     assert len(accepted) >= 90 and len(rejected) >= 180
