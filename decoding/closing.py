@@ -16,7 +16,8 @@ tokens, chosen once per tokenizer from their bytes), in this order of preference
     2  structure: `:`, `;`, and newlines (alone or followed by indentation)
     3  keywords a construct may still need (` in`, ` else`, `except`, ` import`, `def`, ` =`, `package`, ...)
     4  runs of spaces or tabs (Python indentation)
-    5  any single printable ASCII character (finishes keywords, escapes, numbers: `nul` -> `l`)
+    5  any single printable ASCII character (finishes keywords, escapes, numbers: `nul` -> `l`), and the
+       UTF-8 continuation bytes (finish a character that a token ended inside)
 
 At each node it fills the grammar's mask once, keeps the candidates the mask allows, first tries those
 of classes 0-2 for an immediate finish (accept, `is_accepting()`, roll back), then descends into the
@@ -84,8 +85,8 @@ class ClosingCandidates:
                 classes[3].append((keywords[core] * 2 + (1 - lead), tid))
             elif b.strip(b" \t") == b"" and b"\n" not in b:
                 classes[4].append((-len(b), tid))
-            elif len(b) == 1 and 0x20 < b[0] < 0x7F:
-                classes[5].append((b[0], tid))
+            elif len(b) == 1 and (0x20 < b[0] < 0x7F or 0x80 <= b[0] <= 0xBF):
+                classes[5].append((b[0], tid))  # continuation bytes finish a character a token cut
         order, kind = [], []
         for k, members in enumerate(classes):
             members.sort()

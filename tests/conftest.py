@@ -74,6 +74,17 @@ def tokenizer_info(family: str) -> gm.TokenizerInfo:
     return gm.TokenizerInfo.from_huggingface(load_tokenizer(family))
 
 
+def walk_masks(compiled, ids) -> list:
+    """The allowed token ids before each of `ids` and after the last, from a new matcher."""
+    m = compiled.matcher()
+    out = []
+    for t in ids:
+        out.append(m.allowed_token_ids())
+        assert m.accept_token(t)
+    out.append(m.allowed_token_ids())
+    return out
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("grammask-cache")

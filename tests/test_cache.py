@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import BYTE_LEVEL, load_tokenizer, tokenizer_info
+from conftest import BYTE_LEVEL, load_tokenizer, tokenizer_info, walk_masks
 
 TEXT = '{"a": [1, "two", {"b": null}]}'
 
-
-def walk_masks(compiled, ids):
-    m = compiled.matcher()
-    out = []
-    for t in ids:
-        out.append(m.allowed_token_ids())
-        assert m.accept_token(t)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +28,7 @@ def test_second_compile_loads_the_same_tables(tmp_path, tokenizer):
     second = gm.compile("json", info, cache_dir=tmp_path)
     assert second.from_cache
     ids = tok.encode(TEXT)
-    for a, b in zip(walk_masks(first, ids), walk_masks(second, ids)):
+    for a, b in zip(walk_masks(first, ids), walk_masks(second, ids), strict=True):
         assert np.array_equal(a, b)
 
 
@@ -76,7 +68,7 @@ def test_corrupt_cache_file_is_rebuilt(tmp_path, tokenizer, damage):
         compiled = gm.compile("json", info, cache_dir=tmp_path)
     assert not compiled.from_cache
     assert any("unreadable cache file" in str(w.message) for w in caught)
-    for a, b in zip(reference, walk_masks(compiled, tok.encode(TEXT))):
+    for a, b in zip(reference, walk_masks(compiled, tok.encode(TEXT)), strict=True):
         assert np.array_equal(a, b)
     assert gm.compile("json", info, cache_dir=tmp_path).from_cache  # rewritten, whole again
 

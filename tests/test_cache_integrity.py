@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import load_tokenizer, tokenizer_info
+from conftest import load_tokenizer, tokenizer_info, walk_masks
 from grammask import _core
 from grammask.decoding import cache, compiler
 
@@ -33,15 +33,6 @@ def reference(smollm2):
     tok, info = smollm2
     return walk_masks(gm.compile("json", info, cache_dir=False), tok.encode(TEXT))
 
-
-def walk_masks(compiled, ids) -> list:
-    m = compiled.matcher()
-    out = []
-    for t in ids:
-        out.append(m.allowed_token_ids())
-        assert m.accept_token(t)
-    out.append(m.allowed_token_ids())
-    return out
 
 
 def same_masks(a, b) -> bool:

@@ -164,18 +164,12 @@ def test_without_budget_the_same_run_is_cut_invalid(grammar, cache_dir):
     assert bad >= 4
 
 
-CUT_CHARACTER_BUG = ("closing bug: no closing candidate continues a cut UTF-8 character, so Closer.find has no "
-                     "completion after a token that ends inside one, and a budgeted processor refuses such tokens "
-                     "however much budget is left")
-
-
 def cut_character_token(info: gm.TokenizerInfo) -> int:
     """A token that ends inside a three-byte UTF-8 character (its lead byte, or lead and one more)."""
     return next(t for t, b in enumerate(info.token_bytes)
                 if b and 0xE0 <= b[0] <= 0xEF and len(b) <= 2 and all(0x80 <= c <= 0xBF for c in b[1:]))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=CUT_CHARACTER_BUG)
 @pytest.mark.parametrize("family", BOTH_KINDS)
 def test_a_token_ending_inside_a_character_can_be_closed(family, cache_dir):
     info = tokenizer_info(family)
@@ -191,8 +185,7 @@ def test_a_token_ending_inside_a_character_can_be_closed(family, cache_dir):
 
 
 # SmolLM2: at its fifth step the model's first choice is a token that ends inside a character.
-@pytest.mark.parametrize("family", [pytest.param(BYTE_LEVEL, marks=pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason=CUT_CHARACTER_BUG)), "gpt2"])
+@pytest.mark.parametrize("family", [BYTE_LEVEL, "gpt2"])
 def test_far_from_the_budget_the_greedy_choice_is_unchanged(family, cache_dir):
     """With room to spare, the model's first choice can be closed: greedy decoding is unchanged, and
     every token the budgeted mask keeps is one the grammar allows."""

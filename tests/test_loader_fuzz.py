@@ -17,7 +17,7 @@ import pytest
 
 import grammask as gm
 import loader_fuzz
-from conftest import compiled_for, load_tokenizer, tokenizer_info
+from conftest import compiled_for, load_tokenizer, tokenizer_info, walk_masks
 from grammask.decoding import cache, compiler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,15 +38,6 @@ def table_sets(smollm2, cache_dir):
         meta, arrays = cache.load(cache_dir, compiler.cache_key(gm.Grammar.builtin(name), info))
         sets[name] = (meta, {k: np.array(v) for k, v in arrays.items()})
     return sets
-
-
-def walk_masks(compiled, ids) -> list:
-    m = compiled.matcher()
-    out = []
-    for t in ids:
-        out.append(m.allowed_token_ids())
-        assert m.accept_token(t)
-    return out
 
 
 def _mutated_file(data: bytes, kind: str, rng, sets, signed_elsewhere: bytes) -> bytes:
@@ -94,7 +85,7 @@ def test_mutated_cache_files_are_refused_and_rebuilt_into_a_fresh_build(tmp_path
             if case % 300 == 0:  # the whole way: refused, rebuilt, the same masks as a fresh build
                 compiled = gm.compile("json", info, cache_dir=home)
                 assert not compiled.from_cache, kind
-                assert all(np.array_equal(a, b) for a, b in zip(walk_masks(compiled, ids), reference)), kind
+                assert all(np.array_equal(a, b) for a, b in zip(walk_masks(compiled, ids), reference, strict=True)), kind
             else:
                 assert cache.load(home, key) is None, kind
             refused += 1
