@@ -27,7 +27,7 @@ if _validate_command_starting():
 from .grammar import BUILTINS, Grammar, GrammarError  # noqa: E402 (numpy loads here)
 
 # generate's default: measured with the default model (see the README's main job); 1 turns it off.
-DEFAULT_REPETITION_PENALTY = 1.2
+DEFAULT_REPETITION_PENALTY = 1.1
 
 
 def load_grammar(spec: str) -> Grammar:
