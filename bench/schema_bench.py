@@ -419,8 +419,8 @@ def suite_dir() -> Path:
 
 def score_suite_file(path: Path) -> dict:
     """One keyword file: schemas compiled/refused, valid accepted, invalid blocked (compiled schemas only)."""
-    out = {"file": path.stem, "groups": 0, "compiled": 0, "valid": 0, "valid_ok": 0, "invalid": 0,
-           "invalid_blocked": 0, "invalid_accepted": []}
+    out = {"file": path.stem, "groups": 0, "compiled": 0, "valid": 0, "valid_ok": 0, "valid_rejected": [],
+           "invalid": 0, "invalid_blocked": 0, "invalid_accepted": []}
     for group in json.loads(path.read_text(encoding="utf-8")):
         out["groups"] += 1
         try:
@@ -435,6 +435,8 @@ def score_suite_file(path: Path) -> dict:
             if test["valid"]:
                 out["valid"] += 1
                 out["valid_ok"] += ok
+                if not ok:
+                    out["valid_rejected"].append((group["description"], test["description"]))
             else:
                 out["invalid"] += 1
                 out["invalid_blocked"] += not ok
