@@ -26,7 +26,8 @@ from ..decoding import cache
 from ..fsm.lexer import LexerDFA, TerminalSpec
 from .fstrings import FStringSpec
 from .lark_frontend import ParseTables, conflict_warning
-from .tables import GrammarTables, IndenterSpec, SemicolonSpec, build_tables
+from .directives import IndenterSpec, SemicolonSpec
+from .tables import GrammarTables, build_tables
 
 FORMAT = "grammar-tables-1"
 SUBDIR = "grammar-tables"  # in the token tables' cache directory: apart, so each kind can be listed alone

@@ -80,6 +80,12 @@ def test_case_insensitive_literals():
     ("start: A\nA: /a*/", "matches the empty string", 2),
     ("start: A\nA: /a+/\n// grammask: intersect A [\"b+\"]", "match nothing", 2),
     ("start: A\nA: /a+/\n// grammask: intersect A b+", "intersect directive", 3),
+    # directives (grammar/directives.py): a typo or a second layout directive is an error, not ignored
+    ("start: A\nA: /a+/\n// grammask: indnet NL=A", "unknown grammask directive 'indnet'", 3),
+    ("start: A\nA: /a+/\n// grammask: fstrings on", "takes no arguments", 3),
+    ("start: A\nA: /a+/\n// grammask: indent NL=A NEWLINE=A INDENT=A DEDENT=A\n"
+     "// grammask: semicolons SEMICOLON=A NEWLINE=A AFTER=A", "one indent or one semicolons", 4),
+    ("start: A\nA: /a+/\n// grammask: keep B", "keep directive: B is not a terminal", 3),
 ])
 def test_broken_grammars_raise_grammar_error(text, fragment, line):
     with pytest.raises(gm.GrammarError) as info:
