@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from ..fsm.lexer import DEFAULT_MAX_LEXER_STATES
 from .errors import GrammarError
+from .lark_frontend import relative_imports
 from .tables import GrammarTables
 
 if TYPE_CHECKING:
@@ -27,9 +28,12 @@ class Grammar:
     """A context-free grammar in Lark EBNF. Build with `builtin`, `from_lark` or `from_file`."""
 
     def __init__(self, text: str, start: str = "start", name: Optional[str] = None, *,
-                 max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 30.0):
+                 max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 30.0,
+                 source_path: Union[str, os.PathLike, None] = None):
         """max_lexer_states and build_timeout (seconds) bound the lexer construction: a grammar past them
-        raises GrammarError instead of running away."""
+        raises GrammarError instead of running away. source_path: the file the text came from; relative
+        imports (`%import .module.NAME`) are found beside it, as Lark finds them (else in the current
+        directory, as Lark does for a grammar given as text)."""
         if not isinstance(text, str):
             raise TypeError(f"grammar text must be str, not {type(text).__name__}")
         self.text = text
@@ -37,6 +41,7 @@ class Grammar:
         self.name = name or "<grammar>"
         self.max_lexer_states = max_lexer_states
         self.build_timeout = build_timeout
+        self.source_path = str(Path(source_path).resolve()) if source_path is not None else None
         self.warn_conflicts = True
         self._tables: Optional[GrammarTables] = None
 
@@ -66,7 +71,7 @@ class Grammar:
             raise GrammarError(f"grammar file not found: {p}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise GrammarError(f"cannot read grammar file {p}: {exc}") from None
-        g = cls(text, start, str(p), **limits)
+        g = cls(text, start, str(p), source_path=p, **limits)
         g.tables
         return g
 
@@ -103,8 +108,12 @@ class Grammar:
 
     @property
     def digest(self) -> str:
-        """Content hash of the grammar: its text and start rule."""
-        return hashlib.sha256(f"{self.start}\0{self.text}".encode()).hexdigest()
+        """Content hash of the grammar: its text and start rule, and the files it imports relatively
+        (Lark's own grammars, `%import common.X`, are covered by the Lark version in the table cache key)."""
+        h = hashlib.sha256(f"{self.start}\0{self.text}".encode())
+        for path, content in relative_imports(self.text, self.source_path):
+            h.update(f"\0{path}\0".encode() + content)
+        return h.hexdigest()
 
     def validate(self, text: Union[str, bytes]) -> "ValidationResult":
         """Check `text` against the grammar: complete (`ok`), a valid prefix (`prefix_ok`), or where it fails."""

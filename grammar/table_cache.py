@@ -90,7 +90,7 @@ def load_or_build(grammar) -> GrammarTables:
                           f"({exc}); rebuilding it", RuntimeWarning, stacklevel=3)
     if tables is None:
         tables = build_tables(grammar.text, grammar.start, grammar.name, grammar.max_lexer_states,
-                              grammar.build_timeout, warn_conflicts=False)
+                              grammar.build_timeout, warn_conflicts=False, source_path=grammar.source_path)
         meta, arrays = to_arrays(tables)
         cache.store(directory, key, dict(meta, grammar=grammar.name), arrays)
     if grammar.warn_conflicts:

@@ -41,9 +41,11 @@ class GrammarTables:
 
 def build_tables(text: str, start: str, source: Optional[str] = None,
                  max_lexer_states: int = DEFAULT_MAX_LEXER_STATES,
-                 build_timeout: Optional[float] = 30.0, warn_conflicts: bool = True) -> GrammarTables:
+                 build_timeout: Optional[float] = 30.0, warn_conflicts: bool = True,
+                 source_path: Optional[str] = None) -> GrammarTables:
     directives = read_directives(text, source)
-    lark = load_lark(text, start, source, keep_terminals=directives.kept_terminals(), warn_conflicts=warn_conflicts)
+    lark = load_lark(text, start, source, keep_terminals=directives.kept_terminals(), warn_conflicts=warn_conflicts,
+                     source_path=source_path)
     terminals, display = terminal_specs(lark)
     check_kept(directives, terminals, source)
     terminals = apply_intersections(directives, terminals, source)
