@@ -481,7 +481,9 @@ def main(argv=None) -> int:
     batches: dict = {}
     extended: dict = {}
     for lang in args.languages:
-        compiled = gm.compile(gm.Grammar.builtin(lang), info)
+        # Python outputs are judged by this interpreter's parser: constrain to its version's grammar.
+        here = f"python{sys.version_info.major}.{sys.version_info.minor}" if lang == "python" else lang
+        compiled = gm.compile(gm.Grammar.builtin(here), info)
         tasks = makers[lang](tok, args.limit or DEFAULT_LIMITS[lang])
         outs, stats = run_language(model, tok, tasks, args.modes, budgets[lang], compiled, eos, args.rows, started,
                                    args.closing_keep)

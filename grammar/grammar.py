@@ -11,6 +11,7 @@ from ..fsm.lexer import DEFAULT_MAX_LEXER_STATES
 from .errors import GrammarError
 from .lark_frontend import relative_imports
 from .tables import GrammarTables
+from .versions import select_version
 
 if TYPE_CHECKING:
     from ..decoding.validator import ValidationResult
@@ -21,7 +22,10 @@ BUILTIN_DIR = Path(__file__).resolve().parent
 # for JSON wants), the same grammar from another start rule.
 _BUILTIN_SOURCES = {"json": ("json", "start"), "json_object": ("json", "object"),
                     "python": ("python", "start"), "go": ("go", "start")}
-BUILTINS = tuple(_BUILTIN_SOURCES)
+# The versions python.lark describes (its lines marked per version, see versions.py); `python` alone is
+# the newest, `python3.12` names one.
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13", "3.14")
+BUILTINS = (*_BUILTIN_SOURCES, *(f"python{v}" for v in PYTHON_VERSIONS))
 
 
 class Grammar:
@@ -46,13 +50,26 @@ class Grammar:
         self._tables: Optional[GrammarTables] = None
 
     @classmethod
-    def builtin(cls, name: str) -> "Grammar":
+    def builtin(cls, name: str, version: Optional[str] = None) -> "Grammar":
         """A built-in grammar: `json` (RFC 8259, any value), `json_object` (an object at the top level,
-        for generation), `python` (3.11), `go` (1.19)."""
+        for generation), `python` (version "3.11" to "3.14", default the newest; `python3.12` is the same
+        as builtin("python", version="3.12")), `go` (1.19)."""
+        if name.startswith("python") and name[6:] in PYTHON_VERSIONS:
+            if version not in (None, name[6:]):
+                raise GrammarError(f"built-in grammar {name!r} is Python {name[6:]}, not {version}")
+            name, version = "python", name[6:]
         if name not in _BUILTIN_SOURCES:
             raise GrammarError(f"unknown built-in grammar {name!r}; available: {', '.join(BUILTINS)}")
         file, start = _BUILTIN_SOURCES[name]
-        grammar = cls((BUILTIN_DIR / f"{file}.lark").read_text(encoding="utf-8"), start, name)
+        text = (BUILTIN_DIR / f"{file}.lark").read_text(encoding="utf-8")
+        if name == "python":
+            version = PYTHON_VERSIONS[-1] if version is None else str(version)
+            if version not in PYTHON_VERSIONS:
+                raise GrammarError(f"no Python {version} grammar; versions: {', '.join(PYTHON_VERSIONS)}")
+            text, name = select_version(text, version), f"python{version}"
+        elif version is not None:
+            raise GrammarError(f"built-in grammar {name!r} has no versions")
+        grammar = cls(text, start, name)
         grammar.warn_conflicts = False  # the built-ins document their resolved conflicts in the file
         return grammar
 
