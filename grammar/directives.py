@@ -50,6 +50,7 @@ class Directives:
     intersect: list[tuple[int, str, list]] = field(default_factory=list)  # (line, terminal, [regex or multipleOf])
     keep: list[tuple[int, str]] = field(default_factory=list)             # (line, terminal)
     fstrings_line: int = 0                                                # 0: no f-strings
+    fstrings_pep701: bool = False                                         # f-strings as Python 3.12+ reads them
 
     def kept_terminals(self) -> list[str]:
         """Terminals Lark must keep although no rule uses them: they are lexed, and their text is theirs."""
@@ -72,9 +73,10 @@ def read_directives(text: str, source: Optional[str] = None) -> Directives:
         elif name == "intersect":
             found.intersect.append((line, *_intersect_args(args, line, source)))
         elif name == "fstrings":
-            if args:
-                raise GrammarError("fstrings directive takes no arguments", line, 1, source)
-            found.fstrings_line = line
+            if args not in ("", "pep701"):
+                raise GrammarError(f"fstrings directive: unknown argument {args!r} (none: Python 3.11's "
+                                   "f-strings; pep701: Python 3.12's)", line, 1, source)
+            found.fstrings_line, found.fstrings_pep701 = line, args == "pep701"
         else:
             if found.indent or found.semicolons:
                 raise GrammarError("a grammar takes one indent or one semicolons directive", line, 1, source)

@@ -54,7 +54,7 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
     if directives.fstrings_line:
         n_before = len(terminals)
         try:
-            terminals, fstrings = extend_terminals(terminals, display)
+            terminals, fstrings = extend_terminals(terminals, display, pep701=directives.fstrings_pep701)
         except KeyError as exc:
             raise GrammarError(f"fstrings directive: the grammar lacks {exc.args[0]}",
                                directives.fstrings_line, 1, source) from None

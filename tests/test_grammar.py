@@ -82,7 +82,7 @@ def test_case_insensitive_literals():
     ("start: A\nA: /a+/\n// grammask: intersect A b+", "intersect directive", 3),
     # directives (grammar/directives.py): a typo or a second layout directive is an error, not ignored
     ("start: A\nA: /a+/\n// grammask: indnet NL=A", "unknown grammask directive 'indnet'", 3),
-    ("start: A\nA: /a+/\n// grammask: fstrings on", "takes no arguments", 3),
+    ("start: A\nA: /a+/\n// grammask: fstrings on", "unknown argument 'on'", 3),
     ("start: A\nA: /a+/\n// grammask: indent NL=A NEWLINE=A INDENT=A DEDENT=A\n"
      "// grammask: semicolons SEMICOLON=A NEWLINE=A AFTER=A", "one indent or one semicolons", 4),
     ("start: A\nA: /a+/\n// grammask: keep B", "keep directive: B is not a terminal", 3),
