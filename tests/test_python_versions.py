@@ -1,34 +1,28 @@
 """The built-in Python grammar by version: 3.11 to 3.14 from one source (grammar/python.lark, lines marked
 per version), each judged against a parser nobody here wrote.
 
-Oracles: this machine's CPython (3.11) for 3.11; libcst's native parser for the newer versions. libcst
-builds a syntax tree without CPython's extra checks and accepts every version's syntax whatever version
-it is told, so (1) a construct's first version comes from the CPython documentation (What's New, the
-PEPs), written beside each case, and (2) where libcst and CPython differ on a construct that has not
-changed since 3.11, CPython wins: `reference_error` takes this machine's CPython's verdict where it
-accepts (the newer versions only add syntax; libcst refuses some of it, such as some tab indentation and
-parenthesized annotation targets), and where it finds a bad string escape (libcst does not decode them).
-libcst also stumbles on t-strings (PEP 750): where it fails inside itself, the text is judged with f
-prefixes in their place, the two having one syntax.
+Oracles (bench/python_oracle.py): this machine's CPython (3.11) for 3.11; for the newer versions
+libcst's native parser where CPython 3.11 rejects a text, CPython's verdict standing where the two differ
+on what has not changed. libcst accepts every version's syntax whatever version it is told, so a
+construct's first version comes from the CPython documentation (What's New, the PEPs), written beside
+each case, and CPython's grammar (Grammar/python.gram) decides where libcst gets new syntax wrong.
 """
 
 from __future__ import annotations
 
-import ast
 import random
-import re
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 
 import grammask as gm
+from bench.python_oracle import cpython_error, libcst_error, python_error
 from conftest import (BOTH_KINDS, load_tokenizer, mutate_lines, mutation_agreement, python_corpus, tokenizer_info,
                       walks_parse)
 
-libcst = pytest.importorskip("libcst", reason="libcst not installed (pip install libcst): no oracle for Python 3.12+")
+pytest.importorskip("libcst", reason="libcst not installed (pip install libcst): no oracle for Python 3.12+")
 
 VERSIONS = ("3.11", "3.12", "3.13", "3.14")
 
@@ -103,55 +97,6 @@ def grammars():
     return {v: gm.Grammar.builtin("python", version=v) for v in VERSIONS}
 
 
-def cpython_error(text: str):
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(text)
-        return None
-    except SyntaxError as exc:
-        return exc.msg or "syntax error"
-    except ValueError as exc:
-        return str(exc)
-
-
-def libcst_error(version: str):
-    config = libcst.PartialParserConfig(python_version=version)
-
-    def error(text: str):
-        try:
-            libcst.parse_module(text, config=config)
-            return None
-        except Exception as exc:  # libcst.ParserSyntaxError, and RecursionError on deep nesting
-            return f"{type(exc).__name__}: {exc}"
-    return error
-
-
-_T_PREFIX = re.compile(r"(?<![\w])(?:[tT][rR]?|[rR][tT])(?=['\"])")
-
-
-def reference_error(version: str):
-    """libcst for 3.12+, where CPython 3.11 rejects: what 3.11 accepts every later version accepts (they
-    only add syntax), and libcst differs from CPython on some of it (see the module's docstring)."""
-    if version == "3.11":
-        return cpython_error
-    by_libcst = libcst_error(version)
-
-    def error(text: str):
-        cpython = cpython_error(text)
-        if cpython is None:
-            return None
-        found = by_libcst(text)
-        if found is not None and found.startswith("CSTLogicError"):
-            # libcst's t-string support fails inside itself on some valid modules; a t-string has the
-            # syntax of an f-string (PEP 750), so the same text with f prefixes is judged instead.
-            found = by_libcst(_T_PREFIX.sub(lambda m: m.group(0).replace("t", "f").replace("T", "F"), text))
-        if found is None and "escape" in cpython:
-            return cpython  # libcst does not decode string escapes
-        return found
-    return error
-
-
 def test_names_and_default(grammars):
     assert gm.Grammar.builtin("python").text == grammars["3.14"].text
     assert gm.Grammar.builtin("python3.12").text == grammars["3.12"].text
@@ -172,7 +117,7 @@ def test_new_syntax_from_its_version_on(grammars, version):
         elif expected:
             assert (libcst_error(version)(text) is None) != (text in LIBCST_REJECTS), text
     assert grammars[version].validate(SOFT_KEYWORD).ok
-    assert reference_error(version)(SOFT_KEYWORD) is None
+    assert python_error(version)(SOFT_KEYWORD) is None
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -188,7 +133,7 @@ def _mutate(text: str, rng: random.Random) -> str:
 
 @pytest.mark.parametrize("version", VERSIONS[1:])
 def test_mutations_of_real_files_agree_with_the_oracle(grammars, version):
-    total, agree, unknown = mutation_agreement(python_corpus()[::2], 12, _mutate, reference_error(version),
+    total, agree, unknown = mutation_agreement(python_corpus()[::2], 12, _mutate, python_error(version),
                                                grammars[version], ())
     assert total == 900
     assert agree / total >= 0.995, (f"{agree}/{total}", unknown[:5])
@@ -200,7 +145,7 @@ def test_mutations_of_new_syntax_agree_with_the_oracle(grammars, version, tmp_pa
     module.write_text("".join(text for text, since in NEW_SYNTAX if not older(version, since)
                               and text not in LIBCST_REJECTS) + SOFT_KEYWORD)
     assert grammars[version].validate(module.read_text()).ok
-    total, agree, unknown = mutation_agreement([module], 600, _mutate, reference_error(version), grammars[version], ())
+    total, agree, unknown = mutation_agreement([module], 600, _mutate, python_error(version), grammars[version], ())
     assert agree / total >= 0.995, (f"{agree}/{total}", unknown[:5])
 
 
@@ -239,7 +184,7 @@ def test_random_walks_with_new_syntax_end_in_code_the_oracle_accepts(family, cac
     words = {b"", b"type", b"X", b"[", b"]", b"T", b"=", b"*", b"**", b":", b"def", b"class", b"(", b")",
              b"try", b"except", b",", b"pass", b"x", b"f", b"t", b"'", b'"', b"{", b"}", b"!r", b"#", b"\\",
              b"\n", b"f'", b't"', b'"}', b"rt'", b'"""', b"1", b"+", b"return", b"int"}
-    ended = walks_parse(matcher, info, words, np.random.default_rng(7), 150, python, reference_error("3.14"),
+    ended = walks_parse(matcher, info, words, np.random.default_rng(7), 150, python, python_error("3.14"),
                         max_steps=80, stop_from=30)
     assert ended >= 30, ended
 
@@ -266,4 +211,4 @@ def test_closing_ends_new_syntax_within_the_budget(version, cache_dir):
                 if int(nxt) in info.stop_token_ids:
                     break
             out = tok.decode([t for t in ids[0, 1:].tolist() if t not in info.stop_token_ids])
-            assert reference_error(version)(prefix + out) is None, (version, prefix + out)
+            assert python_error(version)(prefix + out) is None, (version, prefix + out)
