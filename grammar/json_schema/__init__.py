@@ -41,11 +41,11 @@ from typing import Any, Optional
 
 import interegular
 
-from ..fsm.lexer import LexerTooLarge, _time_limit
-from ..fsm.multiples import checked_multiple_fsm, multiple_fsm, multiple_parts
-from .errors import GrammarError
-from .json_instance import Judge, Unjudgeable, distinct, finite_values, json_equal
-from .regex import (MAX_CODEPOINT, Emitter, RegexRefused, class_run, decimal_class, digit_range, intersect,
+from ...fsm.lexer import LexerTooLarge, _time_limit
+from ...fsm.multiples import checked_multiple_fsm, multiple_fsm, multiple_parts
+from ..errors import GrammarError
+from ..json_instance import Judge, Unjudgeable, distinct, finite_values, json_equal
+from ..regex import (MAX_CODEPOINT, Emitter, RegexRefused, class_run, decimal_class, digit_range, intersect,
                     json_spelling, lark_pattern)
 
 WS_MAX = 16
