@@ -11,7 +11,7 @@ Narrower by design:
   printable ASCII, lowercase hex), non-ASCII raw or as \\uxxxx;
 - integers without fraction or exponent; enum/const values spelled as json.dumps spells them;
 - a string under a maxLength above EXACT_LENGTH: printable ASCII (short escapes allowed) and at most
-  LENGTH_CAP characters (longer bounds build automata too slowly, see _length_content);
+  LENGTH_CAP characters (longer bounds build automata too slowly, see length_content);
 - numbers with a fraction under bounds: no exponent, non-integer bounds rounded inward;
 - multiples (multipleOf): no exponent (fsm/multiples.py tracks the remainder digit by digit);
 - format ipv6 without zone ids, email and uri as strict subsets of their RFCs;
@@ -31,7 +31,6 @@ contained in L. Two that overlap partially get their intersection as one more te
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import math
@@ -42,273 +41,27 @@ from typing import Any, Optional
 import interegular
 
 from ...fsm.lexer import LexerTooLarge, _time_limit
-from ...fsm.multiples import checked_multiple_fsm, multiple_fsm, multiple_parts
+from ...fsm.multiples import checked_multiple_fsm, multiple_parts
 from ..errors import GrammarError
-from ..json_instance import Judge, Unjudgeable, distinct, finite_values, json_equal
-from ..regex import (MAX_CODEPOINT, Emitter, RegexRefused, class_run, decimal_class, digit_range, intersect,
-                    json_spelling, lark_pattern)
+from ..json_instance import Judge, Unjudgeable, distinct, finite_values
+from ..regex import Emitter, RegexRefused, class_run, decimal_class, digit_range, intersect, json_spelling
+from .formats import FORMATS, SPECIFIED_FORMATS
+from .keywords import (ANNOTATIONS, KNOWN, REQUIRED_ANY, TYPES, count_keyword, pointer, refuse_unsupported,
+                       schema_error)
+from .string_lengths import ANY_CHAR, EXACT_LENGTH, LENGTH_CAP, length_content
+from .terminals import Term, Terminals, fsm_disjoint
 
 WS_MAX = 16
-ANNOTATIONS = {"title", "description", "examples", "default", "$schema", "$id", "$comment", "deprecated",
-               "readOnly", "writeOnly", "$anchor", "$vocabulary", "contentMediaType", "contentEncoding",
-               "$defs", "definitions"}
-STRING_KW = {"minLength", "maxLength", "pattern", "format"}
-NUMBER_KW = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
-OBJECT_KW = {"properties", "required", "additionalProperties", "patternProperties", "minProperties",
-             "maxProperties", "propertyNames", "dependentRequired", "dependentSchemas", "dependencies",
-             "unevaluatedProperties"}
-ARRAY_KW = {"items", "prefixItems", "additionalItems", "minItems", "maxItems", "uniqueItems", "contains",
-            "minContains", "maxContains", "unevaluatedItems"}
-COMBINATORS = {"anyOf", "oneOf", "allOf", "not", "if", "then", "else", "$ref", "enum", "const", "type",
-               "$dynamicRef", "$recursiveRef"}
-KNOWN = STRING_KW | NUMBER_KW | OBJECT_KW | ARRAY_KW | COMBINATORS
-TYPES = ("object", "array", "string", "number", "boolean", "null")  # integer is a kind of number
 MAX_TRACKED_ITEMS = 1000
 MAX_COUNTED_PROPERTIES = 32  # minProperties/maxProperties: the object rules are copied once per count
-MAX_TERM_INTERSECTIONS = 64  # value sets made as intersections of overlapping ones (see _Terminals.finalize)
 MAX_KEY_SETS = 6  # object key sets (required, anyOf/oneOf of required lists, dependencies): 2**6 - 1 state tags
-_REQUIRED_ANY = "$keySets (grammask)"  # schema_alts -> object_alts: (need, ban) key lists, one set to hold
 
-# Any character in its JSON spellings: the same language as json_spelling([(0, MAX_CODEPOINT)]), written
-# prefix-factored so that interegular's automaton for it is small (39 states instead of 71): bounded
-# repetitions of it cost time quadratic in that size, in the lexer as well as here.
-_HEX = "[0-9a-f]"
-_ANY_CHAR = (r'(?:[^"\\\u0000-\u001f]|[\\]["\\bfnrt]|[\\]u(?:00(?:0[0-7bef]|1' + _HEX + r')|007f|00[89a-f]'
-             + _HEX + r'|0[1-9a-f]' + _HEX + '{2}|[1-9a-c]' + _HEX + '{3}|d[0-7]' + _HEX + '{2}|[ef]' + _HEX
-             + r'{3}|d[89ab]' + _HEX + r'{2}[\\]ud[c-f]' + _HEX + '{2}))')
-# A printable ASCII character, raw or as a two-character escape: the unit of long bounded strings.
-_PLAIN_CHAR = r'(?:[ !#-\[\]-~]|[\\]["\\bfnrt])'
-EXACT_LENGTH = 3   # strings up to this length: every spelling of every character
-LENGTH_CAP = 64    # above EXACT_LENGTH, under a maxLength: printable ASCII and short escapes, at most this long
 _INT = r"-?(?:0|[1-9][0-9]*)"
 _FRAC = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)"
 _FRAC_NONNEG = r"(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)"
 # > 0: some nonzero digit in the mantissa.
 _FRAC_POS = (r"(?:[1-9][0-9]*\.[0-9]+(?:[eE][+-]?[0-9]+)?|[1-9][0-9]*[eE][+-]?[0-9]+"
              r"|0\.[0-9]*[1-9][0-9]*(?:[eE][+-]?[0-9]+)?)")
-
-# Formats as exact regexes (raw syntax, turned into JSON spellings like a pattern).
-_YEAR = r"[0-9]{4}"
-_LEAP = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
-_DATE = (rf"(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
-         rf"|02-(?:0[1-9]|1[0-9]|2[0-8]))|{_LEAP}-02-29)")
-_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
-_H16 = "[0-9a-fA-F]{1,4}"
-
-
-def _ipv6() -> str:
-    """RFC 4291 text forms: eight groups, or k groups, "::", m groups with k + m <= 7; the last two groups
-    may be a dotted IPv4 address (then k + m <= 5)."""
-    def groups(n: int) -> str:  # n groups joined by ':'
-        return "" if n == 0 else _H16 + (f"(?::{_H16}){{{n - 1}}}" if n > 1 else "")
-
-    def upto(n: int) -> str:  # 0..n groups joined by ':'
-        return "" if n == 0 else f"(?:{_H16}(?::{_H16}){{0,{n - 1}}})?"
-
-    alts = [groups(8), f"(?:{_H16}:){{6}}{_IPV4}"]
-    alts += [groups(k) + "::" + upto(7 - k) for k in range(8)]
-    alts += [groups(k) + "::" + f"(?:{_H16}:){{0,{5 - k}}}" + _IPV4 for k in range(6)]
-    return "(?:" + "|".join(alts) + ")"
-
-
-FORMATS = {
-    "date": _DATE,
-    "time": _TIME,
-    "date-time": rf"{_DATE}T{_TIME}",
-    "uuid": r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-    "ipv4": _IPV4,
-    "ipv6": _ipv6(),
-    # A subset of RFC 5321 addresses: dot-atom local part, domain of two or more labels.
-    "email": rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})+",
-    # A subset of RFC 3986 URIs: scheme://host[:port][/path][?query][#fragment].
-    "uri": (rf"[A-Za-z][A-Za-z0-9+.-]*://(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{{2}})+(?::[0-9]+)?"
-            rf"(?:/{_PCHAR}*)*(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"),
-}
-
-
-# Formats the drafts define (2020-12, and the draft 3/4 names): one of these we cannot enforce is refused.
-# Any other format name is unknown to the specification, which makes it pass every instance.
-SPECIFIED_FORMATS = {"date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname",
-                     "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template",
-                     "json-pointer", "relative-json-pointer", "regex", "host-name", "ip-address", "color",
-                     "style", "phone", "utc-millisec"}
-
-
-def _err(msg: str, ptr: str) -> GrammarError:
-    return GrammarError(f"JSON Schema at {ptr or '#'}: {msg}")
-
-
-def _ptr(base: str, *parts) -> str:
-    out = base or "#"
-    for p in parts:
-        out += "/" + str(p).replace("~", "~0").replace("/", "~1")
-    return out
-
-
-class _Term:
-    def __init__(self, name: str, family: str, pattern: Optional[str], literal: Optional[str], where: str,
-                 length: Optional[tuple[int, Optional[int]]] = None, parts: tuple["_Term", ...] = (),
-                 multiple: Optional[tuple[int, int]] = None):
-        self.name, self.family, self.pattern, self.literal, self.where = name, family, pattern, literal, where
-        self.length = length  # (lo, hi) for the strings of _length_content(lo, hi): compared without automata
-        self.parts = parts    # an intersection: the strings every one of these terms matches (pattern: parts[0]'s)
-        self.multiple = multiple  # (m, e): not a terminal, a part: the multiples of m / 10**e (multiple_fsm)
-        self._fsm = None
-
-    def directive_item(self):
-        """How an intersect directive names this part."""
-        return {"multipleOf": list(self.multiple)} if self.multiple else lark_pattern(self.pattern)
-
-    @property
-    def fsm(self):
-        if self._fsm is None:
-            if self.multiple:
-                self._fsm = multiple_fsm(*self.multiple)
-            elif self.parts:
-                self._fsm = functools.reduce(lambda a, b: a & b, (p.fsm for p in self.parts))
-            else:
-                self._fsm = interegular.parse_pattern(lark_pattern(self.pattern)).to_fsm()
-        return self._fsm
-
-    def matches(self, text: str) -> bool:
-        if self.multiple:
-            return self.fsm.accepts(text)
-        if self.parts:
-            return all(p.matches(text) for p in self.parts)
-        return re.fullmatch(lark_pattern(self.pattern), text) is not None
-
-
-class _Terminals:
-    """String and number terminals of one schema grammar, with the containment relation between them."""
-
-    def __init__(self):
-        self.terms: dict[str, _Term] = {}
-        self.by_key: dict[tuple, str] = {}
-        self.alias: dict[str, str] = {}
-        self.made: set[str] = set()    # intersections of overlapping value sets (see finalize)
-        self.made_by_parts: dict[frozenset, str] = {}  # the same, by the names of the terms intersected
-        self.multiples: dict[tuple[int, int], _Term] = {}  # multipleOf steps (m, e) -> their part
-        self.hidden: set[str] = set()  # terminals every string of which the lexer gives to one inside them
-
-    def add(self, family: str, pattern: str, literal: Optional[str], where: str,
-            length: Optional[tuple[int, Optional[int]]] = None) -> str:
-        key = (family, literal) if literal is not None else (family, "re", pattern)
-        if key not in self.by_key:
-            name = f"{family[0].upper()}{len(self.terms)}"
-            self.terms[name] = _Term(name, family, pattern, literal, where, length)
-            self.by_key[key] = name
-        return self.by_key[key]
-
-    def _relation(self, a: _Term, b: _Term) -> str:
-        if a.literal is not None and b.literal is not None:
-            return "disjoint"
-        if a.literal is not None:
-            return "sub" if b.matches(a.literal) else "disjoint"
-        if b.literal is not None:
-            return "super" if a.matches(b.literal) else "disjoint"
-        if a.length and b.length:
-            return _interval_relation(a.length, b.length)
-        fa, fb = a.fsm, b.fsm
-        if _disjoint(fa, fb):
-            return "disjoint"
-        sub, sup = fa.issubset(fb), fb.issubset(fa)
-        if sub and sup:
-            return "equal"
-        if sub:
-            return "sub"
-        if sup:
-            return "super"
-        return "overlap"
-
-    def finalize(self) -> tuple[dict[str, set], dict[str, int]]:
-        """Containment (name -> names it contains, itself included) and lexer priorities.
-
-        The lexer sees one terminal per value set and gives a string to the highest-priority terminal
-        that matches it, so every value set must lie inside or outside every other. Two that overlap
-        otherwise get their intersection as one more terminal (closed under intersection, so the most
-        specific terminal matching a string lies inside every value set the string belongs to)."""
-        queue = [n for n in self.terms if n not in self.alias]
-        inside = {n: {n} for n in queue}
-        depth = {n: 0 for n in queue}
-        live: list[str] = []
-        made = self.made_by_parts
-        while queue:
-            a = queue.pop(0)
-            ta = self.terms[a]
-            rels = []
-            for b in live:
-                tb = self.terms[b]
-                if ta.family == tb.family:
-                    rel = self._relation(ta, tb)
-                    if rel == "equal":
-                        self.alias[a] = b
-                        break
-                    rels.append((b, rel))
-            if a in self.alias:
-                continue
-            live.append(a)
-            for b, rel in rels:
-                if rel == "sub":
-                    inside[b].add(a)
-                    depth[a] += 1
-                elif rel == "super":
-                    inside[a].add(b)
-                    depth[b] += 1
-                elif rel == "overlap":
-                    c = self._intersection(ta, self.terms[b], made)
-                    if c not in inside:
-                        inside[c], depth[c] = {c}, 0
-                        queue.append(c)
-        for b, a in self.alias.items():
-            if a in inside:
-                inside[a] |= inside.get(b, set())
-        self.hidden = {t for t in live if self._covered(t, inside)}
-        return inside, depth
-
-    def _covered(self, name: str, inside: dict) -> bool:
-        """Does every string of `name` belong to an intersection terminal inside it (which the lexer
-        prefers)? Then the lexer never produces `name`: its value sets take the terminals inside it."""
-        subs = [t for t in inside[name] if t != name and t not in self.alias]
-        if not any(t in self.made for t in subs):
-            return False
-        union = functools.reduce(lambda a, b: a | b, (self.terms[t].fsm for t in subs))
-        return (self.terms[name].fsm - union).empty()
-
-    def both(self, a: str, b: str) -> str:
-        """The terminal for the strings/numbers both terminals match."""
-        return self._intersection(self.terms[a], self.terms[b], self.made_by_parts)
-
-    def multiple_of(self, name: str, step: tuple[int, int], where: str) -> str:
-        """The terminal for the numbers of terminal `name` that are multiples of m / 10**e (step = (m, e))."""
-        part = self.multiples.setdefault(step, _Term(f"M{len(self.multiples)}", "number", None, None, where,
-                                                      multiple=step))
-        return self._intersection(self.terms[name], part, self.made_by_parts)
-
-    def _intersection(self, a: _Term, b: _Term, made: dict) -> str:
-        parts = tuple(sorted({*(a.parts or (a,)), *(b.parts or (b,))}, key=lambda t: (t.multiple is not None, t.name)))
-        key = frozenset(t.name for t in parts)
-        if key in made:
-            return made[key]
-        if len(made) >= MAX_TERM_INTERSECTIONS:
-            raise _err(f"the strings/numbers allowed at {a.where} and at {b.where} overlap without one "
-                       f"containing the other, and more than {MAX_TERM_INTERSECTIONS} such overlaps arise",
-                       a.where)
-        name = f"{a.family[0].upper()}{len(self.terms)}"
-        if a.length and b.length:  # an interval's language: the common interval's
-            his = [x for x in (a.length[1], b.length[1]) if x is not None]
-            lo, hi = max(a.length[0], b.length[0]), (min(his) if his else None)
-            term = _Term(name, a.family, f'"{_length_content(lo, hi)}"', None, a.where, (lo, hi))
-        else:
-            term = _Term(name, a.family, parts[0].pattern, None, a.where, parts=parts)
-        self.terms[name] = term
-        made[key] = name
-        self.made.add(name)
-        return name
 
 
 class _Translator:
@@ -317,7 +70,7 @@ class _Translator:
         self.compact = compact
         self.rules: dict[str, list[str]] = {}
         self.memo: dict[str, str] = {}
-        self.terms = _Terminals()
+        self.terms = Terminals()
         self.classes: dict[tuple, str] = {}
         self.keep: set[str] = set()  # terminals to lex although no rule uses them (keys that must not occur)
         self.n = 0
@@ -329,7 +82,7 @@ class _Translator:
 
     def rule(self, name: str, alts: list[str], ptr: str) -> str:
         if not alts:
-            raise _err("no instance can satisfy this schema (an empty choice)", ptr)
+            raise schema_error("no instance can satisfy this schema (an empty choice)", ptr)
         self.rules[name] = alts
         return name
 
@@ -344,11 +97,11 @@ class _Translator:
 
     def resolve_ref(self, ref: str, ptr: str) -> tuple[Any, str]:
         if not ref.startswith("#"):
-            raise _err(f"$ref {ref!r}: only local references (#...) are supported", ptr)
+            raise schema_error(f"$ref {ref!r}: only local references (#...) are supported", ptr)
         node = self.root
         path = ref[1:]
         if path and not path.startswith("/"):
-            raise _err(f"$ref {ref!r}: anchors are not supported", ptr)
+            raise schema_error(f"$ref {ref!r}: anchors are not supported", ptr)
         for part in path.split("/")[1:] if path else []:
             part = part.replace("~1", "/").replace("~0", "~")
             part = re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), part)
@@ -357,13 +110,13 @@ class _Translator:
             elif isinstance(node, dict) and part in node:
                 node = node[part]
             else:
-                raise _err(f"$ref {ref!r} does not resolve", ptr)
+                raise schema_error(f"$ref {ref!r} does not resolve", ptr)
         return node, "#" + path
 
     # ---- terminals and literal values ----------------------------------------------------------
     def string_literal(self, s: str, ptr: str) -> str:
         if any(0xD800 <= ord(c) <= 0xDFFF for c in s):
-            raise _err("a string with a lone surrogate is not supported", ptr)
+            raise schema_error("a string with a lone surrogate is not supported", ptr)
         pattern = '"' + "".join(json_spelling([(ord(c), ord(c))]) for c in s) + '"'
         return self.terms.add("string", pattern, json.dumps(s, ensure_ascii=False), ptr)
 
@@ -377,7 +130,7 @@ class _Translator:
             return '"false"'
         if isinstance(v, (int, float)):
             if isinstance(v, float) and not math.isfinite(v):
-                raise _err("non-finite number in enum/const", ptr)
+                raise schema_error("non-finite number in enum/const", ptr)
             text = json.dumps(v)
             return self.terms.add("number", re.escape(text), text, ptr)
         if isinstance(v, str):
@@ -391,7 +144,7 @@ class _Translator:
                 return "LB RB"
             return "LB " + " COMMA ".join(f"{self.string_literal(k, ptr)} COLON {self.literal(x, ptr)}"
                                           for k, x in v.items()) + " RB"
-        raise _err(f"unsupported value {v!r}", ptr)
+        raise schema_error(f"unsupported value {v!r}", ptr)
 
     def any_value(self) -> str:
         if "any" not in self.rules:
@@ -413,9 +166,9 @@ class _Translator:
         if schema is True or schema == {}:
             return self.any_value()
         if schema is False:
-            raise _err("schema false: no instance is valid here", ptr)
+            raise schema_error("schema false: no instance is valid here", ptr)
         if not isinstance(schema, dict):
-            raise _err(f"a schema must be an object or a boolean, not {type(schema).__name__}", ptr)
+            raise schema_error(f"a schema must be an object or a boolean, not {type(schema).__name__}", ptr)
         name = self.fresh("v")
         self.memo[key] = name
         self.rules[name] = []  # reserved: recursion through $ref sees the name
@@ -429,35 +182,22 @@ class _Translator:
         values = finite_values(schema, self.resolve_ref, ptr)
         if values is not None:
             return self.enum_alts(schema, values, ptr)
-        for k in ("$dynamicRef", "$recursiveRef", "not", "if", "then", "else", "unevaluatedProperties",
-                  "unevaluatedItems", "dependentSchemas", "dependencies", "propertyNames", "contains",
-                  "dependentRequired"):
-            if k in schema:
-                if k == "then" or k == "else":
-                    if "if" not in schema:
-                        continue  # then/else without if are ignored by the specification
-                if k in ("dependencies", "dependentRequired") and isinstance(schema[k], dict) and \
-                        all(isinstance(v, list) for v in schema[k].values()):
-                    continue  # key lists: object_alts tracks them
-                raise _err(f"keyword {k!r} is not supported" + (" (only lists of keys)" if k == "dependencies" else ""),
-                           _ptr(ptr, k))
-        if schema.get("uniqueItems") is True:
-            raise _err("keyword 'uniqueItems': true is not supported", _ptr(ptr, "uniqueItems"))
+        refuse_unsupported(schema, ptr)
         if "allOf" in schema:
             return self.schema_alts(self.merge_all_of(schema, ptr), ptr + "/allOf*")  # a pointer no $ref can name
         if "$ref" in schema:
             rest = {k: v for k, v in schema.items() if k in KNOWN and k != "$ref"}
-            target, tptr = self.resolve_ref(schema["$ref"], _ptr(ptr, "$ref"))
+            target, tptr = self.resolve_ref(schema["$ref"], pointer(ptr, "$ref"))
             if rest:
-                raise _err("'$ref' next to other assertion keywords "
-                           f"({', '.join(sorted(rest))}) is not supported", ptr)
+                raise schema_error("'$ref' next to other assertion keywords "
+                                   f"({', '.join(sorted(rest))}) is not supported", ptr)
             return [self.node(target, tptr)]
         for comb in ("anyOf", "oneOf"):
             if comb in schema:
                 branches = schema[comb]
                 if not isinstance(branches, list) or not branches:
-                    raise _err(f"{comb!r} must be a non-empty array", _ptr(ptr, comb))
-                if _REQUIRED_ANY not in schema and \
+                    raise schema_error(f"{comb!r} must be a non-empty array", pointer(ptr, comb))
+                if REQUIRED_ANY not in schema and \
                         all(isinstance(b, dict) and set(b) & KNOWN <= {"required"} for b in branches):
                     # "one of these key sets" (anyOf), "exactly one" (oneOf: the others each miss a key):
                     # folded into the object's rules (as branches, an object with keys of several sets would
@@ -468,25 +208,25 @@ class _Translator:
                         sets = [(need, list(ban)) for j, need in enumerate(needs) for ban in
                                 itertools.product(*(other for k, other in enumerate(needs) if k != j))]
                     folded = {k: v for k, v in schema.items() if k != comb}
-                    folded[_REQUIRED_ANY] = sets
+                    folded[REQUIRED_ANY] = sets
                     return self.schema_alts(folded, ptr)
                 rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
                 if comb == "oneOf":  # the siblings narrow every branch
-                    self.check_disjoint([{"allOf": [rest, b]} if rest else b for b in branches], _ptr(ptr, comb))
+                    self.check_disjoint([{"allOf": [rest, b]} if rest else b for b in branches], pointer(ptr, comb))
                 if rest:
                     # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...]; the branches
                     # stay disjoint for oneOf since each only got narrower.
-                    return self.union_alts([self.node({"allOf": [rest, b]}, _ptr(ptr, comb, i) + "&")
+                    return self.union_alts([self.node({"allOf": [rest, b]}, pointer(ptr, comb, i) + "&")
                                             for i, b in enumerate(branches)])
-                return self.union_alts([self.node(b, _ptr(ptr, comb, i)) for i, b in enumerate(branches)])
+                return self.union_alts([self.node(b, pointer(ptr, comb, i)) for i, b in enumerate(branches)])
         types = schema.get("type", list(TYPES) + ["integer"])
         if isinstance(types, str):
             types = [types]
         if not types:
-            raise _err("'type' is an empty list", _ptr(ptr, "type"))
+            raise schema_error("'type' is an empty list", pointer(ptr, "type"))
         unknown = [t for t in types if t not in TYPES and t != "integer"]
         if unknown:
-            raise _err(f"unknown type {unknown[0]!r}", _ptr(ptr, "type"))
+            raise schema_error(f"unknown type {unknown[0]!r}", pointer(ptr, "type"))
         alts = []
         for t in TYPES:
             if t == "number" and ("number" in types or "integer" in types):
@@ -522,19 +262,19 @@ class _Translator:
         merged = {k: v for k, v in schema.items() if k != "allOf"}
         subs = schema["allOf"]
         if not isinstance(subs, list):
-            raise _err("'allOf' must be an array", _ptr(ptr, "allOf"))
+            raise schema_error("'allOf' must be an array", pointer(ptr, "allOf"))
         # additionalProperties/items depend on their sibling properties/prefixItems: merging those from two
         # parts would change what they mean, so such merges are refused.
         coupled = ({"properties", "patternProperties", "additionalProperties"}, {"items", "prefixItems", "additionalItems"})
         owners = [{0} if merged.keys() & group else set() for group in coupled]
         for i, sub in enumerate(subs):
-            sptr = _ptr(ptr, "allOf", i)
+            sptr = pointer(ptr, "allOf", i)
             while isinstance(sub, dict) and set(sub) - ANNOTATIONS == {"$ref"}:
                 sub, sptr = self.resolve_ref(sub["$ref"], sptr)
             if sub is True or sub == {}:
                 continue
             if not isinstance(sub, dict):
-                raise _err("'allOf' with a false or non-object schema is not supported", sptr)
+                raise schema_error("'allOf' with a false or non-object schema is not supported", sptr)
             if "allOf" in sub:
                 sub = self.merge_all_of(sub, sptr)
             for g, group in enumerate(coupled):
@@ -542,8 +282,8 @@ class _Translator:
                     owners[g].add(i + 1)
                     if len(owners[g]) > 1 and (merged.keys() | sub.keys()) & {"additionalProperties", "items",
                                                                                "additionalItems"}:
-                        raise _err(f"'allOf' combining {'/'.join(sorted(group))} from several subschemas is not "
-                                   "supported", sptr)
+                        raise schema_error(f"'allOf' combining {'/'.join(sorted(group))} from several subschemas is not "
+                                           "supported", sptr)
             for k, v in sub.items():
                 if k in ANNOTATIONS or k not in KNOWN:
                     continue
@@ -555,8 +295,8 @@ class _Translator:
                     props = dict(merged[k])
                     for pk, pv in v.items():
                         if pk in props and props[pk] != pv:
-                            raise _err(f"'allOf': property {pk!r} has two different schemas; merging them is not "
-                                       "supported", sptr)
+                            raise schema_error(f"'allOf': property {pk!r} has two different schemas; merging them is not "
+                                               "supported", sptr)
                         props[pk] = pv
                     merged[k] = props
                 elif k == "type":
@@ -565,12 +305,12 @@ class _Translator:
                     both = (a & b) | ({"integer"} if ("integer" in a and "number" in b) or
                                       ("number" in a and "integer" in b) else set())
                     if not both:
-                        raise _err(f"'allOf': the types {sorted(a)} and {sorted(b)} have nothing in common: no "
-                                   "instance is valid here", sptr)
+                        raise schema_error(f"'allOf': the types {sorted(a)} and {sorted(b)} have nothing in common: no "
+                                           "instance is valid here", sptr)
                     merged[k] = sorted(both)
                 else:
-                    raise _err(f"'allOf': keyword {k!r} appears with different values; merging them is not "
-                               "supported", sptr)
+                    raise schema_error(f"'allOf': keyword {k!r} appears with different values; merging them is not "
+                                       "supported", sptr)
         return merged
 
     def possible_types(self, schema: Any, ptr: str, seen=()) -> Optional[set]:
@@ -595,13 +335,13 @@ class _Translator:
             if comb in schema:
                 union = set()
                 for i, b in enumerate(schema[comb]):
-                    bt = self.possible_types(b, _ptr(ptr, comb, i), seen)
+                    bt = self.possible_types(b, pointer(ptr, comb, i), seen)
                     if bt is None:
                         return None
                     union |= bt
                 out &= union
         for i, b in enumerate(schema.get("allOf", [])):  # each part bounds it; an unknown part does not
-            bt = self.possible_types(b, _ptr(ptr, "allOf", i), seen)
+            bt = self.possible_types(b, pointer(ptr, "allOf", i), seen)
             if bt is not None:
                 out &= bt
         return out
@@ -610,9 +350,9 @@ class _Translator:
         """oneOf is anyOf when no instance can match two branches: proved pair by pair (see disjoint)."""
         for i in range(len(branches)):
             for j in range(i + 1, len(branches)):
-                if not self.disjoint(branches[i], _ptr(ptr, i), branches[j], _ptr(ptr, j)):
-                    raise _err(f"'oneOf' branches {i} and {j} may overlap, which is not supported (cannot prove "
-                               "exactly one matches)", ptr)
+                if not self.disjoint(branches[i], pointer(ptr, i), branches[j], pointer(ptr, j)):
+                    raise schema_error(f"'oneOf' branches {i} and {j} may overlap, which is not supported (cannot prove "
+                                       "exactly one matches)", ptr)
 
     def disjoint(self, a: Any, pa: str, b: Any, pb: str, depth: int = 0) -> bool:
         """Can no instance match both schemas? Proved by the types they admit; by listed values (enum/const)
@@ -642,7 +382,7 @@ class _Translator:
         pr_a, pr_b = a.get("properties", {}), b.get("properties", {})
         req_a, req_b = a.get("required", []), b.get("required", [])
         for k in set(req_a) & set(req_b) & set(pr_a) & set(pr_b):
-            if self.disjoint(pr_a[k], _ptr(pa, "properties", k), pr_b[k], _ptr(pb, "properties", k), depth + 1):
+            if self.disjoint(pr_a[k], pointer(pa, "properties", k), pr_b[k], pointer(pb, "properties", k), depth + 1):
                 return True
         for x, y_req in ((a, req_b), (b, req_a)):  # a key one requires that the other allows in no way
             props = x.get("properties", {})
@@ -676,10 +416,10 @@ class _Translator:
         try:
             kept = [v for v in distinct(values) if judge.valid(schema, v, ptr)]
         except Unjudgeable as exc:
-            raise _err(f"cannot check the enum/const values against the rest of the schema: {exc}", ptr) from None
+            raise schema_error(f"cannot check the enum/const values against the rest of the schema: {exc}", ptr) from None
         if not kept:
-            raise _err("no value of 'enum'/'const' satisfies the rest of the schema", ptr)
-        return [self.literal(v, _ptr(ptr, "enum")) for v in kept]
+            raise schema_error("no value of 'enum'/'const' satisfies the rest of the schema", ptr)
+        return [self.literal(v, pointer(ptr, "enum")) for v in kept]
 
     def null_alts(self, schema, ptr):
         return ['"null"']
@@ -693,13 +433,13 @@ class _Translator:
         fmt = schema.get("format")
         if fmt is not None and fmt not in FORMATS:
             if fmt in SPECIFIED_FORMATS:
-                raise _err(f"format {fmt!r} is not supported (supported: {', '.join(sorted(FORMATS))})",
-                           _ptr(ptr, "format"))
+                raise schema_error(f"format {fmt!r} is not supported (supported: {', '.join(sorted(FORMATS))})",
+                                   pointer(ptr, "format"))
             # A format no draft defines asserts nothing: validators must let every string pass.
             schema = {k: v for k, v in schema.items() if k != "format"}
             fmt = None
-        lo = _count(schema, "minLength", ptr, 0)
-        hi = _count(schema, "maxLength", ptr, None)
+        lo = count_keyword(schema, "minLength", ptr, 0)
+        hi = count_keyword(schema, "maxLength", ptr, None)
         length = lo > 0 or hi is not None
         kinds = [k for k in ("pattern", "format") if k in schema] + (["minLength/maxLength"] if length else [])
         if kinds == ["pattern", "minLength/maxLength"] and isinstance(schema["pattern"], str):
@@ -714,9 +454,9 @@ class _Translator:
             names = [self._class_term(self.string_alts(part, ptr)[0]) for part in parts]
             name = names[0]
             for other in names[1:]:
-                rel = self.terms._relation(self.terms.terms[name], self.terms.terms[other])
+                rel = self.terms.relation(self.terms.terms[name], self.terms.terms[other])
                 if rel == "disjoint":
-                    raise _err(f"{' together with '.join(kinds)}: no string satisfies them all", ptr)
+                    raise schema_error(f"{' together with '.join(kinds)}: no string satisfies them all", ptr)
                 if rel in ("super", "equal"):
                     name = other
                 elif rel == "overlap":
@@ -725,19 +465,19 @@ class _Translator:
         if not present or kinds == []:
             return [self.cls(("all", "string"))]
         if "pattern" in schema:
-            content = self.pattern_content(schema["pattern"], _ptr(ptr, "pattern"))
+            content = self.pattern_content(schema["pattern"], pointer(ptr, "pattern"))
         elif "format" in schema:
             body, _, _ = Emitter(json_spelling).emit(FORMATS[fmt])
             content = body
         else:
             if not (isinstance(lo, int) and lo >= 0 and (hi is None or isinstance(hi, int) and hi >= 0)):
-                raise _err("minLength/maxLength must be non-negative integers", ptr)
+                raise schema_error("minLength/maxLength must be non-negative integers", ptr)
             if hi is not None and hi < lo:
-                raise _err("maxLength < minLength: no string is valid", ptr)
+                raise schema_error("maxLength < minLength: no string is valid", ptr)
             if lo > LENGTH_CAP:
-                raise _err(f"minLength above {LENGTH_CAP} is not supported", ptr)
+                raise schema_error(f"minLength above {LENGTH_CAP} is not supported", ptr)
             hi = None if hi is None else min(hi, LENGTH_CAP)
-            name = self.terms.add("string", f'"{_length_content(lo, hi)}"', None, ptr, length=(lo, hi))
+            name = self.terms.add("string", f'"{length_content(lo, hi)}"', None, ptr, length=(lo, hi))
             return [self.cls(("sub", name))]
         name = self.terms.add("string", f'"{content}"', None, ptr)
         return [self.cls(("sub", name))]
@@ -747,16 +487,16 @@ class _Translator:
         ranges, a, b = run
         lo, hi = max(lo, a), (b if hi is None else hi if b is None else min(hi, b))
         if hi is not None and hi < lo:
-            raise _err("the pattern and minLength/maxLength leave no string", ptr)
+            raise schema_error("the pattern and minLength/maxLength leave no string", ptr)
         if hi is not None and hi > EXACT_LENGTH:
             # As for plain bounded strings: beyond EXACT_LENGTH, printable ASCII and at most LENGTH_CAP long.
             if lo > LENGTH_CAP:
-                raise _err(f"minLength above {LENGTH_CAP} is not supported", ptr)
+                raise schema_error(f"minLength above {LENGTH_CAP} is not supported", ptr)
             hi = min(hi, LENGTH_CAP)
             ranges = intersect(ranges, [(0x20, 0x7E)])
             if not ranges:
-                raise _err("pattern with a long maxLength: only classes with printable ASCII characters are "
-                           "supported", ptr)
+                raise schema_error("pattern with a long maxLength: only classes with printable ASCII characters are "
+                                   "supported", ptr)
         count = f"{{{lo},}}" if hi is None else f"{{{lo},{hi}}}"
         name = self.terms.add("string", f'"(?:{json_spelling(ranges)}){count}"', None, ptr)
         return [self.cls(("sub", name))]
@@ -765,26 +505,27 @@ class _Translator:
         """patternProperties as (key terminal, value schema, pointer); the patterns must be pairwise disjoint
         (else a key could owe its value to two schemas at once)."""
         if not isinstance(patterns, dict):
-            raise _err("'patternProperties' must be an object", ptr)
+            raise schema_error("'patternProperties' must be an object", ptr)
         out = []
         for p, sub in patterns.items():
-            pptr = _ptr(ptr, p)
+            pptr = pointer(ptr, p)
             term = self.terms.add("string", f'"{self.pattern_content(p, pptr)}"', None, pptr)
             for other, _, optr in out:
-                if self.terms._relation(self.terms.terms[term], self.terms.terms[other]) != "disjoint":
-                    raise _err(f"patternProperties whose patterns overlap ({optr} and {pptr}) are not supported", ptr)
+                if self.terms.relation(self.terms.terms[term], self.terms.terms[other]) != "disjoint":
+                    raise schema_error(f"patternProperties whose patterns overlap ({optr} and {pptr}) are not supported",
+                                       ptr)
             out.append((term, sub, pptr))
         return out
 
     def pattern_content(self, pattern: Any, ptr: str) -> str:
         if not isinstance(pattern, str):
-            raise _err("'pattern' must be a string", ptr)
+            raise schema_error("'pattern' must be a string", ptr)
         try:
             body, start, end = Emitter(json_spelling).emit(pattern)
         except RegexRefused as exc:
-            raise _err(f"pattern {pattern!r}: {str(exc)}", ptr) from None
+            raise schema_error(f"pattern {pattern!r}: {str(exc)}", ptr) from None
         # JSON Schema patterns search: an unanchored end may be followed/preceded by anything.
-        pad = f"(?:{_ANY_CHAR})*"
+        pad = f"(?:{ANY_CHAR})*"
         return ("" if start else pad) + body + ("" if end else pad)
 
     # ---- numbers ------------------------------------------------------------------------------
@@ -795,7 +536,7 @@ class _Translator:
                 step = multiple_parts(schema["multipleOf"])
                 checked_multiple_fsm(*step)
             except ValueError as exc:
-                raise _err(f"'multipleOf': {exc}", _ptr(ptr, "multipleOf")) from None
+                raise schema_error(f"'multipleOf': {exc}", pointer(ptr, "multipleOf")) from None
             if integer and step == (1, 0):
                 step = None  # every integer
 
@@ -817,14 +558,14 @@ class _Translator:
                 hi, hi_x = emax, True
         for v, k in ((lo, "minimum"), (hi, "maximum")):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-                raise _err(f"'{k}' must be a finite number", _ptr(ptr, k))
+                raise schema_error(f"'{k}' must be a finite number", pointer(ptr, k))
         # Integer values: an interval of integers.
         ilo = None if lo is None else (math.floor(lo) + 1 if lo_x and lo == math.floor(lo) else math.ceil(lo))
         ihi = None if hi is None else (math.ceil(hi) - 1 if hi_x and hi == math.ceil(hi) else math.floor(hi))
         alts = []
         if ilo is not None and ihi is not None and ilo > ihi:
             if integer:
-                raise _err("the bounds leave no integer", ptr)
+                raise schema_error("the bounds leave no integer", ptr)
         elif ilo is None and ihi is None:
             alts.append(value_set(self.terms.add("number", _INT, None, ptr)) if step else self.cls(("all", "int")))
         else:
@@ -848,30 +589,30 @@ class _Translator:
     def object_alts(self, schema: dict, ptr: str) -> list[str]:
         props = schema.get("properties", {})
         if not isinstance(props, dict):
-            raise _err("'properties' must be an object", _ptr(ptr, "properties"))
-        patterns = self.pattern_keys(schema.get("patternProperties", {}), _ptr(ptr, "patternProperties"))
+            raise schema_error("'properties' must be an object", pointer(ptr, "properties"))
+        patterns = self.pattern_keys(schema.get("patternProperties", {}), pointer(ptr, "patternProperties"))
         required = schema.get("required", [])
         # Key sets: an object has every key of one set's `need` and none of its `ban`. From `required`, an
         # anyOf/oneOf of required lists (folded in by schema_alts) and dependencies (k present needs its keys:
         # one copy of each set without k, one with k and its keys).
-        sets = [(set(required) | set(need), set(ban)) for need, ban in schema.get(_REQUIRED_ANY, [([], [])])]
+        sets = [(set(required) | set(need), set(ban)) for need, ban in schema.get(REQUIRED_ANY, [([], [])])]
         sets = [(need, ban) for need, ban in sets if not need & ban]
         for kw in ("dependencies", "dependentRequired"):
             for k, needs in schema.get(kw, {}).items():
                 sets = [(need, ban | {k}) for need, ban in sets] + [(need | {k, *needs}, ban) for need, ban in sets]
                 sets = [(need, ban) for need, ban in sets if not need & ban]
         if len(sets) > MAX_KEY_SETS:
-            raise _err(f"required/anyOf/dependencies make more than {MAX_KEY_SETS} key sets", ptr)
+            raise schema_error(f"required/anyOf/dependencies make more than {MAX_KEY_SETS} key sets", ptr)
         addl = schema.get("additionalProperties", True)
         # A property whose schema is false must be absent: not a member (refused below if other keys may occur).
         absent = [k for k, v in props.items() if v is False]
-        value_ptr = {k: _ptr(ptr, "properties", k) for k in props if k not in absent}
-        named = [*required, *(r for need, ban in schema.get(_REQUIRED_ANY, []) for r in (*need, *ban)),
+        value_ptr = {k: pointer(ptr, "properties", k) for k in props if k not in absent}
+        named = [*required, *(r for need, ban in schema.get(REQUIRED_ANY, []) for r in (*need, *ban)),
                  *(r for kw in ("dependencies", "dependentRequired") for k, needs in schema.get(kw, {}).items()
                    for r in (k, *needs))]
         for r in dict.fromkeys(named):  # in the order the schema names them
             if r not in value_ptr and r not in absent:  # named in a set, not listed: a member after the listed ones
-                value_ptr[r] = _ptr(ptr, "required", r)
+                value_ptr[r] = pointer(ptr, "required", r)
         keys = list(value_ptr)
         # The schemas a listed key's value must satisfy: its own and those of the patterns it matches; a
         # key not listed takes the patterns it matches, or else additionalProperties.
@@ -884,19 +625,19 @@ class _Translator:
                 if addl is False:  # a key no object may have
                     absent.append(k)
                     continue
-                parts = [(addl, _ptr(ptr, "additionalProperties"))]
+                parts = [(addl, pointer(ptr, "additionalProperties"))]
             if len(parts) == 1:
                 schemas[k], value_ptr[k] = parts[0]
             else:  # a pointer no $ref can name
-                schemas[k], value_ptr[k] = {"allOf": [p for p, _ in parts]}, _ptr(ptr, "properties", k) + "&patterns"
+                schemas[k], value_ptr[k] = {"allOf": [p for p, _ in parts]}, pointer(ptr, "properties", k) + "&patterns"
         for k in keys:  # a property no value satisfies must be absent, like one with schema false
             if k not in absent and self.no_value_satisfies(schemas[k], value_ptr[k]):
                 absent.append(k)
         keys = [k for k in keys if k not in absent]
         if all(need & set(absent) for need, _ in sets):
             bad = min(r for need, _ in sets for r in need & set(absent))
-            raise _err(f"required property {bad!r} cannot occur (schema false, no value satisfies it, or "
-                       "additionalProperties false): no object is valid", _ptr(ptr, "required"))
+            raise schema_error(f"required property {bad!r} cannot occur (schema false, no value satisfies it, or "
+                               "additionalProperties false): no object is valid", pointer(ptr, "required"))
         sets = [(need, ban - set(absent)) for need, ban in sets if not need & set(absent)]
         if addl is not False:
             # Keys that must not occur while other keys may: the lexer must know them (a terminal no
@@ -919,17 +660,17 @@ class _Translator:
                       for term, sub, sptr in patterns if sub is not False]  # false: keys that must not occur
         if addl is not False:
             xkey = self.cls(("except", "string", key_terms, frozenset(term for term, _, _ in patterns)))
-            extra_alts.append(f"{xkey} COLON {self.node(addl, _ptr(ptr, 'additionalProperties'))}")
+            extra_alts.append(f"{xkey} COLON {self.node(addl, pointer(ptr, 'additionalProperties'))}")
         if extra_alts:
             extra = self.rule(f"{base}_x", extra_alts, ptr)
-        least = _count(schema, "minProperties", ptr, 0)
-        most = _count(schema, "maxProperties", ptr, None)
+        least = count_keyword(schema, "minProperties", ptr, 0)
+        most = count_keyword(schema, "maxProperties", ptr, None)
         if least <= min(len(need) for need, _ in sets):
             least = 0  # the required keys already make it
         if most is not None and extra is None and most >= n:
             most = None  # cannot be exceeded
         if max(least, most or 0) > MAX_COUNTED_PROPERTIES:
-            raise _err(f"minProperties/maxProperties above {MAX_COUNTED_PROPERTIES} are not supported", ptr)
+            raise schema_error(f"minProperties/maxProperties above {MAX_COUNTED_PROPERTIES} are not supported", ptr)
         return self.object_rules(base, members, req, banned, len(sets), extra, least, most, ptr)
 
     def object_rules(self, base: str, members: list[str], req: list[frozenset], banned: list[frozenset], n_sets: int,
@@ -993,26 +734,26 @@ class _Translator:
 
     # ---- arrays -------------------------------------------------------------------------------
     def array_alts(self, schema: dict, ptr: str) -> list[str]:
-        prefix, rest, rest_ptr = [], schema.get("items", True), _ptr(ptr, "items")
+        prefix, rest, rest_ptr = [], schema.get("items", True), pointer(ptr, "items")
         if "prefixItems" in schema:
             prefix = schema["prefixItems"]
         elif isinstance(schema.get("items"), list):  # draft-07 tuple form
-            prefix, rest, rest_ptr = schema["items"], schema.get("additionalItems", True), _ptr(ptr, "additionalItems")
-        lo = _count(schema, "minItems", ptr, 0)
-        hi = _count(schema, "maxItems", ptr, None)
+            prefix, rest, rest_ptr = schema["items"], schema.get("additionalItems", True), pointer(ptr, "additionalItems")
+        lo = count_keyword(schema, "minItems", ptr, 0)
+        hi = count_keyword(schema, "maxItems", ptr, None)
         k = len(prefix)
         if rest is False:
             hi = k if hi is None else min(hi, k)
         if hi is not None and lo > hi:
-            raise _err("minItems > maxItems (or more than the tuple allows): no array is valid", ptr)
+            raise schema_error("minItems > maxItems (or more than the tuple allows): no array is valid", ptr)
         tracked = max(k, lo) if hi is None else hi
         if tracked > MAX_TRACKED_ITEMS:
-            raise _err(f"array bounds above {MAX_TRACKED_ITEMS} items are not supported", ptr)
+            raise schema_error(f"array bounds above {MAX_TRACKED_ITEMS} items are not supported", ptr)
         base = self.fresh("a")
 
         def item(i: int) -> str:
             if i < k:
-                return self.node(prefix[i], _ptr(ptr, "prefixItems" if "prefixItems" in schema else "items", i))
+                return self.node(prefix[i], pointer(ptr, "prefixItems" if "prefixItems" in schema else "items", i))
             return self.node(rest, rest_ptr)
 
         # S_i: i items written so far.
@@ -1034,7 +775,7 @@ class _Translator:
     # ---- grammar text -------------------------------------------------------------------------
     def grammar(self, root_name: str) -> str:
         if ("all", "string") in self.classes or any(s[0] == "except" for s in self.classes):
-            self.terms.add("string", f'"{_length_content(0, None)}"', None, "#", length=(0, None))
+            self.terms.add("string", f'"{length_content(0, None)}"', None, "#", length=(0, None))
         if ("all", "number") in self.classes or ("all", "int") in self.classes:
             self.terms.add("number", _INT, None, "#")
         if ("all", "number") in self.classes or ("all", "frac") in self.classes:
@@ -1089,36 +830,6 @@ class _Translator:
         return start + "\n" + "\n".join(lines) + "\n"
 
 
-def _length_content(lo: int, hi: Optional[int]) -> str:
-    """The content of a string of lo..hi characters. Exact up to EXACT_LENGTH characters and without an
-    upper bound; beyond, a sound narrowing: longer strings are printable ASCII with short escapes (hi is
-    capped at LENGTH_CAP by the caller). The automata of bounded repetitions of _ANY_CHAR take seconds
-    per character to build (interegular, and the lexer's minimization): maxLength 128 took 40 s."""
-    if hi is None:
-        return f"(?:{_ANY_CHAR})" + ("*" if lo == 0 else f"{{{lo},}}")
-    if hi <= EXACT_LENGTH:
-        return f"(?:{_ANY_CHAR}){{{lo},{hi}}}"
-    plain = f"(?:{_PLAIN_CHAR}){{{max(lo, EXACT_LENGTH + 1)},{hi}}}"
-    return plain if lo > EXACT_LENGTH else f"(?:(?:{_ANY_CHAR}){{{lo},{EXACT_LENGTH}}}|{plain})"
-
-
-def _interval_relation(a: tuple[int, Optional[int]], b: tuple[int, Optional[int]]) -> str:
-    """How the languages of _length_content(*a) and _length_content(*b) relate: as their length intervals
-    do, since the content language grows with the interval."""
-    inf = float("inf")
-    (alo, ahi), (blo, bhi) = a, b
-    ahi, bhi = inf if ahi is None else ahi, inf if bhi is None else bhi
-    if ahi < blo or bhi < alo:
-        return "disjoint"
-    if (alo, ahi) == (blo, bhi):
-        return "equal"
-    if blo <= alo and ahi <= bhi:
-        return "sub"
-    if alo <= blo and bhi <= ahi:
-        return "super"
-    return "overlap"
-
-
 def _json_type(v: Any) -> str:
     if v is None:
         return "null"
@@ -1131,29 +842,13 @@ def _json_type(v: Any) -> str:
     return "array" if isinstance(v, list) else "object"
 
 
-def _count(schema: dict, key: str, ptr: str, default):
-    """A non-negative integer keyword (2.0 counts as 2)."""
-    v = schema.get(key, default)
-    if v is default:
-        return v
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v != int(v):
-        raise _err(f"'{key}' must be a non-negative integer", _ptr(ptr, key))
-    return int(v)
-
-
-def _within(term: _Term, spelling: re.Pattern) -> bool:
+def _within(term: Term, spelling: re.Pattern) -> bool:
     """Is every number this terminal lexes written in `spelling` (integers, or with fraction/exponent)?"""
     if term.literal is not None:
         return spelling.fullmatch(term.literal) is not None
     other = _FRAC if spelling.pattern == _INT else _INT
-    return not _disjoint(term.fsm, interegular.parse_pattern(spelling.pattern).to_fsm()) and \
-        _disjoint(term.fsm, interegular.parse_pattern(other).to_fsm())
-
-
-def _disjoint(a, b) -> bool:
-    # Not FSM.isdisjoint: interegular 0.3.3 answers True for "y_.*" and ".*" (its alphabet intersection
-    # loses characters); the intersection automaton is right.
-    return (a & b).empty()
+    return not fsm_disjoint(term.fsm, interegular.parse_pattern(spelling.pattern).to_fsm()) and \
+        fsm_disjoint(term.fsm, interegular.parse_pattern(other).to_fsm())
 
 
 def int_range_regex(lo: Optional[int], hi: Optional[int]) -> str:
