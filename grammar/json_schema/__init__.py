@@ -43,11 +43,13 @@ import interegular
 from ...fsm.lexer import LexerTooLarge, _time_limit
 from ...fsm.multiples import checked_multiple_fsm, multiple_parts
 from ..errors import GrammarError
-from ..json_instance import Judge, Unjudgeable, distinct, finite_values
+from ..json_instance import Unjudgeable, distinct, finite_values
 from ..regex import Emitter, RegexRefused, class_run, decimal_class, digit_range, intersect, json_spelling
 from .formats import FORMATS, SPECIFIED_FORMATS
-from .keywords import (ANNOTATIONS, KNOWN, REQUIRED_ANY, TYPES, count_keyword, pointer, refuse_unsupported,
-                       schema_error)
+from .instance_sets import check_disjoint, instance_judge, no_value_satisfies
+from .keywords import KNOWN, REQUIRED_ANY, TYPES, count_keyword, pointer, refuse_unsupported, schema_error
+from .literals import literal, string_literal
+from .schema_reader import SchemaReader
 from .string_lengths import ANY_CHAR, EXACT_LENGTH, LENGTH_CAP, length_content
 from .terminals import Term, Terminals, fsm_disjoint
 
@@ -66,7 +68,7 @@ _FRAC_POS = (r"(?:[1-9][0-9]*\.[0-9]+(?:[eE][+-]?[0-9]+)?|[1-9][0-9]*[eE][+-]?[0
 
 class _Translator:
     def __init__(self, root: Any, compact: bool):
-        self.root = root
+        self.reader = SchemaReader(root)
         self.compact = compact
         self.rules: dict[str, list[str]] = {}
         self.memo: dict[str, str] = {}
@@ -94,57 +96,6 @@ class _Translator:
 
     def _class_term(self, cls_name: str) -> str:
         return next(spec[1] for spec, n in self.classes.items() if n == cls_name and spec[0] == "sub")
-
-    def resolve_ref(self, ref: str, ptr: str) -> tuple[Any, str]:
-        if not ref.startswith("#"):
-            raise schema_error(f"$ref {ref!r}: only local references (#...) are supported", ptr)
-        node = self.root
-        path = ref[1:]
-        if path and not path.startswith("/"):
-            raise schema_error(f"$ref {ref!r}: anchors are not supported", ptr)
-        for part in path.split("/")[1:] if path else []:
-            part = part.replace("~1", "/").replace("~0", "~")
-            part = re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), part)
-            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            elif isinstance(node, dict) and part in node:
-                node = node[part]
-            else:
-                raise schema_error(f"$ref {ref!r} does not resolve", ptr)
-        return node, "#" + path
-
-    # ---- terminals and literal values ----------------------------------------------------------
-    def string_literal(self, s: str, ptr: str) -> str:
-        if any(0xD800 <= ord(c) <= 0xDFFF for c in s):
-            raise schema_error("a string with a lone surrogate is not supported", ptr)
-        pattern = '"' + "".join(json_spelling([(ord(c), ord(c))]) for c in s) + '"'
-        return self.terms.add("string", pattern, json.dumps(s, ensure_ascii=False), ptr)
-
-    def literal(self, v: Any, ptr: str) -> str:
-        """Grammar symbols for exactly the value v (object keys in their order)."""
-        if v is None:
-            return '"null"'
-        if v is True:
-            return '"true"'
-        if v is False:
-            return '"false"'
-        if isinstance(v, (int, float)):
-            if isinstance(v, float) and not math.isfinite(v):
-                raise schema_error("non-finite number in enum/const", ptr)
-            text = json.dumps(v)
-            return self.terms.add("number", re.escape(text), text, ptr)
-        if isinstance(v, str):
-            return self.string_literal(v, ptr)
-        if isinstance(v, list):
-            if not v:
-                return "LBK RBK"
-            return "LBK " + " COMMA ".join(self.literal(x, ptr) for x in v) + " RBK"
-        if isinstance(v, dict):
-            if not v:
-                return "LB RB"
-            return "LB " + " COMMA ".join(f"{self.string_literal(k, ptr)} COLON {self.literal(x, ptr)}"
-                                          for k, x in v.items()) + " RB"
-        raise schema_error(f"unsupported value {v!r}", ptr)
 
     def any_value(self) -> str:
         if "any" not in self.rules:
@@ -179,15 +130,15 @@ class _Translator:
         schema = dict(schema)
         # An enum/const (here or in allOf) bounds the instances to a list: keep the values the whole
         # schema accepts, whatever other keywords (not, if, multipleOf, ...) say.
-        values = finite_values(schema, self.resolve_ref, ptr)
+        values = finite_values(schema, self.reader.resolve_ref, ptr)
         if values is not None:
             return self.enum_alts(schema, values, ptr)
         refuse_unsupported(schema, ptr)
         if "allOf" in schema:
-            return self.schema_alts(self.merge_all_of(schema, ptr), ptr + "/allOf*")  # a pointer no $ref can name
+            return self.schema_alts(self.reader.merge_all_of(schema, ptr), ptr + "/allOf*")  # a pointer no $ref can name
         if "$ref" in schema:
             rest = {k: v for k, v in schema.items() if k in KNOWN and k != "$ref"}
-            target, tptr = self.resolve_ref(schema["$ref"], pointer(ptr, "$ref"))
+            target, tptr = self.reader.resolve_ref(schema["$ref"], pointer(ptr, "$ref"))
             if rest:
                 raise schema_error("'$ref' next to other assertion keywords "
                                    f"({', '.join(sorted(rest))}) is not supported", ptr)
@@ -212,7 +163,7 @@ class _Translator:
                     return self.schema_alts(folded, ptr)
                 rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
                 if comb == "oneOf":  # the siblings narrow every branch
-                    self.check_disjoint([{"allOf": [rest, b]} if rest else b for b in branches], pointer(ptr, comb))
+                    check_disjoint(self.reader, [{"allOf": [rest, b]} if rest else b for b in branches], pointer(ptr, comb))
                 if rest:
                     # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...]; the branches
                     # stay disjoint for oneOf since each only got narrower.
@@ -258,168 +209,16 @@ class _Translator:
         merged = self.cls(("union", frozenset(spec_of[a] for a in sets)))
         return [merged] + [a for a in flat if a not in spec_of]
 
-    def merge_all_of(self, schema: dict, ptr: str) -> dict:
-        merged = {k: v for k, v in schema.items() if k != "allOf"}
-        subs = schema["allOf"]
-        if not isinstance(subs, list):
-            raise schema_error("'allOf' must be an array", pointer(ptr, "allOf"))
-        # additionalProperties/items depend on their sibling properties/prefixItems: merging those from two
-        # parts would change what they mean, so such merges are refused.
-        coupled = ({"properties", "patternProperties", "additionalProperties"}, {"items", "prefixItems", "additionalItems"})
-        owners = [{0} if merged.keys() & group else set() for group in coupled]
-        for i, sub in enumerate(subs):
-            sptr = pointer(ptr, "allOf", i)
-            while isinstance(sub, dict) and set(sub) - ANNOTATIONS == {"$ref"}:
-                sub, sptr = self.resolve_ref(sub["$ref"], sptr)
-            if sub is True or sub == {}:
-                continue
-            if not isinstance(sub, dict):
-                raise schema_error("'allOf' with a false or non-object schema is not supported", sptr)
-            if "allOf" in sub:
-                sub = self.merge_all_of(sub, sptr)
-            for g, group in enumerate(coupled):
-                if sub.keys() & group:
-                    owners[g].add(i + 1)
-                    if len(owners[g]) > 1 and (merged.keys() | sub.keys()) & {"additionalProperties", "items",
-                                                                               "additionalItems"}:
-                        raise schema_error(f"'allOf' combining {'/'.join(sorted(group))} from several subschemas is not "
-                                           "supported", sptr)
-            for k, v in sub.items():
-                if k in ANNOTATIONS or k not in KNOWN:
-                    continue
-                if k not in merged or merged[k] == v:
-                    merged[k] = v
-                elif k == "required":
-                    merged[k] = list(dict.fromkeys(list(merged[k]) + list(v)))
-                elif k == "properties" and isinstance(v, dict):
-                    props = dict(merged[k])
-                    for pk, pv in v.items():
-                        if pk in props and props[pk] != pv:
-                            raise schema_error(f"'allOf': property {pk!r} has two different schemas; merging them is not "
-                                               "supported", sptr)
-                        props[pk] = pv
-                    merged[k] = props
-                elif k == "type":
-                    a = {merged[k]} if isinstance(merged[k], str) else set(merged[k])
-                    b = {v} if isinstance(v, str) else set(v)
-                    both = (a & b) | ({"integer"} if ("integer" in a and "number" in b) or
-                                      ("number" in a and "integer" in b) else set())
-                    if not both:
-                        raise schema_error(f"'allOf': the types {sorted(a)} and {sorted(b)} have nothing in common: no "
-                                           "instance is valid here", sptr)
-                    merged[k] = sorted(both)
-                else:
-                    raise schema_error(f"'allOf': keyword {k!r} appears with different values; merging them is not "
-                                       "supported", sptr)
-        return merged
-
-    def possible_types(self, schema: Any, ptr: str, seen=()) -> Optional[set]:
-        """The JSON types a schema admits (integer counted as number), or None if unknown."""
-        if schema is True or schema == {}:
-            return set(TYPES)
-        if schema is False:
-            return set()
-        if not isinstance(schema, dict):
-            return None
-        if "$ref" in schema and ptr not in seen:
-            target, tptr = self.resolve_ref(schema["$ref"], ptr)
-            return self.possible_types(target, tptr, seen + (ptr,))
-        t = schema.get("type", list(TYPES))
-        out = {"number" if x == "integer" else x for x in ([t] if isinstance(t, str) else t)}
-        if "const" in schema or "enum" in schema:  # the listed values' types bound it too
-            values = [schema["const"]] if "const" in schema else schema["enum"]
-            if not isinstance(values, list):
-                return None
-            out &= {_json_type(v) for v in values}
-        for comb in ("anyOf", "oneOf"):
-            if comb in schema:
-                union = set()
-                for i, b in enumerate(schema[comb]):
-                    bt = self.possible_types(b, pointer(ptr, comb, i), seen)
-                    if bt is None:
-                        return None
-                    union |= bt
-                out &= union
-        for i, b in enumerate(schema.get("allOf", [])):  # each part bounds it; an unknown part does not
-            bt = self.possible_types(b, pointer(ptr, "allOf", i), seen)
-            if bt is not None:
-                out &= bt
-        return out
-
-    def check_disjoint(self, branches: list, ptr: str) -> None:
-        """oneOf is anyOf when no instance can match two branches: proved pair by pair (see disjoint)."""
-        for i in range(len(branches)):
-            for j in range(i + 1, len(branches)):
-                if not self.disjoint(branches[i], pointer(ptr, i), branches[j], pointer(ptr, j)):
-                    raise schema_error(f"'oneOf' branches {i} and {j} may overlap, which is not supported (cannot prove "
-                                       "exactly one matches)", ptr)
-
-    def disjoint(self, a: Any, pa: str, b: Any, pb: str, depth: int = 0) -> bool:
-        """Can no instance match both schemas? Proved by the types they admit; by listed values (enum/const)
-        of one none of which matches the other; or, for two object schemas, by a property both require
-        whose schemas are disjoint, or one requires and the other forbids (additionalProperties false)."""
-        ta, tb = self.possible_types(a, pa), self.possible_types(b, pb)
-        if ta is not None and tb is not None and not ta & tb:
-            return True
-        judge = Judge(self.resolve_ref, FORMATS, SPECIFIED_FORMATS)
-        for x, px, y, py in ((a, pa, b, pb), (b, pb, a, pa)):
-            values = finite_values(x, self.resolve_ref, px) if isinstance(x, dict) else None
-            try:
-                if values is not None and not any(judge.valid(x, v, px) and judge.valid(y, v, py) for v in values):
-                    return True
-            except Unjudgeable:
-                pass
-        if depth >= 3 or ta is None or tb is None or not ta | tb <= {"object"}:
-            return False
-        (a, pa), (b, pb) = self.deref(a, pa), self.deref(b, pb)
-        if not isinstance(a, dict) or not isinstance(b, dict):
-            return False
-        try:  # properties and required of allOf parts, merged where they can be
-            a = self.merge_all_of(a, pa) if "allOf" in a else a
-            b = self.merge_all_of(b, pb) if "allOf" in b else b
-        except GrammarError:
-            return False
-        pr_a, pr_b = a.get("properties", {}), b.get("properties", {})
-        req_a, req_b = a.get("required", []), b.get("required", [])
-        for k in set(req_a) & set(req_b) & set(pr_a) & set(pr_b):
-            if self.disjoint(pr_a[k], pointer(pa, "properties", k), pr_b[k], pointer(pb, "properties", k), depth + 1):
-                return True
-        for x, y_req in ((a, req_b), (b, req_a)):  # a key one requires that the other allows in no way
-            props = x.get("properties", {})
-            if x.get("additionalProperties", True) is False and not x.get("patternProperties"):
-                if any(k not in props or props[k] is False for k in y_req):
-                    return True
-        return False
-
-    def deref(self, schema: Any, ptr: str) -> tuple[Any, str]:
-        """Follow a schema that is only a $ref (a few steps at most)."""
-        for _ in range(8):
-            if not (isinstance(schema, dict) and "$ref" in schema and len(schema) == 1):
-                break
-            schema, ptr = self.resolve_ref(schema["$ref"], ptr)
-        return schema, ptr
-
-    def no_value_satisfies(self, schema: Any, ptr: str) -> bool:
-        """Is the schema's enum/const (its own or through allOf) a list none of whose values it accepts?"""
-        values = finite_values(schema, self.resolve_ref, ptr) if isinstance(schema, dict) else None
-        if values is None:
-            return False
-        judge = Judge(self.resolve_ref, FORMATS, SPECIFIED_FORMATS)
-        try:
-            return not any(judge.valid(schema, v, ptr) for v in distinct(values))
-        except Unjudgeable:
-            return False
-
     def enum_alts(self, schema: dict, values: list, ptr: str) -> list[str]:
         """The listed values the whole schema accepts (judged one by one), each as a literal."""
-        judge = Judge(self.resolve_ref, FORMATS, SPECIFIED_FORMATS)
+        judge = instance_judge(self.reader)
         try:
             kept = [v for v in distinct(values) if judge.valid(schema, v, ptr)]
         except Unjudgeable as exc:
             raise schema_error(f"cannot check the enum/const values against the rest of the schema: {exc}", ptr) from None
         if not kept:
             raise schema_error("no value of 'enum'/'const' satisfies the rest of the schema", ptr)
-        return [self.literal(v, pointer(ptr, "enum")) for v in kept]
+        return [literal(self.terms, v, pointer(ptr, "enum")) for v in kept]
 
     def null_alts(self, schema, ptr):
         return ['"null"']
@@ -631,7 +430,7 @@ class _Translator:
             else:  # a pointer no $ref can name
                 schemas[k], value_ptr[k] = {"allOf": [p for p, _ in parts]}, pointer(ptr, "properties", k) + "&patterns"
         for k in keys:  # a property no value satisfies must be absent, like one with schema false
-            if k not in absent and self.no_value_satisfies(schemas[k], value_ptr[k]):
+            if k not in absent and no_value_satisfies(self.reader, schemas[k], value_ptr[k]):
                 absent.append(k)
         keys = [k for k in keys if k not in absent]
         if all(need & set(absent) for need, _ in sets):
@@ -642,7 +441,7 @@ class _Translator:
         if addl is not False:
             # Keys that must not occur while other keys may: the lexer must know them (a terminal no
             # rule uses is left out of it, and its text would be lexed as any other key).
-            self.keep.update(self.string_literal(k, ptr) for k in absent)
+            self.keep.update(string_literal(self.terms, k, ptr) for k in absent)
             self.keep.update(term for term, sub, _ in patterns if sub is False)
         req = [frozenset(j for j, (need, _) in enumerate(sets) if k in need) for k in keys]
         banned = [frozenset(j for j, (_, ban) in enumerate(sets) if k in ban) for k in keys]
@@ -650,11 +449,11 @@ class _Translator:
         base = self.fresh("o")
         members = []
         for j, k in enumerate(keys):
-            key = self.string_literal(k, value_ptr[k])
+            key = string_literal(self.terms, k, value_ptr[k])
             value = self.node(schemas[k], value_ptr[k])
             members.append(f"{key} COLON {value}")
         extra = None
-        key_terms = frozenset(self.string_literal(k, ptr) for k in keys + absent)
+        key_terms = frozenset(string_literal(self.terms, k, ptr) for k in keys + absent)
         # Other keys: those matching a pattern (patterns are disjoint: one schema each), then the rest.
         extra_alts = [f"{self.cls(('sub-except', term, key_terms))} COLON {self.node(sub, sptr)}"
                       for term, sub, sptr in patterns if sub is not False]  # false: keys that must not occur
@@ -828,18 +627,6 @@ class _Translator:
                 lines.append(f"{t}: /{before}{p}{after}/")
         start = f"start: {root_name}" if self.compact else f"start: WS? {root_name} WS?\nWS: /[ \\t\\n\\r]{{1,{WS_MAX}}}/"
         return start + "\n" + "\n".join(lines) + "\n"
-
-
-def _json_type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    return "array" if isinstance(v, list) else "object"
 
 
 def _within(term: Term, spelling: re.Pattern) -> bool:
