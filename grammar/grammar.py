@@ -95,7 +95,7 @@ class Grammar:
     @classmethod
     def from_json_schema(cls, schema, *, compact: bool = False, **limits) -> "Grammar":
         """The JSON texts valid under a JSON Schema (a dict, JSON text, or a Pydantic model class).
-        Keywords that cannot be enforced exactly raise GrammarError (see grammar/json_schema.py)."""
+        Keywords that cannot be enforced exactly raise GrammarError (see grammar/json_schema/)."""
         from .json_schema import schema_to_lark
 
         g = cls(schema_to_lark(schema, compact=compact, timeout=limits.get("build_timeout", 30.0)), "start",
