@@ -31,7 +31,8 @@ class GrammarSpec:
 
 
 def _canonical_json(kind: str, value: Any) -> str:
-    """JSON text (or an already-parsed dict) -> one canonical text, so equal specs share tables."""
+    """JSON text (or an already-parsed dict) -> one canonical text, so equal specs share tables.
+    Key order is kept: a schema's property order is the order the generated object follows."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -39,7 +40,7 @@ def _canonical_json(kind: str, value: Any) -> str:
             raise ValueError(f"grammask: {kind} is not valid JSON: {exc}") from None
     if not isinstance(value, (dict, bool)):
         raise ValueError(f"grammask: {kind} must be a JSON object (text or dict), not {type(value).__name__}")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_spec(args: Any) -> GrammarSpec:
