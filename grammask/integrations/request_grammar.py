@@ -7,6 +7,7 @@ backend from its (key_type, key_string) pairs; both end up here.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ def parse_spec(args: Any) -> GrammarSpec:
 def build_grammar(spec: GrammarSpec) -> Grammar:
     """The Grammar for a spec, tables built (so a broken grammar raises GrammarError here)."""
     if spec.kind == "grammar":
-        if spec.source in BUILTINS:
+        # A bare name is a built-in (an unknown one gets the list of names, not a Lark syntax error).
+        if spec.source in BUILTINS or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", spec.source):
             grammar = Grammar.builtin(spec.source)
             grammar.tables
             return grammar
