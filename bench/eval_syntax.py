@@ -35,7 +35,6 @@ eval_syntax.jsonl (every output) and eval_syntax.png.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import re
 import subprocess
@@ -48,6 +47,8 @@ from typing import Callable, Optional
 import torch
 
 import grammask as gm
+from grammask.grammar.grammar import PYTHON_VERSIONS
+from bench import python_oracle
 from bench.greedy import Row, greedy_rows
 from bench.workload import CORPORA
 
@@ -137,14 +138,7 @@ class Outcome:
 
 # -- checks ----------------------------------------------------------------------------------------------
 
-def check_python(text: str) -> Optional[str]:
-    try:
-        ast.parse(text)
-    except SyntaxError as exc:
-        return f"{exc.msg} (line {exc.lineno})"
-    except ValueError as exc:
-        return str(exc)
-    return None
+check_python = python_oracle.cpython_error
 
 
 def check_go(text: str) -> Optional[str]:
@@ -209,14 +203,14 @@ class StopAtCut:
 
 # -- tasks -------------------------------------------------------------------------------------------------
 
-def python_tasks(tok, limit: int) -> list[Task]:
+def python_tasks(tok, limit: int, check=check_python) -> list[Task]:
     path = CORPORA / "python" / "humaneval" / "HumanEval-first-half.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     out = []
     for r in rows[:limit]:
         # Without its trailing newline (see the module's docstring); the model writes that newline.
         p = r["prompt"].rstrip()
-        out.append(Task("python", r["task_id"], tok(p)["input_ids"], p, PY_STOPS, check_python))
+        out.append(Task("python", r["task_id"], tok(p)["input_ids"], p, PY_STOPS, check))
     return out
 
 
@@ -433,6 +427,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.eval_syntax", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--languages", nargs="+", choices=LANGUAGES, default=LANGUAGES)
+    ap.add_argument("--python-version", default=python_oracle.RUNNING, choices=PYTHON_VERSIONS,
+                    help="the Python grammar and judge (default: this interpreter's version, judged by its "
+                    "ast.parse; a newer one is judged as bench/python_oracle.py says)")
     ap.add_argument("--limit", type=int, help="prompts per language (default: " +
                     ", ".join(f"{l} {n}" for l, n in DEFAULT_LIMITS.items()) + "; Go prompts are spread over "
                     "the whole MBGP set)")
@@ -475,13 +472,16 @@ def main(argv=None) -> int:
     eos = [int(tok.eos_token_id)]
     info = gm.TokenizerInfo.from_huggingface(tok, stop_token_ids=eos)
     results: dict = {}
-    makers = {"python": python_tasks, "go": go_tasks, "json": json_tasks}
+    makers = {"python": lambda tok, n: python_tasks(tok, n, python_oracle.python_error(args.python_version)),
+              "go": go_tasks, "json": json_tasks}
     log: list[Outcome] = []
     speed: dict = {}
     batches: dict = {}
     extended: dict = {}
     for lang in args.languages:
-        compiled = gm.compile(gm.Grammar.builtin(lang), info)
+        # Python: the grammar of the version its judge reads
+        name = f"python{args.python_version}" if lang == "python" else lang
+        compiled = gm.compile(gm.Grammar.builtin(name), info)
         tasks = makers[lang](tok, args.limit or DEFAULT_LIMITS[lang])
         outs, stats = run_language(model, tok, tasks, args.modes, budgets[lang], compiled, eos, args.rows, started,
                                    args.closing_keep)

@@ -356,7 +356,7 @@ cdef class CoreGrammar:
         _in_range("term_restart", a["term_restart"], n_terms, -2, n_modes)
         _in_range("mode_event", a["mode_event"], n_modes, -1, n_terms)
         fop, farg = a["term_fop"][:n_terms], a["term_farg"][:n_terms]
-        _in_range("term_farg of f-string starts", farg[fop == 1], int(np.sum(fop == 1)), 0, 8)
+        _in_range("term_farg of f-string starts", farg[fop == 1], int(np.sum(fop == 1)), 0, 16)
         triple = farg[fop == 12]
         _in_range("term_farg of triple-quoted strings", triple, triple.shape[0], 0, 2 * n_terms)
         for name, value in zip(("t_rbrace", "t_colon", "t_walrus", "t_fclose", "t_spec_open", "t_spec_text"), roles):

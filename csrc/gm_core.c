@@ -366,10 +366,13 @@ static int fstring_step(gm_matcher *m, vstate *vs, int32_t *ev) {
         if (!triple_quotes_fit(c, 2 + (g->term_farg[*ev] & 1))) return 0;
         *ev = g->term_farg[*ev] >> 1;
         return 1;
-    case GM_FOP_FSTART:
-        if (c->fn == GM_MAX_FSTRINGS || !triple_quotes_fit(c, g->term_farg[*ev] >> 1)) return 0;
-        c->fstr[c->fn++] = FSTR(g->term_farg[*ev], FPOS_LIT, 0);
+    case GM_FOP_FSTART: {
+        const int32_t farg = g->term_farg[*ev], opened = farg & 7;
+        if (c->fn == GM_MAX_FSTRINGS || (!(farg & GM_FARG_FREE_NESTING) && !triple_quotes_fit(c, opened >> 1)))
+            return 0;
+        c->fstr[c->fn++] = FSTR(opened, FPOS_LIT, 0);
         return 1;
+    }
     case GM_FOP_FOPEN:
         if (pos != FPOS_LIT && pos != FPOS_SPEC) return 0; /* a field in a spec's field's spec: too deep */
         *top = FSTR(kr, pos == FPOS_LIT ? FPOS_FIELD : FPOS_SFIELD, c->depth);

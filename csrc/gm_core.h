@@ -69,7 +69,8 @@ typedef struct {
 #define GM_FOP_EVENT_ALL 11       /* a byte inside a field: every open f-string checks it */
 #define GM_FOP_TRIPLE_STRING 12   /* a string in three quotes inside a field: term_farg = 2 * the string
                                      terminal it is + (0: three ', 1: three ") */
-#define GM_MAX_FSTRINGS 4         /* four quote kinds, each usable once in a nest */
+#define GM_MAX_FSTRINGS 16        /* open f-strings: 3.11's four quote kinds allow 4, PEP 701 any (CPython: 150) */
+#define GM_FARG_FREE_NESTING 8    /* term_farg of an FSTART: PEP 701, the quote kinds need not differ */
 #define GM_MAX_FIELD_DEPTH 199    /* brackets in a field: CPython compiles it inside one more pair */
 #define GM_DYNAMIC_GROUP (-2)     /* group_cset of a state's tokens that cross a dynamic restart: the fill
                                      lexes each of them with the matcher's context */

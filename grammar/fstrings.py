@@ -1,10 +1,15 @@
-"""Python 3.11 f-strings: lexer modes, their terminals, and what the matcher does at each of them.
+"""Python f-strings: lexer modes, their terminals, and what the matcher does at each of them.
 
 CPython 3.11 reads an f-string as one string token (it ends at the first unescaped closing quote), then
 parses its replacement fields: the expression up to a `!`, `:`, `}` or `=` outside brackets, compiled as
 "(" + text + ")"; a format spec of text and fields, whose fields take a plain-text spec only. Inside a
 field no backslash, no `#` outside strings, no quote of an enclosing f-string, and no newline where an
 enclosing f-string is single-quoted (the token would end there).
+
+CPython 3.12 (PEP 701) tokenizes f-strings instead: a field is ordinary code, so it may hold any string
+(the enclosing quotes, backslashes and all), comments, newlines and f-strings nested to any depth
+(CPython stops at 150; grammask at GM_MAX_FSTRINGS). `// grammask: fstrings pep701` asks for that: the
+same modes, with the field's own terminals and no events.
 
 grammask lexes the f-string in modes (a grammar switches them on with `// grammask: fstrings`):
 
@@ -49,6 +54,7 @@ def spec_mode(kr: int) -> int:
 FOP_FSTART, FOP_FOPEN, FOP_RBRACE, FOP_COLON, FOP_WALRUS = 1, 2, 3, 4, 5
 FOP_CONV_CLOSE, FOP_CONV_SPEC, FOP_SPEC_CLOSE, FOP_FEND, FOP_EVENT_OWN, FOP_EVENT_ALL = 6, 7, 8, 9, 10, 11
 FOP_TRIPLE_STRING = 12  # a string in three quotes inside a field; term_farg: 2 * its string terminal + quote
+FARG_FREE_NESTING = 8  # term_farg bit of an FSTART under PEP 701: any quotes may nest (kr in the low 3 bits)
 # event bits (term_farg of an event terminal): a byte ' " newline or backslash; which of them an enclosing
 # f-string forbids is gm_core.c's fstring_forbids
 EV_SQ, EV_DQ, EV_NL, EV_BS = 1, 2, 4, 8
@@ -58,11 +64,16 @@ SAME_MODE, DYNAMIC = -1, -2
 # The terminals the grammar's rules use (%declare'd there; their patterns come from here).
 FSTART_NAMES = tuple(("RFSTART_" if raw else "FSTART_") + ("SQ", "DQ", "SQ3", "DQ3")[k]
                      for k in range(4) for raw in (0, 1))  # index kr = 2 * k + raw
+# Template strings (PEP 750, 3.14): lexed as f-strings are, their own start terminals so that the rules
+# can keep them apart (a t-string does not concatenate with other strings). Optional in a grammar.
+TSTART_NAMES = tuple(name.replace("FSTART", "TSTART") for name in FSTART_NAMES)
 LR_TERMINALS = FSTART_NAMES + ("FEMPTY", "FLIT", "FEND", "FOPEN", "FCLOSE", "CONV_CLOSE", "CONV_SPEC",
                                "SPEC_OPEN", "FSPEC_TEXT", "SPEC_CLOSE")
 # How messages show them.
 DISPLAY = {
     **{name: ("rf" if name[0] == "R" else "f") + KINDS[i // 2] for i, name in enumerate(FSTART_NAMES)},
+    **{name: ("rt" if name[0] == "R" else "t") + KINDS[i // 2] for i, name in enumerate(TSTART_NAMES)},
+    "TEMPTY": "empty t-string",
     "FEMPTY": "empty f-string", "FLIT": "f-string text", "FEND": "end of f-string", "FOPEN": "'{'",
     "FCLOSE": "'}'", "CONV_CLOSE": "'!r}'", "CONV_SPEC": "'!r:'", "SPEC_OPEN": "':'",
     "FSPEC_TEXT": "format spec text", "SPEC_CLOSE": "'}'", "RBRACE_F": "'}'", "COLON_F": "':'",
@@ -85,8 +96,9 @@ _ESCAPE = (rf"\\([^xuUN{{}}\r\n]|x{_HEX}{{2}}|u{_HEX}{{4}}|U(000{_HEX}{{5}}|0010
 _RAW_ESCAPE = r"\\([^{}\r\n]|\r?\n)"
 
 
-def _prefix(raw: int) -> str:
-    return "([rR][fF]|[fF][rR])" if raw else "[fF]"
+def _prefix(raw: int, letter: str = "f") -> str:
+    kind = f"[{letter}{letter.upper()}]"
+    return f"([rR]{kind}|{kind}[rR])" if raw else kind
 
 
 def _text(kind: int, raw: int, braces: bool) -> str:
@@ -148,9 +160,10 @@ class FStringSpec:
     hidden: frozenset         # terminals never listed as expected (lexer-only forms, events)
 
 
-def extend_terminals(terminals: list[TerminalSpec], display: list[str]):
+def extend_terminals(terminals: list[TerminalSpec], display: list[str], pep701: bool = False):
     """The grammar's terminals with the f-string modes added, the lexer-only terminals appended, and the
-    matcher's arrays. Raises KeyError naming a terminal the grammar lacks."""
+    matcher's arrays; pep701: as Python 3.12+ reads f-strings. Raises KeyError naming a terminal the
+    grammar lacks."""
     ids = {t.name: i for i, t in enumerate(terminals)}
     by_display = {d: i for i, d in enumerate(display)}
     missing = [n for n in LR_TERMINALS if n not in ids] + [d for d in _FIELD_REPLACED if d not in by_display]
@@ -160,15 +173,19 @@ def extend_terminals(terminals: list[TerminalSpec], display: list[str]):
     replaced = {by_display[d] for d in _FIELD_REPLACED}
     triple_strings = []  # (a string terminal, 0 or 1 for its triple ' or " form, regex): their own terminals
     for i, t in enumerate(out):
-        if t.regex is None or t.name in LR_TERMINALS:
+        if t.regex is None or t.name in LR_TERMINALS or t.name in TSTART_NAMES:
             continue
-        if t.name in _FIELD_STRINGS:
+        if pep701 and (t.name in _FIELD_STRINGS or t.name == "COMMENT"):
+            out[i] = dataclasses.replace(t, modes=(TOP, FIELD))  # a field is code: any string, comments
+        elif t.name in _FIELD_STRINGS:
             single, *triples = _field_strings(_FIELD_STRINGS[t.name], t.name.endswith("BYTES"))
             out[i] = dataclasses.replace(t, mode_regexes=((FIELD, single),))
             triple_strings += [(i, j, regex) for j, regex in enumerate(triples)]
         elif t.ignored and t.name not in _NOT_IN_FIELD:
-            # whitespace: newlines too inside a field (inside parentheses, once compiled)
-            out[i] = dataclasses.replace(t, mode_regexes=((FIELD, r"[\t \f\r\n]+"),))
+            # whitespace: newlines too inside a field (inside parentheses, once compiled); under PEP 701
+            # also a backslash continuation
+            out[i] = dataclasses.replace(t, mode_regexes=((FIELD, r"([\t \f\r\n]|\\\r?\n)+" if pep701
+                                                                  else r"[\t \f\r\n]+"),))
         elif i not in replaced and t.name not in _NOT_IN_FIELD:
             out[i] = dataclasses.replace(t, modes=(TOP, FIELD))
 
@@ -180,9 +197,13 @@ def extend_terminals(terminals: list[TerminalSpec], display: list[str]):
         out[ids[name]] = dataclasses.replace(out[ids[name]], regex=regex, modes=modes, mode_regexes=mode_regexes,
                                              is_literal=literal)
 
-    for kr, name in enumerate(FSTART_NAMES):
-        set_regex(name, _prefix(kr % 2) + KINDS[kr // 2], (TOP, FIELD))
-    set_regex("FEMPTY", r"([fF]|[rR][fF]|[fF][rR])(''|\"\")", (TOP, FIELD))
+    starts = [(kr, name, "f") for kr, name in enumerate(FSTART_NAMES)]
+    if "TSTART_SQ" in ids:
+        starts += [(kr, name, "t") for kr, name in enumerate(TSTART_NAMES)]
+        set_regex("TEMPTY", f"({_prefix(0, 't')}|{_prefix(1, 't')})(''|\"\")", (TOP, FIELD))
+    for kr, name, letter in starts:
+        set_regex(name, _prefix(kr % 2, letter) + KINDS[kr // 2], (TOP, FIELD))
+    set_regex("FEMPTY", f"({_prefix(0)}|{_prefix(1)})(''|\"\")", (TOP, FIELD))
     lit = [lit_mode(kr) for kr in range(8)]
     spec = [spec_mode(kr) for kr in range(8)]
     set_regex("FLIT", mode_regexes=tuple((lit_mode(kr), _text(kr // 2, kr % 2, True)) for kr in range(8)))
@@ -204,7 +225,7 @@ def extend_terminals(terminals: list[TerminalSpec], display: list[str]):
     display_of = {ids[name]: shown for name, shown in DISPLAY.items() if name in ids}
     display_of.update({t: display[i] for t, (i, _) in triples.items()})
     display_of.update({rbrace_f: DISPLAY["RBRACE_F"], colon_f: DISPLAY["COLON_F"], walrus_f: DISPLAY["WALRUS_F"]})
-    for scope, fop in (("OWN", FOP_EVENT_OWN), ("ALL", FOP_EVENT_ALL)):
+    for scope, fop in () if pep701 else (("OWN", FOP_EVENT_OWN), ("ALL", FOP_EVENT_ALL)):
         for bit, label in ((EV_SQ, "SQ"), (EV_DQ, "DQ"), (EV_NL, "NL"), (EV_BS, "BS")):
             events[fop, bit] = add(f"__FEVENT_{scope}_{label}")
             display_of[events[fop, bit]] = _EVENT_DISPLAY[bit]
@@ -213,8 +234,9 @@ def extend_terminals(terminals: list[TerminalSpec], display: list[str]):
     fop = np.zeros(n, dtype=np.int8)
     farg = np.zeros(n, dtype=np.int32)
     restart = np.full(n, SAME_MODE, dtype=np.int32)
-    for kr, name in enumerate(FSTART_NAMES):
-        fop[ids[name]], farg[ids[name]], restart[ids[name]] = FOP_FSTART, kr, lit_mode(kr)
+    for kr, name, _ in starts:
+        fop[ids[name]], restart[ids[name]] = FOP_FSTART, lit_mode(kr)
+        farg[ids[name]] = kr | (FARG_FREE_NESTING if pep701 else 0)
     fop[ids["FOPEN"]], restart[ids["FOPEN"]] = FOP_FOPEN, FIELD
     for t, code in ((rbrace_f, FOP_RBRACE), (colon_f, FOP_COLON), (walrus_f, FOP_WALRUS),
                     (ids["CONV_CLOSE"], FOP_CONV_CLOSE), (ids["CONV_SPEC"], FOP_CONV_SPEC),
@@ -225,7 +247,7 @@ def extend_terminals(terminals: list[TerminalSpec], display: list[str]):
     for t, (i, j) in triples.items():
         fop[t], farg[t] = FOP_TRIPLE_STRING, 2 * i + j
     mode_event = np.full((N_MODES, 256), -1, dtype=np.int32)
-    for mode in range(1, N_MODES):
+    for mode in range(1, N_MODES) if events else ():
         code = FOP_EVENT_ALL if mode == FIELD else FOP_EVENT_OWN
         for byte, bit in ((ord("'"), EV_SQ), (ord('"'), EV_DQ), (10, EV_NL), (13, EV_NL), (ord("\\"), EV_BS)):
             mode_event[mode, byte] = events[code, bit]

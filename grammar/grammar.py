@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from ..fsm.lexer import DEFAULT_MAX_LEXER_STATES
 from .errors import GrammarError
+from .lark_frontend import relative_imports
 from .tables import GrammarTables
+from .versions import select_version
 
 if TYPE_CHECKING:
     from ..decoding.validator import ValidationResult
@@ -20,16 +22,22 @@ BUILTIN_DIR = Path(__file__).resolve().parent
 # for JSON wants), the same grammar from another start rule.
 _BUILTIN_SOURCES = {"json": ("json", "start"), "json_object": ("json", "object"),
                     "python": ("python", "start"), "go": ("go", "start")}
-BUILTINS = tuple(_BUILTIN_SOURCES)
+# The versions python.lark describes (its lines marked per version, see versions.py); `python` alone is
+# the newest, `python3.12` names one.
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13", "3.14")
+BUILTINS = (*_BUILTIN_SOURCES, *(f"python{v}" for v in PYTHON_VERSIONS))
 
 
 class Grammar:
     """A context-free grammar in Lark EBNF. Build with `builtin`, `from_lark` or `from_file`."""
 
     def __init__(self, text: str, start: str = "start", name: Optional[str] = None, *,
-                 max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 30.0):
+                 max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 30.0,
+                 source_path: Union[str, os.PathLike, None] = None):
         """max_lexer_states and build_timeout (seconds) bound the lexer construction: a grammar past them
-        raises GrammarError instead of running away."""
+        raises GrammarError instead of running away. source_path: the file the text came from; relative
+        imports (`%import .module.NAME`) are found beside it, as Lark finds them (else in the current
+        directory, as Lark does for a grammar given as text)."""
         if not isinstance(text, str):
             raise TypeError(f"grammar text must be str, not {type(text).__name__}")
         self.text = text
@@ -37,17 +45,31 @@ class Grammar:
         self.name = name or "<grammar>"
         self.max_lexer_states = max_lexer_states
         self.build_timeout = build_timeout
+        self.source_path = str(Path(source_path).resolve()) if source_path is not None else None
         self.warn_conflicts = True
         self._tables: Optional[GrammarTables] = None
 
     @classmethod
-    def builtin(cls, name: str) -> "Grammar":
+    def builtin(cls, name: str, version: Optional[str] = None) -> "Grammar":
         """A built-in grammar: `json` (RFC 8259, any value), `json_object` (an object at the top level,
-        for generation), `python` (3.11), `go` (1.19)."""
+        for generation), `python` (version "3.11" to "3.14", default the newest; `python3.12` is the same
+        as builtin("python", version="3.12")), `go` (1.19)."""
+        if name.startswith("python") and name[6:] in PYTHON_VERSIONS:
+            if version not in (None, name[6:]):
+                raise GrammarError(f"built-in grammar {name!r} is Python {name[6:]}, not {version}")
+            name, version = "python", name[6:]
         if name not in _BUILTIN_SOURCES:
             raise GrammarError(f"unknown built-in grammar {name!r}; available: {', '.join(BUILTINS)}")
         file, start = _BUILTIN_SOURCES[name]
-        grammar = cls((BUILTIN_DIR / f"{file}.lark").read_text(encoding="utf-8"), start, name)
+        text = (BUILTIN_DIR / f"{file}.lark").read_text(encoding="utf-8")
+        if name == "python":
+            version = PYTHON_VERSIONS[-1] if version is None else str(version)
+            if version not in PYTHON_VERSIONS:
+                raise GrammarError(f"no Python {version} grammar; versions: {', '.join(PYTHON_VERSIONS)}")
+            text, name = select_version(text, version), f"python{version}"
+        elif version is not None:
+            raise GrammarError(f"built-in grammar {name!r} has no versions")
+        grammar = cls(text, start, name)
         grammar.warn_conflicts = False  # the built-ins document their resolved conflicts in the file
         return grammar
 
@@ -66,14 +88,14 @@ class Grammar:
             raise GrammarError(f"grammar file not found: {p}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise GrammarError(f"cannot read grammar file {p}: {exc}") from None
-        g = cls(text, start, str(p), **limits)
+        g = cls(text, start, str(p), source_path=p, **limits)
         g.tables
         return g
 
     @classmethod
     def from_json_schema(cls, schema, *, compact: bool = False, **limits) -> "Grammar":
         """The JSON texts valid under a JSON Schema (a dict, JSON text, or a Pydantic model class).
-        Keywords that cannot be enforced exactly raise GrammarError (see grammar/json_schema.py)."""
+        Keywords that cannot be enforced exactly raise GrammarError (see grammar/json_schema/)."""
         from .json_schema import schema_to_lark
 
         g = cls(schema_to_lark(schema, compact=compact, timeout=limits.get("build_timeout", 30.0)), "start",
@@ -103,8 +125,12 @@ class Grammar:
 
     @property
     def digest(self) -> str:
-        """Content hash of the grammar: its text and start rule."""
-        return hashlib.sha256(f"{self.start}\0{self.text}".encode()).hexdigest()
+        """Content hash of the grammar: its text and start rule, and the files it imports relatively
+        (Lark's own grammars, `%import common.X`, are covered by the Lark version in the table cache key)."""
+        h = hashlib.sha256(f"{self.start}\0{self.text}".encode())
+        for path, content in relative_imports(self.text, self.source_path):
+            h.update(f"\0{path}\0".encode() + content)
+        return h.hexdigest()
 
     def validate(self, text: Union[str, bytes]) -> "ValidationResult":
         """Check `text` against the grammar: complete (`ok`), a valid prefix (`prefix_ok`), or where it fails."""

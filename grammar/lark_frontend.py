@@ -8,9 +8,11 @@ construction, reduce/reduce detection). Its lexer is not used: grammask lexes wi
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
@@ -63,7 +65,7 @@ class _KeepTerminals:
 
 
 def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminals=(),
-              warn_conflicts: bool = True) -> Lark:
+              warn_conflicts: bool = True, source_path: Optional[str] = None) -> Lark:
     """The grammar loaded by Lark, with `grammask_conflicts`: the shift/reduce conflicts it resolved, as
     (line, column, what) (warned as GrammarWarning when warn_conflicts)."""
     from lark import Lark, logger as lark_logger
@@ -86,7 +88,8 @@ def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminal
         saved_check = lark_lexer.has_interegular
         lark_lexer.has_interegular = False
         try:
-            lark = Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False, postlex=postlex)
+            lark = Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False, postlex=postlex,
+                        source_path=source_path)
         finally:
             lark_lexer.has_interegular = saved_check
         lark.grammask_conflicts = []
@@ -146,12 +149,56 @@ def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminal
             raise GrammarError(f"terminal {zero.group(1)} matches the empty string ({zero.group(2)})",
                                line, col, source) from None
         raise GrammarError(msg, source=source) from None
+    except OSError as exc:  # Lark's way to say an %import found no file
+        missing = getattr(exc, "filename", None) or str(exc)
+        line, col = _import_line(text, missing)
+        where = f"beside {source_path}" if source_path else "in the current directory"
+        raise GrammarError(f"%import: no grammar file {missing} {where} or in Lark's own grammars",
+                           line, col, source) from None
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
         # Lark reports some malformed grammars (e.g. an unknown start rule) this way.
         raise GrammarError(f"cannot load grammar: {exc}", source=source) from None
     finally:
         lark_logger.handlers, level, lark_logger.propagate = saved
         lark_logger.setLevel(level)
+
+
+_IMPORT = re.compile(r"^[ \t]*%import[ \t]+(\.?)([\w.]+)[ \t]*(\()?", re.M)
+
+
+def _import_module(m: re.Match) -> list[str]:
+    """The module path of an %import: `a.b.NAME` imports NAME from a/b.lark; `a.b (X, Y)` from a/b.lark."""
+    parts = m.group(2).split(".")
+    return parts if m.group(3) else parts[:-1]
+
+
+def _import_line(text: str, missing: str) -> tuple[Optional[int], Optional[int]]:
+    for m in _IMPORT.finditer(text):
+        if missing.endswith("/".join(_import_module(m)) + ".lark"):
+            return text.count("\n", 0, m.start()) + 1, 1
+    return None, None
+
+
+def relative_imports(text: str, source_path: Optional[str]) -> list[tuple[str, bytes]]:
+    """The files `%import .module...` reads, transitively, with their content (b"" when absent): Lark
+    looks for them beside the importing file (the current directory for a grammar given as text)."""
+    found: dict[str, bytes] = {}
+    todo = [(text, os.path.dirname(source_path) if source_path else os.getcwd())]
+    while todo:
+        body, base = todo.pop()
+        for m in _IMPORT.finditer(body):
+            if not m.group(1):
+                continue
+            path = os.path.join(base, *_import_module(m)) + ".lark"
+            if path in found:
+                continue
+            try:
+                found[path] = Path(path).read_bytes()
+            except OSError:
+                found[path] = b""
+                continue
+            todo.append((found[path].decode("utf-8", "replace"), os.path.dirname(path)))
+    return sorted(found.items())
 
 
 class GrammarWarning(UserWarning):

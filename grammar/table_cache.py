@@ -26,7 +26,8 @@ from ..decoding import cache
 from ..fsm.lexer import LexerDFA, TerminalSpec
 from .fstrings import FStringSpec
 from .lark_frontend import ParseTables, conflict_warning
-from .tables import GrammarTables, IndenterSpec, SemicolonSpec, build_tables
+from .directives import IndenterSpec, SemicolonSpec
+from .tables import GrammarTables, build_tables
 
 FORMAT = "grammar-tables-1"
 SUBDIR = "grammar-tables"  # in the token tables' cache directory: apart, so each kind can be listed alone
@@ -89,7 +90,7 @@ def load_or_build(grammar) -> GrammarTables:
                           f"({exc}); rebuilding it", RuntimeWarning, stacklevel=3)
     if tables is None:
         tables = build_tables(grammar.text, grammar.start, grammar.name, grammar.max_lexer_states,
-                              grammar.build_timeout, warn_conflicts=False)
+                              grammar.build_timeout, warn_conflicts=False, source_path=grammar.source_path)
         meta, arrays = to_arrays(tables)
         cache.store(directory, key, dict(meta, grammar=grammar.name), arrays)
     if grammar.warn_conflicts:

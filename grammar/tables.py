@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -13,55 +10,13 @@ import numpy as np
 
 from ..fsm.lexer import (DEFAULT_MAX_LEXER_STATES, LexerDFA, LexerTooLarge, RegexError, TerminalSpec, build_lexer,
                          never_produced)
+from .directives import (IndenterSpec, SemicolonSpec, apply_intersections, check_kept, read_directives,
+                         resolve_indenter, resolve_semicolons)
 from .errors import GrammarError
 from .fstrings import FStringSpec, extend_terminals
 from .lark_frontend import ParseTables, _definition_line, load_lark, parse_tables, terminal_specs
 
-# Python-style indentation, switched on by a comment line in the grammar:
-#   // grammask: indent NL=_NL NEWLINE=_NEWLINE INDENT=_INDENT DEDENT=_DEDENT
-# NL is a lexer terminal for newlines plus the next line's indentation, e.g. /(\r?\n[\t \f]*)+/;
-# NEWLINE, INDENT and DEDENT are %declare'd terminals the parser sees, made as CPython's tokenizer makes
-# them. Inside brackets ( [ { newlines are plain whitespace. An optional CONT=TERMINAL names the
-# backslash continuation (not %ignore'd, used by no rule): a text may not end right after one.
-_INDENT_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*indent\b(.*)$", re.M)
-_INDENT_ROLES = ("NL", "NEWLINE", "INDENT", "DEDENT")
-# Go-style automatic semicolons:
-#   // grammask: semicolons SEMICOLON=";" NEWLINE=_NL,LINE_COMMENT AFTER=IDENT,INT,"return",")","}"
-# After a terminal listed in AFTER, a NEWLINE terminal (newline whitespace, or a comment that acts as
-# one) or the end of the text feeds SEMICOLON to the parser; other NEWLINE terminals are whitespace.
-# Terminals are given by name or as quoted literals.
-_SEMI_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*semicolons\b(.*)$", re.M)
-# Terminal intersection: a lexeme of NAME must also match each of the listed regexes (JSON strings,
-# Python `re` syntax, as TerminalSpec.regex), or be a decimal multiple of m / 10**e ({"multipleOf": [m, e]},
-# no exponent). JSON Schema grammars use it for two value sets that overlap without one containing the
-# other (their common part becomes its own terminal) and for multipleOf.
-#   // grammask: intersect NAME ["regex", {"multipleOf": [m, e]}, ...]
-_INTERSECT_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*intersect\b(.*)$", re.M)
-# Terminals lexed although no rule uses them (Lark would leave them out): their text is then never taken
-# for another terminal, so no rule accepts it. JSON Schema grammars keep the keys that must not occur.
-#   // grammask: keep NAME ...
-_KEEP_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*keep\b(.*)$", re.M)
-# Python f-strings lexed in modes, their replacement fields parsed by the grammar (see fstrings.py for the
-# terminals the grammar declares and uses):
-#   // grammask: fstrings
-_FSTRINGS_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*fstrings\s*$", re.M)
 _BRACKETS = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
-
-
-@dataclass(frozen=True)
-class IndenterSpec:
-    nl: int
-    newline: int
-    indent: int
-    dedent: int
-    cont: Optional[int] = None
-
-
-@dataclass(frozen=True)
-class SemicolonSpec:
-    semicolon: int
-    newlines: tuple[int, ...]
-    after: tuple[int, ...]
 
 
 @dataclass
@@ -84,143 +39,32 @@ class GrammarTables:
         return len(self.terminals)
 
 
-def _indent_roles(text: str, source: Optional[str]) -> tuple[Optional[dict], int]:
-    m = _INDENT_DIRECTIVE.search(text)
-    if not m:
-        return None, 0
-    line = text.count("\n", 0, m.start()) + 1
-    roles = dict(re.findall(r"(\w+)=(\w+)", m.group(1)))
-    missing = [r for r in _INDENT_ROLES if r not in roles]
-    if missing:
-        raise GrammarError(f"indent directive needs {', '.join(r + '=TERMINAL' for r in missing)}", line, 1, source)
-    return roles, line
-
-
-def _indenter(roles: Optional[dict], line: int, terminals: list[TerminalSpec],
-              source: Optional[str]) -> Optional[IndenterSpec]:
-    if roles is None:
-        return None
-    ids = {t.name: i for i, t in enumerate(terminals)}
-    for role in _INDENT_ROLES:
-        if roles[role] not in ids:
-            raise GrammarError(f"indent directive: terminal {roles[role]} ({role}) is not used by the grammar",
-                               line, 1, source)
-    cont = None
-    if "CONT" in roles:
-        if roles["CONT"] not in ids:
-            raise GrammarError(f"indent directive: terminal {roles['CONT']} (CONT) is not defined", line, 1, source)
-        cont = ids[roles["CONT"]]
-    spec = IndenterSpec(*(ids[roles[r]] for r in _INDENT_ROLES), cont)
-    for role, t in (("NL", spec.nl), ("CONT", spec.cont)):
-        if t is not None and (terminals[t].regex is None or terminals[t].ignored):
-            raise GrammarError(f"indent directive: {role}={terminals[t].name} must be a lexer terminal that is "
-                               "not %ignore'd", line, 1, source)
-    return spec
-
-
-def _intersectable(item) -> bool:
-    if isinstance(item, str):
-        return True
-    mult = item.get("multipleOf") if isinstance(item, dict) and len(item) == 1 else None
-    return isinstance(mult, list) and len(mult) == 2 and all(type(x) is int for x in mult) and mult[0] > 0 <= mult[1]
-
-
-def _intersections(text: str, terminals: list[TerminalSpec], source: Optional[str]) -> list[TerminalSpec]:
-    by_name = {t.name: i for i, t in enumerate(terminals)}
-    out = list(terminals)
-    for m in _INTERSECT_DIRECTIVE.finditer(text):
-        line = text.count("\n", 0, m.start()) + 1
-        parts = m.group(1).split(None, 1)
-        try:
-            regexes = json.loads(parts[1]) if len(parts) == 2 else None
-        except ValueError:
-            regexes = None
-        if not isinstance(regexes, list) or not regexes or not all(_intersectable(r) for r in regexes):
-            raise GrammarError('intersect directive: expected NAME ["regex" or {"multipleOf": [m, e]}, ...]',
-                               line, 1, source)
-        regexes = [r if isinstance(r, str) else ("multipleOf", *r["multipleOf"]) for r in regexes]
-        i = by_name.get(parts[0])
-        if i is None:
-            continue  # a terminal no rule uses (Lark leaves it out): nothing to lex
-        if out[i].regex is None:
-            raise GrammarError(f"intersect directive: {parts[0]} has no pattern", line, 1, source)
-        out[i] = dataclasses.replace(out[i], also=out[i].also + tuple(regexes))
-    return out
-
-
-def _semicolon_roles(text: str, source: Optional[str]) -> tuple[Optional[dict], int]:
-    m = _SEMI_DIRECTIVE.search(text)
-    if not m:
-        return None, 0
-    line = text.count("\n", 0, m.start()) + 1
-    roles = {k: re.findall(r'"(?:[^"\\]|\\.)*"|\w+', v) for k, v in
-             re.findall(r'(\w+)=((?:"(?:[^"\\]|\\.)*"|\w+)(?:,(?:"(?:[^"\\]|\\.)*"|\w+))*)', m.group(1))}
-    missing = [r for r in ("SEMICOLON", "NEWLINE", "AFTER") if r not in roles]
-    if missing:
-        raise GrammarError(f"semicolons directive needs {', '.join(r + '=...' for r in missing)}", line, 1, source)
-    return roles, line
-
-
-def _semicolons(roles: Optional[dict], line: int, terminals: list[TerminalSpec], display: list[str],
-                source: Optional[str]) -> Optional[SemicolonSpec]:
-    if roles is None:
-        return None
-    by_name = {t.name: i for i, t in enumerate(terminals)}
-    by_literal = {d: i for i, d in enumerate(display) if d[:1] == "'"}
-
-    def resolve(item: str) -> int:
-        if item.startswith('"'):
-            key = repr(item[1:-1].encode().decode("unicode_escape"))
-            if key in by_literal:
-                return by_literal[key]
-        elif item in by_name:
-            return by_name[item]
-        raise GrammarError(f"semicolons directive: {item} is not a terminal of the grammar", line, 1, source)
-
-    spec = SemicolonSpec(resolve(roles["SEMICOLON"][0]), tuple(resolve(x) for x in roles["NEWLINE"]),
-                         tuple(resolve(x) for x in roles["AFTER"]))
-    for t in spec.newlines:
-        if terminals[t].regex is None or terminals[t].ignored:
-            raise GrammarError(f"semicolons directive: NEWLINE terminal {terminals[t].name} must be a lexer "
-                               "terminal that is not %ignore'd", line, 1, source)
-    return spec
-
-
 def build_tables(text: str, start: str, source: Optional[str] = None,
                  max_lexer_states: int = DEFAULT_MAX_LEXER_STATES,
-                 build_timeout: Optional[float] = 30.0, warn_conflicts: bool = True) -> GrammarTables:
-    roles, directive_line = _indent_roles(text, source)
-    semi_roles, semi_line = _semicolon_roles(text, source)
-    if roles and semi_roles:
-        raise GrammarError("a grammar takes either the indent or the semicolons directive", semi_line, 1, source)
-    keep = [roles[r] for r in ("NL", "CONT") if r in roles] if roles else ()
-    if semi_roles:
-        keep = [x for x in semi_roles["NEWLINE"] if not x.startswith('"')]
-    kept = [(text.count("\n", 0, m.start()) + 1, name) for m in _KEEP_DIRECTIVE.finditer(text) for name in m.group(1).split()]
-    lark = load_lark(text, start, source, keep_terminals=[*keep, *(name for _, name in kept)], warn_conflicts=warn_conflicts)
+                 build_timeout: Optional[float] = 30.0, warn_conflicts: bool = True,
+                 source_path: Optional[str] = None) -> GrammarTables:
+    directives = read_directives(text, source)
+    lark = load_lark(text, start, source, keep_terminals=directives.kept_terminals(), warn_conflicts=warn_conflicts,
+                     source_path=source_path)
     terminals, display = terminal_specs(lark)
-    names = {t.name for t in terminals}
-    for line, name in kept:
-        if name not in names:
-            raise GrammarError(f"keep directive: {name} is not a terminal of the grammar", line, 1, source)
-    terminals = _intersections(text, terminals, source)
+    check_kept(directives, terminals, source)
+    terminals = apply_intersections(directives, terminals, source)
     fstrings = None
     made_by_matcher = set()
-    fmatch = _FSTRINGS_DIRECTIVE.search(text)
-    if fmatch:
+    if directives.fstrings_line:
         n_before = len(terminals)
         try:
-            terminals, fstrings = extend_terminals(terminals, display)
+            terminals, fstrings = extend_terminals(terminals, display, pep701=directives.fstrings_pep701)
         except KeyError as exc:
             raise GrammarError(f"fstrings directive: the grammar lacks {exc.args[0]}",
-                               text.count("\n", 0, fmatch.start()) + 1, 1, source) from None
+                               directives.fstrings_line, 1, source) from None
         display = display + [t.name for t in terminals[n_before:]]
         for i, shown in fstrings.display.items():
             display[i] = shown
         made_by_matcher = {fstrings.t_fclose, fstrings.t_spec_open} | {
             i for i in range(n_before, len(terminals)) if terminals[i].regex is None and not terminals[i].mode_regexes}
-    indenter = _indenter(roles, directive_line, terminals, source)
-    semicolons = _semicolons(semi_roles, semi_line, terminals, display, source)
+    indenter = resolve_indenter(directives, terminals, source)
+    semicolons = resolve_semicolons(directives, terminals, display, source)
     made_by_indenter = {indenter.newline, indenter.indent, indenter.dedent} if indenter else set()
     for i, t in enumerate(terminals):
         if t.regex is None and not t.mode_regexes and i not in made_by_indenter | made_by_matcher:

@@ -151,8 +151,8 @@ def fuzz(sets: dict, tok, info, cases: int, seed: int) -> dict:
     for i, name in enumerate(names):
         text = SAMPLES[name]
         donor = sets[names[(i + 1) % len(names)]][1]
-        counts = run_cases(gm.Grammar.builtin(name), info, *sets[name], donor, tok.encode(text), text.encode(),
-                           cases, seed + i)
+        grammar = gm.Grammar.builtin(sets[name][0]["grammar"])  # the name the tables were built for
+        counts = run_cases(grammar, info, *sets[name], donor, tok.encode(text), text.encode(), cases, seed + i)
         for k in total:
             total[k] += counts[k]
     return total

@@ -80,6 +80,12 @@ def test_case_insensitive_literals():
     ("start: A\nA: /a*/", "matches the empty string", 2),
     ("start: A\nA: /a+/\n// grammask: intersect A [\"b+\"]", "match nothing", 2),
     ("start: A\nA: /a+/\n// grammask: intersect A b+", "intersect directive", 3),
+    # directives (grammar/directives.py): a typo or a second layout directive is an error, not ignored
+    ("start: A\nA: /a+/\n// grammask: indnet NL=A", "unknown grammask directive 'indnet'", 3),
+    ("start: A\nA: /a+/\n// grammask: fstrings on", "unknown argument 'on'", 3),
+    ("start: A\nA: /a+/\n// grammask: indent NL=A NEWLINE=A INDENT=A DEDENT=A\n"
+     "// grammask: semicolons SEMICOLON=A NEWLINE=A AFTER=A", "one indent or one semicolons", 4),
+    ("start: A\nA: /a+/\n// grammask: keep B", "keep directive: B is not a terminal", 3),
 ])
 def test_broken_grammars_raise_grammar_error(text, fragment, line):
     with pytest.raises(gm.GrammarError) as info:
@@ -108,3 +114,35 @@ def test_user_grammar_masks(tmp_path):
     # after "x ": an operator, a separator, or "(" (a call: whitespace is ignored); no second operand
     assert set(m.allowed_token_ids()) == {2, 3, 4, 5, 7}
     assert m.accept_tokens([3, 8]) and m.is_terminated()
+
+
+def test_relative_imports_are_found_beside_the_grammar_file(tmp_path, monkeypatch):
+    """`%import .module.NAME` reads module.lark beside the importing file (Lark's rule), at any depth,
+    whatever the current directory; an edit to an imported file is a new grammar (digest, tables)."""
+    from lark import Lark
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "g.lark").write_text('start: marker+\n%import .markers.marker\n%ignore " "\n')
+    (tmp_path / "markers.lark").write_text('marker: "@" WORD\n%import .sub.words.WORD\n')
+    (tmp_path / "sub" / "words.lark").write_text("WORD: /[a-z]+/\n")
+    monkeypatch.chdir(tmp_path / "sub")  # not where the grammar is
+    lark = Lark((tmp_path / "g.lark").read_text(), parser="lalr", source_path=str(tmp_path / "g.lark"))
+    g = gm.Grammar.from_file(tmp_path / "g.lark")
+    for text in ("@abc", "@a @bc", "@1", "@", "abc"):
+        try:
+            lark.parse(text)
+            expected = True
+        except Exception:
+            expected = False
+        assert g.validate(text).ok is expected, text
+    before = g.digest
+    (tmp_path / "sub" / "words.lark").write_text("WORD: /[a-z0-9]+/\n")
+    edited = gm.Grammar.from_file(tmp_path / "g.lark")
+    assert edited.digest != before and edited.validate("@1 @a2").ok
+
+
+def test_a_missing_import_names_the_file_and_the_line(tmp_path):
+    (tmp_path / "g.lark").write_text('start: "a" marker\n%import .nowhere.marker\n')
+    with pytest.raises(gm.GrammarError, match=r"no grammar file nowhere\.lark beside .*g\.lark") as info:
+        gm.Grammar.from_file(tmp_path / "g.lark")
+    assert info.value.line == 2

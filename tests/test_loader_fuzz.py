@@ -17,7 +17,7 @@ import pytest
 
 import grammask as gm
 import loader_fuzz
-from conftest import compiled_for, load_tokenizer, tokenizer_info, walk_masks
+from conftest import builtin_here, compiled_for, load_tokenizer, tokenizer_info, walk_masks
 from grammask.decoding import cache, compiler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def table_sets(smollm2, cache_dir):
     sets = {}
     for name in ("json", "python"):
         compiled_for(name, "smollm2", cache_dir)
-        meta, arrays = cache.load(cache_dir, compiler.cache_key(gm.Grammar.builtin(name), info))
+        meta, arrays = cache.load(cache_dir, compiler.cache_key(builtin_here(name), info))
         sets[name] = (meta, {k: np.array(v) for k, v in arrays.items()})
     return sets
 
@@ -98,7 +98,7 @@ def test_mutated_tables_are_refused_or_run_safely(smollm2, table_sets):
     """As if signed: values, shapes, dtypes, truncation, arrays of the other grammar, swapped arrays,
     scalars. Each is refused by the checks or taken and driven through every matcher entry point."""
     tok, info = smollm2
-    counts = {name: loader_fuzz.run_cases(gm.Grammar.builtin(name), info, *table_sets[name],
+    counts = {name: loader_fuzz.run_cases(builtin_here(name), info, *table_sets[name],
                                           table_sets[other][1], tok.encode(loader_fuzz.SAMPLES[name]),
                                           loader_fuzz.SAMPLES[name].encode(), cases, seed=3)
               for name, other, cases in (("json", "python", 2000), ("python", "json", 600))}

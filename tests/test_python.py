@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import (BOTH_KINDS, CODE_CORPORA, load_tokenizer, mutate_lines, mutation_agreement, python_corpus,
+from conftest import (BOTH_KINDS, CODE_CORPORA, builtin_here, load_tokenizer, mutate_lines, mutation_agreement, python_corpus,
                       tokenizer_info, walks_parse)
 
 # The differences the grammar header lists, recognized from CPython's error message; every other
@@ -25,7 +25,7 @@ KNOWN = ("\\N escapes",)
 
 @pytest.fixture(scope="module")
 def python():
-    return gm.Grammar.builtin("python")
+    return builtin_here("python")
 
 
 def cpython_error(text: str):

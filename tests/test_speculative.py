@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import grammask as gm
-from conftest import compiled_for, load_tokenizer
+from conftest import builtin_here, compiled_for, load_tokenizer
 from grammask.decoding.generation import chat_input_ids
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {
@@ -32,7 +32,7 @@ STRICT = {"type": "object", "properties": {"name": {"type": "string"}}, "require
 def grammar_for(name: str) -> gm.Grammar:
     if name in ("schema", "strict", "compact"):
         return gm.Grammar.from_json_schema(SCHEMA if name == "schema" else STRICT, compact=name == "compact")
-    return gm.Grammar.builtin(name)
+    return builtin_here(name)
 
 
 @pytest.mark.parametrize("grammar", ["json", "python"])

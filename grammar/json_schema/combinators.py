@@ -1,0 +1,88 @@
+"""Combinators and listed values: anyOf/oneOf (branches merged into one choice, oneOf proved disjoint,
+or folded into an object's key sets when the branches only list required keys), and enum/const (the
+listed values the whole schema accepts). allOf is merged by schema_reader.py before this point."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+from ..json_instance import Unjudgeable, distinct
+from .instance_sets import check_disjoint, instance_judge
+from .keywords import KNOWN, REQUIRED_ANY, pointer, schema_error
+from .literals import literal
+
+if TYPE_CHECKING:
+    from .translator import Translator
+
+
+def branch_alts(tr: Translator, schema: dict, comb: str, ptr: str) -> list[str]:
+    """The alternatives of a schema with anyOf or oneOf (`comb`), its sibling keywords applied to each
+    branch."""
+    branches = schema[comb]
+    if not isinstance(branches, list) or not branches:
+        raise schema_error(f"{comb!r} must be a non-empty array", pointer(ptr, comb))
+    if REQUIRED_ANY not in schema and \
+            all(isinstance(b, dict) and set(b) & KNOWN <= {"required"} for b in branches):
+        return tr.schema_alts(fold_key_sets(schema, comb), ptr)
+    rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
+    if comb == "oneOf":  # the siblings narrow every branch
+        check_disjoint(tr.reader, [{"allOf": [rest, b]} if rest else b for b in branches], pointer(ptr, comb))
+    if rest:
+        # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...]; the branches
+        # stay disjoint for oneOf since each only got narrower.
+        return union_alts(tr, [tr.node({"allOf": [rest, b]}, pointer(ptr, comb, i) + "&")
+                               for i, b in enumerate(branches)])
+    return union_alts(tr, [tr.node(b, pointer(ptr, comb, i)) for i, b in enumerate(branches)])
+
+
+def fold_key_sets(schema: dict, comb: str) -> dict:
+    """anyOf/oneOf of branches that only list required keys, as the key sets object_alts enforces:
+    "one of these key sets" (anyOf), "exactly one" (oneOf: the others each miss a key). Folded into the
+    object's rules because, as branches, an object with keys of several sets would make the grammar
+    ambiguous."""
+    needs = [list(b.get("required", [])) for b in schema[comb]]
+    sets = [(need, []) for need in needs]
+    if comb == "oneOf":
+        sets = [(need, list(ban)) for j, need in enumerate(needs) for ban in
+                itertools.product(*(other for k, other in enumerate(needs) if k != j))]
+    folded = {k: v for k, v in schema.items() if k != comb}
+    folded[REQUIRED_ANY] = sets
+    return folded
+
+
+def union_alts(tr: Translator, nodes: list[str]) -> list[str]:
+    """The alternatives of anyOf/oneOf branches, flattened: the branches' terminal sets merged into one
+    set and equal alternatives kept once. (A value two branches' sets share would make the LR parser
+    pick a branch it cannot know yet: a reduce/reduce conflict.)"""
+    flat: list[str] = []
+
+    def expand(alt: str, depth: int) -> None:
+        rule = tr.rules.get(alt)
+        if rule and depth < 8 and alt.startswith("v_"):  # a value node (not one still being built)
+            for a in rule:
+                expand(a, depth + 1)
+        elif alt not in flat:
+            flat.append(alt)
+
+    for n in nodes:
+        expand(n, 0)
+    spec_of = {name: spec for spec, name in tr.classes.items()}
+    sets = [a for a in flat if a in spec_of]
+    if len(sets) < 2:
+        return flat
+    merged = tr.cls(("union", frozenset(spec_of[a] for a in sets)))
+    return [merged] + [a for a in flat if a not in spec_of]
+
+
+def enum_alts(tr: Translator, schema: dict, values: list, ptr: str) -> list[str]:
+    """The listed values the whole schema accepts (judged one by one), each as a literal."""
+    judge = instance_judge(tr.reader)
+    try:
+        kept = [v for v in distinct(values) if judge.valid(schema, v, ptr)]
+    except Unjudgeable as exc:
+        raise schema_error(f"cannot check the enum/const values against the rest of the schema: {exc}",
+                           ptr) from None
+    if not kept:
+        raise schema_error("no value of 'enum'/'const' satisfies the rest of the schema", ptr)
+    return [literal(tr.terms, v, pointer(ptr, "enum")) for v in kept]

@@ -1,0 +1,55 @@
+"""String formats: the ones enforced, as exact regexes in raw syntax (strings.py turns them into JSON
+spellings like a pattern), and the names the drafts define (one of those not enforced is refused; any
+other name asserts nothing)."""
+
+from __future__ import annotations
+
+_YEAR = r"[0-9]{4}"
+_LEAP = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+_DATE = (rf"(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+         rf"|02-(?:0[1-9]|1[0-9]|2[0-8]))|{_LEAP}-02-29)")
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+_H16 = "[0-9a-fA-F]{1,4}"
+
+
+def _ipv6() -> str:
+    """RFC 4291 text forms: eight groups, or k groups, "::", m groups with k + m <= 7; the last two groups
+    may be a dotted IPv4 address (then k + m <= 5)."""
+    def groups(n: int) -> str:  # n groups joined by ':'
+        return "" if n == 0 else _H16 + (f"(?::{_H16}){{{n - 1}}}" if n > 1 else "")
+
+    def upto(n: int) -> str:  # 0..n groups joined by ':'
+        return "" if n == 0 else f"(?:{_H16}(?::{_H16}){{0,{n - 1}}})?"
+
+    alts = [groups(8), f"(?:{_H16}:){{6}}{_IPV4}"]
+    alts += [groups(k) + "::" + upto(7 - k) for k in range(8)]
+    alts += [groups(k) + "::" + f"(?:{_H16}:){{0,{5 - k}}}" + _IPV4 for k in range(6)]
+    return "(?:" + "|".join(alts) + ")"
+
+
+FORMATS = {
+    "date": _DATE,
+    "time": _TIME,
+    "date-time": rf"{_DATE}T{_TIME}",
+    "uuid": r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    "ipv4": _IPV4,
+    "ipv6": _ipv6(),
+    # A subset of RFC 5321 addresses: dot-atom local part, domain of two or more labels.
+    "email": rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})+",
+    # A subset of RFC 3986 URIs: scheme://host[:port][/path][?query][#fragment].
+    "uri": (rf"[A-Za-z][A-Za-z0-9+.-]*://(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{{2}})+(?::[0-9]+)?"
+            rf"(?:/{_PCHAR}*)*(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"),
+}
+
+
+# Formats the drafts define (2020-12, and the draft 3/4 names): one of these we cannot enforce is refused.
+# Any other format name is unknown to the specification, which makes it pass every instance.
+SPECIFIED_FORMATS = {"date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname",
+                     "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template",
+                     "json-pointer", "relative-json-pointer", "regex", "host-name", "ip-address", "color",
+                     "style", "phone", "utc-millisec"}

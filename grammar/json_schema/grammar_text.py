@@ -1,0 +1,87 @@
+"""The grammar text: the translator's rules, its terminal classes resolved against the finished terminal
+pool, the terminals with their lexer priorities and directives (intersect, keep), and the punctuation
+with the whitespace allowed around it."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+
+import interegular
+
+from .numeric import FRAC, INT
+from .string_lengths import length_content
+from .terminals import Term, fsm_disjoint
+
+if TYPE_CHECKING:
+    from .translator import Translator
+
+WS_MAX = 16
+
+
+def grammar_text(tr: Translator, root_name: str) -> str:
+    """The Lark grammar of the translated schema whose root nonterminal is `root_name`."""
+    if ("all", "string") in tr.classes or any(s[0] == "except" for s in tr.classes):
+        tr.terms.add("string", f'"{length_content(0, None)}"', None, "#", length=(0, None))
+    if ("all", "number") in tr.classes or ("all", "int") in tr.classes:
+        tr.terms.add("number", INT, None, "#")
+    if ("all", "number") in tr.classes or ("all", "frac") in tr.classes:
+        tr.terms.add("number", FRAC, None, "#")
+    inside, depth = tr.terms.finalize()
+    canon = lambda t: tr.terms.alias.get(t, t)  # noqa: E731
+    live = [t for t in tr.terms.terms if t not in tr.terms.alias and t not in tr.terms.hidden]
+    int_re, frac_re = re.compile(INT), re.compile(FRAC)
+    lines = []
+
+    def members(spec: tuple) -> list[str]:
+        if spec[0] == "sub":
+            return sorted(canon(t) for t in inside[canon(spec[1])] if t in live)
+        if spec[0] == "sub-except":  # inside a terminal, less some literals
+            banned = {canon(t) for t in spec[2]}
+            return sorted(canon(t) for t in inside[canon(spec[1])] if t in live and canon(t) not in banned)
+        if spec[0] == "except":  # any string, less some literals and whatever lies inside some terminals
+            banned = {canon(t) for t in spec[2]}
+            banned |= {canon(t) for e in spec[3] for t in inside[canon(e)]}
+            return [t for t in live if tr.terms.terms[t].family == "string" and t not in banned]
+        if spec[0] == "union":  # the terminals of several classes (anyOf branches), each once
+            return sorted({t for sub in spec[1] for t in members(sub)})
+        if spec[1] in ("string", "number"):
+            return [t for t in live if tr.terms.terms[t].family == spec[1]]
+        # all integers / all fraction-spelled numbers: the number terminals inside that spelling
+        probe = int_re if spec[1] == "int" else frac_re
+        return [t for t in live if tr.terms.terms[t].family == "number" and within(tr.terms.terms[t], probe)]
+
+    for spec, name in tr.classes.items():
+        lines.append(f"{name}: " + " | ".join(members(spec)))
+    for name, alts in tr.rules.items():
+        lines.append(f"{name}: " + "\n    | ".join(alts))
+    for t in live:
+        term = tr.terms.terms[t]
+        lines.append(f"{t}.{depth[t] + 1}: /{term.pattern}/")
+        if term.parts:
+            others = [p.directive_item() for p in term.parts[1:]]
+            lines.append(f"// grammask: intersect {t} {json.dumps(others)}")
+    kept = sorted({t for k in tr.keep for t in inside[canon(k)] if t in live})
+    if kept:
+        lines.append("// grammask: keep " + " ".join(kept))
+    ws = f"[ \\t\\n\\r]{{0,{WS_MAX}}}"
+    punct = {"LB": r"\{", "RB": r"\}", "LBK": r"\[", "RBK": r"\]", "COMMA": ",", "COLON": ":"}
+    for t, p in punct.items():
+        if tr.compact:
+            lines.append(f"{t}: /{p}/")
+        else:
+            before = "" if t in ("LB", "LBK") else ws
+            after = "" if t in ("RB", "RBK") else ws
+            lines.append(f"{t}: /{before}{p}{after}/")
+    start = f"start: {root_name}" if tr.compact else f"start: WS? {root_name} WS?\nWS: /[ \\t\\n\\r]{{1,{WS_MAX}}}/"
+    return start + "\n" + "\n".join(lines) + "\n"
+
+
+def within(term: Term, spelling: re.Pattern) -> bool:
+    """Is every number this terminal lexes written in `spelling` (integers, or with fraction/exponent)?"""
+    if term.literal is not None:
+        return spelling.fullmatch(term.literal) is not None
+    other = FRAC if spelling.pattern == INT else INT
+    return not fsm_disjoint(term.fsm, interegular.parse_pattern(spelling.pattern).to_fsm()) and \
+        fsm_disjoint(term.fsm, interegular.parse_pattern(other).to_fsm())

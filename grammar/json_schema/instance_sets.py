@@ -1,0 +1,122 @@
+"""What can be proved about the instances of schemas without building a grammar: the JSON types they
+admit, whether two admit no common instance (for oneOf), and whether an enum/const leaves none."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..errors import GrammarError
+from ..json_instance import Judge, Unjudgeable, distinct, finite_values
+from .formats import FORMATS, SPECIFIED_FORMATS
+from .keywords import TYPES, pointer, schema_error
+from .schema_reader import SchemaReader
+
+
+def instance_judge(reader: SchemaReader) -> Judge:
+    """A judge of single instances against the schemas of this document."""
+    return Judge(reader.resolve_ref, FORMATS, SPECIFIED_FORMATS)
+
+
+def json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    return "array" if isinstance(v, list) else "object"
+
+
+def possible_types(reader: SchemaReader, schema: Any, ptr: str, seen=()) -> Optional[set]:
+    """The JSON types a schema admits (integer counted as number), or None if unknown."""
+    if schema is True or schema == {}:
+        return set(TYPES)
+    if schema is False:
+        return set()
+    if not isinstance(schema, dict):
+        return None
+    if "$ref" in schema and ptr not in seen:
+        target, tptr = reader.resolve_ref(schema["$ref"], ptr)
+        return possible_types(reader, target, tptr, seen + (ptr,))
+    t = schema.get("type", list(TYPES))
+    out = {"number" if x == "integer" else x for x in ([t] if isinstance(t, str) else t)}
+    if "const" in schema or "enum" in schema:  # the listed values' types bound it too
+        values = [schema["const"]] if "const" in schema else schema["enum"]
+        if not isinstance(values, list):
+            return None
+        out &= {json_type(v) for v in values}
+    for comb in ("anyOf", "oneOf"):
+        if comb in schema:
+            union = set()
+            for i, b in enumerate(schema[comb]):
+                bt = possible_types(reader, b, pointer(ptr, comb, i), seen)
+                if bt is None:
+                    return None
+                union |= bt
+            out &= union
+    for i, b in enumerate(schema.get("allOf", [])):  # each part bounds it; an unknown part does not
+        bt = possible_types(reader, b, pointer(ptr, "allOf", i), seen)
+        if bt is not None:
+            out &= bt
+    return out
+
+
+def check_disjoint(reader: SchemaReader, branches: list, ptr: str) -> None:
+    """oneOf is anyOf when no instance can match two branches: proved pair by pair (see disjoint)."""
+    for i in range(len(branches)):
+        for j in range(i + 1, len(branches)):
+            if not disjoint(reader, branches[i], pointer(ptr, i), branches[j], pointer(ptr, j)):
+                raise schema_error(f"'oneOf' branches {i} and {j} may overlap, which is not supported "
+                                   "(cannot prove exactly one matches)", ptr)
+
+
+def disjoint(reader: SchemaReader, a: Any, pa: str, b: Any, pb: str, depth: int = 0) -> bool:
+    """Can no instance match both schemas? Proved by the types they admit; by listed values (enum/const)
+    of one none of which matches the other; or, for two object schemas, by a property both require
+    whose schemas are disjoint, or one requires and the other forbids (additionalProperties false)."""
+    ta, tb = possible_types(reader, a, pa), possible_types(reader, b, pb)
+    if ta is not None and tb is not None and not ta & tb:
+        return True
+    judge = instance_judge(reader)
+    for x, px, y, py in ((a, pa, b, pb), (b, pb, a, pa)):
+        values = finite_values(x, reader.resolve_ref, px) if isinstance(x, dict) else None
+        try:
+            if values is not None and not any(judge.valid(x, v, px) and judge.valid(y, v, py) for v in values):
+                return True
+        except Unjudgeable:
+            pass
+    if depth >= 3 or ta is None or tb is None or not ta | tb <= {"object"}:
+        return False
+    (a, pa), (b, pb) = reader.deref(a, pa), reader.deref(b, pb)
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return False
+    try:  # properties and required of allOf parts, merged where they can be
+        a = reader.merge_all_of(a, pa) if "allOf" in a else a
+        b = reader.merge_all_of(b, pb) if "allOf" in b else b
+    except GrammarError:
+        return False
+    pr_a, pr_b = a.get("properties", {}), b.get("properties", {})
+    req_a, req_b = a.get("required", []), b.get("required", [])
+    for k in set(req_a) & set(req_b) & set(pr_a) & set(pr_b):
+        if disjoint(reader, pr_a[k], pointer(pa, "properties", k), pr_b[k], pointer(pb, "properties", k), depth + 1):
+            return True
+    for x, y_req in ((a, req_b), (b, req_a)):  # a key one requires that the other allows in no way
+        props = x.get("properties", {})
+        if x.get("additionalProperties", True) is False and not x.get("patternProperties"):
+            if any(k not in props or props[k] is False for k in y_req):
+                return True
+    return False
+
+
+def no_value_satisfies(reader: SchemaReader, schema: Any, ptr: str) -> bool:
+    """Is the schema's enum/const (its own or through allOf) a list none of whose values it accepts?"""
+    values = finite_values(schema, reader.resolve_ref, ptr) if isinstance(schema, dict) else None
+    if values is None:
+        return False
+    judge = instance_judge(reader)
+    try:
+        return not any(judge.valid(schema, v, ptr) for v in distinct(values))
+    except Unjudgeable:
+        return False

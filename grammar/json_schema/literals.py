@@ -1,0 +1,48 @@
+"""Literal values (enum/const members, object keys) as grammar symbols: exactly the JSON text
+json.dumps writes for them, strings and numbers as terminals of the pool."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from ..regex import json_spelling
+from .keywords import schema_error
+from .terminals import Terminals
+
+
+def string_literal(terms: Terminals, s: str, ptr: str) -> str:
+    """The terminal for exactly the string s, in its one spelling."""
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in s):
+        raise schema_error("a string with a lone surrogate is not supported", ptr)
+    pattern = '"' + "".join(json_spelling([(ord(c), ord(c))]) for c in s) + '"'
+    return terms.add("string", pattern, json.dumps(s, ensure_ascii=False), ptr)
+
+
+def literal(terms: Terminals, v: Any, ptr: str) -> str:
+    """Grammar symbols for exactly the value v (object keys in their order)."""
+    if v is None:
+        return '"null"'
+    if v is True:
+        return '"true"'
+    if v is False:
+        return '"false"'
+    if isinstance(v, (int, float)):
+        if isinstance(v, float) and not math.isfinite(v):
+            raise schema_error("non-finite number in enum/const", ptr)
+        text = json.dumps(v)
+        return terms.add("number", re.escape(text), text, ptr)
+    if isinstance(v, str):
+        return string_literal(terms, v, ptr)
+    if isinstance(v, list):
+        if not v:
+            return "LBK RBK"
+        return "LBK " + " COMMA ".join(literal(terms, x, ptr) for x in v) + " RBK"
+    if isinstance(v, dict):
+        if not v:
+            return "LB RB"
+        return "LB " + " COMMA ".join(f"{string_literal(terms, k, ptr)} COLON {literal(terms, x, ptr)}"
+                                      for k, x in v.items()) + " RB"
+    raise schema_error(f"unsupported value {v!r}", ptr)
