@@ -38,6 +38,8 @@ PLACE = {"type": "object", "additionalProperties": False, "required": ["city", "
          "properties": {"city": {"type": "string", "maxLength": 20}, "country": {"type": "string", "maxLength": 20}}}
 COLORS = {"type": "array", "minItems": 1, "maxItems": 3, "items": {"type": "string", "enum": ["red", "green", "blue"]}}
 ANSWER = 'start: "The answer is " NUMBER "."\nNUMBER: /[0-9]+/\n'
+# The Python grammar of the interpreter whose ast.parse judges the output.
+PYTHON = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 GREETING = 'start: greeting " " NAME "!"\ngreeting: "Hello" | "Hi"\nNAME: /[A-Z][a-z]{1,10}/\n'
 
 # (prompt, grammask argument or None, oracle kind, oracle argument)
@@ -46,9 +48,9 @@ REQUESTS = [
     ("Where is the Eiffel tower? Answer in JSON.", {"json_schema": PLACE}, "schema", PLACE),
     ("List some colors as a JSON array.", {"json_schema": json.dumps(COLORS)}, "schema", COLORS),
     ("Give a JSON list of three numbers.", {"grammar": "json"}, "json", None),
-    ("Write a Python statement assigning 5 to x.", {"grammar": "python"}, "python", None),
-    ("Write Python code that prints hello.", {"grammar": "python"}, "python", None),
-    ("Write a Python import statement for the math module.", {"grammar": "python"}, "python", None),
+    ("Write a Python statement assigning 5 to x.", {"grammar": PYTHON}, "python", None),
+    ("Write Python code that prints hello.", {"grammar": PYTHON}, "python", None),
+    ("Write a Python import statement for the math module.", {"grammar": PYTHON}, "python", None),
     ("What is 2+2?", {"grammar": ANSWER}, "lark", ANSWER),
     ("Greet Alice.", {"grammar": GREETING}, "lark", GREETING),
     ("Is water wet? Answer yes or no.", {"regex": "(yes|no)"}, "regex", "(yes|no)"),
