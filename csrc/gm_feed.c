@@ -1,0 +1,77 @@
+/* Text into the parser: the one byte loop. A token's bytes (gm_matcher.c, and the fill's tokens that cross a
+ * restart the context decides) and raw text (gm_validator.c) go through the same feed_byte, so that what a
+ * mask allows and what the validator accepts cannot drift apart. The token tables (gm_build.c) follow the
+ * same rules for a t_nl lexeme's indentation: it begins where the lexeme before it ended. */
+#include "gm_internal.h"
+
+int make_real(gm_matcher *m, vstate *vs) {
+    if (grow32(&m->lr.data, &m->lr.cap, (int64_t)vs->lr.base + vs->lr.ov->len) ||
+        grow32(&m->ind.data, &m->ind.cap, (int64_t)vs->ind.base + vs->ind.ov->len))
+        return GM_NOMEM;
+    memcpy(m->lr.data + vs->lr.base, vs->lr.ov->data, (size_t)vs->lr.ov->len * sizeof(int32_t));
+    m->lr.len = vs->lr.base + vs->lr.ov->len;
+    memcpy(m->ind.data + vs->ind.base, vs->ind.ov->data, (size_t)vs->ind.ov->len * sizeof(int32_t));
+    m->ind.len = vs->ind.base + vs->ind.ov->len;
+    m->ctx = vs->ctx;
+    vstate_init(m, vs);
+    return 1;
+}
+
+int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, int real, byte_fed *fed) {
+    const gm_grammar *g = m->g;
+    int32_t from = *q, nq, emit[3];
+    int ne, consumed;
+    fed->boundary = !is_start(g, from) && g->lex_trans[(size_t)from * 256 + b] < 0;
+    fed->refused = -1;
+    fed->refused_ended = 0;
+    /* The first terminal the byte emits is the lexeme before it, if that one ended and is not ignored. */
+    const int ended_first = fed->boundary && !g->term_ignored[g->lex_winner[from]];
+    for (int pass = 0;; pass++) {
+        nq = gm_lex_byte(g, from, b, emit, &ne, &consumed);
+        if (nq == GM_DEAD) {
+            *q = from;
+            return FEED_DEAD;
+        }
+        for (int e = 0; e < ne; e++) {
+            /* a t_nl lexeme ends: the indentation after its last newline goes with it */
+            const int32_t ev = (g->indenter == GM_INDENT && emit[e] == g->t_nl)
+                                   ? EV_NL_WIDTH(vs->ctx.width, vs->ctx.altwidth) : emit[e];
+            int r = post_feed(m, vs, ev);
+            if (r == 1 && real) r = make_real(m, vs);
+            if (r != 1) {
+                fed->refused = emit[e];
+                fed->refused_ended = pass == 0 && e == 0 && ended_first;
+                *q = from;
+                return r;
+            }
+        }
+        if (nq != GM_RESUME) break;
+        /* A lexeme ended after which the open f-strings say where the lexer restarts. */
+        nq = gm_mode_start(g, &vs->ctx);
+        if (consumed) break;
+        from = nq; /* the byte starts the next lexeme, in the mode now known */
+    }
+    if (g->indenter && g->lex_nl[nq]) {
+        /* A new t_nl lexeme begins with this byte, or the one in progress goes on. */
+        const int begins = !g->lex_nl[from] || (!is_start(g, from) && g->lex_trans[(size_t)from * 256 + b] < 0);
+        if (begins) vs->ctx.width = vs->ctx.altwidth = 0;
+        indent_byte(b, &vs->ctx.width, &vs->ctx.altwidth);
+    }
+    if (!is_start(g, nq)) vs->ctx.cont = 0;
+    else if (ne && emit[ne - 1] == g->t_cont) vs->ctx.cont = 1;
+    if (real) m->ctx = vs->ctx;
+    *q = nq;
+    return 1;
+}
+
+int feed_token_bytes(gm_matcher *m, const uint8_t *b, int64_t n, vstate *vs, int32_t *q_end) {
+    int32_t q = m->lex_state;
+    byte_fed fed;
+    vstate_init(m, vs);
+    for (int64_t i = 0; i < n; i++) {
+        int r = feed_byte(m, vs, &q, b[i], 0, &fed);
+        if (r != 1) return r == FEED_DEAD ? 0 : r;
+    }
+    *q_end = q;
+    return pending_ok(m, vs, cset_of(m->g, q));
+}
