@@ -1,10 +1,10 @@
 /* grammask native core, inside: what its files share. gm_core.h is the interface the Cython layer sees;
- * this header is the core's own, one section per file, in the order a token's bytes pass through them:
+ * this header is the core's own, one section per file. The files, in the order a reader meets the stages:
  *
  *   gm_alloc.c       every block the core allocates (with the test hooks that fail one), growable buffers
  *   gm_lexer.c       one step of the lexer DFA, and the mode the open f-strings restart the lexer in
  *   gm_parser.c      the virtual parse state: LR stack, indentation and semicolon rules, open f-strings
- *   gm_feed.c        text into the parser: the one byte loop, for tokens (matcher) and raw text (validator)
+ *   gm_feed.h        text into the parser: the one byte loop, for tokens (matcher) and raw text (validator)
  *   gm_matcher.c     a matcher's life: accepting tokens with history, rollback, completeness
  *   gm_fill.c        the next-token mask from the token tables
  *   gm_fill_cache.c  masks kept per parse configuration, shared by the matchers of one table set
@@ -147,30 +147,6 @@ GM_INTERNAL int pending_ok(gm_matcher *m, const vstate *vs, int32_t cset);
  * then still become a terminal it takes? `vs` holds the state after `seq`. */
 GM_INTERNAL int check_seq(gm_matcher *m, const int32_t *seq, int32_t n, int32_t cset, vstate *vs);
 
-/* ---- gm_feed.c: text into the parser ------------------------------------------------------------- */
-
-#define FEED_DEAD 2    /* feed_byte: no lexeme can continue with the byte */
-
-/* What feed_byte saw of one byte. */
-typedef struct {
-    int boundary;       /* the lexeme before the byte ended at it (a new one begins with the byte) */
-    int32_t refused;    /* the terminal the parser refused, or -1 */
-    int refused_ended;  /* ... and it was that lexeme before the byte (not one the byte ended or began) */
-} byte_fed;
-
-/* Lex byte b from lexer state *q and feed what it ends to the parser in `vs`; keep the running indentation of
- * a t_nl lexeme and the line continuation in vs->ctx. 1: taken, *q the state after; 0: the parser refused a
- * terminal (see `fed`); FEED_DEAD: no lexeme continues with b (*q the state it was lexed from); <0: an error.
- * `real`: each terminal the parser takes is made real in the matcher at once (make_real), so that after a
- * refusal the matcher holds the state just before it; else nothing of the matcher is written. */
-GM_INTERNAL int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, int real, byte_fed *fed);
-/* A token's bytes from the matcher's state: 1 if the parser takes every terminal and the pending lexeme can
- * still become one it takes; `vs` holds the state after, *q_end the lexer state. */
-GM_INTERNAL int feed_token_bytes(gm_matcher *m, const uint8_t *b, int64_t n, vstate *vs, int32_t *q_end);
-/* Write `vs` into the matcher's stacks and context (no history), and start `vs` afresh from them: 1, or
- * GM_NOMEM with the matcher as it was. */
-GM_INTERNAL int make_real(gm_matcher *m, vstate *vs);
-
 /* ---- gm_matcher.c ---------------------------------------------------------------------------------- */
 
 /* The event that ends the pending lexeme, if it is a complete terminal: 1 and *ev, or 0 for "none needed"
@@ -178,6 +154,9 @@ GM_INTERNAL int make_real(gm_matcher *m, vstate *vs);
 GM_INTERNAL int pending_event(const gm_matcher *m, int32_t *ev);
 /* A token's bytes as the matcher lexes them (the tokenizer's dropped leading space at the start). */
 GM_INTERNAL const uint8_t *token_text(const gm_matcher *m, int32_t token, int64_t *n);
+/* A token's bytes from the matcher's state: 1 if the parser takes every terminal and the pending lexeme can
+ * still become one it takes; `vs` holds the state after, *q_end the lexer state. */
+GM_INTERNAL int feed_token_bytes(gm_matcher *m, const uint8_t *b, int64_t n, vstate *vs, int32_t *q_end);
 
 /* ---- gm_fill_cache.c: struct gm_fill_cache, and its key ------------------------------------------------
  * A key's first part, compared whole: the table state and the context; its second part, what the fill read

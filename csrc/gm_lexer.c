@@ -1,5 +1,5 @@
 /* The lexer: one step of the DFA, with the lexer modes of Python's f-strings (grammar/fstrings.py). Its
- * tables come from grammar/tables.py; gm_feed.c drives it over text, gm_build.c over the vocabulary. */
+ * tables come from grammar/tables.py; gm_feed.h drives it over text, gm_build.c over the vocabulary. */
 #include "gm_internal.h"
 
 /* Where the lexeme after terminal `w` (which ended in state q) starts: a state, or GM_RESUME. */

@@ -1,6 +1,6 @@
 /* The matcher: one parse in progress, fed token by token. Each accepted token leaves a history entry (what
  * it overwrote of the stacks), so rollback undoes tokens exactly; the mask comes from gm_fill.c. */
-#include "gm_internal.h"
+#include "gm_feed.h"
 
 int gm_matcher_init(gm_matcher *m, const gm_grammar *g, const gm_vocab *v) {
     memset(m, 0, sizeof(*m));
@@ -175,6 +175,18 @@ int64_t gm_matcher_memory(const gm_matcher *m) {
               + ((int64_t)m->g->n_terminals + 1) * 5 + GM_UNIT_MEMO * (int64_t)sizeof(gm_unit_memo);
     for (int i = 0; i < 4; i++) b += 4 * (int64_t)m->scratch[i].cap;
     return b + gm_fill_cache_memory(m->own_fill_cache); /* not the shared one: the tables hold it */
+}
+
+int feed_token_bytes(gm_matcher *m, const uint8_t *b, int64_t n, vstate *vs, int32_t *q_end) {
+    int32_t q = m->lex_state;
+    byte_fed fed;
+    vstate_init(m, vs);
+    for (int64_t i = 0; i < n; i++) {
+        int r = feed_byte(m, vs, &q, b[i], 0, &fed);
+        if (r != 1) return r == FEED_DEAD ? 0 : r;
+    }
+    *q_end = q;
+    return pending_ok(m, vs, cset_of(m->g, q));
 }
 
 const uint8_t *token_text(const gm_matcher *m, int32_t token, int64_t *n) {

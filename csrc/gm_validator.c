@@ -1,7 +1,7 @@
 /* The validator: raw text fed straight into a matcher without token tables, no history kept, with the
- * offset of the first error and what went wrong there (gm_feed_bytes). Bytes go through gm_feed.c's
+ * offset of the first error and what went wrong there (gm_feed_bytes). Bytes go through gm_feed.h's
  * feed_byte, as tokens' bytes do. */
-#include "gm_internal.h"
+#include "gm_feed.h"
 
 /* Feed one event and make the result real. */
 static int feed_real(gm_matcher *m, int32_t ev) {
@@ -36,11 +36,12 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
     vstate vs;
     byte_fed fed;
     *err_term = -1;
+    vstate_init(m, &vs);
+    int at_start = is_start(g, q);
     for (int64_t i = 0; i < n; i++) {
         const int64_t pos = offset + i;
-        if (is_start(g, q)) *lexeme_begin = pos;
+        if (at_start) *lexeme_begin = pos;
         const int64_t prev_begin = *lexeme_begin;
-        vstate_init(m, &vs);
         int r = feed_byte(m, &vs, &q, bytes[i], 1, &fed);
         if (r == FEED_DEAD) {
             *err_pos = pos;
@@ -60,7 +61,8 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
             return GM_ERR_PARSE;
         }
         /* A lexeme in progress: check its terminals afresh when its completable set changes. */
-        if (is_start(g, q)) {
+        at_start = fed.at_start;
+        if (at_start) {
             checked_cset = GM_ANY;
         } else if (g->lex_cset[q] != checked_cset) {
             checked_cset = g->lex_cset[q];
@@ -72,6 +74,7 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
                 *err_pos = *lexeme_begin;
                 return GM_ERR_PENDING;
             }
+            vstate_init(m, &vs); /* the check used the same overlays */
         }
     }
     m->lex_state = q;

@@ -50,7 +50,7 @@ FOP_FSTART, FOP_FOPEN, FOP_RBRACE, FOP_COLON, FOP_WALRUS = 1, 2, 3, 4, 5
 FOP_CONV_CLOSE, FOP_CONV_SPEC, FOP_SPEC_CLOSE, FOP_FEND, FOP_EVENT_OWN, FOP_EVENT_ALL = 6, 7, 8, 9, 10, 11
 FOP_TRIPLE_STRING = 12  # a string in three quotes inside a field; term_farg: 2 * its string terminal + quote
 # event bits (term_farg of an event terminal): a byte ' " newline or backslash; which of them an enclosing
-# f-string forbids is csrc/gm_parser.c's fstring_forbids
+# f-string forbids is gm_core.c's fstring_forbids
 EV_SQ, EV_DQ, EV_NL, EV_BS = 1, 2, 4, 8
 # term_restart: -1 the lexeme's own mode, -2 from the context, else that mode
 SAME_MODE, DYNAMIC = -1, -2

@@ -1,10 +1,26 @@
-/* Text into the parser: the one byte loop. A token's bytes (gm_matcher.c, and the fill's tokens that cross a
- * restart the context decides) and raw text (gm_validator.c) go through the same feed_byte, so that what a
- * mask allows and what the validator accepts cannot drift apart. The token tables (gm_build.c) follow the
- * same rules for a t_nl lexeme's indentation: it begins where the lexeme before it ended. */
+/* Text into the parser: the one byte loop. A token's bytes (gm_matcher.c's feed_token_bytes, also for the
+ * fill's tokens that cross a restart the context decides) and raw text (gm_validator.c) go through the same
+ * feed_byte, so that what a mask allows and what the validator accepts cannot drift apart. The token tables
+ * (gm_build.c) follow the same rule for a t_nl lexeme's indentation: it begins where the lexeme before it
+ * ended. Static inline: each caller runs it per byte, and compiles it with `real` fixed. */
+#ifndef GM_FEED_H
+#define GM_FEED_H
+
 #include "gm_internal.h"
 
-int make_real(gm_matcher *m, vstate *vs) {
+#define FEED_DEAD 2    /* feed_byte: no lexeme can continue with the byte */
+
+/* What feed_byte saw of one byte. */
+typedef struct {
+    int boundary;       /* the lexeme before the byte ended at it (a new one begins with the byte) */
+    int at_start;       /* taken: no lexeme is in progress after it (is_start of the new state) */
+    int32_t refused;    /* the terminal the parser refused, or -1 */
+    int refused_ended;  /* ... and it was that lexeme before the byte (not one the byte ended or began) */
+} byte_fed;
+
+/* Write `vs` into the matcher's stacks and context (no history), and start `vs` afresh from them: 1, or
+ * GM_NOMEM with the matcher as it was. */
+static inline int make_real(gm_matcher *m, vstate *vs) {
     if (grow32(&m->lr.data, &m->lr.cap, (int64_t)vs->lr.base + vs->lr.ov->len) ||
         grow32(&m->ind.data, &m->ind.cap, (int64_t)vs->ind.base + vs->ind.ov->len))
         return GM_NOMEM;
@@ -17,13 +33,20 @@ int make_real(gm_matcher *m, vstate *vs) {
     return 1;
 }
 
-int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, int real, byte_fed *fed) {
+/* Lex byte b from lexer state *q and feed what it ends to the parser in `vs`; keep the running indentation of
+ * a t_nl lexeme and the line continuation in vs->ctx (real: `vs` is the matcher's own state, made so by
+ * make_real or vstate_init). 1: taken, *q the state after; 0: the parser refused a
+ * terminal (see `fed`); FEED_DEAD: no lexeme continues with b (*q the state it was lexed from); <0: an error.
+ * `real`: each terminal the parser takes is made real in the matcher at once (make_real), so that after a
+ * refusal the matcher holds the state just before it; else nothing of the matcher is written. */
+static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, int real, byte_fed *fed) {
     const gm_grammar *g = m->g;
     int32_t from = *q, nq, emit[3];
     int ne, consumed;
     fed->boundary = !is_start(g, from) && g->lex_trans[(size_t)from * 256 + b] < 0;
     fed->refused = -1;
     fed->refused_ended = 0;
+    fed->at_start = 0;
     /* The first terminal the byte emits is the lexeme before it, if that one ended and is not ignored. */
     const int ended_first = fed->boundary && !g->term_ignored[g->lex_winner[from]];
     for (int pass = 0;; pass++) {
@@ -57,21 +80,16 @@ int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, int real, byte_f
         if (begins) vs->ctx.width = vs->ctx.altwidth = 0;
         indent_byte(b, &vs->ctx.width, &vs->ctx.altwidth);
     }
-    if (!is_start(g, nq)) vs->ctx.cont = 0;
+    fed->at_start = is_start(g, nq);
+    if (!fed->at_start) vs->ctx.cont = 0;
     else if (ne && emit[ne - 1] == g->t_cont) vs->ctx.cont = 1;
-    if (real) m->ctx = vs->ctx;
+    if (real) { /* the rest of the context is the matcher's already (make_real) */
+        m->ctx.width = vs->ctx.width;
+        m->ctx.altwidth = vs->ctx.altwidth;
+        m->ctx.cont = vs->ctx.cont;
+    }
     *q = nq;
     return 1;
 }
 
-int feed_token_bytes(gm_matcher *m, const uint8_t *b, int64_t n, vstate *vs, int32_t *q_end) {
-    int32_t q = m->lex_state;
-    byte_fed fed;
-    vstate_init(m, vs);
-    for (int64_t i = 0; i < n; i++) {
-        int r = feed_byte(m, vs, &q, b[i], 0, &fed);
-        if (r != 1) return r == FEED_DEAD ? 0 : r;
-    }
-    *q_end = q;
-    return pending_ok(m, vs, cset_of(m->g, q));
-}
+#endif
