@@ -34,11 +34,11 @@ static inline int make_real(gm_matcher *m, vstate *vs) {
 }
 
 /* Lex byte b from lexer state *q and feed what it ends to the parser in `vs`; keep the running indentation of
- * a t_nl lexeme and the line continuation in vs->ctx (real: `vs` is the matcher's own state, made so by
- * make_real or vstate_init). 1: taken, *q the state after; 0: the parser refused a
+ * a t_nl lexeme and the line continuation in vs->ctx. 1: taken, *q the state after; 0: the parser refused a
  * terminal (see `fed`); FEED_DEAD: no lexeme continues with b (*q the state it was lexed from); <0: an error.
- * `real`: each terminal the parser takes is made real in the matcher at once (make_real), so that after a
- * refusal the matcher holds the state just before it; else nothing of the matcher is written. */
+ * `real`: `vs` is the matcher's own state (vstate_init), and each terminal the parser takes is made real at
+ * once (make_real), so that after a refusal the matcher holds the state just before it; else nothing of the
+ * matcher is written. */
 static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, int real, byte_fed *fed) {
     const gm_grammar *g = m->g;
     int32_t from = *q, nq, emit[3];
@@ -47,8 +47,6 @@ static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, in
     fed->refused = -1;
     fed->refused_ended = 0;
     fed->at_start = 0;
-    /* The first terminal the byte emits is the lexeme before it, if that one ended and is not ignored. */
-    const int ended_first = fed->boundary && !g->term_ignored[g->lex_winner[from]];
     for (int pass = 0;; pass++) {
         nq = gm_lex_byte(g, from, b, emit, &ne, &consumed);
         if (nq == GM_DEAD) {
@@ -63,7 +61,9 @@ static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, in
             if (r == 1 && real) r = make_real(m, vs);
             if (r != 1) {
                 fed->refused = emit[e];
-                fed->refused_ended = pass == 0 && e == 0 && ended_first;
+                /* the first terminal is the lexeme before the byte, if that one ended (a complete terminal:
+                 * the lexer took the byte) and is not ignored */
+                fed->refused_ended = pass == 0 && e == 0 && fed->boundary && !g->term_ignored[g->lex_winner[from]];
                 *q = from;
                 return r;
             }
