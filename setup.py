@@ -12,10 +12,15 @@ from setuptools import Extension, setup
 CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCES = sorted(p for p in CSRC.iterdir() if p.suffix in (".c", ".h", ".pyx") and p.name != "_core.c")
 SOURCE_HASH = hashlib.sha256(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in SOURCES)).hexdigest()
+# The core's C files, one per stage (csrc/gm_internal.h maps them); _core.c is Cython's output of _core.pyx.
+C_FILES = [f"csrc/{p.name}" for p in SOURCES if p.suffix == ".c"]
+# Headers hold code too (gm_feed.h's byte loop, gm_internal.h's inline helpers): an edit to one rebuilds.
+HEADERS = [f"csrc/{p.name}" for p in SOURCES if p.suffix == ".h"]
 
 core = Extension(
     "grammask._core",
-    sources=["csrc/_core.pyx", "csrc/gm_core.c"],
+    sources=["csrc/_core.pyx", *C_FILES],
+    depends=HEADERS,
     include_dirs=["csrc"],
     define_macros=[("GM_SOURCE_HASH", f'"{SOURCE_HASH}"')],
     extra_compile_args=["-O3", "-std=c99", "-pthread"],

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 # (wraparound=False: no negative indices here, not even on Python objects; some Cython versions pass
 # them through to numpy unadjusted.)
-"""Thin Cython layer over gm_core.c: owns the arrays the C structs point into, raises on C errors."""
+"""Thin Cython layer over the C core (gm_core.h): owns the arrays the C structs point into, raises on C errors."""
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uintptr_t
 
@@ -168,6 +168,14 @@ cdef inline int _check(int rc) except -1:
 
 cdef uintptr_t _ptr(object arr):
     return <uintptr_t>arr.ctypes.data
+
+
+cdef object _copy(const void *p, int64_t n, dtype):
+    """A numpy array of the n elements of `dtype` at p, copied (none: p is not read)."""
+    if n == 0:
+        return np.zeros(0, dtype)
+    cdef int64_t n_bytes = n * np.dtype(dtype).itemsize
+    return np.frombuffer(<char[:n_bytes]><char *>p, dtype=dtype).copy()
 
 
 def apply_bitmask(uintptr_t logits, int32_t elem_size, int64_t rows, int64_t vocab, int64_t row_stride,
@@ -403,25 +411,18 @@ cdef class CoreGrammar:
         try:
             n_ts = out.n_table_states
             res = dict(
-                masks=np.asarray(<uint32_t[:n_ts * n_words]>out.masks).reshape(n_ts, n_words).copy(),
-                group_begin=np.asarray(<int32_t[:n_ts + 1]>out.group_begin).copy(),
-                group_tok_begin=np.asarray(<int32_t[:out.n_groups + 1]>out.group_tok_begin).copy(),
-                seq_begin=np.asarray(<int32_t[:out.n_seqs + 1]>out.seq_begin).copy(),
+                masks=_copy(out.masks, n_ts * n_words, np.uint32).reshape(n_ts, n_words),
+                group_begin=_copy(out.group_begin, n_ts + 1, np.int32),
+                group_seq=_copy(out.group_seq, out.n_groups, np.int32),
+                group_cset=_copy(out.group_cset, out.n_groups, np.int32),
+                group_tok_begin=_copy(out.group_tok_begin, out.n_groups + 1, np.int32),
+                group_toks=_copy(out.group_toks, out.n_group_toks, np.int32),
+                seq_begin=_copy(out.seq_begin, out.n_seqs + 1, np.int32),
+                seq_terms=_copy(out.seq_terms, out.n_seq_terms, np.int32),
+                wsop_begin=_copy(out.wsop_begin, out.n_wsops + 1, np.int32),
+                wsop_bytes=_copy(out.wsop_bytes, out.wsop_begin[out.n_wsops], np.uint8),
+                wsop_reset=_copy(out.wsop_reset, out.n_wsops, np.uint8),
             )
-            res["group_seq"] = (np.asarray(<int32_t[:out.n_groups]>out.group_seq).copy()
-                                if out.n_groups else np.zeros(0, np.int32))
-            res["group_cset"] = (np.asarray(<int32_t[:out.n_groups]>out.group_cset).copy()
-                                 if out.n_groups else np.zeros(0, np.int32))
-            res["group_toks"] = (np.asarray(<int32_t[:out.n_group_toks]>out.group_toks).copy()
-                                 if out.n_group_toks else np.zeros(0, np.int32))
-            res["seq_terms"] = (np.asarray(<int32_t[:out.n_seq_terms]>out.seq_terms).copy()
-                                if out.n_seq_terms else np.zeros(0, np.int32))
-            res["wsop_begin"] = np.asarray(<int32_t[:out.n_wsops + 1]>out.wsop_begin).copy()
-            n_ws = out.wsop_begin[out.n_wsops]
-            res["wsop_bytes"] = (np.asarray(<uint8_t[:n_ws]>out.wsop_bytes).copy() if n_ws
-                                 else np.zeros(0, np.uint8))
-            res["wsop_reset"] = (np.asarray(<uint8_t[:out.n_wsops]>out.wsop_reset).copy() if out.n_wsops
-                                 else np.zeros(0, np.uint8))
         finally:
             gm_build_free(&out)
         return res

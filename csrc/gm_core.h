@@ -1,4 +1,5 @@
-/* grammask native core: lexer DFA + LR(1) tables -> per-token masks, and the per-step matcher. */
+/* grammask native core: lexer DFA + LR(1) tables -> per-token masks, and the per-step matcher. The interface
+ * the Cython layer (_core.pyx) sees; gm_internal.h maps the files that implement it, one per stage. */
 #ifndef GM_CORE_H
 #define GM_CORE_H
 
@@ -161,12 +162,12 @@ typedef struct {
  * repeat configurations, and those are the costliest fills. */
 typedef struct {
     uint64_t hash;                 /* of the key's first part */
-    int32_t *key; int32_t key_cap; /* the configuration: see fill_key_first in gm_core.c */
+    int32_t *key; int32_t key_cap; /* the configuration: see fill_key_first in gm_fill_cache.c */
     int32_t valid;
     uint32_t *mask;                /* [n_words] */
 } gm_fill_entry;
 
-/* A cached chain of unit reductions (see unit_chain in gm_core.c). */
+/* A cached chain of unit reductions (see unit_chain in gm_parser.c). */
 typedef struct { int32_t below, top, term, result; } gm_unit_memo;
 #define GM_UNIT_MEMO 2048  /* entries, a power of two */
 

@@ -56,7 +56,7 @@ FOP_CONV_CLOSE, FOP_CONV_SPEC, FOP_SPEC_CLOSE, FOP_FEND, FOP_EVENT_OWN, FOP_EVEN
 FOP_TRIPLE_STRING = 12  # a string in three quotes inside a field; term_farg: 2 * its string terminal + quote
 FARG_FREE_NESTING = 8  # term_farg bit of an FSTART under PEP 701: any quotes may nest (kr in the low 3 bits)
 # event bits (term_farg of an event terminal): a byte ' " newline or backslash; which of them an enclosing
-# f-string forbids is gm_core.c's fstring_forbids
+# f-string forbids is csrc/gm_parser.c's fstring_forbids
 EV_SQ, EV_DQ, EV_NL, EV_BS = 1, 2, 4, 8
 # term_restart: -1 the lexeme's own mode, -2 from the context, else that mode
 SAME_MODE, DYNAMIC = -1, -2

@@ -116,11 +116,13 @@ def _asan_runtime() -> str:
 def _build_asan_core(out: Path) -> Path:
     """grammask._core compiled with -fsanitize=address (Cython to C, then gcc, in `out`)."""
     c_file, module = out / "_core.c", out / f"_core{sysconfig.get_config_var('EXT_SUFFIX')}"
+    # every C file of the core, as setup.py lists them (_core.c is Cython's output)
+    core_c_files = sorted(str(p) for p in (ROOT / "csrc").glob("*.c") if p.name != "_core.c")
     subprocess.run([sys.executable, "-m", "cython", "-3", "--module-name", "grammask._core",
                     str(ROOT / "csrc" / "_core.pyx"), "-o", str(c_file)], check=True, capture_output=True)
     subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address",
                     "-std=c99", "-pthread", f"-I{ROOT / 'csrc'}", f"-I{sysconfig.get_paths()['include']}",
-                    str(c_file), str(ROOT / "csrc" / "gm_core.c"), "-o", str(module)],
+                    str(c_file), *core_c_files, "-o", str(module)],
                    check=True, capture_output=True)
     return module
 

@@ -1,0 +1,325 @@
+/* The token tables: every token of the vocabulary lexed from every lexer state, once, at compile time. A
+ * token that stays inside the lexeme (and loses no terminal the parser could want) goes into the state's
+ * unconditional mask; the others into groups by the terminal sequence they feed and the completable set
+ * they leave pending, for the fill (gm_fill.c) to check against the parser. States are split between
+ * threads, each building every n-th one, and the parts merged. */
+#include "gm_internal.h"
+
+#ifndef _WIN32
+#include <pthread.h>
+#endif
+
+void gm_build_free(gm_build *out) {
+    GM_FREE_ALL(out->wsop_begin, out->wsop_bytes, out->wsop_reset, out->masks, out->group_begin, out->group_seq,
+                out->group_cset, out->group_tok_begin, out->group_toks, out->seq_begin, out->seq_terms);
+    memset(out, 0, sizeof(*out));
+}
+
+#define RES_DEAD (-1)
+#define DQ_DYNAMIC (-3) /* builder: the token has crossed a lexeme boundary whose next mode the context decides */
+#define RES_UNCOND (-2)
+
+/* The capacities of a gm_build's group arrays while they are written. */
+typedef struct { int64_t tok_begin, seq, cset, toks; } group_caps;
+
+/* `out` for n_ts table states, no groups yet. */
+static int groups_start(gm_build *out, int32_t n_ts, int32_t n_words, group_caps *caps) {
+    memset(out, 0, sizeof(*out));
+    memset(caps, 0, sizeof(*caps));
+    out->n_table_states = n_ts;
+    out->n_words = n_words;
+    out->group_begin = gm_malloc((size_t)(n_ts + 1) * sizeof(int32_t));
+    if (!out->group_begin || grow((void **)&out->group_tok_begin, &caps->tok_begin, 1, sizeof(int32_t)))
+        return GM_NOMEM;
+    out->group_tok_begin[0] = 0;
+    return 0;
+}
+
+/* Room for n more groups, with n_toks tokens in all. */
+static int groups_reserve(gm_build *out, group_caps *caps, int64_t n, int64_t n_toks) {
+    const int64_t need = (int64_t)out->n_groups + n + 1, toks = out->group_tok_begin[out->n_groups] + n_toks;
+    if (toks > INT32_MAX) return GM_NOMEM;
+    if (grow((void **)&out->group_tok_begin, &caps->tok_begin, need, sizeof(int32_t)) ||
+        grow((void **)&out->group_seq, &caps->seq, need, sizeof(int32_t)) ||
+        grow((void **)&out->group_cset, &caps->cset, need, sizeof(int32_t)) ||
+        grow((void **)&out->group_toks, &caps->toks, toks + 1, sizeof(int32_t)))
+        return GM_NOMEM;
+    return 0;
+}
+
+/* The builder over table states first, first + step, ...: the others get no groups and a zero mask. */
+static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                      const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space,
+                      int32_t first, int32_t step, gm_build *out) {
+    int rc = GM_NOMEM;
+    const int32_t n_ts = g->n_lex_states + (strip_leading_space ? 1 : 0);
+    group_caps caps;
+    seq_table st = {0};
+    wsop_table ops = {0};
+    i64map gmap = {0};
+    int64_t max_len = 0;
+    for (int32_t k = 0; k < n_order; k++) {
+        int64_t len = tok_begin[order[k] + 1] - tok_begin[order[k]];
+        if (len > max_len) max_len = len;
+    }
+    int32_t *dq = gm_malloc((size_t)(max_len + 1) * sizeof(int32_t));
+    int32_t *dseq = gm_malloc((size_t)(max_len + 1) * sizeof(int32_t));
+    /* Within a t_nl lexeme: whether this token held its newline, and where its indentation starts. */
+    uint8_t *dreset = gm_malloc((size_t)(max_len + 1));
+    int64_t *dfrom = gm_malloc((size_t)(max_len + 1) * sizeof(int64_t));
+    int32_t *res = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
+    int32_t *gcount = NULL, *gseq = NULL, *gcset = NULL;
+    int32_t gcap = 0, gcap2 = 0, gcap3 = 0;
+    if (groups_start(out, n_ts, n_words, &caps) || intern_init(&st, &ops) || map_init(&gmap, 256)) goto done;
+    out->masks = gm_calloc((size_t)n_ts * n_words, sizeof(uint32_t));
+    if (!dq || !dseq || !dreset || !dfrom || !res || !out->masks) goto done;
+
+    for (int32_t ts = 0; ts < n_ts; ts++) {
+        out->group_begin[ts] = out->n_groups;
+        if (ts % step != first) continue;
+        const int strip_state = ts == g->n_lex_states;
+        const int32_t q0 = strip_state ? g->lex_init : ts;
+        const int32_t state_cset = cset_of(g, q0);
+        uint32_t *mask = out->masks + (size_t)ts * n_words;
+        int32_t n_local = 0;
+        map_clear(&gmap);
+        dq[0] = q0;
+        dseq[0] = 0;
+        dreset[0] = 0;
+        dfrom[0] = 0;
+        const uint8_t *prev = NULL;
+        int64_t prev_len = 0;
+        int64_t stop_at = INT64_MAX; /* where the walked path died or turned dynamic */
+        for (int32_t k = 0; k < n_order; k++) {
+            const int32_t t = order[k];
+            const uint8_t *b = tok_bytes + tok_begin[t];
+            const int64_t len = tok_begin[t + 1] - tok_begin[t];
+            int64_t d = 0;
+            int64_t lim = len < prev_len ? len : prev_len;
+            while (d < lim && prev[d] == b[d]) d++;
+            /* Walk the bytes not shared with the previous (sorted) token, unless the shared part already
+             * died or crossed a dynamic restart: then this token did too. */
+            if (stop_at <= d) d = len;
+            else stop_at = INT64_MAX;
+            for (; d < len; d++) {
+                if (dq[d] == GM_RESUME) {
+                    /* past a lexeme whose successor's mode the context decides */
+                    dq[d + 1] = DQ_DYNAMIC;
+                    stop_at = d + 1;
+                    break;
+                }
+                if (strip_state && d == 0 && b[0] == ' ') {
+                    dq[1] = q0;
+                    dseq[1] = 0;
+                    dreset[1] = 0;
+                    dfrom[1] = 1;
+                    continue;
+                }
+                int32_t emit[3];
+                int ne, consumed;
+                int32_t nq = gm_lex_byte(g, dq[d], b[d], emit, &ne, &consumed);
+                if (nq == GM_RESUME && !consumed) nq = DQ_DYNAMIC;
+                int32_t s = dseq[d];
+                for (int e = 0; e < ne && nq != GM_DEAD; e++) {
+                    int32_t ev = emit[e];
+                    if (g->indenter == GM_INDENT && ev == g->t_nl) {
+                        int32_t op = wsop_intern(&ops, dreset[d], b + dfrom[d], d - dfrom[d]);
+                        if (op < 0) goto done;
+                        ev = g->n_terminals + 1 + op;
+                    }
+                    s = seq_append(&st, s, ev);
+                    if (s < 0) goto done;
+                }
+                dq[d + 1] = nq;
+                dseq[d + 1] = s;
+                if (nq == GM_DEAD || nq == DQ_DYNAMIC) {
+                    stop_at = d + 1;
+                    break;
+                }
+                if (g->indenter && nq >= 0 && g->lex_nl[nq]) { /* (not GM_RESUME: a lexeme ended) */
+                    const int starts = !g->lex_nl[dq[d]] || g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0;
+                    if (starts || b[d] == '\n') {
+                        dreset[d + 1] = 1;
+                        dfrom[d + 1] = d + 1;
+                    } else {
+                        dreset[d + 1] = dreset[d];
+                        dfrom[d + 1] = dfrom[d];
+                    }
+                }
+            }
+            prev = b;
+            prev_len = len;
+            const int32_t q_end = stop_at <= len ? dq[stop_at] : dq[len];
+            if (q_end == GM_DEAD) {
+                res[k] = RES_DEAD;
+                continue;
+            }
+            /* Ending at a lexeme boundary, nothing is pending; past one the fill lexes the token itself. */
+            const int32_t cset = q_end == GM_RESUME ? GM_ANY
+                                 : q_end == DQ_DYNAMIC ? GM_DYNAMIC_GROUP : cset_of(g, q_end);
+            const int32_t s = q_end == DQ_DYNAMIC ? 0 : dseq[len];
+            if (s == 0 && cset != GM_DYNAMIC_GROUP && (cset == GM_ANY || cset == state_cset)) {
+                /* Stays inside the lexeme and loses no terminal the parser could have wanted. */
+                res[k] = RES_UNCOND;
+                mask[t >> 5] |= 1u << (t & 31);
+                continue;
+            }
+            if (map_reserve(&gmap)) goto done;
+            int found;
+            int32_t *slot = map_slot(&gmap, ((int64_t)s << 32) | (uint32_t)(cset + 1), &found);
+            if (!found) {
+                if (grow32(&gcount, &gcap, (int64_t)n_local + 1) || grow32(&gseq, &gcap2, (int64_t)n_local + 1) ||
+                    grow32(&gcset, &gcap3, (int64_t)n_local + 1))
+                    goto done;
+                gcount[n_local] = 0;
+                gseq[n_local] = s;
+                gcset[n_local] = cset;
+                *slot = n_local++;
+            }
+            res[k] = *slot;
+            gcount[*slot]++;
+        }
+        /* Append this state's groups: token lists in group order (a counting sort). */
+        const int32_t g0 = out->n_groups;
+        int64_t total = 0;
+        for (int32_t i = 0; i < n_local; i++) total += gcount[i];
+        if (groups_reserve(out, &caps, n_local, total)) goto done;
+        int64_t acc = out->group_tok_begin[g0];
+        for (int32_t i = 0; i < n_local; i++) {
+            out->group_seq[g0 + i] = gseq[i];
+            out->group_cset[g0 + i] = gcset[i];
+            out->group_tok_begin[g0 + i] = (int32_t)acc;
+            acc += gcount[i];
+            gcount[i] = out->group_tok_begin[g0 + i];
+        }
+        out->group_tok_begin[g0 + n_local] = (int32_t)acc;
+        for (int32_t k = 0; k < n_order; k++)
+            if (res[k] >= 0) out->group_toks[gcount[res[k]]++] = order[k];
+        out->n_groups += n_local;
+        out->n_group_toks = acc;
+    }
+    out->group_begin[n_ts] = out->n_groups;
+
+    rc = intern_output(&st, &ops, out);
+done:
+    GM_FREE_ALL(dq, dseq, dreset, dfrom, res, gcount, gseq, gcset);
+    intern_free(&st, &ops);
+    map_free(&gmap);
+    if (rc) gm_build_free(out);
+    return rc;
+}
+
+typedef struct {
+    const gm_grammar *g;
+    const uint8_t *tok_bytes;
+    const int64_t *tok_begin;
+    const int32_t *order;
+    int32_t n_order, n_words, strip_leading_space, first, step;
+    gm_build part;
+    int rc;
+} build_job;
+
+static void *build_job_run(void *arg) {
+    build_job *j = arg;
+    j->rc = build_part(j->g, j->tok_bytes, j->tok_begin, j->order, j->n_order, j->n_words, j->strip_leading_space,
+                       j->first, j->step, &j->part);
+    return NULL;
+}
+
+/* One table set from parts that each built every n-th state: masks ORed, whitespace ops and sequences
+ * interned anew (each part numbered its own), groups taken state by state from the part that built it. */
+static int merge_parts(const gm_grammar *g, build_job *jobs, int n, gm_build *out) {
+    int rc = GM_NOMEM;
+    const int32_t n_ts = jobs[0].part.n_table_states, n_words = jobs[0].part.n_words;
+    group_caps caps;
+    wsop_table ops = {0};
+    seq_table st = {0};
+    int32_t *seq_map[GM_MAX_BUILD_THREADS] = {0}, *op_map[GM_MAX_BUILD_THREADS] = {0};
+    const int started = groups_start(out, n_ts, n_words, &caps) == 0;
+    out->masks = jobs[0].part.masks; /* (out's now, even if the start failed: freed with it) */
+    jobs[0].part.masks = NULL;
+    if (!started || intern_init(&st, &ops)) goto done;
+    for (int p = 1; p < n; p++)
+        for (int64_t w = 0; w < (int64_t)n_ts * n_words; w++) out->masks[w] |= jobs[p].part.masks[w];
+    for (int p = 0; p < n; p++) {
+        const gm_build *b = &jobs[p].part;
+        op_map[p] = gm_malloc((size_t)(b->n_wsops ? b->n_wsops : 1) * sizeof(int32_t));
+        seq_map[p] = gm_malloc((size_t)(b->n_seqs ? b->n_seqs : 1) * sizeof(int32_t));
+        if (!op_map[p] || !seq_map[p]) goto done;
+        for (int32_t k = 0; k < b->n_wsops; k++) {
+            int32_t op = wsop_intern(&ops, b->wsop_reset[k], b->wsop_bytes + b->wsop_begin[k],
+                                     b->wsop_begin[k + 1] - b->wsop_begin[k]);
+            if (op < 0) {
+                rc = op;
+                goto done;
+            }
+            op_map[p][k] = op;
+        }
+        for (int32_t q = 0; q < b->n_seqs; q++) {
+            int32_t x = 0;
+            for (int32_t i = b->seq_begin[q]; i < b->seq_begin[q + 1]; i++) {
+                int32_t ev = b->seq_terms[i];
+                if (ev > g->n_terminals) ev = g->n_terminals + 1 + op_map[p][ev - g->n_terminals - 1];
+                if ((x = seq_append(&st, x, ev)) < 0) goto done;
+            }
+            seq_map[p][q] = x;
+        }
+    }
+    for (int32_t ts = 0; ts < n_ts; ts++) {
+        const int p = ts % n;
+        const gm_build *b = &jobs[p].part;
+        const int32_t b0 = b->group_begin[ts], b1 = b->group_begin[ts + 1];
+        const int32_t t0 = b->group_tok_begin[b0], t1 = b->group_tok_begin[b1];
+        const int32_t g0 = out->n_groups;
+        out->group_begin[ts] = g0;
+        if (groups_reserve(out, &caps, b1 - b0, t1 - t0)) goto done;
+        const int64_t base = out->group_tok_begin[g0];
+        for (int32_t i = b0; i < b1; i++) {
+            out->group_seq[g0 + i - b0] = seq_map[p][b->group_seq[i]];
+            out->group_cset[g0 + i - b0] = b->group_cset[i];
+            out->group_tok_begin[g0 + i - b0 + 1] = (int32_t)(base + b->group_tok_begin[i + 1] - t0);
+        }
+        if (t1 > t0) memcpy(out->group_toks + base, b->group_toks + t0, (size_t)(t1 - t0) * sizeof(int32_t));
+        out->n_groups += b1 - b0;
+        out->n_group_toks = base + (t1 - t0);
+    }
+    out->group_begin[n_ts] = out->n_groups;
+    rc = intern_output(&st, &ops, out);
+done:
+    for (int p = 0; p < n; p++) GM_FREE_ALL(op_map[p], seq_map[p]);
+    intern_free(&st, &ops);
+    if (rc) gm_build_free(out);
+    return rc;
+}
+
+int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                   const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space,
+                   int32_t n_threads, gm_build *out) {
+    if (n_threads < 1) n_threads = 1;
+    if (n_threads > GM_MAX_BUILD_THREADS) n_threads = GM_MAX_BUILD_THREADS;
+#ifdef _WIN32
+    n_threads = 1;  /* no pthreads */
+#endif
+    if (n_threads == 1)
+        return build_part(g, tok_bytes, tok_begin, order, n_order, n_words, strip_leading_space, 0, 1, out);
+#ifndef _WIN32
+    build_job jobs[GM_MAX_BUILD_THREADS];
+    pthread_t threads[GM_MAX_BUILD_THREADS];
+    int started[GM_MAX_BUILD_THREADS] = {0};
+    for (int p = 0; p < n_threads; p++) {
+        jobs[p] = (build_job){g, tok_bytes, tok_begin, order, n_order, n_words, strip_leading_space, p, n_threads,
+                              {0}, GM_NOMEM};
+        started[p] = p > 0 && pthread_create(&threads[p], NULL, build_job_run, &jobs[p]) == 0;
+    }
+    build_job_run(&jobs[0]);
+    for (int p = 1; p < n_threads; p++) {
+        if (started[p]) pthread_join(threads[p], NULL);
+        else build_job_run(&jobs[p]);  /* no thread to be had: build it here */
+    }
+    int rc = 0;
+    for (int p = 0; p < n_threads && !rc; p++) rc = jobs[p].rc;
+    if (!rc) rc = merge_parts(g, jobs, n_threads, out);
+    for (int p = 0; p < n_threads; p++) gm_build_free(&jobs[p].part);
+    return rc;
+#endif
+}

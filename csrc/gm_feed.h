@@ -1,0 +1,95 @@
+/* Text into the parser: the one byte loop. A token's bytes (gm_matcher.c's feed_token_bytes, also for the
+ * fill's tokens that cross a restart the context decides) and raw text (gm_validator.c) go through the same
+ * feed_byte, so that what a mask allows and what the validator accepts cannot drift apart. The token tables
+ * (gm_build.c) follow the same rule for a t_nl lexeme's indentation: it begins where the lexeme before it
+ * ended. Static inline: each caller runs it per byte, and compiles it with `real` fixed. */
+#ifndef GM_FEED_H
+#define GM_FEED_H
+
+#include "gm_internal.h"
+
+#define FEED_DEAD 2    /* feed_byte: no lexeme can continue with the byte */
+
+/* What feed_byte saw of one byte. */
+typedef struct {
+    int boundary;       /* the lexeme before the byte ended at it (a new one begins with the byte) */
+    int at_start;       /* taken: no lexeme is in progress after it (is_start of the new state) */
+    int32_t refused;    /* the terminal the parser refused, or -1 */
+    int refused_ended;  /* ... and it was that lexeme before the byte (not one the byte ended or began) */
+} byte_fed;
+
+/* Write `vs` into the matcher's stacks and context (no history), and start `vs` afresh from them: 1, or
+ * GM_NOMEM with the matcher as it was. */
+static inline int make_real(gm_matcher *m, vstate *vs) {
+    if (grow32(&m->lr.data, &m->lr.cap, (int64_t)vs->lr.base + vs->lr.ov->len) ||
+        grow32(&m->ind.data, &m->ind.cap, (int64_t)vs->ind.base + vs->ind.ov->len))
+        return GM_NOMEM;
+    memcpy(m->lr.data + vs->lr.base, vs->lr.ov->data, (size_t)vs->lr.ov->len * sizeof(int32_t));
+    m->lr.len = vs->lr.base + vs->lr.ov->len;
+    memcpy(m->ind.data + vs->ind.base, vs->ind.ov->data, (size_t)vs->ind.ov->len * sizeof(int32_t));
+    m->ind.len = vs->ind.base + vs->ind.ov->len;
+    m->ctx = vs->ctx;
+    vstate_init(m, vs);
+    return 1;
+}
+
+/* Lex byte b from lexer state *q and feed what it ends to the parser in `vs`; keep the running indentation of
+ * a t_nl lexeme and the line continuation in vs->ctx. 1: taken, *q the state after; 0: the parser refused a
+ * terminal (see `fed`); FEED_DEAD: no lexeme continues with b (*q the state it was lexed from); <0: an error.
+ * `real`: `vs` is the matcher's own state (vstate_init), and each terminal the parser takes is made real at
+ * once (make_real), so that after a refusal the matcher holds the state just before it; else nothing of the
+ * matcher is written. */
+static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, int real, byte_fed *fed) {
+    const gm_grammar *g = m->g;
+    int32_t from = *q, nq, emit[3];
+    int ne, consumed;
+    fed->boundary = !is_start(g, from) && g->lex_trans[(size_t)from * 256 + b] < 0;
+    fed->refused = -1;
+    fed->refused_ended = 0;
+    fed->at_start = 0;
+    for (int pass = 0;; pass++) {
+        nq = gm_lex_byte(g, from, b, emit, &ne, &consumed);
+        if (nq == GM_DEAD) {
+            *q = from;
+            return FEED_DEAD;
+        }
+        for (int e = 0; e < ne; e++) {
+            /* a t_nl lexeme ends: the indentation after its last newline goes with it */
+            const int32_t ev = (g->indenter == GM_INDENT && emit[e] == g->t_nl)
+                                   ? EV_NL_WIDTH(vs->ctx.width, vs->ctx.altwidth) : emit[e];
+            int r = post_feed(m, vs, ev);
+            if (r == 1 && real) r = make_real(m, vs);
+            if (r != 1) {
+                fed->refused = emit[e];
+                /* the first terminal is the lexeme before the byte, if that one ended (a complete terminal:
+                 * the lexer took the byte) and is not ignored */
+                fed->refused_ended = pass == 0 && e == 0 && fed->boundary && !g->term_ignored[g->lex_winner[from]];
+                *q = from;
+                return r;
+            }
+        }
+        if (nq != GM_RESUME) break;
+        /* A lexeme ended after which the open f-strings say where the lexer restarts. */
+        nq = gm_mode_start(g, &vs->ctx);
+        if (consumed) break;
+        from = nq; /* the byte starts the next lexeme, in the mode now known */
+    }
+    if (g->indenter && g->lex_nl[nq]) {
+        /* A new t_nl lexeme begins with this byte, or the one in progress goes on. */
+        const int begins = !g->lex_nl[from] || (!is_start(g, from) && g->lex_trans[(size_t)from * 256 + b] < 0);
+        if (begins) vs->ctx.width = vs->ctx.altwidth = 0;
+        indent_byte(b, &vs->ctx.width, &vs->ctx.altwidth);
+    }
+    fed->at_start = is_start(g, nq);
+    if (!fed->at_start) vs->ctx.cont = 0;
+    else if (ne && emit[ne - 1] == g->t_cont) vs->ctx.cont = 1;
+    if (real) { /* the rest of the context is the matcher's already (make_real) */
+        m->ctx.width = vs->ctx.width;
+        m->ctx.altwidth = vs->ctx.altwidth;
+        m->ctx.cont = vs->ctx.cont;
+    }
+    *q = nq;
+    return 1;
+}
+
+#endif
