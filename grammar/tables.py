@@ -45,6 +45,11 @@ _KEEP_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*keep\b(.*)$", re.M)
 # terminals the grammar declares and uses):
 #   // grammask: fstrings
 _FSTRINGS_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*fstrings\s*$", re.M)
+# Lexer modes chosen by the terminals themselves (structural tags: free text, then a tool call's JSON, each
+# lexed apart so their terminals never meet): each terminal's mode and the mode the next lexeme starts in
+# (-1: the same). Every terminal of the grammar is listed; mode 0 is the start.
+#   // grammask: lexmodes {"NAME": [mode, restart], ...}
+_LEXMODES_DIRECTIVE = re.compile(r"^\s*//\s*grammask:\s*lexmodes\b(.*)$", re.M)
 _BRACKETS = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 
 
@@ -78,6 +83,7 @@ class GrammarTables:
     term_flags: np.ndarray = None     # (n_terminals,) uint8: 1 newline-like, 2 a semicolon may follow
     fstrings: Optional[FStringSpec] = None
     conflicts: tuple = ()             # shift/reduce conflicts Lark resolved: (line, column, what)
+    mode_restart: np.ndarray = None   # (n_terminals,) int32 lexmodes directive: the next lexeme's mode, -1 same
 
     @property
     def n_terminals(self) -> int:
@@ -121,6 +127,10 @@ def _indenter(roles: Optional[dict], line: int, terminals: list[TerminalSpec],
 def _intersectable(item) -> bool:
     if isinstance(item, str):
         return True
+    free = item.get("freeText") if isinstance(item, dict) and len(item) == 1 else None
+    if free is not None:  # [which, stop, ...]: see fsm/free_text.py
+        return (isinstance(free, list) and len(free) >= 2 and type(free[0]) is int and free[0] >= -1
+                and all(isinstance(x, str) and x for x in free[1:]))
     mult = item.get("multipleOf") if isinstance(item, dict) and len(item) == 1 else None
     return isinstance(mult, list) and len(mult) == 2 and all(type(x) is int for x in mult) and mult[0] > 0 <= mult[1]
 
@@ -138,7 +148,7 @@ def _intersections(text: str, terminals: list[TerminalSpec], source: Optional[st
         if not isinstance(regexes, list) or not regexes or not all(_intersectable(r) for r in regexes):
             raise GrammarError('intersect directive: expected NAME ["regex" or {"multipleOf": [m, e]}, ...]',
                                line, 1, source)
-        regexes = [r if isinstance(r, str) else ("multipleOf", *r["multipleOf"]) for r in regexes]
+        regexes = [r if isinstance(r, str) else (k := next(iter(r)), *r[k]) for r in regexes]
         i = by_name.get(parts[0])
         if i is None:
             continue  # a terminal no rule uses (Lark leaves it out): nothing to lex
@@ -186,6 +196,31 @@ def _semicolons(roles: Optional[dict], line: int, terminals: list[TerminalSpec],
     return spec
 
 
+def _lexmodes(text: str, terminals: list[TerminalSpec], source: Optional[str]):
+    """The lexmodes directive: terminals with their mode set, and each terminal's restart mode."""
+    m = _LEXMODES_DIRECTIVE.search(text)
+    if not m:
+        return terminals, None
+    line = text.count("\n", 0, m.start()) + 1
+    try:
+        table = json.loads(m.group(1))
+    except ValueError:
+        table = None
+    if not isinstance(table, dict) or not all(
+            isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v) for v in table.values()):
+        raise GrammarError('lexmodes directive: expected {"TERMINAL": [mode, restart], ...}', line, 1, source)
+    unlisted = [t.name for t in terminals if t.name not in table]
+    if unlisted:
+        raise GrammarError(f"lexmodes directive: terminal {unlisted[0]} has no mode", line, 1, source)
+    n_modes = 1 + max(mode for mode, _ in table.values())
+    if any(mode < 0 or not -1 <= restart < n_modes for mode, restart in table.values()):
+        raise GrammarError(f"lexmodes directive: modes must lie in 0..{n_modes - 1} (restart -1: the same)",
+                           line, 1, source)
+    out = [dataclasses.replace(t, modes=(table[t.name][0],)) for t in terminals]
+    restart = np.asarray([table[t.name][1] for t in terminals], dtype=np.int32)
+    return out, restart
+
+
 def build_tables(text: str, start: str, source: Optional[str] = None,
                  max_lexer_states: int = DEFAULT_MAX_LEXER_STATES,
                  build_timeout: Optional[float] = 30.0, warn_conflicts: bool = True) -> GrammarTables:
@@ -204,9 +239,12 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         if name not in names:
             raise GrammarError(f"keep directive: {name} is not a terminal of the grammar", line, 1, source)
     terminals = _intersections(text, terminals, source)
+    terminals, mode_restart = _lexmodes(text, terminals, source)
     fstrings = None
     made_by_matcher = set()
     fmatch = _FSTRINGS_DIRECTIVE.search(text)
+    if fmatch and mode_restart is not None:
+        raise GrammarError("a grammar takes either the fstrings or the lexmodes directive", source=source)
     if fmatch:
         n_before = len(terminals)
         try:
@@ -264,4 +302,4 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         term_flags[list(semicolons.newlines)] |= 1
         term_flags[list(semicolons.after)] |= 2
     return GrammarTables(terminals, display + ["end of input"], lexer, parser, indenter, term_bracket, lex_nl,
-                         lex_init, semicolons, term_flags, fstrings, tuple(lark.grammask_conflicts))
+                         lex_init, semicolons, term_flags, fstrings, tuple(lark.grammask_conflicts), mode_restart)
