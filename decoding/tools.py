@@ -104,8 +104,9 @@ class ToolReply(NamedTuple):
 
 
 def parse_tool_calls(text: str, format: str = "hermes", *, reasoning_end: Optional[str] = None) -> ToolReply:
-    """The calls `text` holds in `format`, as a grammar of tool_call_spec wrote them: each complete call
-    whose JSON parses (an unfinished one at the end of a cut-off text is left in the content)."""
+    """The calls `text` holds in `format`: each open tag followed by a close tag with a JSON call between
+    (the first such close tag: a string in the arguments may hold one). Open tags without a call after
+    them (unconstrained text, or a call cut off at the end) stay in the content."""
     body_from = 0
     if reasoning_end is not None:
         cut = text.find(reasoning_end)
@@ -131,25 +132,38 @@ def parse_tool_calls(text: str, format: str = "hermes", *, reasoning_end: Option
     pos = 0
     while True:
         start = body.find(open_tag, pos)
-        end = body.find(close_tag, start + len(open_tag)) if start >= 0 else -1
-        if start < 0 or end < 0:
+        if start < 0:
             content.append(body[pos:])
             break
-        inner = body[start + len(open_tag):end]
-        if format == "hermes":
-            call = _loads(inner)
-            parsed = ToolCall(call["name"], call.get("arguments")) if isinstance(call, dict) and "name" in call else None
-        else:
-            name, sep, args = inner.partition(">")
-            value = _loads(args) if sep else None
-            parsed = ToolCall(name, value) if sep and value is not None else None
-        if parsed is None:  # not a call: keep it as text
-            content.append(body[pos:end + len(close_tag)])
-        else:
-            content.append(body[pos:start])
-            calls.append(parsed)
+        # The call ends at the first close tag before which its JSON is complete: a string in the
+        # arguments may hold the close tag itself.
+        end, parsed = start, None
+        while parsed is None:
+            end = body.find(close_tag, end + 1)
+            if end < 0:
+                break
+            parsed = _read_call(format, body[start + len(open_tag):end])
+        if parsed is None:  # not a call (unconstrained text), or a cut-off one: text, up to the next open tag
+            following = body.find(open_tag, start + 1)
+            if following < 0:
+                content.append(body[pos:])
+                break
+            content.append(body[pos:following])
+            pos = following
+            continue
+        content.append(body[pos:start])
+        calls.append(parsed)
         pos = end + len(close_tag)
     return ToolReply(text, calls, "".join(content))
+
+
+def _read_call(format: str, inner: str) -> Optional[ToolCall]:
+    if format == "hermes":
+        call = _loads(inner)
+        return ToolCall(call["name"], call.get("arguments")) if isinstance(call, dict) and "name" in call else None
+    name, sep, args = inner.partition(">")
+    value = _loads(args) if sep else None
+    return ToolCall(name, value) if sep and value is not None else None
 
 
 def _loads(s: str):

@@ -203,6 +203,10 @@ class Vocab:
         self.may_complete = np.array([b is not None and last in b for b in self.bytes])
         # tokens that are valid UTF-8 when the text so far ends on a character boundary
         self.clean = np.array([b is not None and len(b) > 0 and _utf8_prefix(b) for b in self.bytes])
+        self.by_bytes: dict = {}
+        for t, b in enumerate(self.bytes):
+            if b:
+                self.by_bytes.setdefault(b, []).append(t)
         self.no_lt = np.array([b is not None and b"<" not in b for b in self.bytes])
         self.byte_token = {b[0]: t for t, b in enumerate(self.bytes) if b is not None and len(b) == 1}
 
@@ -285,7 +289,7 @@ def _walk(c, voc: Vocab, content: gm.CompiledGrammar, rng, steps: int):
         t = None
         if plan:
             pb = plan.encode()
-            options = [i for i in allowed if voc.bytes[i] and pb.startswith(voc.bytes[i])]
+            options = [t for k in range(1, len(pb) + 1) for t in voc.by_bytes.get(pb[:k], ()) if mask[t]]
             if options:
                 t = int(rng.choice(options))
                 plan = pb[len(voc.bytes[t]):].decode("utf-8", "ignore")
