@@ -134,6 +134,29 @@ def fill_times(family: str, rounds: int) -> dict:
     return {k: (statistics.median(v), float(np.percentile(v, 99)), len(v)) for k, v in where.items()}
 
 
+def long_text_fills(family: str) -> tuple[float, float]:
+    """Median fill (microseconds) over the first and the last 300 tokens of 20,000 characters of free
+    text full of near-miss triggers: the trigger search must not make fills grow with the text."""
+    import numpy as np
+
+    from bench.workload import load_tokenizer
+
+    tok = load_tokenizer(family)
+    info = gm.TokenizerInfo.from_huggingface(tok)
+    compiled = gm.compile(gm.Grammar.from_structural_tag(tool_call_spec(TOOLS, "hermes")), info)
+    m = compiled.matcher()
+    bm = gm.allocate_token_bitmask(1, info.vocab_size)
+    ids = tok.encode("Words, and <tool_cal near misses <tool_call without its bracket. " * 310,
+                     add_special_tokens=False)
+    times = []
+    for t in ids:
+        t0 = time.perf_counter_ns()
+        m.fill_next_token_bitmask(bm)
+        times.append((time.perf_counter_ns() - t0) / 1000)
+        assert m.accept_token(t)
+    return float(np.median(times[:300])), float(np.median(times[-300:]))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=40, help="max new tokens per reply")
@@ -144,6 +167,9 @@ def main(argv=None) -> int:
     for family in ("smollm2", "mistral"):
         for where, (p50, p99, n) in fill_times(family, args.fill_rounds).items():
             print(f"fill {family:8s} {where:10s} p50 {p50:7.1f} us  p99 {p99:7.1f} us  ({n} fills)")
+        first, last = long_text_fills(family)
+        print(f"fill {family:8s} 20,000 characters of free text: median {first:.1f} us over the first 300 "
+              f"tokens, {last:.1f} us over the last 300")
     if args.no_model:
         return 0
     out = run_model(args.prompts, args.tokens)

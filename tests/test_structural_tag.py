@@ -409,3 +409,31 @@ def test_free_text_state_stays_bounded(grammar):
     assert long_.accept_string(("words and <tool_cal near misses " * 625) + "a <tool")
     assert short._core.lex_state == long_._core.lex_state
     assert np.array_equal(short.allowed_token_ids(), long_.allowed_token_ids())
+
+
+def test_lark_content_against_lark():
+    """A user's Lark grammar as the content (imports, an alias, %ignore, anonymous literals): the texts
+    Lark's own parser accepts are exactly the calls the structural grammar accepts."""
+    from lark import Lark
+    from lark.exceptions import LarkError
+
+    lark_text = """
+start: expr
+?expr: term (("+" | "-") term)*
+?term: NUMBER | NAME | "(" expr ")"
+%import common.NUMBER
+%import common.CNAME -> NAME
+%import common.WS
+%ignore WS
+"""
+    reference = Lark(lark_text, parser="lalr")
+    g = gm.Grammar.from_structural_tag({"structures": [{"begin": "<calc>", "end": "</calc>",
+                                                        "content": {"type": "grammar", "grammar": lark_text}}],
+                                        "triggers": ["<calc>"]})
+    for text in ["1 + x", "(a-2)", " 3.5 ", "1 +", "+", "a b", "((x))", "(x", "x1 - y_2 + 7", "", "1 + (2"]:
+        try:
+            reference.parse(text)
+            expected = True
+        except LarkError:
+            expected = False
+        assert g.validate(f"say <calc>{text}</calc> done").ok == expected, text
