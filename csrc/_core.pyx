@@ -356,7 +356,9 @@ cdef class CoreGrammar:
                                  ("term_restart", term_restart, np.int32)):
             a[name], _ = _table(name, arg, dtype, (n_terms,))
         a["mode_event"], _ = _table("mode_event", mode_event, np.int32, (n_modes, 256))
-        if n_modes < 18:
+        # Without f-string operations (structural tags' lexmodes) the modes are plain: no roles to check.
+        fstrings = bool(np.any(a["term_fop"] != 0)) or bool(np.any(a["mode_event"] >= 0))
+        if fstrings and n_modes < 18:
             raise TableError(f"{n_modes} lexer modes: f-string grammars have at least 18")
         _in_range("mode_start", a["mode_start"], n_modes, 0, n_states)
         _in_range("lex_mode", a["lex_mode"], n_states, 0, n_modes)
@@ -368,7 +370,7 @@ cdef class CoreGrammar:
         triple = farg[fop == 12]
         _in_range("term_farg of triple-quoted strings", triple, triple.shape[0], 0, 2 * n_terms)
         for name, value in zip(("t_rbrace", "t_colon", "t_walrus", "t_fclose", "t_spec_open", "t_spec_text"), roles):
-            _scalar(name, value, 0, n_terms)
+            _scalar(name, value, 0 if fstrings else -1, n_terms)
         self.g.n_modes = <int32_t>n_modes
         self.g.mode_start = <const int32_t *>_ptr(a["mode_start"])
         self.g.lex_mode = <const int32_t *>_ptr(a["lex_mode"])

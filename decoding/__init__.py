@@ -3,7 +3,7 @@
 import importlib as _importlib
 
 __all__ = ["CompiledGrammar", "GrammarLogitsProcessor", "GrammarMatcher", "generate", "load_model", "ValidationResult", "allocate_token_bitmask",
-           "apply_token_bitmask_inplace", "compile", "unpack_bitmask", "validate"]
+           "apply_token_bitmask_inplace", "compile", "parse_tool_calls", "tool_call_spec", "unpack_bitmask", "validate"]
 
 # Each public name's module, imported on first use (PEP 562): the validator needs neither torch nor
 # transformers, and must not load them through this package.
@@ -13,6 +13,7 @@ _HOME = {
     "generate": "generation", "load_model": "generation",
     "GrammarMatcher": "matcher",
     "GrammarLogitsProcessor": "processor",
+    "parse_tool_calls": "tools", "tool_call_spec": "tools",
     "ValidationResult": "validator", "validate": "validator",
 }
 

@@ -52,6 +52,11 @@ def core_grammar_arrays(tables: GrammarTables) -> dict:
 
 def _fstring_arrays(tables: GrammarTables) -> dict:
     f = tables.fstrings
+    if f is None and tables.mode_restart is not None:  # lexmodes: plain modes, no f-string operations
+        n_terms, n_modes = len(tables.terminals), len(tables.lexer.mode_start)
+        return dict(mode_start=tables.lexer.mode_start, lex_mode=tables.lexer.lex_mode,
+                    term_fop=np.zeros(n_terms, np.int8), term_farg=np.zeros(n_terms, np.int32),
+                    term_restart=tables.mode_restart, mode_event=np.full((n_modes, 256), -1, np.int32))
     if f is None:
         return {}
     return dict(mode_start=tables.lexer.mode_start, lex_mode=tables.lexer.lex_mode, term_fop=f.term_fop,

@@ -47,8 +47,22 @@ def load_model(model_dir: Optional[Union[str, Path]] = None):
     return model, tokenizer
 
 
-def chat_input_ids(tokenizer, prompt: str, chat: bool = True) -> torch.Tensor:
-    """The prompt as input ids: through the tokenizer's chat template when it has one."""
+def chat_input_ids(tokenizer, prompt: str, chat: bool = True, tools=None, tool_format: str = "hermes") -> torch.Tensor:
+    """The prompt as input ids: through the tokenizer's chat template when it has one, with `tools` when
+    given (a template that ignores them gets a system message listing them instead)."""
+    if tools is not None:
+        from .tools import tools_system_prompt
+
+        messages = [{"role": "user", "content": prompt}]
+        if not getattr(tokenizer, "chat_template", None):
+            text = tools_system_prompt(tools, tool_format) + "\n\n" + prompt
+            return tokenizer(text, return_tensors="pt")["input_ids"]
+        plain = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        with_tools = tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
+        if with_tools == plain:
+            messages = [{"role": "system", "content": tools_system_prompt(tools, tool_format)}] + messages
+            with_tools = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return tokenizer(with_tools, return_tensors="pt", add_special_tokens=False)["input_ids"]
     if chat and getattr(tokenizer, "chat_template", None):
         enc = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                             return_tensors="pt", return_dict=True)
@@ -59,19 +73,32 @@ def chat_input_ids(tokenizer, prompt: str, chat: bool = True) -> torch.Tensor:
 def generate(model, tokenizer, prompt: str, grammar: Union[Grammar, CompiledGrammar, str, None] = "json", *,
              max_new_tokens: int = 256, do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
              seed: Optional[int] = None, prefix: str = "", chat: bool = True, closing: bool = False,
-             repetition_penalty: float = 1.0, jump_forward: bool = False, stats: Optional[dict] = None) -> str:
+             repetition_penalty: float = 1.0, jump_forward: bool = False, stats: Optional[dict] = None,
+             tools=None, tool_format: str = "hermes", tool_required: bool = False, input_ids=None):
     """Generate a reply to `prompt` constrained to `grammar` (None: unconstrained); returns the text.
 
     closing=True turns on budget-aware closing (`token_budget=max_new_tokens`): the text is complete even
     when the budget cuts it. repetition_penalty > 1 penalizes the content tokens already generated, the
     grammar's keywords and punctuation exempt (see grammask.decoding.repetition). jump_forward=True writes
     the text the grammar forces without calling the model (see grammask.decoding.jump_forward). `stats`,
-    a dict, receives the counts of tokens generated, forced tokens and model calls."""
+    a dict, receives the counts of tokens generated, forced tokens and model calls.
+
+    tools (OpenAI-style [{"type": "function", "function": {"name", "parameters"}}]): the prompt goes
+    through the chat template with the tools, the reply is free text with calls in `tool_format` (see
+    grammask.decoding.tools), each call's arguments exact under its tool's schema, and the result is a
+    ToolReply (text, calls, content). The default grammar is then replaced by the tools' one
+    (tool_required=True: at least one call); grammar=None leaves the reply unconstrained (the calls are
+    still parsed); a Grammar (e.g. from tool_call_spec(..., text=False)) is used as given."""
+    if tools is not None:
+        return _generate_tools(model, tokenizer, prompt, grammar, tools, tool_format, tool_required,
+                               max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
+                               top_p=top_p, seed=seed, chat=chat, closing=closing, jump_forward=jump_forward,
+                               repetition_penalty=repetition_penalty, stats=stats)
     if closing and grammar is None:
         raise ValueError("closing=True needs a grammar: without one there is nothing to complete")
     if jump_forward and grammar is None:
         raise ValueError("jump_forward=True needs a grammar: without one nothing is forced")
-    ids = chat_input_ids(tokenizer, prompt, chat)
+    ids = chat_input_ids(tokenizer, prompt, chat) if input_ids is None else input_ids
     processors = []
     if grammar is not None:
         constraint = GrammarLogitsProcessor(grammar, tokenizer, prefix=prefix, stop_token_ids=_eos_ids(model),
@@ -105,6 +132,19 @@ def generate(model, tokenizer, prompt: str, grammar: Union[Grammar, CompiledGram
         n = int(out.shape[1] - ids.shape[1])
         stats.update(tokens=n, forced_tokens=0, model_calls=n)
     return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def _generate_tools(model, tokenizer, prompt, grammar, tools, tool_format, tool_required, **kwargs):
+    from .tools import parse_tool_calls, tool_call_spec
+
+    if isinstance(grammar, str) and grammar == "json":  # the default: the tools' grammar instead
+        grammar = Grammar.from_structural_tag(tool_call_spec(tools, tool_format, required=tool_required))
+    elif isinstance(grammar, str):
+        raise ValueError("generate(tools=...) builds its own grammar: leave grammar at its default, pass None "
+                         "(unconstrained) or a Grammar made with tool_call_spec")
+    ids = chat_input_ids(tokenizer, prompt, kwargs.pop("chat"), tools, tool_format)
+    text = generate(model, tokenizer, prompt, grammar, input_ids=ids, **kwargs)
+    return parse_tool_calls(text, tool_format)
 
 
 def _eos_ids(model) -> list[int]:

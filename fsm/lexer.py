@@ -111,14 +111,17 @@ def _regex_fsm(name: str, regex: str):
 
 
 def _constraint_fsm(name: str, constraint: tuple):
+    from .free_text import FREE_TEXT, free_text_fsm
     from .multiples import checked_multiple_fsm
 
     kind, *args = constraint
-    if kind == "multipleOf":
-        try:
+    try:
+        if kind == "multipleOf":
             return checked_multiple_fsm(*args)
-        except ValueError as exc:
-            raise RegexError(name, str(exc)) from None
+        if kind == FREE_TEXT:
+            return free_text_fsm(list(args[1:]), args[0])
+    except ValueError as exc:
+        raise RegexError(name, str(exc)) from None
     raise RegexError(name, f"unknown constraint {kind!r}")
 
 

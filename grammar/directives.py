@@ -14,11 +14,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
+
 from ..fsm.lexer import TerminalSpec
 from .errors import GrammarError
 
 _DIRECTIVE = re.compile(r"^[ \t]*//[ \t]*grammask:[ \t]*(\S*)(.*)$", re.M)
-KNOWN = ("indent", "semicolons", "intersect", "keep", "fstrings")
+KNOWN = ("indent", "semicolons", "intersect", "keep", "fstrings", "lexmodes")
 _INDENT_ROLES = ("NL", "NEWLINE", "INDENT", "DEDENT")
 _SEMICOLON_ROLES = ("SEMICOLON", "NEWLINE", "AFTER")
 _QUOTED_OR_NAME = r'"(?:[^"\\]|\\.)*"|\w+'
@@ -51,6 +53,8 @@ class Directives:
     keep: list[tuple[int, str]] = field(default_factory=list)             # (line, terminal)
     fstrings_line: int = 0                                                # 0: no f-strings
     fstrings_pep701: bool = False                                         # f-strings as Python 3.12+ reads them
+    lexmodes: Optional[dict[str, list[int]]] = None                      # terminal -> [mode, restart]
+    lexmodes_line: int = 0
 
     def kept_terminals(self) -> list[str]:
         """Terminals Lark must keep although no rule uses them: they are lexed, and their text is theirs."""
@@ -72,6 +76,8 @@ def read_directives(text: str, source: Optional[str] = None) -> Directives:
             found.keep += [(line, t) for t in args.split()]
         elif name == "intersect":
             found.intersect.append((line, *_intersect_args(args, line, source)))
+        elif name == "lexmodes":
+            found.lexmodes, found.lexmodes_line = _lexmodes_table(args, line, source), line
         elif name == "fstrings":
             if args not in ("", "pep701"):
                 raise GrammarError(f"fstrings directive: unknown argument {args!r} (none: Python 3.11's "
@@ -86,7 +92,25 @@ def read_directives(text: str, source: Optional[str] = None) -> Directives:
             else:
                 found.semicolons = _roles(name, args, _SEMICOLON_ROLES, _QUOTED_OR_NAME, line, source)
                 found.semicolons_line = line
+    if found.fstrings_line and found.lexmodes is not None:
+        raise GrammarError("a grammar takes either the fstrings or the lexmodes directive", found.lexmodes_line,
+                           1, source)
     return found
+
+
+def _lexmodes_table(args: str, line: int, source: Optional[str]) -> dict[str, list[int]]:
+    try:
+        table = json.loads(args)
+    except ValueError:
+        table = None
+    if not isinstance(table, dict) or not table or not all(
+            isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v) for v in table.values()):
+        raise GrammarError('lexmodes directive: expected {"TERMINAL": [mode, restart], ...}', line, 1, source)
+    n_modes = 1 + max(mode for mode, _ in table.values())
+    if any(mode < 0 or not -1 <= restart < n_modes for mode, restart in table.values()):
+        raise GrammarError(f"lexmodes directive: modes must lie in 0..{n_modes - 1} (restart -1: the same)",
+                           line, 1, source)
+    return table
 
 
 def _roles(directive: str, args: str, required: tuple[str, ...], item: str, line: int,
@@ -102,6 +126,10 @@ def _roles(directive: str, args: str, required: tuple[str, ...], item: str, line
 def _intersectable(item) -> bool:
     if isinstance(item, str):
         return True
+    free = item.get("freeText") if isinstance(item, dict) and len(item) == 1 else None
+    if free is not None:  # [which, stop, ...]: see fsm/free_text.py
+        return (isinstance(free, list) and len(free) >= 2 and type(free[0]) is int and free[0] >= -1
+                and all(isinstance(x, str) and x for x in free[1:]))
     mult = item.get("multipleOf") if isinstance(item, dict) and len(item) == 1 else None
     return isinstance(mult, list) and len(mult) == 2 and all(type(x) is int for x in mult) and mult[0] > 0 <= mult[1]
 
@@ -113,9 +141,9 @@ def _intersect_args(args: str, line: int, source: Optional[str]) -> tuple[str, l
     except ValueError:
         items = None
     if not isinstance(items, list) or not items or not all(_intersectable(x) for x in items):
-        raise GrammarError('intersect directive: expected NAME ["regex" or {"multipleOf": [m, e]}, ...]',
-                           line, 1, source)
-    return parts[0], [x if isinstance(x, str) else ("multipleOf", *x["multipleOf"]) for x in items]
+        raise GrammarError('intersect directive: expected NAME ["regex", {"multipleOf": [m, e]} or '
+                           '{"freeText": [which, stop, ...]}, ...]', line, 1, source)
+    return parts[0], [x if isinstance(x, str) else (kind := next(iter(x)), *x[kind]) for x in items]
 
 
 def check_kept(directives: Directives, terminals: list[TerminalSpec], source: Optional[str]) -> None:
@@ -137,6 +165,20 @@ def apply_intersections(directives: Directives, terminals: list[TerminalSpec],
             raise GrammarError(f"intersect directive: {name} has no pattern", line, 1, source)
         out[i] = dataclasses.replace(out[i], also=out[i].also + tuple(items))
     return out
+
+
+def apply_lexmodes(directives: Directives, terminals: list[TerminalSpec],
+                   source: Optional[str]) -> tuple[list[TerminalSpec], Optional[np.ndarray]]:
+    """The terminals in the modes the lexmodes directive gives them, and each one's restart mode."""
+    table = directives.lexmodes
+    if table is None:
+        return terminals, None
+    unlisted = [t.name for t in terminals if t.name not in table]
+    if unlisted:
+        raise GrammarError(f"lexmodes directive: terminal {unlisted[0]} has no mode", directives.lexmodes_line, 1,
+                           source)
+    out = [dataclasses.replace(t, modes=(table[t.name][0],)) for t in terminals]
+    return out, np.asarray([table[t.name][1] for t in terminals], dtype=np.int32)
 
 
 def resolve_indenter(directives: Directives, terminals: list[TerminalSpec],

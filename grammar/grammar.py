@@ -113,6 +113,21 @@ class Grammar:
         g.tables
         return g
 
+    @classmethod
+    def from_structural_tag(cls, spec, **limits) -> "Grammar":
+        """Free text in which structures (tool calls) must follow their own grammar once a trigger opens
+        them: XGrammar's structural-tag JSON (a dict or its text) or grammask's richer form; see
+        grammar/structural_tag.py. The grammar's `structural` attribute holds the parsed specification."""
+        from .structural_tag import check_end_strings, compose, parse_spec, uses_user_grammar
+
+        parsed = parse_spec(spec)
+        composition = compose(parsed)
+        g = cls(composition.text, "start", "<structural tag>", **limits)
+        g.warn_conflicts = uses_user_grammar(parsed)
+        g.structural = parsed
+        check_end_strings(g.tables, composition)
+        return g
+
     @property
     def tables(self) -> GrammarTables:
         """Terminals, lexer DFA and parse tables (on first use: read from the disk cache, or built and

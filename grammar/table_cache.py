@@ -120,7 +120,7 @@ def to_arrays(t: GrammarTables) -> tuple[dict, dict[str, np.ndarray]]:
                                                   t.indenter.dedent, t.indenter.cont],
         semicolons=None if t.semicolons is None else [t.semicolons.semicolon, list(t.semicolons.newlines),
                                                       list(t.semicolons.after)],
-        fstrings=None)
+        fstrings=None, mode_restart=None if t.mode_restart is None else t.mode_restart.tolist())
     f = t.fstrings
     if f is not None:
         arrays.update(f_term_fop=f.term_fop, f_term_farg=f.term_farg, f_term_restart=f.term_restart,
@@ -181,8 +181,14 @@ def from_arrays(meta: dict, arrays: dict[str, np.ndarray]) -> GrammarTables:
                                    tuple(_index(x, n_terms) for x in _list(after)))
     fstrings = None if meta["fstrings"] is None else _fstrings(meta["fstrings"], arrays, n_terms, len(mode_start))
     conflicts = tuple((_opt_int(line), _opt_int(col), _str(what)) for line, col, what in _list(meta["conflicts"]))
+    mode_restart = None
+    if meta["mode_restart"] is not None:
+        mode_restart = np.asarray([_int(x) for x in _list(meta["mode_restart"])], dtype=np.int32)
+        _expect(mode_restart.shape == (n_terms,), "mode_restart has one entry per terminal")
+        _in_range(mode_restart, -1, len(mode_start), "restart modes")
     return GrammarTables(terminals, display, lexer, parser, indenter, a["term_bracket"], a["lex_nl"],
-                         _index(meta["lex_init"], n_states), semicolons, a["term_flags"], fstrings, conflicts)
+                         _index(meta["lex_init"], n_states), semicolons, a["term_flags"], fstrings, conflicts,
+                         mode_restart)
 
 
 def _fstrings(f: dict, arrays: dict, n_terms: int, n_modes: int) -> FStringSpec:
@@ -209,6 +215,8 @@ def _terminal(v) -> TerminalSpec:
 
 def _constraint(x) -> tuple:
     kind, *args = _list(x)
+    if kind == "freeText":  # (kind, which, *stops)
+        return (kind, _int(args[0]), *(_str(arg) for arg in args[1:]))
     return (_str(kind), *(_int(arg) for arg in args))
 
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from ..fsm.lexer import (DEFAULT_MAX_LEXER_STATES, LexerDFA, LexerTooLarge, RegexError, TerminalSpec, build_lexer,
                          never_produced)
-from .directives import (IndenterSpec, SemicolonSpec, apply_intersections, check_kept, read_directives,
-                         resolve_indenter, resolve_semicolons)
+from .directives import (IndenterSpec, SemicolonSpec, apply_intersections, apply_lexmodes, check_kept,
+                         read_directives, resolve_indenter, resolve_semicolons)
 from .errors import GrammarError
 from .fstrings import FStringSpec, extend_terminals
 from .lark_frontend import ParseTables, _definition_line, load_lark, parse_tables, terminal_specs
@@ -33,6 +33,7 @@ class GrammarTables:
     term_flags: np.ndarray = None     # (n_terminals,) uint8: 1 newline-like, 2 a semicolon may follow
     fstrings: Optional[FStringSpec] = None
     conflicts: tuple = ()             # shift/reduce conflicts Lark resolved: (line, column, what)
+    mode_restart: np.ndarray = None   # (n_terminals,) int32 lexmodes directive: the next lexeme's mode, -1 same
 
     @property
     def n_terminals(self) -> int:
@@ -49,6 +50,7 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
     terminals, display = terminal_specs(lark)
     check_kept(directives, terminals, source)
     terminals = apply_intersections(directives, terminals, source)
+    terminals, mode_restart = apply_lexmodes(directives, terminals, source)
     fstrings = None
     made_by_matcher = set()
     if directives.fstrings_line:
@@ -108,4 +110,4 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         term_flags[list(semicolons.newlines)] |= 1
         term_flags[list(semicolons.after)] |= 2
     return GrammarTables(terminals, display + ["end of input"], lexer, parser, indenter, term_bracket, lex_nl,
-                         lex_init, semicolons, term_flags, fstrings, tuple(lark.grammask_conflicts))
+                         lex_init, semicolons, term_flags, fstrings, tuple(lark.grammask_conflicts), mode_restart)

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = ["CompiledGrammar", "Grammar", "GrammarError", "GrammarLogitsProcessor", "GrammarMatcher",
            "GrammarWarning", "TokenizerError", "TokenizerInfo", "ValidationResult", "allocate_token_bitmask",
-           "apply_token_bitmask_inplace", "compile", "generate", "load_model"]
+           "apply_token_bitmask_inplace", "compile", "generate", "load_model", "parse_tool_calls", "tool_call_spec"]
 
 # Each public name's subpackage, imported on first use (PEP 562): validating a text never loads the
 # decoding side (torch, transformers), and the command line decides its process settings before numpy
@@ -32,6 +32,7 @@ _HOME = {
     "CompiledGrammar": "decoding", "GrammarLogitsProcessor": "decoding", "GrammarMatcher": "decoding",
     "ValidationResult": "decoding", "allocate_token_bitmask": "decoding", "apply_token_bitmask_inplace": "decoding",
     "compile": "decoding", "generate": "decoding", "load_model": "decoding",
+    "parse_tool_calls": "decoding", "tool_call_spec": "decoding",
 }
 _SUBPACKAGES = ("decoding", "fsm", "grammar")
 
