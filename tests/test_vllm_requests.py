@@ -44,6 +44,13 @@ def test_build_grammar_kinds():
         build_grammar(parse_spec({"grammar": "start: ("}))
     with pytest.raises(gm.GrammarError, match="unknown built-in"):
         build_grammar(parse_spec({"grammar": "pyhton"}))
+    # a structural tag, as vLLM passes XGrammar's form through: free text, then exactly the call
+    tag = {"structures": [{"begin": "<tool_call>", "schema": {"type": "object", "required": ["q"],
+                                                              "properties": {"q": {"type": "string"}}},
+                           "end": "</tool_call>"}], "triggers": ["<tool_call>"]}
+    tools = build_grammar(parse_spec({"structural_tag": json.dumps(tag)}))
+    assert tools.validate('Let me look. <tool_call>{"q": "cats"}</tool_call> Done.').ok
+    assert not tools.validate('<tool_call>{"q": 3}</tool_call>').prefix_ok
 
 
 def test_grammar_cache_is_bounded_and_reuses():

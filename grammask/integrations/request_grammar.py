@@ -13,7 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..grammar import BUILTINS, Grammar, GrammarError
+from ..grammar import BUILTINS, Grammar
 
 # The per-request keys, exactly one of which a grammask request carries.
 SPEC_KINDS = ("grammar", "json_schema", "regex", "structural_tag")
@@ -88,13 +88,7 @@ def build_grammar(spec: GrammarSpec) -> Grammar:
     if spec.kind == "regex":
         return Grammar.from_regex(spec.source)
     if spec.kind == "structural_tag":
-        from_structural_tag = getattr(Grammar, "from_structural_tag", None)
-        if from_structural_tag is None:
-            raise GrammarError("structural tags are not available in this grammask version "
-                               "(Grammar.from_structural_tag is missing)")
-        grammar = from_structural_tag(spec.source)
-        grammar.tables
-        return grammar
+        return Grammar.from_structural_tag(spec.source)
     raise ValueError(f"grammask: unknown grammar kind {spec.kind!r}")
 
 
