@@ -255,6 +255,7 @@ cdef class CoreGrammar:
     cdef readonly dict arrays
     cdef readonly dict scalars
     cdef readonly int32_t n_csets
+    cdef readonly int32_t n_lex_states, n_terminals  # g's, for Python
 
     def __init__(self, *, lex_trans, lex_winner, lex_cset, lex_final, term_ignored, cset_begin,
                  cset_terms, action, goto, rule_lhs, rule_len, int lr_start, int lr_end, term_bracket, lex_nl,
@@ -308,8 +309,8 @@ cdef class CoreGrammar:
         self.scalars = dict(lr_start=lr_start, lr_end=lr_end, indenter=indenter, lex_init=lex_init, t_nl=t_nl,
                             t_newline=t_newline, t_indent=t_indent, t_dedent=t_dedent, t_cont=t_cont,
                             t_semicolon=t_semicolon)
-        self.g.n_lex_states = <int32_t>n_states
-        self.g.n_terminals = <int32_t>n_terms
+        self.g.n_lex_states = self.n_lex_states = <int32_t>n_states
+        self.g.n_terminals = self.n_terminals = <int32_t>n_terms
         self.g.lex_trans = <const int32_t *>_ptr(a["lex_trans"])
         self.g.lex_winner = <const int32_t *>_ptr(a["lex_winner"])
         self.g.lex_cset = <const int32_t *>_ptr(a["lex_cset"])
@@ -382,14 +383,6 @@ cdef class CoreGrammar:
         self.g.t_fclose, self.g.t_spec_open, self.g.t_spec_text = roles[3:]
         self.scalars.update(zip(("t_rbrace", "t_colon", "t_walrus", "t_fclose", "t_spec_open", "t_spec_text"), roles))
 
-    @property
-    def n_lex_states(self):
-        return self.g.n_lex_states
-
-    @property
-    def n_terminals(self):
-        return self.g.n_terminals
-
     def build_vocab(self, tok_bytes, tok_begin, order, int n_words, bint strip_leading_space, int n_threads=1):
         """Run the table builder over the sorted vocabulary (on n_threads threads); returns the raw tables
         as arrays."""
@@ -437,6 +430,7 @@ cdef class CoreVocab:
     cdef gm_vocab v
     cdef readonly CoreGrammar grammar
     cdef readonly dict arrays
+    cdef readonly int32_t vocab_size, n_words  # v's, for Python
     cdef object stop_ids
 
     def __init__(self, CoreGrammar grammar, *, int vocab_size, tok_bytes, tok_begin, is_stop,
@@ -489,8 +483,8 @@ cdef class CoreVocab:
         _bounds("wsop_begin", a["wsop_begin"], n_wsop_begin, n_wsop_bytes)
         self.arrays = a
         self.stop_ids = np.ascontiguousarray(np.flatnonzero(a["is_stop"]), dtype=np.int32)
-        self.v.vocab_size = vocab_size
-        self.v.n_words = n_words
+        self.v.vocab_size = self.vocab_size = vocab_size
+        self.v.n_words = self.n_words = n_words
         self.v.n_tokens = <int32_t>n_tokens
         self.v.tok_bytes = <const uint8_t *>_ptr(a["tok_bytes"])
         self.v.tok_begin = <const int64_t *>_ptr(a["tok_begin"])
@@ -523,14 +517,6 @@ cdef class CoreVocab:
 
     def __dealloc__(self):
         gm_fill_cache_free(self.v.fill_cache)
-
-    @property
-    def vocab_size(self):
-        return self.v.vocab_size
-
-    @property
-    def n_words(self):
-        return self.v.n_words
 
     @property
     def fill_cache_bytes(self):
