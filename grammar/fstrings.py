@@ -214,8 +214,11 @@ def extend_terminals(terminals: list[TerminalSpec], display: list[str], pep701: 
                                          for kr in range(8) for m in (lit_mode(kr), spec_mode(kr))))
     set_regex("FOPEN", r"\{", tuple(lit + spec), literal=True)
     set_regex("SPEC_CLOSE", r"\}", tuple(spec), literal=True)
-    set_regex("CONV_CLOSE", r"![rsa]\}", (FIELD,))
-    set_regex("CONV_SPEC", r"![rsa]:", (FIELD,))
+    # 3.11 reads the conversion with the character after it; 3.12 tokenizes them (`!` right before the
+    # name, then anything a field allows between tokens: blanks, newlines, comments)
+    between = r"([\t \f\r\n]|\\\r?\n|#[^\r\n]*)*" if pep701 else ""
+    set_regex("CONV_CLOSE", rf"![rsa]{between}\}}", (FIELD,))
+    set_regex("CONV_SPEC", rf"![rsa]{between}:", (FIELD,))
     rbrace_f = add("RBRACE_F", r"\}", (FIELD,), literal=True)
     colon_f = add("COLON_F", ":", (FIELD,), literal=True)
     walrus_f = add("WALRUS_F", ":=", (FIELD,), literal=True)

@@ -54,6 +54,7 @@ NEW_SYNTAX = [
     ('f"{f"{f"{f"{f"{x}"}"}"}"}"\n', "3.12"),
     ("f\"\"\"{\"\"\"a\"\"\"}\"\"\" + f'''{f'''{x!r:>{w}}'''}'''\n", "3.12"),
     ("f'{1 + \\\n 2}' rf'{x}\\d'\n", "3.12"),
+    ('f"{x!r }" f"{x!s  # c\n:>10}"\n', "3.12"),
     # PEP 750 (3.14): template strings
     ('t"Hello {name}"\n', "3.14"),
     ("x = t'' + rt'{x!r:>{w}}'\n", "3.14"),
@@ -86,6 +87,7 @@ NEVER = [
     't"a" "b"\n',                    # cannot mix t-string literals with string or bytes literals
     'f"{x}" t"b"\n',
     "f'a\nb'\n",                     # a single-quoted f-string's text holds no newline
+    'f"{x! r}"\n',                   # conversion type must come right after the exclamation mark (libcst accepts)
 ]
 
 def older(a: str, b: str) -> bool:
