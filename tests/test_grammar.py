@@ -146,3 +146,10 @@ def test_a_missing_import_names_the_file_and_the_line(tmp_path):
     with pytest.raises(gm.GrammarError, match=r"no grammar file nowhere\.lark beside .*g\.lark") as info:
         gm.Grammar.from_file(tmp_path / "g.lark")
     assert info.value.line == 2
+
+
+def test_a_postlexer_is_refused_with_what_to_use_instead():
+    from lark.indenter import PythonIndenter
+
+    with pytest.raises(gm.GrammarError, match="postlexers are not supported yet.*indent` directive"):
+        gm.Grammar.from_lark('start: "a"', postlex=PythonIndenter())
