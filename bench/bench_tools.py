@@ -19,13 +19,12 @@ between a <tool_call> and its </tool_call>.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 
 import grammask as gm
-from grammask.decoding.tools import parse_tool_calls, tool_call_spec
+from grammask.decoding.tools import tool_call_spec
 
 TOOLS = [
     {"type": "function", "function": {
