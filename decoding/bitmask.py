@@ -6,6 +6,7 @@ engines that host them) can take these masks unchanged.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .._core import apply_bitmask
@@ -22,6 +23,14 @@ def allocate_token_bitmask(batch_size: int, vocab_size: int) -> torch.Tensor:
     if batch_size < 1 or vocab_size < 1:
         raise ValueError(f"batch_size and vocab_size must be positive (got {batch_size}, {vocab_size})")
     return torch.full((batch_size, bitmask_words(vocab_size)), -1, dtype=torch.int32)
+
+
+def stop_token_bitmask(vocab_size: int, stop_token_ids) -> torch.Tensor:
+    """One bitmask row that allows the stop tokens only (a finished or failed sequence)."""
+    words = np.zeros(bitmask_words(vocab_size), dtype=np.uint32)
+    for t in stop_token_ids:
+        words[t >> 5] |= np.uint32(1 << (t & 31))
+    return torch.from_numpy(words.view(np.int32))
 
 
 def _shifts(device: torch.device) -> torch.Tensor:

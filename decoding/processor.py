@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Union
 
-import numpy as np
 import torch
 from transformers import LogitsProcessor
 
 from ..fsm.vocab import TokenizerInfo
 from ..grammar import Grammar
-from .bitmask import allocate_token_bitmask, apply_token_bitmask_inplace, bitmask_words
+from .bitmask import allocate_token_bitmask, apply_token_bitmask_inplace, stop_token_bitmask
 from .closing import BudgetClosing
 from .compiler import CompiledGrammar, compile
 from .matcher import GrammarMatcher
@@ -56,10 +55,7 @@ class GrammarLogitsProcessor(LogitsProcessor):
                 raise ValueError(f"prefix is not the start of any text of the grammar: "
                                  f"{result.line}:{result.column}: {result.message}")
         self.stop_token_ids = list(self.compiled.tokenizer_info.stop_token_ids)
-        stop_words = np.zeros(bitmask_words(self.compiled.vocab_size), dtype=np.uint32)
-        for t in self.stop_token_ids:
-            stop_words[t >> 5] |= np.uint32(1 << (t & 31))
-        self._stop_only = torch.from_numpy(stop_words.view(np.int32))
+        self._stop_only = stop_token_bitmask(self.compiled.vocab_size, self.stop_token_ids)
         if token_budget is not None:
             if isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget < 1:
                 raise ValueError(f"token_budget must be a positive int (generate()'s max_new_tokens), "

@@ -64,10 +64,16 @@ class Directives:
         return kept + [name for _, name in self.keep]
 
 
+def split_directive(line: str) -> Optional[tuple[str, str]]:
+    """(name, arguments) of a `// grammask: NAME ARGS` line, or None for any other line."""
+    m = _DIRECTIVE.match(line)
+    return (m.group(1), m.group(2).strip()) if m else None
+
+
 def read_directives(text: str, source: Optional[str] = None) -> Directives:
     found = Directives()
     for m in _DIRECTIVE.finditer(text):
-        name, args = m.group(1), m.group(2).strip()
+        name, args = split_directive(m.group(0))
         line = text.count("\n", 0, m.start()) + 1
         if name not in KNOWN:
             raise GrammarError(f"unknown grammask directive {name!r} (known: {', '.join(KNOWN)}; "

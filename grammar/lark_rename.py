@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from .directives import split_directive
 from .errors import GrammarError
 
 _TOKEN = re.compile(r"""
@@ -23,7 +24,6 @@ _TOKEN = re.compile(r"""
   | (?P<other>.)
 """, re.X | re.S)
 _DEFINITION = re.compile(r"[?!]?(_?[A-Za-z][_A-Za-z0-9]*)\s*(?:\.\s*-?\d+\s*)?(?:\{[^}]*\}\s*)?:")
-_DIRECTIVE = re.compile(r"//\s*grammask:\s*(\w+)\s*(.*)$")
 
 
 @dataclass
@@ -113,10 +113,10 @@ def _skip_spaces(tokens, j: int) -> int:
 
 
 def _comment(value: str, new_name, line: int, source: str) -> str:
-    m = _DIRECTIVE.match(value)
-    if not m:
+    directive = split_directive(value)
+    if directive is None:
         return value
-    kind, args = m.groups()
+    kind, args = directive
     if kind == "keep":
         return "// grammask: keep " + " ".join(new_name(n) for n in args.split())
     if kind == "intersect":

@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 import torch
 
 from ..decoding import CompiledGrammar, allocate_token_bitmask, apply_token_bitmask_inplace, compile
+from ..decoding.bitmask import stop_token_bitmask
 from ..fsm import TokenizerInfo
 from .request_grammar import GrammarCache, GrammarSpec
 
@@ -104,9 +105,7 @@ class BatchMasker:
     def __init__(self, tokenizer_info: TokenizerInfo):
         self.vocab_size = tokenizer_info.vocab_size
         self._bitmask = allocate_token_bitmask(1, self.vocab_size)
-        self.stop_only = allocate_token_bitmask(1, self.vocab_size)[0].zero_()
-        for t in tokenizer_info.stop_token_ids:
-            self.stop_only[t // 32] |= _bit(t % 32)
+        self.stop_only = stop_token_bitmask(self.vocab_size, tokenizer_info.stop_token_ids)
 
     def apply(self, logits: torch.Tensor, rows: Iterable["tuple[int, RequestConstraint]"]) -> None:
         """rows: (logits row, constraint) pairs; other rows are left exactly as they are."""
@@ -125,12 +124,6 @@ class BatchMasker:
         for i, (row, _) in enumerate(rows):
             # A basic-indexed row is a view: the mask lands in the engine's tensor.
             apply_token_bitmask_inplace(logits[row], masks[i])
-
-
-def _bit(position: int) -> int:
-    """Bit `position` of an int32 word, as the signed value torch.int32 stores."""
-    value = 1 << position
-    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 __all__ = ["BatchMasker", "CompiledGrammarCache", "PLACEHOLDER_TOKEN", "RequestConstraint"]
