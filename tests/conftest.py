@@ -8,14 +8,13 @@ present; where it is not, its tests skip with one line per corpus (`shared_corpu
 from __future__ import annotations
 
 import json
-import sys
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
 import grammask as gm
-from bench import workload
+from bench import python_oracle, workload
 
 # Tokenizer families: the packaged ones always, the shared ones where ../shared/corpora is present.
 BYTE_LEVEL, SENTENCEPIECE = workload.BYTE_LEVEL, workload.SENTENCEPIECE
@@ -96,7 +95,7 @@ _compiled: dict = {}
 
 # The Python tests judge with the running interpreter (ast.parse, compile): "python" in them is the
 # grammar of its version, not the newest (tests/test_python_versions.py covers the others).
-PYTHON_HERE = f"python{sys.version_info.major}.{sys.version_info.minor}"
+PYTHON_HERE = f"python{python_oracle.RUNNING}"
 
 
 def builtin_here(name: str) -> gm.Grammar:

@@ -13,7 +13,8 @@ import pytest
 from bench import workload
 from conftest import BOTH_KINDS, BYTE_LEVEL, compiled_for, load_tokenizer, tokenizer_info, walk_text
 from grammask.decoding.closing import Closer, closing_candidates
-from test_python import cpython_error, python  # noqa: F401 (python: a fixture)
+from bench.python_oracle import cpython_error
+from test_python import python  # noqa: F401 (a fixture)
 
 DATA = Path(__file__).parent / "data" / "fstring_cases.txt"
 CASES = [line.replace("⏎", "\n") + "\n" for line in DATA.read_text(encoding="utf-8").splitlines()

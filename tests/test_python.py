@@ -6,15 +6,14 @@ The grammar is not finished (its header lists the known differences); these test
 
 from __future__ import annotations
 
-import ast
 import random
 import re
-import warnings
 
 import numpy as np
 import pytest
 
 import grammask as gm
+from bench.python_oracle import cpython_error
 from conftest import (BOTH_KINDS, CODE_CORPORA, builtin_here, load_tokenizer, mutate_lines, mutation_agreement, python_corpus,
                       tokenizer_info, walks_parse)
 
@@ -26,18 +25,6 @@ KNOWN = ("\\N escapes",)
 @pytest.fixture(scope="module")
 def python():
     return builtin_here("python")
-
-
-def cpython_error(text: str):
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escape sequences in mutated code: only warnings
-            ast.parse(text)
-        return None
-    except SyntaxError as exc:
-        return exc.msg or "syntax error"
-    except ValueError as exc:  # e.g. null bytes
-        return str(exc)
 
 
 @pytest.mark.parametrize("which", CODE_CORPORA)
