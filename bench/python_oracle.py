@@ -17,6 +17,8 @@ import sys
 import warnings
 from typing import Callable, Optional
 
+from grammask.grammar.versions import parse_version
+
 RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"
 _T_PREFIX = re.compile(r"(?<![\w])(?:[tT][rR]?|[rR][tT])(?=['\"])")
 
@@ -52,7 +54,7 @@ def python_error(version: str) -> Callable[[str], Optional[str]]:
     """The judge of `version` ("3.12"): a function of a text, None when valid, else a message."""
     if version == RUNNING:
         return cpython_error
-    if tuple(map(int, version.split("."))) < sys.version_info[:2]:
+    if parse_version(version) < sys.version_info[:2]:
         raise ValueError(f"no parser for Python {version} here (running {RUNNING})")
     by_libcst = libcst_error(version)
 

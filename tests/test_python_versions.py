@@ -19,6 +19,7 @@ import pytest
 
 import grammask as gm
 from bench.python_oracle import cpython_error, libcst_error, python_error
+from grammask.grammar.versions import parse_version
 from conftest import (BOTH_KINDS, load_tokenizer, mutate_lines, mutation_agreement, python_corpus, tokenizer_info,
                       walks_parse)
 
@@ -91,7 +92,7 @@ NEVER = [
 ]
 
 def older(a: str, b: str) -> bool:
-    return tuple(map(int, a.split("."))) < tuple(map(int, b.split(".")))
+    return parse_version(a) < parse_version(b)
 
 
 @pytest.fixture(scope="module")
