@@ -48,6 +48,7 @@ class Grammar:
         self.source_path = str(Path(source_path).resolve()) if source_path is not None else None
         self.warn_conflicts = True
         self._tables: Optional[GrammarTables] = None
+        self._digest: Optional[tuple] = None  # ((start, text), digest) of the last computation
 
     @classmethod
     def builtin(cls, name: str, version: Optional[str] = None) -> "Grammar":
@@ -144,10 +145,13 @@ class Grammar:
     def digest(self) -> str:
         """Content hash of the grammar: its text and start rule, and the files it imports relatively
         (Lark's own grammars, `%import common.X`, are covered by the Lark version in the table cache key)."""
-        h = hashlib.sha256(f"{self.start}\0{self.text}".encode())
-        for path, content in relative_imports(self.text, self.source_path):
-            h.update(f"\0{path}\0".encode() + content)
-        return h.hexdigest()
+        key = (self.start, self.text)
+        if self._digest is None or self._digest[0] != key:  # compile() asks several times: hash once
+            h = hashlib.sha256(f"{self.start}\0{self.text}".encode())
+            for path, content in relative_imports(self.text, self.source_path):
+                h.update(f"\0{path}\0".encode() + content)
+            self._digest = (key, h.hexdigest())
+        return self._digest[1]
 
     def validate(self, text: Union[str, bytes]) -> "ValidationResult":
         """Check `text` against the grammar: complete (`ok`), a valid prefix (`prefix_ok`), or where it fails."""
