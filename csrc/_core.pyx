@@ -33,6 +33,7 @@ cdef extern from "gm_core.h":
         const int8_t *term_fop
         const int32_t *term_farg
         const int32_t *term_restart
+        const int32_t *state_mode
         const int32_t *mode_event
         int32_t t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text
         int32_t n_rules
@@ -263,7 +264,8 @@ cdef class CoreGrammar:
                  int indenter=0, int lex_init=0, int t_nl=-1, int t_newline=-1, int t_indent=-1,
                  int t_dedent=-1, int t_cont=-1, int t_semicolon=-1, mode_start=None, lex_mode=None,
                  term_fop=None, term_farg=None, term_restart=None, mode_event=None, int t_rbrace=-1,
-                 int t_colon=-1, int t_walrus=-1, int t_fclose=-1, int t_spec_open=-1, int t_spec_text=-1):
+                 int t_colon=-1, int t_walrus=-1, int t_fclose=-1, int t_spec_open=-1, int t_spec_text=-1,
+                 state_mode=None):
         a = {}
         a["term_ignored"], n_terms = _table("term_ignored", term_ignored, np.uint8, (None,))
         a["lex_trans"], n_states = _table("lex_trans", lex_trans, np.int32, (None, 256))
@@ -339,6 +341,12 @@ cdef class CoreGrammar:
         if mode_start is not None and len(mode_start) > 1:
             self._set_modes(mode_start, lex_mode, term_fop, term_farg, term_restart, mode_event,
                             (t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text))
+        if state_mode is not None:
+            if self.g.n_modes < 2:
+                raise TableError("state_mode without lexer modes")
+            a["state_mode"], _ = _table("state_mode", state_mode, np.int32, (n_lr,))
+            _in_range("state_mode", a["state_mode"], n_lr, 0, self.g.n_modes)
+            self.g.state_mode = <const int32_t *>_ptr(a["state_mode"])
         cdef char msg[300]
         cdef int rc
         with nogil:

@@ -50,6 +50,9 @@ typedef struct {
     const int32_t *term_farg;    /* [n_terminals] GM_FOP_FSTART: quote kind * 2 + raw; events: GM_EV_* bits */
     const int32_t *term_restart; /* [n_terminals] GM_RESTART_SAME, GM_RESTART_DYNAMIC or a mode */
     const int32_t *mode_event;   /* [n_modes * 256] event terminal a byte reports in a mode, or -1 */
+    /* Lark's contextual lexer (fsm/contextual.py), or NULL: the mode a lexeme begins in is the one of the LR
+     * state on top of the stack (GM_RESTART_DYNAMIC then means "the parser state decides"). */
+    const int32_t *state_mode;   /* [n_lr_states] */
     int32_t t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text;
     int32_t n_rules;             /* entries of rule_lhs and rule_len (for gm_check_lr) */
 } gm_grammar;
@@ -249,8 +252,9 @@ int gm_flush_lexeme(gm_matcher *m);
 /* One lexer step; emits up to two terminals. Shared by table building, matching and validation. */
 int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, int *n_emit, int *consumed);
 /* GM_RESUME from gm_lex_byte: the terminals are emitted, *consumed says whether the byte was taken; the
- * caller feeds them and lexes on from gm_mode_start(g, ctx). */
-int32_t gm_mode_start(const gm_grammar *g, const gm_ictx *ctx);
+ * caller feeds them and lexes on from gm_mode_start(g, ctx, lr_top): the open f-strings or, for a contextual
+ * lexer, the LR state on top of the stack (lr_top) decide. */
+int32_t gm_mode_start(const gm_grammar *g, const gm_ictx *ctx, int32_t lr_top);
 
 /* Mask application on the CPU: in a rows x vocab array of 4-byte (float32) or 2-byte (float16, bfloat16)
  * logits, strides in elements, store `neg_inf` (the dtype's bit pattern) at every id whose mask bit is clear,

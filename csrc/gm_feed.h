@@ -70,7 +70,7 @@ static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, in
         }
         if (nq != GM_RESUME) break;
         /* A lexeme ended after which the open f-strings say where the lexer restarts. */
-        nq = gm_mode_start(g, &vs->ctx);
+        nq = gm_mode_start(g, &vs->ctx, g->state_mode ? vstack_top(&vs->lr) : 0);
         if (consumed) break;
         from = nq; /* the byte starts the next lexeme, in the mode now known */
     }

@@ -127,6 +127,11 @@ typedef struct {
     gm_ictx ctx;
 } vstate;
 
+/* The state on top of a virtual stack (never empty: the LR stack holds the start state). */
+static inline int32_t vstack_top(const vstack *v) {
+    return v->ov->len ? v->ov->data[v->ov->len - 1] : v->real[v->base - 1];
+}
+
 /* The matcher's state as a virtual one, in the first pair of overlays (emptied). */
 static inline void vstate_init(gm_matcher *m, vstate *vs) {
     m->scratch[0].len = m->scratch[1].len = 0;

@@ -43,8 +43,9 @@ int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, in
 }
 
 /* The mode numbers are grammar/fstrings.py's: TOP 0, FIELD 1, LIT 2 + kr, SPEC 10 + kr. */
-int32_t gm_mode_start(const gm_grammar *g, const gm_ictx *c) {
+int32_t gm_mode_start(const gm_grammar *g, const gm_ictx *c, int32_t lr_top) {
     if (g->n_modes <= 1) return 0;
+    if (g->state_mode) return g->mode_start[g->state_mode[lr_top]];
     if (c->fn == 0) return g->mode_start[0];
     const int32_t f = c->fstr[c->fn - 1], pos = FSTR_POS(f);
     const int32_t mode = pos == FPOS_LIT ? 2 + FSTR_KR(f)

@@ -5,10 +5,6 @@
 
 static inline int32_t vs_len(const vstack *vs) { return vs->base + vs->ov->len; }
 
-static inline int32_t vs_top(const vstack *vs) {
-    return vs->ov->len ? vs->ov->data[vs->ov->len - 1] : vs->real[vs->base - 1];
-}
-
 static inline void vs_pop(vstack *vs, int32_t k) {
     if (k <= vs->ov->len) {
         vs->ov->len -= k;
@@ -73,7 +69,7 @@ static int lr_feed(gm_matcher *m, vstack *vs, int32_t term) {
     const gm_grammar *g = m->g;
     const int32_t ncols = g->n_terminals + 1;
     for (;;) {
-        int32_t top = vs_top(vs);
+        int32_t top = vstack_top(vs);
         int32_t a = g->action[(size_t)top * ncols + term];
         if (a >= 0) return vs_push(vs, a) ? GM_NOMEM : 1;
         if (a == GM_ERROR) return 0;
@@ -83,7 +79,7 @@ static int lr_feed(gm_matcher *m, vstack *vs, int32_t term) {
             vs_pop(vs, 1);
         } else {
             vs_pop(vs, g->rule_len[r]);
-            s = g->go[(size_t)vs_top(vs) * g->n_nonterminals + g->rule_lhs[r]];
+            s = g->go[(size_t)vstack_top(vs) * g->n_nonterminals + g->rule_lhs[r]];
         }
         if (vs_push(vs, s)) return GM_NOMEM;
         if (term == g->n_terminals && s == g->lr_end) return 1;
@@ -96,7 +92,7 @@ static int emit_indentation(gm_matcher *m, vstate *vs) {
     vs->ctx.line_start = 0;
     const int32_t w = vs->ctx.width, alt = vs->ctx.altwidth;
     if (w > 0x7FFF || alt > 0xFFFF) return 0;
-    int32_t top = vs_top(&vs->ind);
+    int32_t top = vstack_top(&vs->ind);
     if (w == INDENT_WIDTH(top)) return alt == INDENT_ALT(top);
     if (w > INDENT_WIDTH(top)) {
         m->ind_len_read = 1;
@@ -105,12 +101,12 @@ static int emit_indentation(gm_matcher *m, vstate *vs) {
         return lr_feed(m, &vs->lr, g->t_indent);
     }
     /* Only the bottom level has width 0, so this never pops it (and reads no stack length). */
-    while (w < INDENT_WIDTH(vs_top(&vs->ind))) {
+    while (w < INDENT_WIDTH(vstack_top(&vs->ind))) {
         vs_pop(&vs->ind, 1);
         int r = lr_feed(m, &vs->lr, g->t_dedent);
         if (r != 1) return r;
     }
-    top = vs_top(&vs->ind);
+    top = vstack_top(&vs->ind);
     return w == INDENT_WIDTH(top) && alt == INDENT_ALT(top); /* else: dedent to no enclosing level */
 }
 
@@ -286,7 +282,7 @@ int can_take(gm_matcher *m, const vstate *vs, int32_t term) {
     const int checked = term < g->n_terminals
                         && (g->term_bracket[term] > 0 || (g->n_modes > 1 && g->term_fop[term]));
     if ((!g->indenter || plain) && !checked) {
-        int32_t a = g->action[(size_t)vs_top(&vs->lr) * (g->n_terminals + 1) + term];
+        int32_t a = g->action[(size_t)vstack_top(&vs->lr) * (g->n_terminals + 1) + term];
         if (a >= 0) return 1;
         if (a == GM_ERROR) return 0;
     }

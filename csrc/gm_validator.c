@@ -24,7 +24,7 @@ int gm_flush_lexeme(gm_matcher *m) {
         int r = feed_real(m, ev);
         if (r != 1) return r;
     }
-    m->lex_state = gm_mode_start(m->g, &m->ctx);
+    m->lex_state = gm_mode_start(m->g, &m->ctx, m->lr.data[m->lr.len - 1]);
     return 1;
 }
 
@@ -57,7 +57,7 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
             /* the matcher holds the state before the refused terminal */
             *err_term = fed.refused;
             *err_pos = fed.refused_ended ? prev_begin : *lexeme_begin;
-            m->lex_state = gm_mode_start(g, &m->ctx);
+            m->lex_state = gm_mode_start(g, &m->ctx, m->lr.data[m->lr.len - 1]);
             return GM_ERR_PARSE;
         }
         /* A lexeme in progress: check its terminals afresh when its completable set changes. */

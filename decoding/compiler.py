@@ -24,7 +24,7 @@ _GRAMMAR_ARRAYS = ("lex_trans", "lex_winner", "lex_cset", "lex_final", "term_ign
                    "cset_terms", "action", "goto", "rule_lhs", "rule_len", "term_bracket", "lex_nl", "term_flags")
 _GRAMMAR_SCALARS = ("lr_start", "lr_end", "indenter", "lex_init", "t_nl", "t_newline", "t_indent", "t_dedent",
                     "t_cont", "t_semicolon")
-_FSTRING_ARRAYS = ("mode_start", "lex_mode", "term_fop", "term_farg", "term_restart", "mode_event")
+_FSTRING_ARRAYS = ("mode_start", "lex_mode", "term_fop", "term_farg", "term_restart", "mode_event", "state_mode")
 _FSTRING_SCALARS = ("t_rbrace", "t_colon", "t_walrus", "t_fclose", "t_spec_open", "t_spec_text")
 _VOCAB_ARRAYS = ("tok_bytes", "tok_begin", "is_stop", "uncond_mask", "masks", "group_begin", "group_seq",
                  "group_cset", "group_tok_begin", "group_toks", "group_dense", "seq_begin", "seq_terms", "wsop_begin",
@@ -52,11 +52,14 @@ def core_grammar_arrays(tables: GrammarTables) -> dict:
 
 def _fstring_arrays(tables: GrammarTables) -> dict:
     f = tables.fstrings
-    if f is None and tables.mode_restart is not None:  # lexmodes: plain modes, no f-string operations
+    if f is None and tables.mode_restart is not None:  # lexmodes, contextual lexer: plain modes, no f-strings
         n_terms, n_modes = len(tables.terminals), len(tables.lexer.mode_start)
-        return dict(mode_start=tables.lexer.mode_start, lex_mode=tables.lexer.lex_mode,
-                    term_fop=np.zeros(n_terms, np.int8), term_farg=np.zeros(n_terms, np.int32),
-                    term_restart=tables.mode_restart, mode_event=np.full((n_modes, 256), -1, np.int32))
+        modes = dict(mode_start=tables.lexer.mode_start, lex_mode=tables.lexer.lex_mode,
+                     term_fop=np.zeros(n_terms, np.int8), term_farg=np.zeros(n_terms, np.int32),
+                     term_restart=tables.mode_restart, mode_event=np.full((n_modes, 256), -1, np.int32))
+        if tables.state_mode is not None:
+            modes["state_mode"] = tables.state_mode
+        return modes
     if f is None:
         return {}
     return dict(mode_start=tables.lexer.mode_start, lex_mode=tables.lexer.lex_mode, term_fop=f.term_fop,

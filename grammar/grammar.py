@@ -26,6 +26,7 @@ _BUILTIN_SOURCES = {"json": ("json", "start"), "json_object": ("json", "object")
 # the newest, `python3.12` names one.
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13", "3.14")
 BUILTINS = (*_BUILTIN_SOURCES, *(f"python{v}" for v in PYTHON_VERSIONS))
+LEXERS = ("contextual", "basic")  # as Lark names them
 
 
 class Grammar:
@@ -33,8 +34,10 @@ class Grammar:
 
     def __init__(self, text: str, start: str = "start", name: Optional[str] = None, *,
                  max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 30.0,
-                 source_path: Union[str, os.PathLike, None] = None):
-        """max_lexer_states and build_timeout (seconds) bound the lexer construction: a grammar past them
+                 source_path: Union[str, os.PathLike, None] = None, lexer: str = "basic"):
+        """lexer: "contextual" (Lark's default, and from_lark's and from_file's) lexes each lexeme with only
+        the terminals the parser state at its start accepts; "basic", with all of them (the built-ins' rule).
+        max_lexer_states and build_timeout (seconds) bound the lexer construction: a grammar past them
         raises GrammarError instead of running away. source_path: the file the text came from; relative
         imports (`%import .module.NAME`) are found beside it, as Lark finds them (else in the current
         directory, as Lark does for a grammar given as text)."""
@@ -46,6 +49,9 @@ class Grammar:
         self.max_lexer_states = max_lexer_states
         self.build_timeout = build_timeout
         self.source_path = str(Path(source_path).resolve()) if source_path is not None else None
+        if lexer not in LEXERS:
+            raise GrammarError(f"lexer={lexer!r}: choose one of {', '.join(map(repr, LEXERS))}")
+        self.lexer = lexer
         self.warn_conflicts = True
         self._tables: Optional[GrammarTables] = None
         self._digest: Optional[tuple] = None  # ((start, text), digest) of the last computation
@@ -75,14 +81,18 @@ class Grammar:
         return grammar
 
     @classmethod
-    def from_lark(cls, text: str, start: str = "start", postlex=None, **limits) -> "Grammar":
+    def from_lark(cls, text: str, start: str = "start", postlex=None, lexer: str = "contextual",
+                  **limits) -> "Grammar":
+        """A Lark grammar, meaning what `Lark(text, parser="lalr", start=start, lexer=lexer)` means."""
         _refuse_postlex(postlex)
-        g = cls(text, start, **limits)
+        g = cls(text, start, lexer=lexer, **limits)
         g.tables  # compile now so a broken grammar fails here, with its location
         return g
 
     @classmethod
-    def from_file(cls, path: Union[str, os.PathLike], start: str = "start", postlex=None, **limits) -> "Grammar":
+    def from_file(cls, path: Union[str, os.PathLike], start: str = "start", postlex=None, lexer: str = "contextual",
+                  **limits) -> "Grammar":
+        """A Lark grammar file; `%import`s of sibling files are found beside it, as Lark finds them."""
         _refuse_postlex(postlex)
         p = Path(path)
         try:
@@ -91,7 +101,7 @@ class Grammar:
             raise GrammarError(f"grammar file not found: {p}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise GrammarError(f"cannot read grammar file {p}: {exc}") from None
-        g = cls(text, start, str(p), source_path=p, **limits)
+        g = cls(text, start, str(p), source_path=p, lexer=lexer, **limits)
         g.tables
         return g
 
@@ -145,9 +155,11 @@ class Grammar:
     def digest(self) -> str:
         """Content hash of the grammar: its text and start rule, and the files it imports relatively
         (Lark's own grammars, `%import common.X`, are covered by the Lark version in the table cache key)."""
-        key = (self.start, self.text)
+        key = (self.start, self.text, self.lexer)
         if self._digest is None or self._digest[0] != key:  # compile() asks several times: hash once
             h = hashlib.sha256(f"{self.start}\0{self.text}".encode())
+            if self.lexer != "basic":
+                h.update(f"\0lexer={self.lexer}".encode())
             for path, content in relative_imports(self.text, self.source_path):
                 h.update(f"\0{path}\0".encode() + content)
             self._digest = (key, h.hexdigest())

@@ -90,7 +90,8 @@ def load_or_build(grammar) -> GrammarTables:
                           f"({exc}); rebuilding it", RuntimeWarning, stacklevel=3)
     if tables is None:
         tables = build_tables(grammar.text, grammar.start, grammar.name, grammar.max_lexer_states,
-                              grammar.build_timeout, warn_conflicts=False, source_path=grammar.source_path)
+                              grammar.build_timeout, warn_conflicts=False, source_path=grammar.source_path,
+                              lexer_kind=grammar.lexer)
         meta, arrays = to_arrays(tables)
         cache.store(directory, key, dict(meta, grammar=grammar.name), arrays)
     if grammar.warn_conflicts:
@@ -110,6 +111,8 @@ def to_arrays(t: GrammarTables) -> tuple[dict, dict[str, np.ndarray]]:
         mode_start=lex.mode_start, lex_mode=lex.lex_mode, action=lr.action, goto=lr.goto,
         rule_lhs=lr.rule_lhs, rule_len=lr.rule_len, term_bracket=t.term_bracket, lex_nl=t.lex_nl,
         term_flags=t.term_flags)
+    if t.state_mode is not None:
+        arrays["state_mode"] = t.state_mode
     meta = dict(
         tables_format=FORMAT,
         terminals=[[s.name, s.regex, s.priority, s.is_literal, s.ignored, list(s.also), list(s.modes),
@@ -185,10 +188,17 @@ def from_arrays(meta: dict, arrays: dict[str, np.ndarray]) -> GrammarTables:
     if meta["mode_restart"] is not None:
         mode_restart = np.asarray([_int(x) for x in _list(meta["mode_restart"])], dtype=np.int32)
         _expect(mode_restart.shape == (n_terms,), "mode_restart has one entry per terminal")
-        _in_range(mode_restart, -1, len(mode_start), "restart modes")
+    state_mode = None
+    if "state_mode" in arrays:
+        state_mode = _array(arrays, "state_mode", np.int32, 1)
+        _expect(state_mode.shape == (n_lr,) and mode_restart is not None, "state_mode has one entry per LR state")
+        _in_range(state_mode, 0, len(mode_start), "contextual lexer modes")
+    if mode_restart is not None:
+        _expect(mode_restart.shape == (n_terms,), "mode_restart has one entry per terminal")
+        _in_range(mode_restart, -1 if state_mode is None else -2, len(mode_start), "restart modes")
     return GrammarTables(terminals, display, lexer, parser, indenter, a["term_bracket"], a["lex_nl"],
                          _index(meta["lex_init"], n_states), semicolons, a["term_flags"], fstrings, conflicts,
-                         mode_restart)
+                         mode_restart, state_mode)
 
 
 def _fstrings(f: dict, arrays: dict, n_terms: int, n_modes: int) -> FStringSpec:

@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..fsm.contextual import contextual_plan
 from ..fsm.lexer import (DEFAULT_MAX_LEXER_STATES, LexerDFA, LexerTooLarge, RegexError, TerminalSpec, build_lexer,
                          never_produced)
 from .directives import (IndenterSpec, SemicolonSpec, apply_intersections, apply_lexmodes, check_kept,
@@ -33,7 +34,9 @@ class GrammarTables:
     term_flags: np.ndarray = None     # (n_terminals,) uint8: 1 newline-like, 2 a semicolon may follow
     fstrings: Optional[FStringSpec] = None
     conflicts: tuple = ()             # shift/reduce conflicts Lark resolved: (line, column, what)
-    mode_restart: np.ndarray = None   # (n_terminals,) int32 lexmodes directive: the next lexeme's mode, -1 same
+    mode_restart: np.ndarray = None   # (n_terminals,) int32 lexmodes directive or contextual lexer: the next
+                                      # lexeme's mode, -1 the same, -2 the parser state's (state_mode)
+    state_mode: np.ndarray = None     # (n_lr_states,) int32 contextual lexer: the mode a lexeme begins in
 
     @property
     def n_terminals(self) -> int:
@@ -43,7 +46,9 @@ class GrammarTables:
 def build_tables(text: str, start: str, source: Optional[str] = None,
                  max_lexer_states: int = DEFAULT_MAX_LEXER_STATES,
                  build_timeout: Optional[float] = 30.0, warn_conflicts: bool = True,
-                 source_path: Optional[str] = None) -> GrammarTables:
+                 source_path: Optional[str] = None, lexer_kind: str = "basic") -> GrammarTables:
+    """lexer_kind: "basic", one lexer over all terminals, or "contextual", Lark's default: each lexeme lexed
+    with the terminals the parser state at its start accepts (fsm/contextual.py)."""
     directives = read_directives(text, source)
     lark = load_lark(text, start, source, keep_terminals=directives.kept_terminals(), warn_conflicts=warn_conflicts,
                      source_path=source_path)
@@ -74,6 +79,12 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
             raise GrammarError(f"terminal {t.name} has no pattern (%declare): grammask makes only the "
                                "NEWLINE/INDENT/DEDENT terminals of an indent directive itself", line, col, source)
     deadline = time.monotonic() + build_timeout if build_timeout else None
+    parser = parse_tables(lark, [t.name for t in terminals], text, source)
+    state_mode = None
+    if lexer_kind == "contextual" and fstrings is None and mode_restart is None:
+        plan = _contextual(terminals, parser, indenter, semicolons, deadline, source)
+        if plan is not None:
+            terminals, mode_restart, state_mode = plan
     try:
         lexer = build_lexer(terminals, max_lexer_states, deadline)
     except LexerTooLarge as exc:
@@ -88,10 +99,9 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         raise GrammarError(f"terminal {t.name} can never be produced: every string it matches is lexed as "
                            "another terminal (give it a higher priority, e.g. NAME.2, or merge the two)",
                            line, col, source)
-    parser = parse_tables(lark, [t.name for t in terminals], text, source)
     term_bracket = np.zeros(len(terminals), dtype=np.int8)
     lex_nl = np.zeros(lexer.n_states, dtype=np.uint8)
-    lex_init = 0
+    lex_init = 0 if state_mode is None else int(lexer.mode_start[state_mode[parser.start_state]])
     if indenter is not None:
         for i, t in enumerate(terminals):
             if t.is_literal and display[i][1:-1] in _BRACKETS:
@@ -101,7 +111,7 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
             lex_nl[q] = c >= 0 and lexer.csets[c] == (indenter.nl,)
         if fstrings is not None:
             term_bracket[fstrings.term_fop != 0] = 0  # the matcher counts these itself
-        lex_init = int(lexer.trans[0, ord("\n")])
+        lex_init = int(lexer.trans[lex_init, ord("\n")])
         if lex_init < 0 or not lex_nl[lex_init]:
             raise GrammarError(f"indent directive: NL={terminals[indenter.nl].name} must match a newline "
                                "followed by indentation", source=source)
@@ -110,4 +120,27 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         term_flags[list(semicolons.newlines)] |= 1
         term_flags[list(semicolons.after)] |= 2
     return GrammarTables(terminals, display + ["end of input"], lexer, parser, indenter, term_bracket, lex_nl,
-                         lex_init, semicolons, term_flags, fstrings, tuple(lark.grammask_conflicts), mode_restart)
+                         lex_init, semicolons, term_flags, fstrings, tuple(lark.grammask_conflicts), mode_restart,
+                         state_mode)
+
+
+def _contextual(terminals, parser, indenter, semicolons, deadline, source):
+    """Lark's contextual lexer as modes (None: the one lexer already lexes as it would)."""
+    # What a directive turns into parser terminals is lexed everywhere, and after it the matcher may feed
+    # more than the LR table's shift (INDENT, DEDENT, a semicolon): there the parser state decides the mode.
+    handled = set()
+    if indenter is not None:
+        handled |= {indenter.nl} | ({indenter.cont} if indenter.cont is not None else set())
+    if semicolons is not None:
+        handled |= set(semicolons.newlines)
+    always = handled | {i for i, t in enumerate(terminals) if t.ignored}
+
+    def check_deadline(n_states):
+        if deadline is not None and time.monotonic() > deadline:
+            raise GrammarError(f"grammar too large: the contextual lexer's analysis took too long ({n_states:,} "
+                               "DFA states so far; limit: build_timeout)", source=source)
+
+    try:
+        return contextual_plan(terminals, parser.action, always, handled, check_deadline)
+    except RegexError:
+        return None  # build_lexer reports it, with the terminal's line

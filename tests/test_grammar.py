@@ -76,7 +76,8 @@ def test_case_insensitive_literals():
     ("start: missing_rule", "undefined rule", 1),
     ("", "empty", None),
     ("start: A\nA: /(?<=x)y/", "unsupported regex feature", 2),
-    ("start: A B\nA: /a+/\nB: /a+/", "can never be produced", 3),
+    # (B alone after A would be lexed by Lark's contextual lexer; here every parser state takes both)
+    ("start: (A | B)+\nA: /a+/\nB: /a+/", "can never be produced", 3),
     ("start: A\nA: /a*/", "matches the empty string", 2),
     ("start: A\nA: /a+/\n// grammask: intersect A [\"b+\"]", "match nothing", 2),
     ("start: A\nA: /a+/\n// grammask: intersect A b+", "intersect directive", 3),
