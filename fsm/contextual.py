@@ -1,16 +1,16 @@
 """Lark's contextual lexer, as lexer modes.
 
 With Lark's default LALR lexer, a lexeme is lexed with only the terminals the parser state at its start
-accepts (plus the %ignore'd ones): `intA` after a type keyword can be `int` `A` where the one lexer over
-all terminals sees a single NAME, and a keyword can be an identifier where no keyword fits. The combined
-lexer DFA (lexer.py) gives the same lexemes for most parser states; this module finds the states whose
+accepts (plus the %ignore'd ones): `intA` after a type keyword can be `int` `A` where the lexer over all
+terminals sees a single NAME, and a keyword can be an identifier where no keyword fits. The lexer over all
+terminals (mode 0) gives the same lexemes in most parser states; this module finds the states whose
 terminal set lexes some text differently, so that only those get a lexer mode of their own.
 
-A parser state's set S lexes like the combined lexer G when no text reachable within S's terminals
-(1) ends a lexeme of an S terminal in a DFA state whose winner in G is not that terminal (a keyword S lacks,
-winning over the NAME S has), or (2) ends one and G goes on with a byte after which no S terminal can
-follow (G's longer lexeme would be a terminal S does not accept). Both are read off the subset
-construction of G before minimization, for all sets at once (one bit per set).
+Each parser state's lexer is compared with the full one on one automaton (_augmented_dfa): every terminal's
+lexeme followed at once, none cut, with the terminals that matched a proper prefix of it. What any subset's
+Lark lexer (lark_scan.py: the first terminal in Lark's order wins, the ones after a match are cut) does
+at a state can be read off it, so one automaton serves all parser states. A state's lexer differs where,
+on some text, it ends the lexeme with another terminal or at another length than the full lexer does.
 """
 
 from __future__ import annotations
@@ -19,48 +19,41 @@ from typing import Optional
 
 import numpy as np
 
+from .lark_scan import ScanRules, live_states, scan_rules
 from .lexer import TerminalSpec, _add_terminal, _ByteNFA
 
 
-def lexer_rank(terminals: list[TerminalSpec]):
-    """The order in which terminals win a lexeme both match (lexer.py's rule): priority, string literals
-    over regexes, order of definition."""
-    return lambda i: (-terminals[i].priority, 0 if terminals[i].is_literal else 1, i)
-
-
-def _combined_subset_dfa(terminals: list[TerminalSpec], ids: list[int], deadline_check=None):
-    """The combined lexer's DFA before minimization: per state its successor states, the terminals that
-    accept there and the terminals some continuation can still complete (bit masks over terminal ids)."""
+def _augmented_dfa(terminals: list[TerminalSpec], ids: list[int], rules: ScanRules, deadline_check=None):
+    """Every terminal's lexeme followed at once, none cut, plus which terminals matched a proper prefix of it:
+    what any one Lark lexer over a subset of the terminals does can be read off these states (its branches
+    are the subset's, cut after the first one that matched before). Bit r of a mask is the terminal of rank r
+    in Lark's order. Per state: successor states, the terminals matching here, those still in progress, and
+    those that matched a proper prefix."""
     nfa = _ByteNFA()
     owner: list[int] = []
     starts = []
     for i in ids:
         starts.append(_add_terminal(nfa, i, terminals[i], terminals[i].regex))
-        owner.extend([i] * (len(nfa.trans) - len(owner)))
-    # NFA states from which an accepting one can be reached (interegular's automata may keep dead states)
-    preds: list[list[int]] = [[] for _ in nfa.trans]
-    for s, edges in enumerate(nfa.trans):
-        for _, _, t in edges:
-            preds[t].append(s)
-    live = [a >= 0 for a in nfa.accept]
-    stack = [s for s, ok in enumerate(live) if ok]
-    while stack:
-        for p in preds[stack.pop()]:
-            if not live[p]:
-                live[p] = True
-                stack.append(p)
-    start = frozenset(starts)
+        owner.extend([1 << rules.rank[i]] * (len(nfa.trans) - len(owner)))
+    live = live_states(nfa)
+    start = (frozenset(starts), 0)
     index = {start: 0}
     order = [start]
     succs: list[list[int]] = []
     accepts: list[int] = []
     alive: list[int] = []
+    before: list[int] = []
     i = 0
     while i < len(order):
         if deadline_check is not None and i % 256 == 0:
             deadline_check(len(order))
-        members = order[i]
+        members, matched_before = order[i]
         i += 1
+        acc = al = 0
+        for s in members:
+            al |= owner[s]
+            if nfa.accept[s] >= 0:
+                acc |= owner[s]
         edges = [e for s in members for e in nfa.trans[s]]
         out: set[int] = set()
         if edges:
@@ -69,81 +62,96 @@ def _combined_subset_dfa(terminals: list[TerminalSpec], ids: list[int], deadline
                 targets = frozenset(t for lo, hi, t in edges if lo <= a <= hi and live[t])
                 if not targets:
                     continue
-                j = index.get(targets)
+                key = (targets, matched_before | acc)
+                j = index.get(key)
                 if j is None:
-                    j = index[targets] = len(order)
-                    order.append(targets)
+                    j = index[key] = len(order)
+                    order.append(key)
                 out.add(j)
         succs.append(sorted(out))
-        acc = 0
-        for s in members:
-            if nfa.accept[s] >= 0:
-                acc |= 1 << nfa.accept[s]
         accepts.append(acc)
-        al = 0
-        for s in members:
-            if live[s]:
-                al |= 1 << owner[s]
         alive.append(al)
-    return succs, accepts, alive
+        before.append(matched_before)
+    return succs, accepts, alive, before
 
 
-def _bits(matrix: np.ndarray) -> list[int]:
-    """Each row of a boolean matrix as an int whose bit j is column j."""
-    if matrix.shape[1] == 0:
-        return [0] * matrix.shape[0]
-    packed = np.packbits(matrix, axis=1, bitorder="little")
-    return [int.from_bytes(row.tobytes(), "little") for row in packed]
+class _Lexer:
+    """One Lark lexer (a set of terminals) read off the augmented DFA's states."""
+
+    def __init__(self, members: set, rules: ScanRules):
+        self.members = sum(1 << rules.rank[i] for i in members)
+        self.scanned = sum(1 << rules.rank[i] for i in rules.scanned(members))
+        self.retype = {rules.rank[r]: sum(1 << rules.rank[z] for z in zs) for r, zs in rules.retypes(members).items()}
+
+    def _uncut(self, before: int) -> int:
+        first = before & self.scanned  # its first matched branch cuts the ones after it
+        return -1 if not first else ((first & -first) << 1) - 1
+
+    def alive(self, alive: int, before: int) -> bool:
+        return bool(alive & self.scanned & self._uncut(before))
+
+    def winner(self, accept: int, before: int) -> int:
+        """The rank of the terminal the lexeme is if it ends here, or -1."""
+        acc = accept & self.scanned & self._uncut(before)
+        if not acc:
+            return -1
+        y = (acc & -acc).bit_length() - 1
+        spelled = self.retype.get(y, 0) & accept
+        return (spelled & -spelled).bit_length() - 1 if spelled else y
 
 
-def differing_contexts(terminals: list[TerminalSpec], contexts: list[frozenset], deadline_check=None) -> list[bool]:
+def differing_contexts(terminals: list[TerminalSpec], contexts: list[frozenset], rules: ScanRules,
+                       deadline_check=None) -> list[bool]:
     """For each context (a set of terminal ids: what a parser state accepts, with the ignored terminals),
-    whether lexing with only its terminals can give other lexemes than the combined lexer."""
+    whether Lark's lexer over only its terminals can lex some text otherwise than the lexer over all."""
     ids = [i for i, t in enumerate(terminals) if t.regex is not None]
     if not contexts:
         return []
-    succs, accepts, alive = _combined_subset_dfa(terminals, ids, deadline_check)
-    rank = lexer_rank(terminals)
-    n_t, n_s, n_g = len(terminals), len(contexts), len(succs)
-    member = np.zeros((n_s, n_t), dtype=bool)
-    for k, ctx in enumerate(contexts):
-        member[k, list(ctx)] = True
+    succs, accepts, alive, before = _augmented_dfa(terminals, ids, rules, deadline_check)
+    n = len(succs)
+    full = _Lexer(set(ids), rules)
+    full_alive = [full.alive(alive[a], before[a]) for a in range(n)]
+    full_winner = [full.winner(accepts[a], before[a]) for a in range(n)]
+    # The terminals the full lexer can still make of a lexeme from each state on.
+    produces = [1 << w if w >= 0 else 0 for w in full_winner]
+    changed = True
+    while changed:
+        changed = False
+        for a in range(n - 1, -1, -1):
+            p = produces[a]
+            for b in succs[a]:
+                if full_alive[b]:
+                    p |= produces[b]
+            if p != produces[a]:
+                produces[a] = p
+                changed = True
+    out = []
+    for ctx in contexts:
+        lex = _Lexer(set(ctx), rules)
+        out.append(_differs(lex, full, succs, accepts, alive, before, full_alive, full_winner, produces))
+    return out
 
-    def as_matrix(masks: list[int]) -> np.ndarray:
-        m = np.zeros((n_g, n_t), dtype=bool)
-        for g, mask in enumerate(masks):
-            while mask:
-                low = mask & -mask
-                m[g, low.bit_length() - 1] = True
-                mask ^= low
-        return m
 
-    alive_m, accept_m = as_matrix(alive), as_matrix(accepts)
-    as_f = member.T.astype(np.float32)
-    alive_in = (alive_m.astype(np.float32) @ as_f) > 0     # (g, context): an S terminal can still follow
-    accept_in = (accept_m.astype(np.float32) @ as_f) > 0   # an S terminal accepts here
-    winner = np.asarray([min((j for j in range(n_t) if acc >> j & 1), key=rank) if acc else -1 for acc in accepts])
-    winner_in = np.where(winner[:, None] >= 0, member[:, np.maximum(winner, 0)].T, False)
-    bad = accept_in & ~winner_in                         # (1): G's winner is a terminal S lacks
-    for g in range(n_g):                                 # (2): G goes on where S's lexeme must end
-        for h in succs[g]:
-            bad[g] |= accept_in[g] & ~alive_in[h]
-    alive_bits, bad_bits = _bits(alive_in), _bits(bad)
-    # Which contexts reach each DFA state with one of their terminals alive all the way.
-    reach = [0] * n_g
-    reach[0] = (1 << n_s) - 1
+def _differs(lex: _Lexer, full: _Lexer, succs, accepts, alive, before, full_alive, full_winner, produces) -> bool:
+    """Walk the states the context's lexer reaches; at each, compare its lexeme with the full lexer's."""
+    seen = {0}
     work = [0]
     while work:
-        g = work.pop()
-        for h in succs[g]:
-            add = reach[g] & alive_bits[h] & ~reach[h]
-            if add:
-                reach[h] |= add
-                work.append(h)
-    differs = 0
-    for g in range(n_g):
-        differs |= reach[g] & bad_bits[g]
-    return [bool(differs >> k & 1) for k in range(n_s)]
+        a = work.pop()
+        w = lex.winner(accepts[a], before[a])
+        wf = full_winner[a]
+        if (w >= 0 and wf != w) or (wf >= 0 and lex.members >> wf & 1 and w != wf):
+            return True
+        for b in succs[a]:
+            on = lex.alive(alive[b], before[b])
+            if on and not full_alive[b]:
+                return True  # the full lexer ends the lexeme (or fails) where this one goes on
+            if full_alive[b] and not on and (w >= 0 or produces[b] & lex.members):
+                return True  # this one ends it (or fails) where the full lexer goes on
+            if on and b not in seen:
+                seen.add(b)
+                work.append(b)
+    return False
 
 
 def contextual_plan(terminals: list[TerminalSpec], action: np.ndarray, always: set[int],
@@ -167,7 +175,7 @@ def contextual_plan(terminals: list[TerminalSpec], action: np.ndarray, always: s
             k = seen[ctx] = len(contexts)
             contexts.append(ctx)
         context_of_state[p] = k
-    differs = differing_contexts(terminals, contexts, deadline_check)
+    differs = differing_contexts(terminals, contexts, scan_rules(terminals), deadline_check)
     if not any(differs):
         return None
     # Mode 0 is the combined lexer (contexts that lex like it); each differing context gets the next mode.

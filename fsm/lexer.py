@@ -19,6 +19,7 @@ from typing import Optional
 
 import numpy as np
 
+from .lark_scan import LarkPattern, lark_determinize, scan_rules
 from .utf8 import codepoints_to_ranges, complement_ranges, utf8_sequences
 
 DEAD = -1
@@ -48,6 +49,7 @@ class TerminalSpec:
     also: tuple = ()  # what a lexeme must match as well (intersection): regexes, ("multipleOf", m, e)
     modes: tuple = (0,)       # lexer modes in which `regex` is lexed (mode 0 unless the grammar has modes)
     mode_regexes: tuple = ()  # (mode, regex) pairs: the terminal lexed with another regex in that mode
+    lark: Optional["LarkPattern"] = None  # Lark's view of it (order, string, flags), for Lark's scanner rule
 
 
 @dataclass
@@ -283,13 +285,15 @@ DEFAULT_MAX_LEXER_STATES = 100_000
 
 
 def build_lexer(terminals: list[TerminalSpec], max_states: int = DEFAULT_MAX_LEXER_STATES,
-                deadline: Optional[float] = None) -> LexerDFA:
+                deadline: Optional[float] = None, lark_scanner: bool = False) -> LexerDFA:
     """Build the combined lexer DFA; terminal ids are positions in `terminals`. `deadline` is a
-    time.monotonic() value past which the build stops with LexerTooLarge."""
+    time.monotonic() value past which the build stops with LexerTooLarge. lark_scanner: each mode's lexeme
+    is the one Lark's scanner takes (lark_scan.py: first terminal in Lark's order, keywords embedded),
+    rather than the longest one (the rule above)."""
     if not terminals:
         raise RegexError("<none>", "the grammar has no terminals")
     with _time_limit(deadline):
-        return _build(terminals, max_states, deadline)
+        return _build(terminals, max_states, deadline, lark_scanner)
 
 
 @contextmanager
@@ -321,7 +325,8 @@ class _Expired(BaseException):
     pass
 
 
-def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[float]) -> LexerDFA:
+def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[float],
+           lark_scanner: bool = False) -> LexerDFA:
     # Each mode is a DFA of its own terminals; their state spaces are laid end to end (mode 0 first).
     by_mode: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for i, spec in enumerate(terminals):
@@ -337,11 +342,16 @@ def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[fl
     def rank(i: int):
         return (-terminals[i].priority, 0 if terminals[i].is_literal else 1, i)
 
+    rules = scan_rules(terminals) if lark_scanner else None
     parts, offset, mode_start = [], 0, []
     for mode in range(n_modes):
         nfa = _ByteNFA()
         starts = [_add_terminal(nfa, i, terminals[i], regex) for i, regex in by_mode[mode]]
-        trans, winner = _determinize(nfa, starts, rank, max_states - offset, deadline)
+        if rules is not None:
+            trans, winner = lark_determinize(nfa, dict(zip((i for i, _ in by_mode[mode]), starts)), rules,
+                                             max_states - offset, deadline, LexerTooLarge)
+        else:
+            trans, winner = _determinize(nfa, starts, rank, max_states - offset, deadline)
         parts.append((np.where(trans >= 0, trans + offset, DEAD), winner, np.full(len(winner), mode)))
         mode_start.append(offset)
         offset += len(winner)

@@ -26,7 +26,9 @@ _BUILTIN_SOURCES = {"json": ("json", "start"), "json_object": ("json", "object")
 # the newest, `python3.12` names one.
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13", "3.14")
 BUILTINS = (*_BUILTIN_SOURCES, *(f"python{v}" for v in PYTHON_VERSIONS))
-LEXERS = ("contextual", "basic")  # as Lark names them
+# Lark's two LALR lexers, as Lark names them, and grammask's own rule for its built-in grammars: one lexer
+# over all terminals, the longest lexeme winning (priority, then string over regex, breaking ties).
+LEXERS = ("contextual", "basic", "longest")
 
 
 class Grammar:
@@ -34,9 +36,11 @@ class Grammar:
 
     def __init__(self, text: str, start: str = "start", name: Optional[str] = None, *,
                  max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 30.0,
-                 source_path: Union[str, os.PathLike, None] = None, lexer: str = "basic"):
-        """lexer: "contextual" (Lark's default, and from_lark's and from_file's) lexes each lexeme with only
-        the terminals the parser state at its start accepts; "basic", with all of them (the built-ins' rule).
+                 source_path: Union[str, os.PathLike, None] = None, lexer: str = "longest"):
+        """lexer: "contextual" (Lark's default, and from_lark's and from_file's) and "basic" lex as Lark's
+        LALR lexers do (the first terminal in Lark's order that matches; "contextual" tries only the terminals
+        the parser state at the lexeme's start accepts); "longest", the built-ins' rule, takes the longest
+        lexeme among all terminals.
         max_lexer_states and build_timeout (seconds) bound the lexer construction: a grammar past them
         raises GrammarError instead of running away. source_path: the file the text came from; relative
         imports (`%import .module.NAME`) are found beside it, as Lark finds them (else in the current
@@ -158,7 +162,7 @@ class Grammar:
         key = (self.start, self.text, self.lexer)
         if self._digest is None or self._digest[0] != key:  # compile() asks several times: hash once
             h = hashlib.sha256(f"{self.start}\0{self.text}".encode())
-            if self.lexer != "basic":
+            if self.lexer != "longest":
                 h.update(f"\0lexer={self.lexer}".encode())
             for path, content in relative_imports(self.text, self.source_path):
                 h.update(f"\0{path}\0".encode() + content)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from ..fsm.lark_scan import LarkPattern
 from ..fsm.lexer import TerminalSpec
 from .errors import GrammarError
 
@@ -252,7 +253,9 @@ def terminal_specs(lark: Lark) -> tuple[list[TerminalSpec], list[str]]:
             body = p.value
             shown = t.name
         regex = f"(?{''.join(sorted(p.flags))}:{body})" if p.flags else body
-        specs.append(TerminalSpec(t.name, regex, t.priority, isinstance(p, PatternStr), t.name in ignored))
+        order = LarkPattern((-t.priority, -p.max_width, -len(p.value), t.name),
+                            p.value if isinstance(p, PatternStr) else None, frozenset(p.flags))
+        specs.append(TerminalSpec(t.name, regex, t.priority, isinstance(p, PatternStr), t.name in ignored, lark=order))
         display.append(shown)
     return specs, display
 

@@ -33,7 +33,8 @@ class GrammarTables:
     semicolons: Optional[SemicolonSpec] = None
     term_flags: np.ndarray = None     # (n_terminals,) uint8: 1 newline-like, 2 a semicolon may follow
     fstrings: Optional[FStringSpec] = None
-    conflicts: tuple = ()             # shift/reduce conflicts Lark resolved: (line, column, what)
+    conflicts: tuple = ()             # what Lark takes silently, warned about: shift/reduce conflicts it
+                                      # resolved, terminals its lexer never produces (line, column, what)
     mode_restart: np.ndarray = None   # (n_terminals,) int32 lexmodes directive or contextual lexer: the next
                                       # lexeme's mode, -1 the same, -2 the parser state's (state_mode)
     state_mode: np.ndarray = None     # (n_lr_states,) int32 contextual lexer: the mode a lexeme begins in
@@ -46,9 +47,10 @@ class GrammarTables:
 def build_tables(text: str, start: str, source: Optional[str] = None,
                  max_lexer_states: int = DEFAULT_MAX_LEXER_STATES,
                  build_timeout: Optional[float] = 30.0, warn_conflicts: bool = True,
-                 source_path: Optional[str] = None, lexer_kind: str = "basic") -> GrammarTables:
-    """lexer_kind: "basic", one lexer over all terminals, or "contextual", Lark's default: each lexeme lexed
-    with the terminals the parser state at its start accepts (fsm/contextual.py)."""
+                 source_path: Optional[str] = None, lexer_kind: str = "longest") -> GrammarTables:
+    """lexer_kind: "longest", one lexer over all terminals taking the longest lexeme; "basic", Lark's basic
+    lexer (fsm/lark_scan.py); "contextual", Lark's default: each lexeme lexed with the terminals the parser
+    state at its start accepts (fsm/contextual.py)."""
     directives = read_directives(text, source)
     lark = load_lark(text, start, source, keep_terminals=directives.kept_terminals(), warn_conflicts=warn_conflicts,
                      source_path=source_path)
@@ -86,19 +88,21 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         if plan is not None:
             terminals, mode_restart, state_mode = plan
     try:
-        lexer = build_lexer(terminals, max_lexer_states, deadline)
+        lexer = build_lexer(terminals, max_lexer_states, deadline, lark_scanner=lexer_kind != "longest")
     except LexerTooLarge as exc:
         raise GrammarError(f"grammar too large: {exc}", source=source) from None
     except RegexError as exc:
         line, col = _definition_line(text, exc.terminal)
         raise GrammarError(str(exc), line, col, source) from None
-    hidden = never_produced(lexer, terminals)
-    if hidden:
-        t = terminals[hidden[0]]
+    notices = tuple(lark.grammask_conflicts)
+    for i in never_produced(lexer, terminals):
+        t = terminals[i]
         line, col = _definition_line(text, t.name)
-        raise GrammarError(f"terminal {t.name} can never be produced: every string it matches is lexed as "
-                           "another terminal (give it a higher priority, e.g. NAME.2, or merge the two)",
-                           line, col, source)
+        what = (f"terminal {t.name} can never be produced: every string it matches is lexed as another terminal "
+                "(give it a higher priority, e.g. NAME.2, or merge the two)")
+        if lexer_kind == "longest":
+            raise GrammarError(what, line, col, source)
+        notices += ((line, col, what),)  # Lark takes such a grammar: a warning, as for its conflicts
     term_bracket = np.zeros(len(terminals), dtype=np.int8)
     lex_nl = np.zeros(lexer.n_states, dtype=np.uint8)
     lex_init = 0 if state_mode is None else int(lexer.mode_start[state_mode[parser.start_state]])
@@ -120,7 +124,7 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         term_flags[list(semicolons.newlines)] |= 1
         term_flags[list(semicolons.after)] |= 2
     return GrammarTables(terminals, display + ["end of input"], lexer, parser, indenter, term_bracket, lex_nl,
-                         lex_init, semicolons, term_flags, fstrings, tuple(lark.grammask_conflicts), mode_restart,
+                         lex_init, semicolons, term_flags, fstrings, notices, mode_restart,
                          state_mode)
 
 

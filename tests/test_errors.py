@@ -33,7 +33,6 @@ from conftest import BYTE_LEVEL, compiled_for, json_parses, load_tokenizer, real
     ("start: A\nA: /(x)\\1/", "unsupported regex feature", 2),
     ("start: A\nA: /x\\1/", "invalid regex", 2),
     ("start: a | b\na: \"x\"\nb: \"x\"", "reduce/reduce conflict", 2),
-    ("start: (A | B)+\nA: /a+/\nB: /a+/", "can never be produced", 3),
     ("start: X _INDENT\nX: \"x\"\n%declare _INDENT", "has no pattern", None),
 ])
 def test_broken_grammar_one_clear_error(text, fragment, line):

@@ -76,8 +76,6 @@ def test_case_insensitive_literals():
     ("start: missing_rule", "undefined rule", 1),
     ("", "empty", None),
     ("start: A\nA: /(?<=x)y/", "unsupported regex feature", 2),
-    # (B alone after A would be lexed by Lark's contextual lexer; here every parser state takes both)
-    ("start: (A | B)+\nA: /a+/\nB: /a+/", "can never be produced", 3),
     ("start: A\nA: /a*/", "matches the empty string", 2),
     ("start: A\nA: /a+/\n// grammask: intersect A [\"b+\"]", "match nothing", 2),
     ("start: A\nA: /a+/\n// grammask: intersect A b+", "intersect directive", 3),
@@ -154,3 +152,15 @@ def test_a_postlexer_is_refused_with_what_to_use_instead():
 
     with pytest.raises(gm.GrammarError, match="postlexers are not supported yet.*indent` directive"):
         gm.Grammar.from_lark('start: "a"', postlex=PythonIndenter())
+
+
+def test_a_terminal_never_produced():
+    """Every parser state takes both A and B, and A wins every text: under grammask's own longest-match rule
+    that is an error; a Lark grammar means what Lark makes of it (B never appears), with a warning."""
+    text = "start: (A | B)+\nA: /a+/\nB: /a+/"
+    with pytest.raises(gm.GrammarError, match="terminal B can never be produced") as info:
+        gm.Grammar(text).tables
+    assert info.value.line == 3
+    with pytest.warns(gm.GrammarWarning, match="3:1: terminal B can never be produced"):
+        g = gm.Grammar.from_lark(text)
+    assert g.validate("aaa").ok
