@@ -24,6 +24,7 @@ cdef extern from "gm_core.h":
         const int32_t *rule_len
         int32_t indenter, lex_init, t_nl, t_newline, t_indent, t_dedent, t_cont
         const int8_t *term_bracket
+        int32_t tab_len
         const uint8_t *lex_nl
         const uint8_t *term_flags
         int32_t t_semicolon
@@ -262,7 +263,7 @@ cdef class CoreGrammar:
                  cset_terms, action, goto, rule_lhs, rule_len, int lr_start, int lr_end, term_bracket, lex_nl,
                  term_flags,
                  int indenter=0, int lex_init=0, int t_nl=-1, int t_newline=-1, int t_indent=-1,
-                 int t_dedent=-1, int t_cont=-1, int t_semicolon=-1, mode_start=None, lex_mode=None,
+                 int t_dedent=-1, int t_cont=-1, int t_semicolon=-1, int tab_len=8, mode_start=None, lex_mode=None,
                  term_fop=None, term_farg=None, term_restart=None, mode_event=None, int t_rbrace=-1,
                  int t_colon=-1, int t_walrus=-1, int t_fclose=-1, int t_spec_open=-1, int t_spec_text=-1,
                  state_mode=None):
@@ -298,7 +299,7 @@ cdef class CoreGrammar:
         _in_range("rule_len", a["rule_len"], n_rules, 0, n_lr + 1)
         _scalar("lr_start", lr_start, 0, n_lr)
         _scalar("lr_end", lr_end, 0, n_lr)
-        _scalar("indenter", indenter, 0, 3)
+        _scalar("indenter", indenter, 0, 4)
         _scalar("lex_init", lex_init, 0, n_states)
         if indenter == 1:
             for name, value in (("t_nl", t_nl), ("t_newline", t_newline), ("t_indent", t_indent),
@@ -307,10 +308,14 @@ cdef class CoreGrammar:
             _scalar("t_cont", t_cont, -1, n_terms)
         elif indenter == 2:
             _scalar("t_semicolon", t_semicolon, 0, n_terms)
+        elif indenter == 3:  # Lark's Indenter: NL goes to the parser itself
+            for name, value in (("t_nl", t_nl), ("t_indent", t_indent), ("t_dedent", t_dedent)):
+                _scalar(name, value, 0, n_terms)
+            _scalar("tab_len", tab_len, 1, 0x40000000)
         self.arrays = a
         self.scalars = dict(lr_start=lr_start, lr_end=lr_end, indenter=indenter, lex_init=lex_init, t_nl=t_nl,
                             t_newline=t_newline, t_indent=t_indent, t_dedent=t_dedent, t_cont=t_cont,
-                            t_semicolon=t_semicolon)
+                            t_semicolon=t_semicolon, tab_len=tab_len)
         self.g.n_lex_states = self.n_lex_states = <int32_t>n_states
         self.g.n_terminals = self.n_terminals = <int32_t>n_terms
         self.g.lex_trans = <const int32_t *>_ptr(a["lex_trans"])
@@ -335,6 +340,7 @@ cdef class CoreGrammar:
         self.g.lex_init = lex_init
         self.g.t_nl, self.g.t_newline, self.g.t_indent, self.g.t_dedent = t_nl, t_newline, t_indent, t_dedent
         self.g.t_cont = t_cont
+        self.g.tab_len = tab_len
         self.g.term_flags = <const uint8_t *>_ptr(a["term_flags"])
         self.g.t_semicolon = t_semicolon
         self.g.n_modes = 1
@@ -484,7 +490,7 @@ cdef class CoreVocab:
         _in_range("group_toks", a["group_toks"], n_group_toks, 0, n_tokens)
         _bounds("seq_begin", a["seq_begin"], n_seq_begin, n_seq_terms)
         # terminals, or (indentation grammars) a newline lexeme's whitespace op past $END
-        n_events = n_terms + 1 + (n_wsop_begin - 1) if grammar.g.indenter == 1 else n_terms
+        n_events = n_terms + 1 + (n_wsop_begin - 1) if grammar.g.indenter in (1, 3) else n_terms
         _in_range("seq_terms", a["seq_terms"], n_seq_terms, 0, n_events)
         if n_seq_terms and bool(np.any(a["seq_terms"][:n_seq_terms] == n_terms)):
             raise TableError("seq_terms: $END inside a token")

@@ -126,6 +126,15 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
                         int32_t op = wsop_intern(&ops, dreset[d], b + dfrom[d], d - dfrom[d]);
                         if (op < 0) goto done;
                         ev = g->n_terminals + 1 + op;
+                    } else if (g->indenter == GM_LARK_INDENT && ev == g->t_nl) {
+                        /* Lark reads the NL token whole: up to b[d], or with it if it ended there (as
+                         * feed_byte counts it) */
+                        const int with_b = !emitted_before(g, dq[d], b[d], e);
+                        const int fresh = with_b && nl_begins(g, dq[d], b[d]);
+                        const int64_t from = fresh ? d : dfrom[d];
+                        int32_t op = wsop_intern(&ops, fresh ? 1 : dreset[d], b + from, d + with_b - from);
+                        if (op < 0) goto done;
+                        ev = g->n_terminals + 1 + op;
                     }
                     s = seq_append(&st, s, ev);
                     if (s < 0) goto done;
@@ -136,7 +145,16 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
                     stop_at = d + 1;
                     break;
                 }
-                if (g->indenter && nq >= 0 && g->lex_nl[nq]) { /* (not GM_RESUME: a lexeme ended) */
+                if (g->indenter == GM_LARK_INDENT && nq >= 0 && g->lex_nl[nq]) {
+                    /* Lark's count restarts at the lexeme's start and at each '\n', which it includes */
+                    if (nl_begins(g, dq[d], b[d]) || b[d] == '\n') {
+                        dreset[d + 1] = 1;
+                        dfrom[d + 1] = d;
+                    } else {
+                        dreset[d + 1] = dreset[d];
+                        dfrom[d + 1] = dfrom[d];
+                    }
+                } else if (g->indenter && nq >= 0 && g->lex_nl[nq]) { /* (not GM_RESUME: a lexeme ended) */
                     const int starts = !g->lex_nl[dq[d]] || g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0;
                     if (starts || b[d] == '\n') {
                         dreset[d + 1] = 1;

@@ -34,6 +34,10 @@ typedef struct {
     int32_t t_nl, t_newline, t_indent, t_dedent;
     int32_t t_cont;              /* optional (-1): backslash continuation; the text may not end right after it */
     const int8_t *term_bracket;  /* [n_terminals] +1 opening, -1 closing bracket, 0 otherwise */
+    /* Lark's Indenter (indenter == GM_LARK_INDENT, lark/indenter.py; grammar/postlex.py): t_nl itself goes
+     * to the parser, followed by t_indent or t_dedents; its indentation is the text after its last '\n',
+     * spaces 1 and tabs tab_len; outside brackets only (term_bracket: OPEN/CLOSE_PAREN_types). */
+    int32_t tab_len;
     /* Go-style semicolons (indenter == GM_SEMICOLONS): after a terminal flagged GM_TERM_SEMI_AFTER, a
      * terminal flagged GM_TERM_NEWLINE (or the end of the text) feeds t_semicolon to the parser; other
      * newline terminals are dropped. */
@@ -83,6 +87,8 @@ typedef struct {
 #define GM_MAX_BRACKET_DEPTH 200   /* CPython: "too many nested parentheses" */
 #define GM_INDENT 1                /* indenter modes */
 #define GM_SEMICOLONS 2
+#define GM_LARK_INDENT 3           /* Lark's Indenter postlexer */
+#define GM_LARK_MAX_WIDTH 0x3FFFFFFF  /* Lark mode: wider indentation (or deeper brackets) is refused */
 #define GM_TERM_NEWLINE 1          /* term_flags bits */
 #define GM_TERM_SEMI_AFTER 2
 
@@ -137,7 +143,8 @@ typedef struct {
     int32_t depth;        /* open brackets */
     int32_t line_start;   /* waiting for the first token of a logical line (INDENT/DEDENT due) */
     int32_t has_content;  /* the current logical line has tokens (a NEWLINE is due at its end) */
-    int32_t width, altwidth;  /* indentation: tabs to multiples of 8, and tabs as 1 (CPython's check) */
+    int32_t width, altwidth;  /* indentation: tabs to multiples of 8, and tabs as 1 (CPython's check);
+                                 GM_LARK_INDENT: Lark's width in the NL lexeme, and 1 once it held a '\n' */
     int32_t cont;         /* the last lexeme was a line continuation */
     int32_t semi;         /* semicolon mode: a newline here inserts a semicolon */
     int32_t fn;           /* open f-strings, innermost last: kind*2+raw | position << 3 | field depth << 8 */

@@ -47,6 +47,15 @@ static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, in
     fed->refused = -1;
     fed->refused_ended = 0;
     fed->at_start = 0;
+    /* GM_LARK_INDENT: the indentation of the lexeme b joins, b counted (NL tokens are read whole) */
+    int32_t lark_w = 0, lark_seen = 0;
+    if (g->indenter == GM_LARK_INDENT) {
+        if (!nl_begins(g, from, b)) {
+            lark_w = vs->ctx.width;
+            lark_seen = vs->ctx.altwidth;
+        }
+        lark_indent_byte(b, g->tab_len, &lark_w, &lark_seen);
+    }
     for (int pass = 0;; pass++) {
         nq = gm_lex_byte(g, from, b, emit, &ne, &consumed);
         if (nq == GM_DEAD) {
@@ -57,6 +66,10 @@ static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, in
             /* a t_nl lexeme ends: the indentation after its last newline goes with it */
             const int32_t ev = (g->indenter == GM_INDENT && emit[e] == g->t_nl)
                                    ? EV_NL_WIDTH(vs->ctx.width, vs->ctx.altwidth) : emit[e];
+            if (g->indenter == GM_LARK_INDENT && ev == g->t_nl && !emitted_before(g, from, b, e)) {
+                vs->ctx.width = lark_w; /* an NL lexeme that ended with b: b is part of it */
+                vs->ctx.altwidth = lark_seen;
+            }
             int r = post_feed(m, vs, ev);
             if (r == 1 && real) r = make_real(m, vs);
             if (r != 1) {
@@ -74,7 +87,11 @@ static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, in
         if (consumed) break;
         from = nq; /* the byte starts the next lexeme, in the mode now known */
     }
-    if (g->indenter && g->lex_nl[nq]) {
+    if (g->indenter == GM_LARK_INDENT) {
+        /* zero outside NL lexemes, where nothing reads them (the fill cache keys hold the context) */
+        vs->ctx.width = g->lex_nl[nq] ? lark_w : 0;
+        vs->ctx.altwidth = g->lex_nl[nq] ? lark_seen : 0;
+    } else if (g->indenter && g->lex_nl[nq]) {
         /* A new t_nl lexeme begins with this byte, or the one in progress goes on. */
         const int begins = !g->lex_nl[from] || (!is_start(g, from) && g->lex_trans[(size_t)from * 256 + b] < 0);
         if (begins) vs->ctx.width = vs->ctx.altwidth = 0;

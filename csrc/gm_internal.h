@@ -86,7 +86,31 @@ static inline void indent_byte(uint8_t b, int32_t *w, int32_t *alt) {
     }
 }
 
-/* An indentation level on the indentation stack, (width, tabs-as-1 width). */
+/* GM_LARK_INDENT: Lark's Indenter counts the text after the NL token's last '\n': each space 1, each tab
+ * tab_len, anything else (a comment the NL terminal takes in) 0; `seen`: the token held a '\n' (else Lark
+ * fails). Saturates at GM_LARK_MAX_WIDTH, which post_feed refuses. */
+static inline void lark_indent_byte(uint8_t b, int32_t tab_len, int32_t *w, int32_t *seen) {
+    if (b == '\n') {
+        *w = 0;
+        *seen = 1;
+    } else if (b == ' ' || b == '\t') {
+        const int32_t add = b == ' ' ? 1 : tab_len;
+        *w = *w > GM_LARK_MAX_WIDTH - add ? GM_LARK_MAX_WIDTH : *w + add;
+    }
+}
+
+/* GM_LARK_INDENT: whether byte b after lexer state q begins a new lexeme that may be an NL one (else it
+ * goes on with q's), and whether emission e of gm_lex_byte(q, b) is the lexeme before b (else it is one
+ * that ended with b, in a final state). The feed and the token tables both ask, to count the same bytes. */
+static inline int nl_begins(const gm_grammar *g, int32_t q, uint8_t b) {
+    return !g->lex_nl[q] || (!is_start(g, q) && g->lex_trans[(size_t)q * 256 + b] < 0);
+}
+static inline int emitted_before(const gm_grammar *g, int32_t q, uint8_t b, int e) {
+    return e == 0 && !is_start(g, q) && g->lex_trans[(size_t)q * 256 + b] < 0 && g->lex_winner[q] >= 0
+           && !g->term_ignored[g->lex_winner[q]];
+}
+
+/* An indentation level on the indentation stack, (width, tabs-as-1 width); GM_LARK_INDENT: Lark's width. */
 #define PACK_INDENT(w, alt) (((w) << 16) | ((alt) & 0xFFFF))
 #define INDENT_WIDTH(level) ((level) >> 16)
 #define INDENT_ALT(level) ((level) & 0xFFFF)
@@ -142,7 +166,8 @@ static inline void vstate_init(gm_matcher *m, vstate *vs) {
 
 /* Feed one event to the parser through the indentation, semicolon and f-string rules: 1 taken, 0 refused,
  * <0 an error. Events: a terminal id, $END (n_terminals), a t_nl lexeme with a whitespace op from the token
- * tables (> n_terminals), or with explicit widths (EV_NL_WIDTH). */
+ * tables (> n_terminals), or with explicit widths (EV_NL_WIDTH; GM_LARK_INDENT: t_nl, its indentation in
+ * vs->ctx.width and altwidth). */
 GM_INTERNAL int post_feed(gm_matcher *m, vstate *vs, int32_t ev);
 /* Can the parser, in the state `vs`, take `term` next? `vs` is left unchanged. */
 GM_INTERNAL int can_take(gm_matcher *m, const vstate *vs, int32_t term);

@@ -218,6 +218,59 @@ static int fstring_step(gm_matcher *m, vstate *vs, int32_t *ev) {
     return 0;
 }
 
+/* Lark's Indenter (lark/indenter.py, Indenter._process and handle_NL) between the lexer and the parser. An
+ * NL token is dropped inside brackets; else it goes to the parser, then its indentation w: deeper than
+ * the top level, a new level and INDENT; else DEDENTs while shallower, and it must then equal the top.
+ * Every token then counts as a bracket (term_bracket; below 0: Lark's assertion). At the end of the
+ * input, a DEDENT for every open level. No blank-line, continuation or tab/space rules: Lark has none. */
+static int lark_feed(gm_matcher *m, vstate *vs, int32_t ev) {
+    const gm_grammar *g = m->g;
+    int r;
+    if (ev == g->n_terminals) {
+        while (vs_len(&vs->ind) > 1) {
+            vs_pop(&vs->ind, 1);
+            if ((r = lr_feed(m, &vs->lr, g->t_dedent)) != 1) return r;
+        }
+        return lr_feed(m, &vs->lr, ev);
+    }
+    if (ev > g->n_terminals || ev == g->t_nl) {
+        int32_t w = vs->ctx.width, seen = vs->ctx.altwidth;
+        if (ev > g->n_terminals) { /* from the token tables: the NL lexeme's bytes in this token */
+            const gm_vocab *v = m->v;
+            const int32_t k = ev - g->n_terminals - 1;
+            if (v->wsop_reset[k]) w = seen = 0;
+            for (int32_t i = v->wsop_begin[k]; i < v->wsop_begin[k + 1]; i++)
+                lark_indent_byte(v->wsop_bytes[i], g->tab_len, &w, &seen);
+            ev = g->t_nl;
+        }
+        vs->ctx.width = vs->ctx.altwidth = 0; /* the lexeme is over */
+        if (vs->ctx.depth == 0) {
+            if ((r = lr_feed(m, &vs->lr, ev)) != 1) return r;
+            if (!seen || w >= GM_LARK_MAX_WIDTH) return 0; /* no '\n' in it: Lark's Indenter fails */
+            int32_t top = vs_top(&vs->ind);
+            if (w > top) {
+                if (vs_push(&vs->ind, w)) return GM_NOMEM;
+                if ((r = lr_feed(m, &vs->lr, g->t_indent)) != 1) return r;
+            } else {
+                for (; w < top; top = vs_top(&vs->ind)) { /* the bottom level, 0, is never popped */
+                    vs_pop(&vs->ind, 1);
+                    if ((r = lr_feed(m, &vs->lr, g->t_dedent)) != 1) return r;
+                }
+                if (w != top) return 0; /* Lark's DedentError */
+            }
+        }
+    } else if ((r = lr_feed(m, &vs->lr, ev)) != 1) {
+        return r;
+    }
+    if (g->term_bracket[ev] > 0) {
+        if (vs->ctx.depth >= GM_LARK_MAX_WIDTH) return 0;
+        vs->ctx.depth++;
+    } else if (g->term_bracket[ev] < 0 && --vs->ctx.depth < 0) {
+        return 0;
+    }
+    return 1;
+}
+
 /* Feed one event to the parser through the indentation rules (see gm_internal.h). */
 int post_feed(gm_matcher *m, vstate *vs, int32_t ev) {
     const gm_grammar *g = m->g;
@@ -226,6 +279,7 @@ int post_feed(gm_matcher *m, vstate *vs, int32_t ev) {
         if (r != 1) return r == 2 ? 1 : r;
     }
     if (!g->indenter) return lr_feed(m, &vs->lr, ev);
+    if (g->indenter == GM_LARK_INDENT) return lark_feed(m, vs, ev);
     if (g->indenter == GM_SEMICOLONS) {
         const int ends_line = ev == g->n_terminals || (g->term_flags[ev] & GM_TERM_NEWLINE);
         if (ends_line && vs->ctx.semi) {
@@ -276,11 +330,15 @@ int can_take(gm_matcher *m, const vstate *vs, int32_t term) {
     const gm_grammar *g = m->g;
     const int plain = g->indenter == GM_SEMICOLONS
                           ? term != g->n_terminals && !(g->term_flags[term] & GM_TERM_NEWLINE)
+                      : g->indenter == GM_LARK_INDENT
+                          ? term != g->t_nl && term != g->n_terminals
                           : !vs->ctx.line_start && term != g->t_nl && term != g->t_cont && term != g->n_terminals;
     /* The action table answers alone, except for what post_feed may refuse beyond it: f-string terminals
-     * (the context decides them) and opening brackets (nesting limits). */
+     * (the context decides them), opening brackets (nesting limits) and, for Lark's Indenter, closing
+     * ones (one too many). */
     const int checked = term < g->n_terminals
-                        && (g->term_bracket[term] > 0 || (g->n_modes > 1 && g->term_fop[term]));
+                        && (g->term_bracket[term] > 0 || (g->n_modes > 1 && g->term_fop[term])
+                            || (g->indenter == GM_LARK_INDENT && g->term_bracket[term] < 0));
     if ((!g->indenter || plain) && !checked) {
         int32_t a = g->action[(size_t)vstack_top(&vs->lr) * (g->n_terminals + 1) + term];
         if (a >= 0) return 1;
@@ -288,6 +346,10 @@ int can_take(gm_matcher *m, const vstate *vs, int32_t term) {
     }
     vstate copy;
     if (vstate_copy(m, vs, &copy)) return GM_NOMEM;
+    if (g->indenter == GM_LARK_INDENT && term == g->t_nl)
+        /* Its indentation is not known until the lexeme ends (post_feed checks it then): the parser's
+         * answer, or dropped inside brackets. */
+        return copy.ctx.depth > 0 ? 1 : lr_feed(m, &copy.lr, term);
     return post_feed(m, &copy, term);
 }
 

@@ -116,6 +116,12 @@ def validate(grammar, text: Union[str, bytes]) -> ValidationResult:
         literal = names[term][:1] in "'\""
         message = f"unexpected {names[term]}" + ("" if literal else f" {_snippet(data, pos)}")
         expected = _expected(core, tables, ignored)
+        ind = tables.indenter
+        if ind is not None and ind.kind == "lark" and term == ind.nl and names[term] in expected:
+            # the parser takes the newline: Lark's Indenter refused it (DedentError, or no '\n' in it)
+            message = (f"{names[term]} {_snippet(data, pos)}: its indentation matches no open level, or it "
+                       "holds no newline (Lark's Indenter)")
+            expected = []
     elif code == ERR_PENDING:
         could_be = " / ".join(names[t] for t in tables.lexer.csets[term])
         message = f"unexpected {could_be} {_snippet(data, pos)}"

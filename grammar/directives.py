@@ -28,11 +28,16 @@ _QUOTED_OR_NAME = r'"(?:[^"\\]|\\.)*"|\w+'
 
 @dataclass(frozen=True)
 class IndenterSpec:
+    """Indentation as terminal indices. kind "cpython": the indent directive (CPython's tokenizer rules);
+    "lark": a Lark Indenter postlexer (grammar/postlex.py), where NL goes to the parser itself
+    (newline == nl) and tab_len counts a tab."""
     nl: int
     newline: int
     indent: int
     dedent: int
     cont: Optional[int] = None
+    kind: str = "cpython"
+    tab_len: int = 8
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Optional, Union
 from ..fsm.lexer import DEFAULT_MAX_LEXER_STATES
 from .errors import GrammarError
 from .lark_frontend import relative_imports
+from .postlex import read_postlex
 from .tables import GrammarTables
 from .versions import select_version
 
@@ -36,7 +37,7 @@ class Grammar:
 
     def __init__(self, text: str, start: str = "start", name: Optional[str] = None, *,
                  max_lexer_states: int = DEFAULT_MAX_LEXER_STATES, build_timeout: Optional[float] = 30.0,
-                 source_path: Union[str, os.PathLike, None] = None, lexer: str = "longest"):
+                 source_path: Union[str, os.PathLike, None] = None, lexer: str = "longest", postlex=None):
         """lexer: "contextual" (Lark's default, and from_lark's and from_file's) and "basic" lex as Lark's
         LALR lexers do (the first terminal in Lark's order that matches; "contextual" tries only the terminals
         the parser state at the lexeme's start accepts); "longest", the built-ins' rule, takes the longest
@@ -44,9 +45,11 @@ class Grammar:
         max_lexer_states and build_timeout (seconds) bound the lexer construction: a grammar past them
         raises GrammarError instead of running away. source_path: the file the text came from; relative
         imports (`%import .module.NAME`) are found beside it, as Lark finds them (else in the current
-        directory, as Lark does for a grammar given as text)."""
+        directory, as Lark does for a grammar given as text). postlex: a lark.indenter.Indenter, as in
+        `Lark(..., postlex=...)` (see postlex.py)."""
         if not isinstance(text, str):
             raise TypeError(f"grammar text must be str, not {type(text).__name__}")
+        self.postlex = read_postlex(postlex)
         self.text = text
         self.start = start
         self.name = name or "<grammar>"
@@ -87,9 +90,9 @@ class Grammar:
     @classmethod
     def from_lark(cls, text: str, start: str = "start", postlex=None, lexer: str = "contextual",
                   **limits) -> "Grammar":
-        """A Lark grammar, meaning what `Lark(text, parser="lalr", start=start, lexer=lexer)` means."""
-        _refuse_postlex(postlex)
-        g = cls(text, start, lexer=lexer, **limits)
+        """A Lark grammar, meaning what `Lark(text, parser="lalr", start=start, lexer=lexer, postlex=postlex)`
+        means; postlex: a lark.indenter.Indenter (e.g. PythonIndenter()), enforced as Lark's."""
+        g = cls(text, start, lexer=lexer, postlex=postlex, **limits)
         g.tables  # compile now so a broken grammar fails here, with its location
         return g
 
@@ -97,7 +100,7 @@ class Grammar:
     def from_file(cls, path: Union[str, os.PathLike], start: str = "start", postlex=None, lexer: str = "contextual",
                   **limits) -> "Grammar":
         """A Lark grammar file; `%import`s of sibling files are found beside it, as Lark finds them."""
-        _refuse_postlex(postlex)
+        postlex = read_postlex(postlex)  # refused before the file is read
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
@@ -105,7 +108,7 @@ class Grammar:
             raise GrammarError(f"grammar file not found: {p}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise GrammarError(f"cannot read grammar file {p}: {exc}") from None
-        g = cls(text, start, str(p), source_path=p, lexer=lexer, **limits)
+        g = cls(text, start, str(p), source_path=p, lexer=lexer, postlex=postlex, **limits)
         g.tables
         return g
 
@@ -157,13 +160,16 @@ class Grammar:
 
     @property
     def digest(self) -> str:
-        """Content hash of the grammar: its text and start rule, and the files it imports relatively
-        (Lark's own grammars, `%import common.X`, are covered by the Lark version in the table cache key)."""
-        key = (self.start, self.text, self.lexer)
+        """Content hash of the grammar: its text and start rule, its lexer kind and postlexer's settings, and
+        the files it imports relatively (Lark's own grammars, `%import common.X`, are covered by the Lark
+        version in the table cache key)."""
+        key = (self.start, self.text, self.lexer, self.postlex)
         if self._digest is None or self._digest[0] != key:  # compile() asks several times: hash once
             h = hashlib.sha256(f"{self.start}\0{self.text}".encode())
-            if self.lexer != "longest":
+            if self.lexer != "longest":  # (longest, no postlexer: the digest the built-ins always had)
                 h.update(f"\0lexer={self.lexer}".encode())
+            if self.postlex is not None:
+                h.update(f"\0postlex\0{self.postlex.key()}".encode())
             for path, content in relative_imports(self.text, self.source_path):
                 h.update(f"\0{path}\0".encode() + content)
             self._digest = (key, h.hexdigest())
@@ -178,9 +184,3 @@ class Grammar:
     def __repr__(self) -> str:
         return f"Grammar({self.name!r}, start={self.start!r})"
 
-
-def _refuse_postlex(postlex) -> None:
-    """Lark's postlexers (lark.indenter.Indenter) are not translated yet: say so, and what works today."""
-    if postlex is not None:
-        raise GrammarError(f"postlex={type(postlex).__name__}(...): Lark postlexers are not supported yet; for "
-                           "Python-style indentation use the `// grammask: indent` directive (docs/directives.md)")

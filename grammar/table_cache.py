@@ -91,7 +91,7 @@ def load_or_build(grammar) -> GrammarTables:
     if tables is None:
         tables = build_tables(grammar.text, grammar.start, grammar.name, grammar.max_lexer_states,
                               grammar.build_timeout, warn_conflicts=False, source_path=grammar.source_path,
-                              lexer_kind=grammar.lexer)
+                              lexer_kind=grammar.lexer, postlex=getattr(grammar, "postlex", None))
         meta, arrays = to_arrays(tables)
         cache.store(directory, key, dict(meta, grammar=grammar.name), arrays)
     if grammar.warn_conflicts:
@@ -120,7 +120,8 @@ def to_arrays(t: GrammarTables) -> tuple[dict, dict[str, np.ndarray]]:
         display=list(t.display), nonterminals=list(lr.nonterminals), start_state=lr.start_state,
         end_state=lr.end_state, lex_init=t.lex_init, conflicts=[list(c) for c in t.conflicts],
         indenter=None if t.indenter is None else [t.indenter.nl, t.indenter.newline, t.indenter.indent,
-                                                  t.indenter.dedent, t.indenter.cont],
+                                                  t.indenter.dedent, t.indenter.cont, t.indenter.kind,
+                                                  t.indenter.tab_len],
         semicolons=None if t.semicolons is None else [t.semicolons.semicolon, list(t.semicolons.newlines),
                                                       list(t.semicolons.after)],
         fstrings=None, mode_restart=None if t.mode_restart is None else t.mode_restart.tolist())
@@ -174,9 +175,12 @@ def from_arrays(meta: dict, arrays: dict[str, np.ndarray]) -> GrammarTables:
         _expect(a[name].shape == (n_terms,), f"{name} has one entry per terminal")
     indenter = None
     if meta["indenter"] is not None:
-        nl, newline, indent, dedent, cont = _list(meta["indenter"])
+        nl, newline, indent, dedent, cont, kind, tab_len = _list(meta["indenter"])
+        _expect(kind in ("cpython", "lark"), "indenter kind is cpython or lark")
+        tab_len = _int(tab_len)
+        _expect(0 < tab_len <= 0x3FFFFFFF, "indenter tab_len is positive")
         indenter = IndenterSpec(*(_index(x, n_terms) for x in (nl, newline, indent, dedent)),
-                                None if cont is None else _index(cont, n_terms))
+                                None if cont is None else _index(cont, n_terms), kind, tab_len)
     semicolons = None
     if meta["semicolons"] is not None:
         semi, newlines, after = _list(meta["semicolons"])

@@ -16,6 +16,7 @@ from .directives import (IndenterSpec, SemicolonSpec, apply_intersections, apply
 from .errors import GrammarError
 from .fstrings import FStringSpec, extend_terminals
 from .lark_frontend import ParseTables, _definition_line, load_lark, parse_tables, terminal_specs
+from .postlex import LarkIndenterSettings, nl_states, resolve_lark_indenter
 
 _BRACKETS = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 
@@ -47,12 +48,21 @@ class GrammarTables:
 def build_tables(text: str, start: str, source: Optional[str] = None,
                  max_lexer_states: int = DEFAULT_MAX_LEXER_STATES,
                  build_timeout: Optional[float] = 30.0, warn_conflicts: bool = True,
-                 source_path: Optional[str] = None, lexer_kind: str = "longest") -> GrammarTables:
+                 source_path: Optional[str] = None, lexer_kind: str = "longest",
+                 postlex: Optional[LarkIndenterSettings] = None) -> GrammarTables:
     """lexer_kind: "longest", one lexer over all terminals taking the longest lexeme; "basic", Lark's basic
     lexer (fsm/lark_scan.py); "contextual", Lark's default: each lexeme lexed with the terminals the parser
-    state at its start accepts (fsm/contextual.py)."""
+    state at its start accepts (fsm/contextual.py). postlex: a Lark Indenter's settings (grammar/postlex.py),
+    instead of an indent directive."""
     directives = read_directives(text, source)
-    lark = load_lark(text, start, source, keep_terminals=directives.kept_terminals(), warn_conflicts=warn_conflicts,
+    kept = directives.kept_terminals()
+    if postlex is not None:
+        line = directives.indent_line or directives.semicolons_line or directives.fstrings_line
+        if line:
+            raise GrammarError("a grammar with a postlex Indenter takes no indent, semicolons or fstrings "
+                               "directive", line, 1, source)
+        kept = kept + [postlex.nl_type]  # as Lark keeps the postlexer's always_accept
+    lark = load_lark(text, start, source, keep_terminals=kept, warn_conflicts=warn_conflicts,
                      source_path=source_path)
     terminals, display = terminal_specs(lark)
     check_kept(directives, terminals, source)
@@ -73,6 +83,9 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         made_by_matcher = {fstrings.t_fclose, fstrings.t_spec_open} | {
             i for i in range(n_before, len(terminals)) if terminals[i].regex is None and not terminals[i].mode_regexes}
     indenter = resolve_indenter(directives, terminals, source)
+    lark_brackets = None
+    if postlex is not None:
+        indenter, lark_brackets = resolve_lark_indenter(postlex, terminals, source)
     semicolons = resolve_semicolons(directives, terminals, display, source)
     made_by_indenter = {indenter.newline, indenter.indent, indenter.dedent} if indenter else set()
     for i, t in enumerate(terminals):
@@ -106,7 +119,10 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
     term_bracket = np.zeros(len(terminals), dtype=np.int8)
     lex_nl = np.zeros(lexer.n_states, dtype=np.uint8)
     lex_init = 0 if state_mode is None else int(lexer.mode_start[state_mode[parser.start_state]])
-    if indenter is not None:
+    if lark_brackets is not None:
+        term_bracket = lark_brackets
+        lex_nl = nl_states(lexer.trans, lexer.winner, indenter.nl, lexer.mode_start)
+    elif indenter is not None:
         for i, t in enumerate(terminals):
             if t.is_literal and display[i][1:-1] in _BRACKETS:
                 term_bracket[i] = _BRACKETS[display[i][1:-1]]

@@ -147,10 +147,19 @@ def test_a_missing_import_names_the_file_and_the_line(tmp_path):
     assert info.value.line == 2
 
 
-def test_a_postlexer_is_refused_with_what_to_use_instead():
+def test_a_postlexer_other_than_an_indenter_is_refused_with_what_works():
     from lark.indenter import PythonIndenter
 
-    with pytest.raises(gm.GrammarError, match="postlexers are not supported yet.*indent` directive"):
+    class Upper:
+        always_accept = ()
+
+        def process(self, stream):
+            return stream
+
+    with pytest.raises(gm.GrammarError, match="supports lark.indenter.Indenter postlexers.*not an Indenter"):
+        gm.Grammar.from_lark('start: "a"', postlex=Upper())
+    # an Indenter is taken (tests/test_lark_indenter.py); here its terminals are missing
+    with pytest.raises(gm.GrammarError, match="NL_type _NEWLINE is not a terminal of the grammar"):
         gm.Grammar.from_lark('start: "a"', postlex=PythonIndenter())
 
 
