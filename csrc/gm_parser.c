@@ -247,12 +247,12 @@ static int lark_feed(gm_matcher *m, vstate *vs, int32_t ev) {
         if (vs->ctx.depth == 0) {
             if ((r = lr_feed(m, &vs->lr, ev)) != 1) return r;
             if (!seen || w >= GM_LARK_MAX_WIDTH) return 0; /* no '\n' in it: Lark's Indenter fails */
-            int32_t top = vs_top(&vs->ind);
+            int32_t top = vstack_top(&vs->ind);
             if (w > top) {
                 if (vs_push(&vs->ind, w)) return GM_NOMEM;
                 if ((r = lr_feed(m, &vs->lr, g->t_indent)) != 1) return r;
             } else {
-                for (; w < top; top = vs_top(&vs->ind)) { /* the bottom level, 0, is never popped */
+                for (; w < top; top = vstack_top(&vs->ind)) { /* the bottom level, 0, is never popped */
                     vs_pop(&vs->ind, 1);
                     if ((r = lr_feed(m, &vs->lr, g->t_dedent)) != 1) return r;
                 }
