@@ -15,15 +15,17 @@ on some text, it ends the lexeme with another terminal or at another length than
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import numpy as np
 
 from .lark_scan import ScanRules, live_states, scan_rules
-from .lexer import TerminalSpec, _add_terminal, _ByteNFA
+from .lexer import DEFAULT_MAX_LEXER_STATES, LexerTooLarge, TerminalSpec, _add_terminal, _ByteNFA, _time_limit
 
 
-def _augmented_dfa(terminals: list[TerminalSpec], ids: list[int], rules: ScanRules, deadline_check=None):
+def _augmented_dfa(terminals: list[TerminalSpec], ids: list[int], rules: ScanRules, max_states: int,
+                   deadline: Optional[float]):
     """Every terminal's lexeme followed at once, none cut, plus which terminals matched a proper prefix of it:
     what any one Lark lexer over a subset of the terminals does can be read off these states (its branches
     are the subset's, cut after the first one that matched before). Bit r of a mask is the terminal of rank r
@@ -45,8 +47,12 @@ def _augmented_dfa(terminals: list[TerminalSpec], ids: list[int], rules: ScanRul
     before: list[int] = []
     i = 0
     while i < len(order):
-        if deadline_check is not None and i % 256 == 0:
-            deadline_check(len(order))
+        if len(order) > max_states:
+            raise LexerTooLarge(f"the contextual lexer's analysis needs more than {max_states:,} DFA states "
+                                "(limit: max_lexer_states)")
+        if deadline is not None and i % 64 == 0 and time.monotonic() > deadline:
+            raise LexerTooLarge(f"the contextual lexer's analysis took too long ({len(order):,} DFA states so "
+                                "far; limit: build_timeout)")
         members, matched_before = order[i]
         i += 1
         acc = al = 0
@@ -101,13 +107,13 @@ class _Lexer:
 
 
 def differing_contexts(terminals: list[TerminalSpec], contexts: list[frozenset], rules: ScanRules,
-                       deadline_check=None) -> list[bool]:
+                       max_states: int, deadline: Optional[float]) -> list[bool]:
     """For each context (a set of terminal ids: what a parser state accepts, with the ignored terminals),
     whether Lark's lexer over only its terminals can lex some text otherwise than the lexer over all."""
     ids = [i for i, t in enumerate(terminals) if t.regex is not None]
     if not contexts:
         return []
-    succs, accepts, alive, before = _augmented_dfa(terminals, ids, rules, deadline_check)
+    succs, accepts, alive, before = _augmented_dfa(terminals, ids, rules, max_states, deadline)
     n = len(succs)
     full = _Lexer(set(ids), rules)
     full_alive = [full.alive(alive[a], before[a]) for a in range(n)]
@@ -155,11 +161,13 @@ def _differs(lex: _Lexer, full: _Lexer, succs, accepts, alive, before, full_aliv
 
 
 def contextual_plan(terminals: list[TerminalSpec], action: np.ndarray, always: set[int],
-                    dynamic_after: set[int], deadline_check=None) -> Optional[tuple]:
+                    dynamic_after: set[int], max_states: int = DEFAULT_MAX_LEXER_STATES,
+                    deadline: Optional[float] = None) -> Optional[tuple]:
     """Lexer modes for Lark's contextual lexer, or None when the combined lexer already lexes every parser
     state's text as Lark would. Returns (terminals with their modes, restart mode per terminal (-1 the
     lexeme's own mode, -2 the parser state decides), lexer mode per LR state).
 
+    Raises LexerTooLarge past max_states or the deadline (a time.monotonic() value), as build_lexer does.
     `action` is the LR action table (columns: terminals, then $END); `always` the terminals every context
     lexes (ignored ones, those a directive handles); `dynamic_after` terminals after which more terminals
     may be fed than the LR table shows (a directive's NEWLINE, INDENT, ...), so the parser state decides."""
@@ -175,7 +183,8 @@ def contextual_plan(terminals: list[TerminalSpec], action: np.ndarray, always: s
             k = seen[ctx] = len(contexts)
             contexts.append(ctx)
         context_of_state[p] = k
-    differs = differing_contexts(terminals, contexts, scan_rules(terminals), deadline_check)
+    with _time_limit(deadline):  # (interegular's own determinization, too: lexer.build_lexer's guard)
+        differs = differing_contexts(terminals, contexts, scan_rules(terminals), max_states, deadline)
     if not any(differs):
         return None
     # Mode 0 is the combined lexer (contexts that lex like it); each differing context gets the next mode.

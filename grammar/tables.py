@@ -97,7 +97,7 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
     parser = parse_tables(lark, [t.name for t in terminals], text, source)
     state_mode = None
     if lexer_kind == "contextual" and fstrings is None and mode_restart is None:
-        plan = _contextual(terminals, parser, indenter, semicolons, deadline, source)
+        plan = _contextual(terminals, parser, indenter, semicolons, max_lexer_states, deadline, source)
         if plan is not None:
             terminals, mode_restart, state_mode = plan
     try:
@@ -144,7 +144,7 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
                          state_mode)
 
 
-def _contextual(terminals, parser, indenter, semicolons, deadline, source):
+def _contextual(terminals, parser, indenter, semicolons, max_lexer_states, deadline, source):
     """Lark's contextual lexer as modes (None: the one lexer already lexes as it would)."""
     # What a directive turns into parser terminals is lexed everywhere, and after it the matcher may feed
     # more than the LR table's shift (INDENT, DEDENT, a semicolon): there the parser state decides the mode.
@@ -154,13 +154,9 @@ def _contextual(terminals, parser, indenter, semicolons, deadline, source):
     if semicolons is not None:
         handled |= set(semicolons.newlines)
     always = handled | {i for i, t in enumerate(terminals) if t.ignored}
-
-    def check_deadline(n_states):
-        if deadline is not None and time.monotonic() > deadline:
-            raise GrammarError(f"grammar too large: the contextual lexer's analysis took too long ({n_states:,} "
-                               "DFA states so far; limit: build_timeout)", source=source)
-
     try:
-        return contextual_plan(terminals, parser.action, always, handled, check_deadline)
+        return contextual_plan(terminals, parser.action, always, handled, max_lexer_states, deadline)
+    except LexerTooLarge as exc:
+        raise GrammarError(f"grammar too large: {exc}", source=source) from None
     except RegexError:
         return None  # build_lexer reports it, with the terminal's line
