@@ -75,6 +75,11 @@ def split_directive(line: str) -> Optional[tuple[str, str]]:
     return (m.group(1), m.group(2).strip()) if m else None
 
 
+def has_directives(text: str) -> bool:
+    """Whether the text has a `// grammask:` line: a grammask grammar, lexed by grammask's own rule."""
+    return _DIRECTIVE.search(text) is not None
+
+
 def read_directives(text: str, source: Optional[str] = None) -> Directives:
     found = Directives()
     for m in _DIRECTIVE.finditer(text):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Optional, Union
 from ..fsm.lexer import DEFAULT_MAX_LEXER_STATES
 from .errors import GrammarError
 from .lark_frontend import relative_imports
+from .directives import has_directives
 from .postlex import read_postlex
 from .tables import GrammarTables
 from .versions import select_version
@@ -88,18 +89,21 @@ class Grammar:
         return grammar
 
     @classmethod
-    def from_lark(cls, text: str, start: str = "start", postlex=None, lexer: str = "contextual",
+    def from_lark(cls, text: str, start: str = "start", postlex=None, lexer: Optional[str] = None,
                   **limits) -> "Grammar":
         """A Lark grammar, meaning what `Lark(text, parser="lalr", start=start, lexer=lexer, postlex=postlex)`
-        means; postlex: a lark.indenter.Indenter (e.g. PythonIndenter()), enforced as Lark's."""
-        g = cls(text, start, lexer=lexer, postlex=postlex, **limits)
+        means; postlex: a lark.indenter.Indenter (e.g. PythonIndenter()), enforced as Lark's. lexer: Lark's
+        "contextual" (the default) or "basic", or "longest"; a grammar with `// grammask:` directives is a
+        grammask grammar and defaults to "longest", the built-ins' rule (docs/directives.md)."""
+        g = cls(text, start, lexer=_default_lexer(text, lexer), postlex=postlex, **limits)
         g.tables  # compile now so a broken grammar fails here, with its location
         return g
 
     @classmethod
-    def from_file(cls, path: Union[str, os.PathLike], start: str = "start", postlex=None, lexer: str = "contextual",
-                  **limits) -> "Grammar":
-        """A Lark grammar file; `%import`s of sibling files are found beside it, as Lark finds them."""
+    def from_file(cls, path: Union[str, os.PathLike], start: str = "start", postlex=None,
+                  lexer: Optional[str] = None, **limits) -> "Grammar":
+        """A Lark grammar file, as from_lark reads its text; `%import`s of sibling files are found beside it,
+        as Lark finds them."""
         postlex = read_postlex(postlex)  # refused before the file is read
         p = Path(path)
         try:
@@ -108,7 +112,7 @@ class Grammar:
             raise GrammarError(f"grammar file not found: {p}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise GrammarError(f"cannot read grammar file {p}: {exc}") from None
-        g = cls(text, start, str(p), source_path=p, lexer=lexer, postlex=postlex, **limits)
+        g = cls(text, start, str(p), source_path=p, lexer=_default_lexer(text, lexer), postlex=postlex, **limits)
         g.tables
         return g
 
@@ -183,4 +187,10 @@ class Grammar:
 
     def __repr__(self) -> str:
         return f"Grammar({self.name!r}, start={self.start!r})"
+
+
+def _default_lexer(text: str, lexer: Optional[str]) -> str:
+    if lexer is not None:
+        return lexer
+    return "longest" if has_directives(text) else "contextual"
 

@@ -23,14 +23,10 @@ pytest.importorskip("hypothesis")
 import grammask as gm  # noqa: E402
 from bench import lark_compat as lc  # noqa: E402
 
-# ---- the causes found on main (each is what the difference comes from, shown by the cause tests below) ----
+# ---- the causes found (each is what the difference comes from, shown by the cause tests below). Fixed since:
+# the contextual lexer (glued keywords, the CSV space after `#`, terminals shadowed outside their context)
+# and Lark's priority-first scanner; their cause tests below carry no marker. ----
 
-CONTEXTUAL = ("no contextual lexer: grammask lexes with one longest-match lexer for every parser state, so "
-              "a keyword glued to a name (`intA`) is one NAME and an equal-length string/regex tie (\" \" vs "
-              "_SEP) is decided without the parser state; Lark only tries the terminals the state accepts")
-SHADOWED = ("no contextual lexer: a terminal that another terminal shadows wherever both may come (TYPENAME "
-            "under NAME, NUMBER under FLOAT|INT, BOOL under KEY) is refused (\"can never be produced\"), "
-            "though Lark's contextual lexer produces it where only it is acceptable")
 LOOKBEHIND = ("lookbehind unsupported: common.ESCAPED_STRING (/\".*?(?<!\\\\)(\\\\\\\\)*?\"/) is refused "
               "(\"lookbacks are not implemented\")")
 UNICODE = (r"\w, \d and \s are ASCII-only; in Python's re, which Lark runs, they are Unicode "
@@ -42,9 +38,6 @@ LOOKAHEAD = ("negative lookahead (?!...) read as a consumed character: /[?](?![a
 NO_FALLBACK = ("no fallback to a shorter lexeme: when the longest candidate dies (FLOAT `1E` then a newline, "
                "NUMBER `1e` then a letter) grammask reports an error, where Lark's re alternation backtracks to "
                "INT `1` (or NUMBER `1`) and lexes the rest (`E` as WORD, `e` as NAME)")
-PRIORITY_FIRST = ("Lark's scanner is priority-first, not longest-match: the terminals form one re alternation "
-                  "ordered by priority, and the first that matches wins, so CONST.2 (\"pi\" | \"e\") takes `pi` "
-                  "out of `pie` (then `e`) and `pie`/`emax` are errors in Lark; grammask takes the longest NAME")
 FLAG_X = "regex flag x (verbose) unsupported: refused (\"Flag x is not implemented\")"
 DOLLAR_M = "`$` unsupported (with flag m it is 'before a newline or at the end'): /\\S+$/m is refused"
 LARK_LARK_REGEXP = ("lark.lark's REGEXP (/\\/(?!\\/)(\\\\\\/|\\\\\\\\|[^\\/])*?\\/[imslux]*/: a negative "
@@ -52,14 +45,11 @@ LARK_LARK_REGEXP = ("lark.lark's REGEXP (/\\/(?!\\/)(\\\\\\/|\\\\\\\\|[^\\/])*?\
 
 # The causes each grammar meets, in the order a text meets them (the first one hides the others).
 GRAMMAR_CAUSES = {
-    "glued_keywords": [CONTEXTUAL, LAZY],
-    "soft_keywords": [SHADOWED],
+    "glued_keywords": [LAZY],
     "json_escaped": [LOOKBEHIND],
     "unicode_names": [UNICODE],
-    "common_all": [LOOKBEHIND, SHADOWED],
-    "csv": [CONTEXTUAL, NO_FALLBACK],
-    "calc": [PRIORITY_FIRST],
-    "flags": [FLAG_X, DOLLAR_M, SHADOWED, LAZY, UNICODE],
+    "common_all": [LOOKBEHIND],
+    "flags": [FLAG_X, DOLLAR_M, LAZY, UNICODE],
     "lark_lark": [LOOKBEHIND, LARK_LARK_REGEXP, UNICODE, LOOKAHEAD],
 }
 
@@ -150,21 +140,18 @@ def _grammar(name: str) -> str:
     return lc.CASES[name].grammar_text()
 
 
-@pytest.mark.xfail(strict=True, reason=CONTEXTUAL)
 def test_cause_keywords_glued_to_names():
     _agree(_grammar("glued_keywords"), ["intA(){}", "charc;intx=1;", "const unsigned longp[4];", "intA;"])
 
 
-@pytest.mark.xfail(strict=True, reason=CONTEXTUAL)
 def test_cause_csv_space_after_hash():
     """The issue's `# AA \\n0\\n`: after `#` the header's optional " " and the separator /[ ]+/ both match one
-    space; grammask's single lexer makes every lone space the string " " (Lark's basic lexer does the same:
-    the string is folded into the regex and retyped), so the space after `AA`, where only _SEP may come, is
-    an error. Lark's contextual lexer, after a WORD, does not try " " at all."""
+    space; a single lexer makes every lone space the string " " (Lark's basic lexer does: the string is
+    folded into the regex and retyped), so the space after `AA`, where only _SEP may come, is an error. The
+    contextual lexer, after a WORD, does not try " " at all."""
     _agree(_grammar("csv"), ["# AA \n0\n", "#a b\n1\n", "# a\n1 2\n"])
 
 
-@pytest.mark.xfail(strict=True, reason=SHADOWED)
 def test_cause_terminal_shadowed_outside_its_context():
     _agree(_grammar("soft_keywords"), ["let x: Int = 1;", "invariant = 3;", "loop invariant i < n { }",
                                        "let x: int = 1;"])
@@ -197,7 +184,6 @@ def test_cause_no_fallback_to_shorter_lexeme():
            "%ignore WS\n", ["1e", "1ex", "1.e", "1.e5", "1 e"])
 
 
-@pytest.mark.xfail(strict=True, reason=PRIORITY_FIRST)
 def test_cause_priority_first_scanner():
     _agree(_grammar("calc"), ["pie = 1\npie\n", "emax\n", "pi\n", "e\n", "pi * e\n"])
 
@@ -225,7 +211,6 @@ def test_cause_flags_i_and_s_agree():
 # (the walks are seeded: calc's SentencePiece walks happen to draw no `e`/`pi` glued to a name).
 WALK_FAMILIES = ["smollm2", "mistral"]  # byte-level BPE and SentencePiece, both packaged
 WALK_CAUSES = {
-    ("calc", "smollm2"): [PRIORITY_FIRST],
     ("json_escaped", "smollm2"): [LOOKBEHIND],
     ("json_escaped", "mistral"): [LOOKBEHIND],
 }
