@@ -35,11 +35,11 @@ def test_second_compile_loads_the_same_tables(tmp_path, tokenizer):
 def test_key_follows_content_not_identity(tmp_path, tokenizer):
     _, info = tokenizer
     gm.compile("json", info, cache_dir=tmp_path)
-    # Same content under another object and name: a hit.
-    same = gm.Grammar.from_lark(gm.Grammar.builtin("json").text)
+    # Same content (text, start rule, lexing rule) under another object and name: a hit.
+    same = gm.Grammar.from_lark(gm.Grammar.builtin("json").text, lexer="longest")
     assert gm.compile(same, info, cache_dir=tmp_path).from_cache
     # One character of grammar changed: a miss. Another vocabulary size: a miss.
-    changed = gm.Grammar.from_lark(gm.Grammar.builtin("json").text.replace('"null"', '"nil"'))
+    changed = gm.Grammar.from_lark(gm.Grammar.builtin("json").text.replace('"null"', '"nil"'), lexer="longest")
     assert not gm.compile(changed, info, cache_dir=tmp_path).from_cache
     bigger = gm.TokenizerInfo.from_huggingface(load_tokenizer(BYTE_LEVEL), vocab_size=info.vocab_size + 64)
     assert not gm.compile("json", bigger, cache_dir=tmp_path).from_cache
