@@ -14,7 +14,7 @@ import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -49,7 +49,9 @@ class TerminalSpec:
     also: tuple = ()  # what a lexeme must match as well (intersection): regexes, ("multipleOf", m, e)
     modes: tuple = (0,)       # lexer modes in which `regex` is lexed (mode 0 unless the grammar has modes)
     mode_regexes: tuple = ()  # (mode, regex) pairs: the terminal lexed with another regex in that mode
-    lark: Optional["LarkPattern"] = None  # Lark's view of it (order, string, flags), for Lark's scanner rule
+    # Lark's view of it (order, string, flags), for Lark's scanner rule: needed only while building the lexer,
+    # so the table cache does not keep it and equality ignores it
+    lark: Optional["LarkPattern"] = field(default=None, compare=False)
 
 
 @dataclass
