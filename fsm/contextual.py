@@ -15,6 +15,7 @@ on some text, it ends the lexeme with another terminal or at another length than
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Optional
 
@@ -163,7 +164,7 @@ def _differs(lex: _Lexer, full: _Lexer, succs, accepts, alive, before, full_aliv
 def contextual_plan(terminals: list[TerminalSpec], action: np.ndarray, always: set[int],
                     dynamic_after: set[int], max_states: int = DEFAULT_MAX_LEXER_STATES,
                     deadline: Optional[float] = None) -> Optional[tuple]:
-    """Lexer modes for Lark's contextual lexer, or None when the combined lexer already lexes every parser
+    """Lexer modes for Lark's contextual lexer, or None when the full lexer already lexes every parser
     state's text as Lark would. Returns (terminals with their modes, restart mode per terminal (-1 the
     lexeme's own mode, -2 the parser state decides), lexer mode per LR state).
 
@@ -187,7 +188,7 @@ def contextual_plan(terminals: list[TerminalSpec], action: np.ndarray, always: s
         differs = differing_contexts(terminals, contexts, scan_rules(terminals), max_states, deadline)
     if not any(differs):
         return None
-    # Mode 0 is the combined lexer (contexts that lex like it); each differing context gets the next mode.
+    # Mode 0 is the full lexer (contexts that lex like it); each differing context gets the next mode.
     mode_of_context = np.zeros(len(contexts), dtype=np.int32)
     n_modes = 1
     for k, d in enumerate(differs):
@@ -199,7 +200,8 @@ def contextual_plan(terminals: list[TerminalSpec], action: np.ndarray, always: s
         if differs[k]:
             for i in ctx:
                 modes_of_term[i].append(int(mode_of_context[k]))
-    out = [t if t.regex is None else _with_modes(t, tuple(modes_of_term[i])) for i, t in enumerate(terminals)]
+    out = [t if t.regex is None else dataclasses.replace(t, modes=tuple(modes_of_term[i]))
+           for i, t in enumerate(terminals)]
     state_mode = mode_of_context[context_of_state].astype(np.int32)
     restart = np.full(n_t, -1, dtype=np.int32)
     for i, t in enumerate(terminals):
@@ -210,8 +212,3 @@ def contextual_plan(terminals: list[TerminalSpec], action: np.ndarray, always: s
         restart[i] = -2 if i in dynamic_after or len(after) != 1 else after.pop()
     return out, restart, state_mode
 
-
-def _with_modes(t: TerminalSpec, modes: tuple) -> TerminalSpec:
-    import dataclasses
-
-    return dataclasses.replace(t, modes=modes)
