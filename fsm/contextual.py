@@ -211,4 +211,3 @@ def contextual_plan(terminals: list[TerminalSpec], action: np.ndarray, always: s
         after = set(state_mode[targets].tolist())
         restart[i] = -2 if i in dynamic_after or len(after) != 1 else after.pop()
     return out, restart, state_mode
-
