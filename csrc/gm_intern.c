@@ -55,7 +55,8 @@ int32_t seq_append(seq_table *st, int32_t seq, int32_t term) {
 int32_t wsop_intern(wsop_table *t, uint8_t reset, const uint8_t *b, int64_t n) {
     uint64_t h = 1469598103934665603ULL ^ reset;
     for (int64_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
-    int64_t key = (int64_t)(h >> 2); /* non-negative: -1 marks empty slots */
+    int64_t key = (int64_t)(h & INT64_MAX); /* non-negative (-1 marks empty slots), every low bit kept: the
+                                             * two empty ops differ only in reset, the last bit */
     if (map_reserve(&t->map)) return GM_NOMEM;
     int found;
     int32_t *slot = map_slot(&t->map, key, &found);
