@@ -287,9 +287,9 @@ def build_lexer(terminals: list[TerminalSpec], max_states: int = DEFAULT_MAX_LEX
 
 @contextmanager
 def _time_limit(deadline: Optional[float]):
-    """Stop the build at `deadline`, inside interegular too (its own determinization can explode, e.g.
-    /[a-z]{1,60}x[a-z]{1,60}/). Needs SIGALRM, so it works in the main thread; elsewhere only our own
-    loops check the deadline."""
+    """Stop the build at `deadline`, inside a terminal's own automaton too (its determinization can explode,
+    e.g. /[a-z]{1,60}x[a-z]{1,60}/). Needs SIGALRM, so it works in the main thread; elsewhere only the
+    lexer's own loop checks the deadline."""
     usable = (deadline is not None and hasattr(signal, "setitimer")
               and threading.current_thread() is threading.main_thread())
     if not usable:
