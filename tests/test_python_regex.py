@@ -159,3 +159,18 @@ def test_backreference_is_a_grammar_error_naming_the_terminal():
 def test_lookahead_past_the_lexeme_is_a_grammar_error():
     with pytest.raises(gm.GrammarError, match=r"KEY.*past the end"):
         gm.Grammar.from_lark('start: KEY ":"\nKEY: /\\w+(?=:)/\n')
+
+
+def test_case_insensitive_literal_folds_as_re_does():
+    g = gm.Grammar.from_lark('start: SEL\nSEL: "select"i\n')
+    regex = lark_regex('start: SEL\nSEL: "select"i\n', "SEL")
+    for s in ["select", "SeLeCt", "\u017felect", "SELEC\u212a", "selecT", "selec", "sel\u0435ct"]:
+        assert g.validate(s).ok == lexes_whole(regex, s), s
+
+
+def test_fullmatch_directive_reads_the_regex_as_a_set():
+    lark_meaning = gm.Grammar.from_lark("start: N\nN: /[0-9]|[1-9][0-9]/\n")
+    as_set = gm.Grammar.from_lark("start: N\nN: /[0-9]|[1-9][0-9]/\n// grammask: fullmatch N\n")
+    assert lark_meaning.validate("7").ok and not lark_meaning.validate("12").ok
+    assert as_set.validate("7").ok and as_set.validate("12").ok
+    assert gm.Grammar.from_regex("a|ab").validate("ab").ok  # from_regex: the strings the whole pattern matches
