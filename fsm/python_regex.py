@@ -172,6 +172,7 @@ class _NFA:
         self.data: list = []     # CHAR: Ranges; SPLIT: [targets] in priority order; LOOK: look index
         self.out: list = []      # the next node (CHAR, LOOK, START)
         self.looks: list = []    # (ahead, negate, body start, width)
+        self.loop_exit: dict = {}  # unbounded repeat's SPLIT node -> the node after the repeat
 
     def node(self, kind: int, data=None, out: Optional[int] = None) -> int:
         if len(self.kind) >= MAX_NFA_NODES:
@@ -225,6 +226,7 @@ class _Compiler:
                 loop = nfa.node(SPLIT, [])
                 first = self.seq(body, flags, loop)
                 nfa.data[loop] = [nxt, first] if lazy else [first, nxt]
+                nfa.loop_exit[loop] = nxt
                 tail = loop
             else:
                 tail = nxt
@@ -345,9 +347,15 @@ class _Builder:
         pos, behind_sets = ctx
         result: list = []
         seen: set = set()
-        stack = [(node, obls)]
+        loop_exit = nfa.loop_exit
+        # each item carries the repeats entered on its path: back at one of them without a character
+        # read, the iteration matched nothing, and `re` then leaves the repeat instead of iterating again
+        stack = [(node, obls, frozenset())]
         while stack:
-            n, ob = stack.pop()
+            n, ob, entered = stack.pop()
+            if n in entered:
+                stack.append((loop_exit[n], ob, entered))
+                continue
             if (n, ob) in seen:
                 continue
             seen.add((n, ob))
@@ -355,8 +363,9 @@ class _Builder:
             if k == CHAR:
                 result.append((n, ob))
             elif k == SPLIT:
+                inner = entered | {n} if n in loop_exit else entered
                 for t in reversed(data[n]):
-                    stack.append((t, ob))
+                    stack.append((t, ob, inner))
             elif k == MATCH:
                 if ob:
                     raise RegexUnsupported("a lookahead (or $, \\Z, \\b) reaches past the end of the lexeme: "
@@ -377,7 +386,7 @@ class _Builder:
                     elif not nodes:
                         holds = False
                     else:
-                        stack.append((out[n], ob | {(data[n], nodes)}))
+                        stack.append((out[n], ob | {(data[n], nodes)}, entered))
                         continue
                 else:
                     if pos < width:
@@ -388,7 +397,7 @@ class _Builder:
                     else:
                         holds = self.has_match(behind_sets[self.behind.index(data[n])])
                 if holds != negate:
-                    stack.append((out[n], ob))
+                    stack.append((out[n], ob, entered))
             else:
                 raise RegexUnsupported(f"internal: node kind {k}")
         got = self._thread_closure[key] = tuple(result)

@@ -58,6 +58,7 @@ REGEXES = [
     (r'"(\\.|[^"\\])*"', '"\\ab'), (r'".*?(?<!\\)(\\\\)*?"', '"\\a'), (r"a(?=b)b", "ab"), (r"a(?!b).", "abc"),
     (r"a(?<=a)b|a(?<!a)c|ac", "abc"), (r"ab(?<!cb)c", "abc"), (r"[ab]x(?<=[a-z]x)y", "abxy"), (r"a\bb|a\b-", "ab-"),
     (r"a\B.", "ab-"), (r"(?:a|b(?=a))+c", "abc"), (r"a(?=bc|b)bc?", "abc"), (r"(a|)+b", "ab"),
+    (r"c(?:b{0,2}?)+", "bc"), (r"(?:a|b??)*c?", "abc"), (r"(?:b*?)+a?", "ab"),  # an empty iteration ends a repeat
 ]
 
 
