@@ -9,18 +9,21 @@ cannot be extended and is not a complete terminal is an error.
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
 
 from .lark_scan import LarkPattern, lark_determinize, scan_rules
-from .utf8 import codepoints_to_ranges, complement_ranges, utf8_sequences
+from .python_regex import CharDFA, RegexUnsupported, from_interegular, intersect, regex_dfa
+from .utf8 import utf8_sequences
 
 DEAD = -1
 ANY_TERMINAL = -1  # completable-set id meaning "no parser check needed"
@@ -49,6 +52,8 @@ class TerminalSpec:
     also: tuple = ()  # what a lexeme must match as well (intersection): regexes, ("multipleOf", m, e)
     modes: tuple = (0,)       # lexer modes in which `regex` is lexed (mode 0 unless the grammar has modes)
     mode_regexes: tuple = ()  # (mode, regex) pairs: the terminal lexed with another regex in that mode
+    fullmatch: bool = False   # lexemes: the strings the regex matches whole in any way (re.fullmatch), not
+                              # only where re.match stops (Lark's meaning; lazy quantifiers, alternative order)
     # Lark's view of it (order, string, flags), for Lark's scanner rule: needed only while building the lexer,
     # so the table cache does not keep it and equality ignores it
     lark: Optional["LarkPattern"] = field(default=None, compare=False)
@@ -82,73 +87,61 @@ class _ByteNFA:
         return len(self.trans) - 1
 
 
-def _symbol_ranges(fsm) -> dict[int, list[tuple[int, int]]]:
-    from interegular.fsm import anything_else
-
-    by_symbol: dict[int, list[int]] = defaultdict(list)
-    explicit: list[int] = []
-    else_symbol = None
-    for char, symbol in fsm.alphabet._symbol_mapping.items():
-        if char is anything_else:
-            else_symbol = symbol
-        else:
-            by_symbol[symbol].append(ord(char))
-            explicit.append(ord(char))
-    ranges = {sym: codepoints_to_ranges(cps) for sym, cps in by_symbol.items()}
-    if else_symbol is not None:
-        ranges[else_symbol] = complement_ranges(codepoints_to_ranges(explicit))
-    return ranges
-
-
-def _regex_fsm(name: str, regex: str):
-    # interegular (and with it .multiples) loads only when a lexer is built: a cached one needs neither.
-    import interegular
-
+def _regex_dfa(name: str, regex: str, fullmatch: bool = False) -> CharDFA:
+    """The terminal's lexemes as Lark's `re.match` finds them (fullmatch: the strings re.fullmatch accepts,
+    for intersections)."""
     try:
-        return interegular.parse_pattern(regex).to_fsm()
-    except interegular.patterns.Unsupported as exc:
-        raise RegexError(name, f"unsupported regex feature ({exc}) in /{regex}/") from None
-    except LexerTooLarge:
-        raise
-    except Exception as exc:  # interegular raises plain exceptions on syntax it does not parse
+        return regex_dfa(regex, fullmatch=fullmatch)
+    except RegexUnsupported as exc:
+        raise RegexError(name, f"{exc} in /{regex}/") from None
+    except re.error as exc:
         raise RegexError(name, f"cannot parse /{regex}/: {exc}") from None
 
 
-def _constraint_fsm(name: str, constraint: tuple):
+def _constraint_dfa(name: str, constraint: tuple) -> CharDFA:
+    # interegular (with .multiples and .free_text) loads only when such a constraint is built
     from .free_text import FREE_TEXT, free_text_fsm
     from .multiples import checked_multiple_fsm
 
     kind, *args = constraint
     try:
         if kind == "multipleOf":
-            return checked_multiple_fsm(*args)
+            return from_interegular(checked_multiple_fsm(*args))
         if kind == FREE_TEXT:
-            return free_text_fsm(list(args[1:]), args[0])
+            return from_interegular(free_text_fsm(list(args[1:]), args[0]))
     except ValueError as exc:
         raise RegexError(name, str(exc)) from None
     raise RegexError(name, f"unknown constraint {kind!r}")
 
 
+@lru_cache(maxsize=65536)
+def _utf8_sequences(lo: int, hi: int) -> tuple:
+    return tuple(utf8_sequences(lo, hi))
+
+
 def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec, regex: str) -> int:
-    fsm = _regex_fsm(spec.name, regex)
+    dfa = _regex_dfa(spec.name, regex, fullmatch=spec.fullmatch)
     for other in spec.also:
-        fsm = fsm & (_regex_fsm(spec.name, other) if isinstance(other, str) else _constraint_fsm(spec.name, other))
-    if fsm.initial in fsm.finals:
+        other_dfa = (_regex_dfa(spec.name, other, fullmatch=True) if isinstance(other, str)
+                     else _constraint_dfa(spec.name, other))
+        try:
+            dfa = intersect(dfa, other_dfa)
+        except RegexUnsupported as exc:
+            raise RegexError(spec.name, str(exc)) from None
+    if dfa.accept[0]:
         raise RegexError(spec.name, f"/{regex}/ matches the empty string")
-    if fsm.empty():
+    if dfa.is_empty():
         raise RegexError(spec.name, f"/{regex}/ and the regexes it is intersected with match nothing")
-    symbol_seqs = {sym: [seq for lo, hi in rs for seq in utf8_sequences(lo, hi)]
-                   for sym, rs in _symbol_ranges(fsm).items()}
-    state_ids = {s: nfa.new_state(term_id if s in fsm.finals else -1) for s in fsm.states}
+    state_ids = [nfa.new_state(term_id if acc else -1) for acc in dfa.accept]
     # Intermediate states inside one multi-byte character are shared by prefix, per (source, target).
     middle: dict[tuple, int] = {}
-    for src, edges in fsm.map.items():
+    for src, row in enumerate(dfa.edges):
         a = state_ids[src]
-        for symbol, dst in edges.items():
+        for lo, hi, dst in row:
             b = state_ids[dst]
-            for seq in symbol_seqs.get(symbol, ()):
+            for seq in _utf8_sequences(lo, hi):
                 cur = a
-                for i, (lo, hi) in enumerate(seq):
+                for i, (blo, bhi) in enumerate(seq):
                     if i == len(seq) - 1:
                         nxt = b
                     else:
@@ -156,10 +149,10 @@ def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec, regex: str) -
                         nxt = middle.get(key)
                         if nxt is None:
                             nxt = middle[key] = nfa.new_state()
-                    if (lo, hi, nxt) not in nfa.trans[cur]:
-                        nfa.trans[cur].append((lo, hi, nxt))
+                    if (blo, bhi, nxt) not in nfa.trans[cur]:
+                        nfa.trans[cur].append((blo, bhi, nxt))
                     cur = nxt
-    return state_ids[fsm.initial]
+    return state_ids[0]
 
 
 def _determinize(nfa: _ByteNFA, starts: list[int], rank, max_states: int,
@@ -300,9 +293,9 @@ def build_lexer(terminals: list[TerminalSpec], max_states: int = DEFAULT_MAX_LEX
 
 @contextmanager
 def _time_limit(deadline: Optional[float]):
-    """Stop the build at `deadline`, inside interegular too (its own determinization can explode, e.g.
-    /[a-z]{1,60}x[a-z]{1,60}/). Needs SIGALRM, so it works in the main thread; elsewhere only our own
-    loops check the deadline."""
+    """Stop the build at `deadline`, inside a terminal's own automaton too (its determinization can explode,
+    e.g. /[a-z]{1,60}x[a-z]{1,60}/). Needs SIGALRM, so it works in the main thread; elsewhere only the
+    lexer's own loop checks the deadline."""
     usable = (deadline is not None and hasattr(signal, "setitimer")
               and threading.current_thread() is threading.main_thread())
     if not usable:

@@ -20,7 +20,7 @@ from ..fsm.lexer import TerminalSpec
 from .errors import GrammarError
 
 _DIRECTIVE = re.compile(r"^[ \t]*//[ \t]*grammask:[ \t]*(\S*)(.*)$", re.M)
-KNOWN = ("indent", "semicolons", "intersect", "keep", "fstrings", "lexmodes")
+KNOWN = ("indent", "semicolons", "intersect", "keep", "fstrings", "lexmodes", "fullmatch")
 _INDENT_ROLES = ("NL", "NEWLINE", "INDENT", "DEDENT")
 _SEMICOLON_ROLES = ("SEMICOLON", "NEWLINE", "AFTER")
 _QUOTED_OR_NAME = r'"(?:[^"\\]|\\.)*"|\w+'
@@ -56,6 +56,7 @@ class Directives:
     semicolons_line: int = 0
     intersect: list[tuple[int, str, list]] = field(default_factory=list)  # (line, terminal, [regex or multipleOf])
     keep: list[tuple[int, str]] = field(default_factory=list)             # (line, terminal)
+    fullmatch: list[tuple[int, str]] = field(default_factory=list)        # (line, terminal)
     fstrings_line: int = 0                                                # 0: no f-strings
     fstrings_pep701: bool = False                                         # f-strings as Python 3.12+ reads them
     lexmodes: Optional[dict[str, list[int]]] = None                      # terminal -> [mode, restart]
@@ -90,6 +91,8 @@ def read_directives(text: str, source: Optional[str] = None) -> Directives:
                                "see docs/directives.md)", line, 1, source)
         if name == "keep":
             found.keep += [(line, t) for t in args.split()]
+        elif name == "fullmatch":
+            found.fullmatch += [(line, t) for t in args.split()]
         elif name == "intersect":
             found.intersect.append((line, *_intersect_args(args, line, source)))
         elif name == "lexmodes":
@@ -167,6 +170,13 @@ def check_kept(directives: Directives, terminals: list[TerminalSpec], source: Op
     for line, name in directives.keep:
         if name not in names:
             raise GrammarError(f"keep directive: {name} is not a terminal of the grammar", line, 1, source)
+
+
+def apply_fullmatch(directives: Directives, terminals: list[TerminalSpec]) -> list[TerminalSpec]:
+    """The fullmatch directive's terminals lex every string their regex matches whole (re.fullmatch),
+    not only re.match's first match (generated grammars: JSON Schema, from_regex)."""
+    names = {name for _, name in directives.fullmatch}
+    return [dataclasses.replace(t, fullmatch=True) if t.name in names else t for t in terminals]
 
 
 def apply_intersections(directives: Directives, terminals: list[TerminalSpec],

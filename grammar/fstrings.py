@@ -190,12 +190,13 @@ def extend_terminals(terminals: list[TerminalSpec], display: list[str], pep701: 
             out[i] = dataclasses.replace(t, modes=(TOP, FIELD))
 
     def add(name: str, regex=None, modes=(), mode_regexes=(), literal=False) -> int:
-        out.append(TerminalSpec(name, regex, is_literal=literal, modes=modes, mode_regexes=mode_regexes))
+        out.append(TerminalSpec(name, regex, is_literal=literal, modes=modes, mode_regexes=mode_regexes,
+                                fullmatch=True))
         return len(out) - 1
 
     def set_regex(name: str, regex=None, modes=(), mode_regexes=(), literal=False):
         out[ids[name]] = dataclasses.replace(out[ids[name]], regex=regex, modes=modes, mode_regexes=mode_regexes,
-                                             is_literal=literal)
+                                             is_literal=literal, fullmatch=True)
 
     starts = [(kr, name, "f") for kr, name in enumerate(FSTART_NAMES)]
     if "TSTART_SQ" in ids:

@@ -117,8 +117,8 @@ def _comment(value: str, new_name, line: int, source: str) -> str:
     if directive is None:
         return value
     kind, args = directive
-    if kind == "keep":
-        return "// grammask: keep " + " ".join(new_name(n) for n in args.split())
+    if kind in ("keep", "fullmatch"):
+        return f"// grammask: {kind} " + " ".join(new_name(n) for n in args.split())
     if kind == "intersect":
         parts = args.split(None, 1)
         return f"// grammask: intersect {new_name(parts[0])} {parts[1] if len(parts) > 1 else ''}"

@@ -376,7 +376,7 @@ def regex_to_lark(pattern: str) -> str:
     """Grammar.from_regex: a Lark grammar whose language is the strings the whole of `pattern` matches
     (Python `re` syntax, full match; ^ and $ at the ends are redundant and allowed)."""
     body, _, _ = Emitter(raw_spelling, ecma=False, dot_all=False).emit(pattern)
-    return f"start: REGEX\nREGEX: {lark_regex(body)}\n"
+    return f"start: REGEX\nREGEX: {lark_regex(body)}\n// grammask: fullmatch REGEX\n"
 
 
 def lark_pattern(text: str) -> str:

@@ -29,7 +29,7 @@ from .lark_frontend import ParseTables, conflict_warning
 from .directives import IndenterSpec, SemicolonSpec
 from .tables import GrammarTables, build_tables
 
-FORMAT = "grammar-tables-1"
+FORMAT = "grammar-tables-2"
 SUBDIR = "grammar-tables"  # in the token tables' cache directory: apart, so each kind can be listed alone
 
 # Every array of a GrammarTables: its dtype and number of dimensions, as build_tables makes them.
@@ -116,7 +116,7 @@ def to_arrays(t: GrammarTables) -> tuple[dict, dict[str, np.ndarray]]:
     meta = dict(
         tables_format=FORMAT,
         terminals=[[s.name, s.regex, s.priority, s.is_literal, s.ignored, list(s.also), list(s.modes),
-                    list(s.mode_regexes)] for s in t.terminals],
+                    list(s.mode_regexes), s.fullmatch] for s in t.terminals],
         display=list(t.display), nonterminals=list(lr.nonterminals), start_state=lr.start_state,
         end_state=lr.end_state, lex_init=t.lex_init, conflicts=[list(c) for c in t.conflicts],
         indenter=None if t.indenter is None else [t.indenter.nl, t.indenter.newline, t.indenter.indent,
@@ -219,12 +219,12 @@ def _fstrings(f: dict, arrays: dict, n_terms: int, n_modes: int) -> FStringSpec:
 
 
 def _terminal(v) -> TerminalSpec:
-    name, regex, priority, is_literal, ignored, also, modes, mode_regexes = _list(v)
+    name, regex, priority, is_literal, ignored, also, modes, mode_regexes, fullmatch = _list(v)
     return TerminalSpec(
         _str(name), None if regex is None else _str(regex), _int(priority), _bool(is_literal), _bool(ignored),
         tuple(_str(x) if isinstance(x, str) else _constraint(x) for x in _list(also)),
         tuple(_int(m) for m in _list(modes)),
-        tuple((_int(m), _str(r)) for m, r in (_list(pair) for pair in _list(mode_regexes))))
+        tuple((_int(m), _str(r)) for m, r in (_list(pair) for pair in _list(mode_regexes))), _bool(fullmatch))
 
 
 def _constraint(x) -> tuple:

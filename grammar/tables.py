@@ -11,7 +11,7 @@ import numpy as np
 from ..fsm.contextual import contextual_plan
 from ..fsm.lexer import (DEFAULT_MAX_LEXER_STATES, LexerDFA, LexerTooLarge, RegexError, TerminalSpec, build_lexer,
                          never_produced)
-from .directives import (IndenterSpec, SemicolonSpec, apply_intersections, apply_lexmodes, check_kept,
+from .directives import (IndenterSpec, SemicolonSpec, apply_fullmatch, apply_intersections, apply_lexmodes, check_kept,
                          read_directives, resolve_indenter, resolve_semicolons)
 from .errors import GrammarError
 from .fstrings import FStringSpec, extend_terminals
@@ -67,6 +67,7 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
     terminals, display = terminal_specs(lark)
     check_kept(directives, terminals, source)
     terminals = apply_intersections(directives, terminals, source)
+    terminals = apply_fullmatch(directives, terminals)
     terminals, mode_restart = apply_lexmodes(directives, terminals, source)
     fstrings = None
     made_by_matcher = set()

@@ -55,12 +55,18 @@ def test_accepts_the_whole_corpus(go, which):
     assert not rejected
 
 
-@pytest.mark.xfail(strict=True, reason="grammar bug: IDENT /[^\\W\\d]\\w*/ matches ASCII letters only, the Go "
-                   "spec takes any Unicode letter (the toolchain's math/cmplx, math/big and runtime use θ, ŝ, µ)")
 def test_identifiers_of_unicode_letters(go):
     text = "package p\n\nfunc polar(θ, µ float64) float64 { return θ * µ }\n"
     assert gofmt_error(text) is None
     assert go.validate(text).ok, go.validate(text).message
+
+
+# letter = Unicode category L or "_", digit = Nd; any other non-ASCII character is an error
+@pytest.mark.parametrize("name", ["café", "π", "名前", "x\u0660", "\u0660x", "x²", "ǅ", "ⅰ", "e\u0301", "a€",
+                                  "\u02b0", "_\u0966"])
+def test_unicode_identifiers_as_gofmt_takes_them(go, name):
+    text = f"package p\n\nvar {name} = 1\n"
+    assert go.validate(text).ok == (gofmt_error(text) is None), name
 
 
 def _swap_two_chars(line: str, rng: random.Random):

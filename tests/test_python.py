@@ -91,12 +91,29 @@ def test_constructs(python, text, ok):
     assert python.validate(text).ok == ok == (cpython_error(text) is None), python.validate(text).message
 
 
-@pytest.mark.xfail(strict=True, reason="grammar bug: NAME /[^\\W\\d]\\w*/ matches ASCII letters only, Python "
-                   "identifiers take Unicode letters (PEP 3131)")
 def test_identifiers_of_unicode_letters(python):
     text = "θ = 1\nµs = [θ, é] = 2, 3\n"
     assert cpython_error(text) is None
     assert python.validate(text).ok, python.validate(text).message
+
+
+# PEP 3131: XID_Start XID_Continue* as written (NFKC only afterwards: x² is an error); any other non-ASCII
+# character is an error
+@pytest.mark.parametrize("name", ["café", "π", "名前", "x²", "ﬁx", "e\u0301", "a\u00b7b", "_\u0660", "\u2118x",
+                                  "²x", "\u0301a", "a€", "€", "x\u00a0", "a\u037a", "\u2160", "µ", "ǅ"])
+def test_unicode_identifiers_as_cpython_takes_them(python, name):
+    text = f"{name} = 1\n"
+    assert python.validate(text).ok == (cpython_error(text) is None), name
+
+
+def test_identifier_characters_from_every_plane_as_cpython_takes_them(python):
+    rng = random.Random(3131)
+    cps = [rng.randrange(0x80, 0x30000) for _ in range(300)] + [rng.randrange(0x80, 0x800) for _ in range(200)]
+    for cp in cps:
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        for text in (f"{chr(cp)} = 1\n", f"a{chr(cp)} = 1\n"):
+            assert python.validate(text).ok == (cpython_error(text) is None), hex(cp)
 
 
 @pytest.mark.parametrize("family", BOTH_KINDS)

@@ -62,6 +62,8 @@ def grammar_text(tr: Translator, root_name: str) -> str:
         if term.parts:
             others = [p.directive_item() for p in term.parts[1:]]
             lines.append(f"// grammask: intersect {t} {json.dumps(others)}")
+    if live:  # the patterns are sets of spellings: alternatives in any order, as interegular compares them
+        lines.append("// grammask: fullmatch " + " ".join(live))
     kept = sorted({t for k in tr.keep for t in inside[canon(k)] if t in live})
     if kept:
         lines.append("// grammask: keep " + " ".join(kept))
