@@ -68,11 +68,20 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
     uint8_t *dreset = gm_malloc((size_t)(max_len + 1));
     int64_t *dfrom = gm_malloc((size_t)(max_len + 1) * sizeof(int64_t));
     int32_t *res = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
+    /* The sorted vocabulary in blocks of one first byte: a state that cannot take that byte skips the block
+     * at once (most states take few first bytes; inside a multi-byte character, only continuation bytes). */
+    int32_t *block_end = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
     int32_t *gcount = NULL, *gseq = NULL, *gcset = NULL;
     int32_t gcap = 0, gcap2 = 0, gcap3 = 0;
     if (groups_start(out, n_ts, n_words, &caps) || intern_init(&st, &ops) || map_init(&gmap, 256)) goto done;
     out->masks = gm_calloc((size_t)n_ts * n_words, sizeof(uint32_t));
-    if (!dq || !dseq || !dreset || !dfrom || !res || !out->masks) goto done;
+    if (!dq || !dseq || !dreset || !dfrom || !res || !block_end || !out->masks) goto done;
+    for (int32_t k = n_order - 1; k >= 0; k--) {
+        const int64_t at = tok_begin[order[k]], len = tok_begin[order[k] + 1] - at;
+        const int same = k + 1 < n_order && len > 0 && tok_begin[order[k + 1] + 1] > tok_begin[order[k + 1]] &&
+                         tok_bytes[tok_begin[order[k + 1]]] == tok_bytes[at];
+        block_end[k] = same ? block_end[k + 1] : k + 1;
+    }
 
     for (int32_t ts = 0; ts < n_ts; ts++) {
         out->group_begin[ts] = out->n_groups;
@@ -90,10 +99,23 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
         const uint8_t *prev = NULL;
         int64_t prev_len = 0;
         int64_t stop_at = INT64_MAX; /* where the walked path died or turned dynamic */
+        int prev_first = -1;         /* the first byte whose block was last looked at */
         for (int32_t k = 0; k < n_order; k++) {
             const int32_t t = order[k];
             const uint8_t *b = tok_bytes + tok_begin[t];
             const int64_t len = tok_begin[t + 1] - tok_begin[t];
+            if (len > 0 && !strip_state && b[0] != prev_first) {
+                int32_t emit[3];
+                int ne, consumed;
+                prev_first = b[0];
+                if (gm_lex_byte(g, q0, b[0], emit, &ne, &consumed) == GM_DEAD) {
+                    for (int32_t j = k; j < block_end[k]; j++) res[j] = RES_DEAD;
+                    k = block_end[k] - 1;
+                    prev = NULL;
+                    prev_len = 0;
+                    continue;
+                }
+            }
             int64_t d = 0;
             int64_t lim = len < prev_len ? len : prev_len;
             while (d < lim && prev[d] == b[d]) d++;
@@ -220,7 +242,7 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
 
     rc = intern_output(&st, &ops, out);
 done:
-    GM_FREE_ALL(dq, dseq, dreset, dfrom, res, gcount, gseq, gcset);
+    GM_FREE_ALL(dq, dseq, dreset, dfrom, res, block_end, gcount, gseq, gcset);
     intern_free(&st, &ops);
     map_free(&gmap);
     if (rc) gm_build_free(out);
