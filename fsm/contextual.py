@@ -16,13 +16,13 @@ on some text, it ends the lexeme with another terminal or at another length than
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Optional
 
 import numpy as np
 
 from .lark_scan import ScanRules, live_states, scan_rules
-from .lexer import DEFAULT_MAX_LEXER_STATES, LexerTooLarge, TerminalSpec, _add_terminal, _ByteNFA, _time_limit
+from .lexer import DEFAULT_MAX_LEXER_STATES, TerminalSpec, _add_terminal, _ByteNFA, _time_limit
+from .limits import check_limits, union_of_successors
 
 
 def _augmented_dfa(terminals: list[TerminalSpec], ids: list[int], rules: ScanRules, max_states: int,
@@ -48,12 +48,7 @@ def _augmented_dfa(terminals: list[TerminalSpec], ids: list[int], rules: ScanRul
     before: list[int] = []
     i = 0
     while i < len(order):
-        if len(order) > max_states:
-            raise LexerTooLarge(f"the contextual lexer's analysis needs more than {max_states:,} DFA states "
-                                "(limit: max_lexer_states)")
-        if deadline is not None and i % 64 == 0 and time.monotonic() > deadline:
-            raise LexerTooLarge(f"the contextual lexer's analysis took too long ({len(order):,} DFA states so "
-                                "far; limit: build_timeout)")
+        check_limits(len(order), i, max_states, deadline, "the contextual lexer's analysis")
         members, matched_before = order[i]
         i += 1
         acc = al = 0
@@ -120,18 +115,7 @@ def differing_contexts(terminals: list[TerminalSpec], contexts: list[frozenset],
     full_alive = [full.alive(alive[a], before[a]) for a in range(n)]
     full_winner = [full.winner(accepts[a], before[a]) for a in range(n)]
     # The terminals the full lexer can still make of a lexeme from each state on.
-    produces = [1 << w if w >= 0 else 0 for w in full_winner]
-    changed = True
-    while changed:
-        changed = False
-        for a in range(n - 1, -1, -1):
-            p = produces[a]
-            for b in succs[a]:
-                if full_alive[b]:
-                    p |= produces[b]
-            if p != produces[a]:
-                produces[a] = p
-                changed = True
+    produces = union_of_successors(succs, [1 << w if w >= 0 else 0 for w in full_winner], through=full_alive)
     out = []
     for ctx in contexts:
         lex = _Lexer(set(ctx), rules)

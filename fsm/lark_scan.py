@@ -17,11 +17,12 @@ winner).
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+
+from .limits import check_limits
 
 DEAD = -1
 
@@ -105,8 +106,8 @@ def _accepts(nfa, states) -> bool:
     return any(nfa.accept[s] >= 0 for s in states)
 
 
-def lark_determinize(nfa, starts: dict, rules: ScanRules, max_states: int, deadline: Optional[float],
-                     too_large) -> tuple[np.ndarray, np.ndarray]:
+def lark_determinize(nfa, starts: dict, rules: ScanRules, max_states: int,
+                     deadline: Optional[float]) -> tuple[np.ndarray, np.ndarray]:
     """The DFA of one Lark lexer: `starts` maps each of its terminals to its NFA start state. Returns dense
     transitions and each state's winner (-1: none), like lexer._determinize."""
     live = live_states(nfa)
@@ -121,11 +122,7 @@ def lark_determinize(nfa, starts: dict, rules: ScanRules, max_states: int, deadl
     winners: list[int] = []
     k = 0
     while k < len(states):
-        if len(states) > max_states:
-            raise too_large(f"the lexer needs more than {max_states:,} DFA states (limit: max_lexer_states)")
-        if deadline is not None and k % 64 == 0 and time.monotonic() > deadline:
-            raise too_large(f"building the lexer took too long ({len(states):,} DFA states so far; "
-                            "limit: build_timeout)")
+        check_limits(len(states), k, max_states, deadline)
         threads, shadow = states[k]
         k += 1
         # (the shadows' edges split the byte ranges too: a keyword's letters inside NAME's range)

@@ -21,16 +21,13 @@ from typing import Optional
 
 import numpy as np
 
+from .limits import LexerTooLarge, check_limits, union_of_successors
 from .lark_scan import LarkPattern, lark_determinize, scan_rules
 from .python_regex import CharDFA, RegexUnsupported, from_interegular, intersect, regex_dfa
 from .utf8 import utf8_sequences
 
 DEAD = -1
 ANY_TERMINAL = -1  # completable-set id meaning "no parser check needed"
-
-
-class LexerTooLarge(ValueError):
-    """The combined lexer DFA exceeds the state or time limit."""
 
 
 class RegexError(ValueError):
@@ -164,11 +161,7 @@ def _determinize(nfa: _ByteNFA, starts: list[int], rank, max_states: int,
     winners: list[int] = []
     i = 0
     while i < len(order):
-        if len(order) > max_states:
-            raise LexerTooLarge(f"the lexer needs more than {max_states:,} DFA states (limit: max_lexer_states)")
-        if deadline is not None and i % 64 == 0 and time.monotonic() > deadline:
-            raise LexerTooLarge(f"building the lexer took too long ({len(order):,} DFA states so far; "
-                                "limit: build_timeout)")
+        check_limits(len(order), i, max_states, deadline)
         members = order[i]
         i += 1
         edges = [e for s in members for e in nfa.trans[s]]
@@ -245,21 +238,8 @@ def _minimize(trans: np.ndarray, winner: np.ndarray,
 def _completable_sets(trans, winner, ignored: list[bool], starts):
     """Per state: the terminals that some continuation of the lexeme can still produce."""
     n = trans.shape[0]
-    reach = [0] * n
-    for q in range(n):
-        if winner[q] >= 0:
-            reach[q] = 1 << int(winner[q])
     succs = [sorted(set(trans[q][trans[q] >= 0].tolist())) for q in range(n)]
-    changed = True
-    while changed:
-        changed = False
-        for q in range(n - 1, -1, -1):
-            r = reach[q]
-            for t in succs[q]:
-                r |= reach[t]
-            if r != reach[q]:
-                reach[q] = r
-                changed = True
+    reach = union_of_successors(succs, [1 << int(winner[q]) if winner[q] >= 0 else 0 for q in range(n)])
     ignored_mask = sum(1 << i for i, ig in enumerate(ignored) if ig)
     csets: list[tuple[int, ...]] = []
     ids: dict[int, int] = {}
@@ -344,7 +324,7 @@ def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[fl
         starts = [_add_terminal(nfa, i, terminals[i], regex) for i, regex in by_mode[mode]]
         if rules is not None:
             trans, winner = lark_determinize(nfa, dict(zip((i for i, _ in by_mode[mode]), starts)), rules,
-                                             max_states - offset, deadline, LexerTooLarge)
+                                             max_states - offset, deadline)
         else:
             trans, winner = _determinize(nfa, starts, rank, max_states - offset, deadline)
         parts.append((np.where(trans >= 0, trans + offset, DEAD), winner, np.full(len(winner), mode)))

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 
+from grammask.fsm.utf8 import codepoints_to_ranges
+
 _GO_PROGRAM = """package main
 import ("fmt"; "unicode")
 func main() {
@@ -27,22 +29,12 @@ func main() {
 """
 
 
-def ranges(codepoints) -> list[tuple[int, int]]:
-    out: list = []
-    for cp in sorted(codepoints):
-        if out and out[-1][1] + 1 == cp:
-            out[-1] = (out[-1][0], cp)
-        else:
-            out.append((cp, cp))
-    return out
-
-
 def char_class(codepoints) -> str:
     def esc(cp: int) -> str:
         if chr(cp).isascii() and chr(cp).isalnum() or cp == 0x5F:
             return chr(cp)
         return f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
-    return "[" + "".join(esc(lo) if lo == hi else f"{esc(lo)}-{esc(hi)}" for lo, hi in ranges(codepoints)) + "]"
+    return "[" + "".join(esc(lo) if lo == hi else f"{esc(lo)}-{esc(hi)}" for lo, hi in codepoints_to_ranges(codepoints)) + "]"
 
 
 def python_name() -> str:
