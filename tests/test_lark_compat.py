@@ -48,8 +48,19 @@ GRAMMAR_CAUSES = {
 }
 
 
-def _xfail(causes):
-    return [pytest.mark.xfail(strict=True, reason=" + ".join(causes))] if causes else []
+# Meeting a cause by chance: csv's mutations meet NO_FALLBACK (`1E` then a newline) about once in 100, so
+# whether they pass the 99% bar depends on the draw (which differs with what ran before in the process).
+GRAMMAR_CAUSES_BY_CHANCE = {"csv": [NO_FALLBACK]}
+
+
+def _xfail(causes, strict=True):
+    return [pytest.mark.xfail(strict=strict, reason=" + ".join(causes))] if causes else []
+
+
+def _grammar_marks(name):
+    if name in GRAMMAR_CAUSES_BY_CHANCE:
+        return _xfail(GRAMMAR_CAUSES_BY_CHANCE[name], strict=False)
+    return _xfail(GRAMMAR_CAUSES.get(name))
 
 
 @lru_cache(maxsize=None)
@@ -63,7 +74,7 @@ def _listing(verdicts, limit=8) -> str:
     return "\n".join(lines) + (f"\n... {len(verdicts) - limit} more" if len(verdicts) > limit else "")
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_xfail(GRAMMAR_CAUSES.get(n))) for n in lc.CASES])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_grammar_marks(n)) for n in lc.CASES])
 def test_grammar_agrees_with_lark(name):
     r = report(name)
     assert r.refused is None, f"grammask refuses a grammar Lark accepts: {r.refused}"
