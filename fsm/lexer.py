@@ -88,7 +88,7 @@ def _regex_dfa(name: str, regex: str, fullmatch: bool = False) -> CharDFA:
     """The terminal's lexemes as Lark's `re.match` finds them (fullmatch: the strings re.fullmatch accepts,
     for intersections)."""
     try:
-        return regex_dfa(regex, fullmatch=fullmatch)
+        return _cached_regex_dfa(regex, fullmatch)
     except RegexUnsupported as exc:
         raise RegexError(name, f"{exc} in /{regex}/") from None
     except re.error as exc:
@@ -109,6 +109,13 @@ def _constraint_dfa(name: str, constraint: tuple) -> CharDFA:
     except ValueError as exc:
         raise RegexError(name, str(exc)) from None
     raise RegexError(name, f"unknown constraint {kind!r}")
+
+
+@lru_cache(maxsize=4096)
+def _cached_regex_dfa(regex: str, fullmatch: bool) -> CharDFA:
+    # Built once per regex (never changed after): the contextual analysis and each lexer mode that lexes
+    # a terminal need the same automaton.
+    return regex_dfa(regex, fullmatch=fullmatch)
 
 
 @lru_cache(maxsize=65536)
