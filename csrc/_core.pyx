@@ -37,6 +37,7 @@ cdef extern from "gm_core.h":
         const int32_t *state_mode
         const int32_t *mode_event
         int32_t t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text
+        int32_t lex_fallback
         int32_t n_rules
 
     ctypedef struct gm_fill_cache:
@@ -266,7 +267,7 @@ cdef class CoreGrammar:
                  int t_dedent=-1, int t_cont=-1, int t_semicolon=-1, int tab_len=8, mode_start=None, lex_mode=None,
                  term_fop=None, term_farg=None, term_restart=None, mode_event=None, int t_rbrace=-1,
                  int t_colon=-1, int t_walrus=-1, int t_fclose=-1, int t_spec_open=-1, int t_spec_text=-1,
-                 state_mode=None):
+                 state_mode=None, int lex_fallback=0):
         a = {}
         a["term_ignored"], n_terms = _table("term_ignored", term_ignored, np.uint8, (None,))
         a["lex_trans"], n_states = _table("lex_trans", lex_trans, np.int32, (None, 256))
@@ -301,6 +302,7 @@ cdef class CoreGrammar:
         _scalar("lr_end", lr_end, 0, n_lr)
         _scalar("indenter", indenter, 0, 4)
         _scalar("lex_init", lex_init, 0, n_states)
+        _scalar("lex_fallback", lex_fallback, 0, 2)
         if indenter == 1:
             for name, value in (("t_nl", t_nl), ("t_newline", t_newline), ("t_indent", t_indent),
                                 ("t_dedent", t_dedent)):
@@ -315,7 +317,7 @@ cdef class CoreGrammar:
         self.arrays = a
         self.scalars = dict(lr_start=lr_start, lr_end=lr_end, indenter=indenter, lex_init=lex_init, t_nl=t_nl,
                             t_newline=t_newline, t_indent=t_indent, t_dedent=t_dedent, t_cont=t_cont,
-                            t_semicolon=t_semicolon, tab_len=tab_len)
+                            t_semicolon=t_semicolon, tab_len=tab_len, lex_fallback=lex_fallback)
         self.g.n_lex_states = self.n_lex_states = <int32_t>n_states
         self.g.n_terminals = self.n_terminals = <int32_t>n_terms
         self.g.lex_trans = <const int32_t *>_ptr(a["lex_trans"])
@@ -341,6 +343,7 @@ cdef class CoreGrammar:
         self.g.t_nl, self.g.t_newline, self.g.t_indent, self.g.t_dedent = t_nl, t_newline, t_indent, t_dedent
         self.g.t_cont = t_cont
         self.g.tab_len = tab_len
+        self.g.lex_fallback = lex_fallback
         self.g.term_flags = <const uint8_t *>_ptr(a["term_flags"])
         self.g.t_semicolon = t_semicolon
         self.g.n_modes = 1

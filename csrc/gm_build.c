@@ -47,6 +47,54 @@ static int groups_reserve(gm_build *out, group_caps *caps, int64_t n, int64_t n_
     return 0;
 }
 
+/* lex_fallback in the builder: the complete lexeme that the one in progress at some depth passed, as
+ * track_fallback keeps it at run time: at `at` (-1: none; FB_LOST_AT: too far back to fall back to) the
+ * bytes after it begin; it ended in lexer state `state`, the sequence before it being `seq`. */
+typedef struct { int64_t at; int32_t state, seq; } fallback_at;
+#define FB_LOST_AT (-2)
+static const fallback_at NO_FALLBACK = {-1, 0, 0};
+
+/* The fallback after byte b (at depth d, from state q after sequence seq, with fallback `fb`) led to nq. */
+static inline fallback_at fallback_after(const gm_grammar *g, fallback_at fb, int32_t q, int32_t seq, uint8_t b,
+                                         int64_t d, int32_t nq) {
+    const int continued = !is_start(g, q) && g->lex_trans[(size_t)q * 256 + b] >= 0;
+    if (is_start(g, nq) || g->lex_winner[nq] >= 0 || !continued) return NO_FALLBACK;
+    if (g->lex_winner[q] >= 0) return (fallback_at){d, q, seq};
+    if (fb.at >= 0 && d + 1 - fb.at > GM_FB_MAX) fb.at = FB_LOST_AT;
+    return fb;
+}
+
+/* Byte b[d] kills the lexeme with fallback dfb[d]: feed the lexeme it passed and lex b[fb.at .. d] again
+ * from where the next one starts, as the matcher does (gm_feed.h's fall_back). The state after (dfb[d + 1]
+ * and *seq_out set), GM_DEAD, DQ_DYNAMIC (the context decides a restart, or the bytes lexed again need a
+ * fallback of their own: the fill lexes such tokens itself), or GM_NOMEM. */
+static int32_t fall_back_walk(const gm_grammar *g, seq_table *st, const uint8_t *b, int64_t d, fallback_at *dfb,
+                              int32_t *seq_out) {
+    const fallback_at fb = dfb[d];
+    if (g->indenter) return DQ_DYNAMIC; /* the indentation of the bytes lexed again: the matcher's */
+    const int32_t w = g->lex_winner[fb.state];
+    int32_t s = fb.seq;
+    if (!g->term_ignored[w] && (s = seq_append(st, s, w)) < 0) return GM_NOMEM;
+    int32_t q = restart_state(g, fb.state, w);
+    if (q == GM_RESUME) return DQ_DYNAMIC;
+    fallback_at now = NO_FALLBACK;
+    for (int64_t i = fb.at; i <= d; i++) {
+        if (now.at >= 0 && g->lex_trans[(size_t)q * 256 + b[i]] < 0) return DQ_DYNAMIC;
+        int32_t emit[3];
+        int ne, consumed;
+        const int32_t nq = gm_lex_byte(g, q, b[i], emit, &ne, &consumed);
+        if (nq == GM_DEAD) return GM_DEAD;
+        if (nq == GM_RESUME) return DQ_DYNAMIC;
+        for (int e = 0; e < ne; e++)
+            if ((s = seq_append(st, s, emit[e])) < 0) return GM_NOMEM;
+        now = fallback_after(g, now, q, s, b[i], i, nq);
+        q = nq;
+    }
+    dfb[d + 1] = now;
+    *seq_out = s;
+    return q;
+}
+
 /* The builder over table states first, first + step, ...: the others get no groups and a zero mask. */
 static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
                       const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space,
@@ -67,6 +115,8 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
     /* Within a t_nl lexeme: whether this token held its newline, and where its indentation starts. */
     uint8_t *dreset = gm_malloc((size_t)(max_len + 1));
     int64_t *dfrom = gm_malloc((size_t)(max_len + 1) * sizeof(int64_t));
+    /* lex_fallback: the complete lexeme the one in progress passed (see track_fallback) */
+    fallback_at *dfb = gm_malloc((size_t)(max_len + 1) * sizeof(fallback_at));
     int32_t *res = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
     /* The sorted vocabulary in blocks of one first byte: a state that cannot take that byte skips the block
      * at once (most states take few first bytes; inside a multi-byte character, only continuation bytes). */
@@ -75,7 +125,7 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
     int32_t gcap = 0, gcap2 = 0, gcap3 = 0;
     if (groups_start(out, n_ts, n_words, &caps) || intern_init(&st, &ops) || map_init(&gmap, 256)) goto done;
     out->masks = gm_calloc((size_t)n_ts * n_words, sizeof(uint32_t));
-    if (!dq || !dseq || !dreset || !dfrom || !res || !block_end || !out->masks) goto done;
+    if (!dq || !dseq || !dreset || !dfrom || !dfb || !res || !block_end || !out->masks) goto done;
     for (int32_t k = n_order - 1; k >= 0; k--) {
         const int64_t at = tok_begin[order[k]], len = tok_begin[order[k] + 1] - at;
         const int same = k + 1 < n_order && len > 0 && tok_begin[order[k + 1] + 1] > tok_begin[order[k + 1]] &&
@@ -96,6 +146,7 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
         dseq[0] = 0;
         dreset[0] = 0;
         dfrom[0] = 0;
+        dfb[0] = NO_FALLBACK;
         const uint8_t *prev = NULL;
         int64_t prev_len = 0;
         int64_t stop_at = INT64_MAX; /* where the walked path died or turned dynamic */
@@ -135,6 +186,18 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
                     dseq[1] = 0;
                     dreset[1] = 0;
                     dfrom[1] = 1;
+                    dfb[1] = NO_FALLBACK;
+                    continue;
+                }
+                if (g->lex_fallback && dfb[d].at >= 0 && g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0) {
+                    /* b[d] kills the lexeme: the one it passed ends, the bytes after it are lexed again */
+                    int32_t nq = fall_back_walk(g, &st, b, d, dfb, &dseq[d + 1]);
+                    if (nq == GM_NOMEM) goto done;
+                    dq[d + 1] = nq;
+                    if (nq == GM_DEAD || nq == DQ_DYNAMIC) {
+                        stop_at = d + 1;
+                        break;
+                    }
                     continue;
                 }
                 int32_t emit[3];
@@ -167,6 +230,7 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
                     stop_at = d + 1;
                     break;
                 }
+                if (g->lex_fallback && nq >= 0) dfb[d + 1] = fallback_after(g, dfb[d], dq[d], dseq[d], b[d], d, nq);
                 if (g->indenter == GM_LARK_INDENT && nq >= 0 && g->lex_nl[nq]) {
                     /* Lark's count restarts at the lexeme's start and at each '\n', which it includes */
                     if (nl_begins(g, dq[d], b[d]) || b[d] == '\n') {
@@ -194,10 +258,12 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
                 res[k] = RES_DEAD;
                 continue;
             }
-            /* Ending at a lexeme boundary, nothing is pending; past one the fill lexes the token itself. */
+            /* Ending at a lexeme boundary, nothing is pending; past one the fill lexes the token itself, and
+             * so it does a token that ends with a fallback pending (its bytes are the matcher's then). */
+            const int pending_fallback = g->lex_fallback && q_end >= 0 && stop_at > len && dfb[len].at >= 0;
             const int32_t cset = q_end == GM_RESUME ? GM_ANY
-                                 : q_end == DQ_DYNAMIC ? GM_DYNAMIC_GROUP : cset_of(g, q_end);
-            const int32_t s = q_end == DQ_DYNAMIC ? 0 : dseq[len];
+                                 : (q_end == DQ_DYNAMIC || pending_fallback) ? GM_DYNAMIC_GROUP : cset_of(g, q_end);
+            const int32_t s = (q_end == DQ_DYNAMIC || pending_fallback) ? 0 : dseq[len];
             if (s == 0 && cset != GM_DYNAMIC_GROUP && (cset == GM_ANY || cset == state_cset)) {
                 /* Stays inside the lexeme and loses no terminal the parser could have wanted. */
                 res[k] = RES_UNCOND;
@@ -242,7 +308,7 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
 
     rc = intern_output(&st, &ops, out);
 done:
-    GM_FREE_ALL(dq, dseq, dreset, dfrom, res, block_end, gcount, gseq, gcset);
+    GM_FREE_ALL(dq, dseq, dreset, dfrom, dfb, res, block_end, gcount, gseq, gcset);
     intern_free(&st, &ops);
     map_free(&gmap);
     if (rc) gm_build_free(out);

@@ -58,6 +58,11 @@ typedef struct {
      * state on top of the stack (GM_RESTART_DYNAMIC then means "the parser state decides"). */
     const int32_t *state_mode;   /* [n_lr_states] */
     int32_t t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text;
+    /* Lark's scanner (lex_fallback != 0): when the lexeme in progress dies after it passed a complete one,
+     * the text falls back to that one and the bytes after it are lexed again, as re.match backtracks (FLOAT
+     * `1E` then a newline is INT `1`, then `E`; a \w name then a character whose first byte could continue
+     * it). Without it, the lexeme must end in an accepting state (grammask's own rule). */
+    int32_t lex_fallback;
     int32_t n_rules;             /* entries of rule_lhs and rule_len (for gm_check_lr) */
 } gm_grammar;
 
@@ -80,6 +85,9 @@ typedef struct {
 #define GM_MAX_FSTRINGS 16        /* open f-strings: 3.11's four quote kinds allow 4, PEP 701 any (CPython: 150) */
 #define GM_FARG_FREE_NESTING 8    /* term_farg of an FSTART: PEP 701, the quote kinds need not differ */
 #define GM_MAX_FIELD_DEPTH 199    /* brackets in a field: CPython compiles it inside one more pair */
+#define GM_FB_MAX 12              /* bytes a fallback can go back over (a character is at most 4); further
+                                     back, a lexeme that dies is an error */
+#define GM_FB_LOST (GM_FB_MAX + 1)
 #define GM_DYNAMIC_GROUP (-2)     /* group_cset of a state's tokens that cross a dynamic restart: the fill
                                      lexes each of them with the matcher's context */
 
@@ -149,6 +157,11 @@ typedef struct {
     int32_t semi;         /* semicolon mode: a newline here inserts a semicolon */
     int32_t fn;           /* open f-strings, innermost last: kind*2+raw | position << 3 | field depth << 8 */
     int32_t fstr[GM_MAX_FSTRINGS];
+    /* lex_fallback: the lexeme in progress passed a complete one, which ended in lexer state fb_state,
+     * fb_n bytes ago (0: none; GM_FB_LOST: more than GM_FB_MAX, no fallback kept); fb_bytes those bytes,
+     * zero past fb_n (the context is a fill cache key). */
+    int32_t fb_state, fb_n;
+    uint8_t fb_bytes[GM_FB_MAX];
 } gm_ictx;
 
 typedef struct { int32_t *data; int32_t len, cap; } gm_stack;
@@ -192,7 +205,8 @@ typedef struct {
     gm_history *hist; int32_t n_hist, hist_cap;
     int32_t max_hist;              /* 0: unbounded; else the oldest entries are dropped past it */
     int32_t *saved; int64_t n_saved, saved_cap;
-    gm_stack scratch[4];           /* virtual-stack overlays: LR and indentation, twice */
+    gm_stack scratch[6];           /* virtual-stack overlays: LR and indentation, three times (the third:
+                                      the fallback's trials, see fallback_viable) */
     gm_snapshot *snaps; int64_t snaps_cap;
     int32_t *snap_data; int64_t snap_data_cap;
     uint32_t *take_stamp; uint8_t *take_ok; uint32_t stamp;  /* fill: can_take answers for one parse state */

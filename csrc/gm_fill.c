@@ -76,6 +76,7 @@ void gm_group_lcp(const gm_vocab *v, int32_t n_table_states, int32_t *out) {
 
 static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out);
 static int fill_stripped(gm_matcher *m, uint32_t *restrict out);
+static int fill_each(gm_matcher *m, uint32_t *restrict out);
 
 int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
     const gm_vocab *v = m->v;
@@ -87,7 +88,11 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
     }
     const int32_t ts = (m->at_start && v->strip_leading_space) ? m->g->n_lex_states : m->lex_state;
     int r;
-    if (m->at_start && v->strip_leading_space && m->lex_state != m->g->lex_init) {
+    if (m->ctx.fb_n) {
+        /* A fallback pending (a token ended inside the bytes it would lex again): the token tables do
+         * not hold those bytes, so each token is lexed on its own. */
+        if ((r = fill_each(m, out))) return r;
+    } else if (m->at_start && v->strip_leading_space && m->lex_state != m->g->lex_init) {
         /* The first token after a prefix: its leading space is still dropped (the output is decoded
          * alone), but the start table is for the start of a text. The tokens with a space, one by one. */
         if ((r = fill_groups(m, m->lex_state, out))) return r;
@@ -142,6 +147,19 @@ static int fill_stripped(gm_matcher *m, uint32_t *restrict out) {
         if (r < 0) return r;
         if (r) out[t >> 5] |= 1u << (t & 31);
         else out[t >> 5] &= ~(1u << (t & 31));
+    }
+    return 0;
+}
+
+/* Every token checked as accept_token would (no token tables). */
+static int fill_each(gm_matcher *m, uint32_t *restrict out) {
+    const gm_vocab *v = m->v;
+    memset(out, 0, (size_t)v->n_words * sizeof(uint32_t));
+    for (int32_t t = 0; t < v->n_tokens; t++) {
+        if (v->tok_begin[t + 1] == v->tok_begin[t] || v->is_stop[t]) continue;
+        int r = token_viable(m, t);
+        if (r < 0) return r;
+        if (r) out[t >> 5] |= 1u << (t & 31);
     }
     return 0;
 }

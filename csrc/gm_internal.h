@@ -67,6 +67,34 @@ static inline int is_start(const gm_grammar *g, int32_t q) {
     return g->n_modes > 1 ? g->mode_start[g->lex_mode[q]] == q : q == 0;
 }
 
+/* Where the lexeme after terminal `w` (which ended in state q) starts: a state, or GM_RESUME. */
+static inline int32_t restart_state(const gm_grammar *g, int32_t q, int32_t w) {
+    if (g->n_modes <= 1) return 0;
+    const int32_t r = g->term_restart[w];
+    if (r == GM_RESTART_SAME) return g->mode_start[g->lex_mode[q]];
+    return r == GM_RESTART_DYNAMIC ? GM_RESUME : g->mode_start[r];
+}
+
+/* lex_fallback: what byte b, lexed from state `from` into state nq (a lexeme in progress unless a start),
+ * leaves of the fallback in *c: a complete lexeme passed, kept with the bytes after it, or none. */
+static inline void track_fallback(const gm_grammar *g, gm_ictx *c, int32_t from, uint8_t b, int32_t nq) {
+    const int continued = !is_start(g, from) && g->lex_trans[(size_t)from * 256 + b] >= 0;
+    if (is_start(g, nq) || g->lex_winner[nq] >= 0 || !continued) {
+        if (c->fb_n) {
+            memset(c->fb_bytes, 0, sizeof(c->fb_bytes));
+            c->fb_n = c->fb_state = 0;
+        }
+    } else if (g->lex_winner[from] >= 0) {
+        c->fb_state = from;
+        c->fb_n = 1;
+        memset(c->fb_bytes, 0, sizeof(c->fb_bytes));
+        c->fb_bytes[0] = b;
+    } else if (c->fb_n && c->fb_n < GM_FB_LOST) {
+        if (c->fb_n < GM_FB_MAX) c->fb_bytes[c->fb_n] = b;
+        c->fb_n++;
+    }
+}
+
 /* The completable set of the lexeme in progress in state q (GM_ANY: none in progress). */
 static inline int32_t cset_of(const gm_grammar *g, int32_t q) {
     return is_start(g, q) ? GM_ANY : g->lex_cset[q];
@@ -164,6 +192,9 @@ static inline void vstate_init(gm_matcher *m, vstate *vs) {
     vs->ctx = m->ctx;
 }
 
+/* A copy of `src` in overlay pair `pair` of the matcher's scratch stacks (0: vstate_init's, 1: can_take's,
+ * 2: the fallback's trials); `src` may be in that pair already. */
+GM_INTERNAL int vstate_copy_into(gm_matcher *m, const vstate *src, vstate *dst, int pair);
 /* Feed one event to the parser through the indentation, semicolon and f-string rules: 1 taken, 0 refused,
  * <0 an error. Events: a terminal id, $END (n_terminals), a t_nl lexeme with a whitespace op from the token
  * tables (> n_terminals), or with explicit widths (EV_NL_WIDTH; GM_LARK_INDENT: t_nl, its indentation in
@@ -182,6 +213,8 @@ GM_INTERNAL int check_seq(gm_matcher *m, const int32_t *seq, int32_t n, int32_t 
 /* The event that ends the pending lexeme, if it is a complete terminal: 1 and *ev, or 0 for "none needed"
  * (*ev = -1), or -1 if the lexeme is incomplete. */
 GM_INTERNAL int pending_event(const gm_matcher *m, int32_t *ev);
+/* The same for a lexeme in progress in lexer state q. */
+GM_INTERNAL int lexeme_event(const gm_grammar *g, int32_t q, int32_t *ev);
 /* A token's bytes as the matcher lexes them (the tokenizer's dropped leading space at the start). */
 GM_INTERNAL const uint8_t *token_text(const gm_matcher *m, int32_t token, int64_t *n);
 /* A token's bytes from the matcher's state: 1 if the parser takes every terminal and the pending lexeme can

@@ -2,14 +2,6 @@
  * tables come from grammar/tables.py; gm_feed.h drives it over text, gm_build.c over the vocabulary. */
 #include "gm_internal.h"
 
-/* Where the lexeme after terminal `w` (which ended in state q) starts: a state, or GM_RESUME. */
-static inline int32_t restart_state(const gm_grammar *g, int32_t q, int32_t w) {
-    if (g->n_modes <= 1) return 0;
-    const int32_t r = g->term_restart[w];
-    if (r == GM_RESTART_SAME) return g->mode_start[g->lex_mode[q]];
-    return r == GM_RESTART_DYNAMIC ? GM_RESUME : g->mode_start[r];
-}
-
 int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, int *n_emit, int *consumed) {
     *n_emit = 0;
     *consumed = 1;

@@ -30,7 +30,7 @@ int gm_matcher_private_fill_cache(gm_matcher *m, int32_t n_entries) {
 
 void gm_matcher_free(gm_matcher *m) {
     GM_FREE_ALL(m->lr.data, m->ind.data, m->hist, m->saved, m->scratch[0].data, m->scratch[1].data,
-                m->scratch[2].data, m->scratch[3].data, m->snaps, m->snap_data, m->take_stamp, m->take_ok,
+                m->scratch[2].data, m->scratch[3].data, m->scratch[4].data, m->scratch[5].data, m->snaps, m->snap_data, m->take_stamp, m->take_ok,
                 m->unit_memo);
     gm_fill_cache_free(m->own_fill_cache);
     memset(m, 0, sizeof(*m));
@@ -128,8 +128,10 @@ int gm_rollback(gm_matcher *m, int32_t n) {
 }
 
 int pending_event(const gm_matcher *m, int32_t *ev) {
-    const gm_grammar *g = m->g;
-    int32_t q = m->lex_state;
+    return lexeme_event(m->g, m->lex_state, ev);
+}
+
+int lexeme_event(const gm_grammar *g, int32_t q, int32_t *ev) {
     *ev = -1;
     if (is_start(g, q)) return 0;
     int32_t w = g->lex_winner[q];
@@ -144,11 +146,22 @@ int gm_is_complete(gm_matcher *m) {
     if (m->g->indenter == GM_INDENT && m->ctx.cont && is_start(m->g, m->lex_state)) return 0;
     int32_t seq[2], ev;
     int32_t n = 0;
+    vstate vs;
+    if (m->ctx.fb_n) {
+        /* the text ends in a lexeme that needs the fallback */
+        int32_t q = m->lex_state;
+        vstate_init(m, &vs);
+        int r = flush_fallbacks(m, &vs, &q, 0);
+        if (r != 1) return r == FEED_DEAD ? 0 : r;
+        int p = lexeme_event(m->g, q, &ev);
+        if (p < 0) return 0;
+        if (p && (r = post_feed(m, &vs, ev)) != 1) return r;
+        return post_feed(m, &vs, m->g->n_terminals);
+    }
     int p = pending_event(m, &ev);
     if (p < 0) return 0;
     if (p) seq[n++] = ev;
     seq[n++] = m->g->n_terminals; /* $END */
-    vstate vs;
     return check_seq(m, seq, n, GM_ANY, &vs);
 }
 
@@ -173,7 +186,7 @@ int64_t gm_matcher_memory(const gm_matcher *m) {
               + (int64_t)m->hist_cap * sizeof(gm_history) + 4 * m->saved_cap
               + m->snaps_cap * (int64_t)sizeof(gm_snapshot) + 4 * m->snap_data_cap
               + ((int64_t)m->g->n_terminals + 1) * 5 + GM_UNIT_MEMO * (int64_t)sizeof(gm_unit_memo);
-    for (int i = 0; i < 4; i++) b += 4 * (int64_t)m->scratch[i].cap;
+    for (int i = 0; i < 6; i++) b += 4 * (int64_t)m->scratch[i].cap;
     return b + gm_fill_cache_memory(m->own_fill_cache); /* not the shared one: the tables hold it */
 }
 
@@ -186,7 +199,7 @@ int feed_token_bytes(gm_matcher *m, const uint8_t *b, int64_t n, vstate *vs, int
         if (r != 1) return r == FEED_DEAD ? 0 : r;
     }
     *q_end = q;
-    return pending_ok(m, vs, cset_of(m->g, q));
+    return lexeme_viable(m, vs, q);
 }
 
 const uint8_t *token_text(const gm_matcher *m, int32_t token, int64_t *n) {

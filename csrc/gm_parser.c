@@ -23,19 +23,23 @@ static inline int vs_push(vstack *vs, int32_t s) {
 }
 
 
-/* A copy of `src` in the second pair of overlays (for "could it take X?" questions). */
-static int vstate_copy(gm_matcher *m, const vstate *src, vstate *dst) {
-    gm_stack *a = &m->scratch[2], *b = &m->scratch[3];
+int vstate_copy_into(gm_matcher *m, const vstate *src, vstate *dst, int pair) {
+    gm_stack *a = &m->scratch[2 * pair], *b = &m->scratch[2 * pair + 1];
     if (grow32(&a->data, &a->cap, src->lr.ov->len + 1) || grow32(&b->data, &b->cap, src->ind.ov->len + 1))
         return GM_NOMEM;
-    memcpy(a->data, src->lr.ov->data, (size_t)src->lr.ov->len * sizeof(int32_t));
-    memcpy(b->data, src->ind.ov->data, (size_t)src->ind.ov->len * sizeof(int32_t));
+    memmove(a->data, src->lr.ov->data, (size_t)src->lr.ov->len * sizeof(int32_t));
+    memmove(b->data, src->ind.ov->data, (size_t)src->ind.ov->len * sizeof(int32_t));
     a->len = src->lr.ov->len;
     b->len = src->ind.ov->len;
     *dst = *src;
     dst->lr.ov = a;
     dst->ind.ov = b;
     return 0;
+}
+
+/* A copy of `src` in the second pair of overlays (for "could it take X?" questions). */
+static int vstate_copy(gm_matcher *m, const vstate *src, vstate *dst) {
+    return vstate_copy_into(m, src, dst, 1);
 }
 
 static inline int32_t vs_below_top(const vstack *vs) {

@@ -11,13 +11,21 @@ static int feed_real(gm_matcher *m, int32_t ev) {
     return r == 1 ? make_real(m, &vs) : r;
 }
 
-static int pending_viable(gm_matcher *m, int32_t cset) {
+/* The matcher's text (its lexeme in progress in state q) can still go on to a text the parser takes. */
+static int pending_viable(gm_matcher *m, int32_t q) {
     vstate vs;
-    return check_seq(m, NULL, 0, cset, &vs);
+    vstate_init(m, &vs);
+    return lexeme_viable(m, &vs, q);
 }
 
 int gm_flush_lexeme(gm_matcher *m) {
     int32_t ev;
+    if (m->ctx.fb_n) {
+        vstate vs;
+        vstate_init(m, &vs);
+        int r = flush_fallbacks(m, &vs, &m->lex_state, 1);
+        if (r != 1) return r == FEED_DEAD ? 0 : r;
+    }
     int p = pending_event(m, &ev);
     if (p < 0) return 0;
     if (p) {
@@ -67,7 +75,7 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
         } else if (g->lex_cset[q] != checked_cset) {
             checked_cset = g->lex_cset[q];
             m->lex_state = q;
-            r = pending_viable(m, checked_cset);
+            r = pending_viable(m, q);
             if (r < 0) return r;
             if (!r) {
                 *err_term = checked_cset;
@@ -78,6 +86,16 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
         }
     }
     m->lex_state = q;
+    if (m->ctx.fb_n && !at_start) {
+        /* a fallback pending: whether some text goes on from here is more than the completable set */
+        int r = pending_viable(m, q);
+        if (r < 0) return r;
+        if (!r) {
+            *err_term = g->lex_cset[q];
+            *err_pos = *lexeme_begin;
+            return GM_ERR_PENDING;
+        }
+    }
     return GM_OK;
 }
 

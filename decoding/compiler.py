@@ -23,7 +23,7 @@ DYNAMIC_GROUP = -2  # group_cset of the tokens the fill lexes one by one (GM_DYN
 _GRAMMAR_ARRAYS = ("lex_trans", "lex_winner", "lex_cset", "lex_final", "term_ignored", "cset_begin",
                    "cset_terms", "action", "goto", "rule_lhs", "rule_len", "term_bracket", "lex_nl", "term_flags")
 _GRAMMAR_SCALARS = ("lr_start", "lr_end", "indenter", "lex_init", "t_nl", "t_newline", "t_indent", "t_dedent",
-                    "t_cont", "t_semicolon", "tab_len")
+                    "t_cont", "t_semicolon", "tab_len", "lex_fallback")
 _FSTRING_ARRAYS = ("mode_start", "lex_mode", "term_fop", "term_farg", "term_restart", "mode_event", "state_mode")
 _FSTRING_SCALARS = ("t_rbrace", "t_colon", "t_walrus", "t_fclose", "t_spec_open", "t_spec_text")
 _VOCAB_ARRAYS = ("tok_bytes", "tok_begin", "is_stop", "uncond_mask", "masks", "group_begin", "group_seq",
@@ -44,7 +44,7 @@ def core_grammar_arrays(tables: GrammarTables) -> dict:
                 term_bracket=tables.term_bracket, lex_nl=tables.lex_nl, term_flags=tables.term_flags,
                 lr_start=tables.parser.start_state, lr_end=tables.parser.end_state,
                 indenter=(3 if ind.kind == "lark" else 1) if ind else (2 if semi else 0), lex_init=tables.lex_init,
-                tab_len=ind.tab_len if ind else 8,
+                tab_len=ind.tab_len if ind else 8, lex_fallback=int(tables.lex_fallback),
                 t_semicolon=semi.semicolon if semi else -1,
                 t_nl=ind.nl if ind else -1, t_newline=ind.newline if ind else -1,
                 t_indent=ind.indent if ind else -1, t_dedent=ind.dedent if ind else -1,

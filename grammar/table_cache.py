@@ -29,7 +29,7 @@ from .lark_frontend import ParseTables, conflict_warning
 from .directives import IndenterSpec, SemicolonSpec
 from .tables import GrammarTables, build_tables
 
-FORMAT = "grammar-tables-2"
+FORMAT = "grammar-tables-3"
 SUBDIR = "grammar-tables"  # in the token tables' cache directory: apart, so each kind can be listed alone
 
 # Every array of a GrammarTables: its dtype and number of dimensions, as build_tables makes them.
@@ -118,7 +118,7 @@ def to_arrays(t: GrammarTables) -> tuple[dict, dict[str, np.ndarray]]:
         terminals=[[s.name, s.regex, s.priority, s.is_literal, s.ignored, list(s.also), list(s.modes),
                     list(s.mode_regexes), s.fullmatch] for s in t.terminals],
         display=list(t.display), nonterminals=list(lr.nonterminals), start_state=lr.start_state,
-        end_state=lr.end_state, lex_init=t.lex_init, conflicts=[list(c) for c in t.conflicts],
+        end_state=lr.end_state, lex_init=t.lex_init, lex_fallback=t.lex_fallback, conflicts=[list(c) for c in t.conflicts],
         indenter=None if t.indenter is None else [t.indenter.nl, t.indenter.newline, t.indenter.indent,
                                                   t.indenter.dedent, t.indenter.cont, t.indenter.kind,
                                                   t.indenter.tab_len],
@@ -202,7 +202,7 @@ def from_arrays(meta: dict, arrays: dict[str, np.ndarray]) -> GrammarTables:
         _in_range(mode_restart, -1 if state_mode is None else -2, len(mode_start), "restart modes")
     return GrammarTables(terminals, display, lexer, parser, indenter, a["term_bracket"], a["lex_nl"],
                          _index(meta["lex_init"], n_states), semicolons, a["term_flags"], fstrings, conflicts,
-                         mode_restart, state_mode)
+                         mode_restart, state_mode, _flag(meta, "lex_fallback"))
 
 
 def _fstrings(f: dict, arrays: dict, n_terms: int, n_modes: int) -> FStringSpec:
@@ -288,4 +288,10 @@ def _bool(v) -> bool:
 
 def _index(v, n: int) -> int:
     _expect(0 <= _int(v) < n, f"index {v} out of range (0..{n - 1})")
+    return v
+
+
+def _flag(meta: dict, key: str) -> bool:
+    v = meta.get(key)
+    _expect(isinstance(v, bool), f"{key} is true or false")
     return v

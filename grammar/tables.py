@@ -39,6 +39,8 @@ class GrammarTables:
     mode_restart: np.ndarray = None   # (n_terminals,) int32 lexmodes directive or contextual lexer: the next
                                       # lexeme's mode, -1 the same, -2 the parser state's (state_mode)
     state_mode: np.ndarray = None     # (n_lr_states,) int32 contextual lexer: the mode a lexeme begins in
+    lex_fallback: bool = False        # Lark's scanner: a lexeme that dies falls back to the complete one it
+                                      # passed, and the bytes after it are lexed again (gm_core.h)
 
     @property
     def n_terminals(self) -> int:
@@ -142,7 +144,7 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
         term_flags[list(semicolons.after)] |= 2
     return GrammarTables(terminals, display + ["end of input"], lexer, parser, indenter, term_bracket, lex_nl,
                          lex_init, semicolons, term_flags, fstrings, notices, mode_restart,
-                         state_mode)
+                         state_mode, lexer_kind != "longest")
 
 
 def _contextual(terminals, parser, indenter, semicolons, max_lexer_states, deadline, source):
