@@ -2,7 +2,7 @@
  * the parser does (one unconditional mask) and, for the rest, groups of tokens that feed the same terminal
  * sequence and leave the same completable set pending: the fill feeds each sequence to the virtual parser
  * once and ORs in the groups it takes. Costly fills are kept in the fill cache (gm_fill_cache.c). */
-#include "gm_internal.h"
+#include "gm_feed.h"
 
 static void set_stop_bits(const gm_vocab *v, uint32_t *out) {
     for (int32_t i = 0; i < v->n_stop; i++) out[v->stop_ids[i] >> 5] |= 1u << (v->stop_ids[i] & 31);
@@ -77,6 +77,7 @@ void gm_group_lcp(const gm_vocab *v, int32_t n_table_states, int32_t *out) {
 static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out);
 static int fill_stripped(gm_matcher *m, uint32_t *restrict out);
 static int fill_each(gm_matcher *m, uint32_t *restrict out);
+static int fill_fallback(gm_matcher *m, uint32_t *restrict out);
 
 int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
     const gm_vocab *v = m->v;
@@ -91,7 +92,7 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
     if (m->ctx.fb_n) {
         /* A fallback pending (a token ended inside the bytes it would lex again): the token tables do
          * not hold those bytes, so each token is lexed on its own. */
-        if ((r = fill_each(m, out))) return r;
+        if ((r = (m->at_start && v->strip_leading_space) ? fill_each(m, out) : fill_fallback(m, out))) return r;
     } else if (m->at_start && v->strip_leading_space && m->lex_state != m->g->lex_init) {
         /* The first token after a prefix: its leading space is still dropped (the output is decoded
          * alone), but the start table is for the start of a text. The tokens with a space, one by one. */
@@ -159,6 +160,57 @@ static int fill_each(gm_matcher *m, uint32_t *restrict out) {
         if (v->tok_begin[t + 1] == v->tok_begin[t] || v->is_stop[t]) continue;
         int r = token_viable(m, t);
         if (r < 0) return r;
+        if (r) out[t >> 5] |= 1u << (t & 31);
+    }
+    return 0;
+}
+
+/* A fallback pending. The tokens whose first byte kills the lexeme in progress are the ones the token tables
+ * allow after the fallback (the shorter lexeme fed, the bytes after it lexed again): the matcher is put in
+ * that state for one fill from the tables, then put back. The others go on with the lexeme: each is lexed
+ * on its own. */
+static int fill_fallback(gm_matcher *m, uint32_t *restrict out) {
+    const gm_grammar *g = m->g;
+    const gm_vocab *v = m->v;
+    const int32_t q = m->lex_state;
+    vstate vs;
+    byte_fed fed;
+    int32_t after = q;
+    vstate_init(m, &vs);
+    int r = fall_back(m, &vs, &after, 0, &fed);
+    if (r < 0) return r;
+    if (r == 1 && vs.ctx.fb_n) return fill_each(m, out); /* the bytes lexed again leave one pending too */
+    memset(out, 0, (size_t)v->n_words * sizeof(uint32_t));
+    if (r == 1) {
+        const int32_t lr_len = m->lr.len, ind_len = m->ind.len, at_start = m->at_start;
+        const gm_ictx ctx = m->ctx;
+        int32_t *saved = gm_malloc(((size_t)lr_len + ind_len) * sizeof(int32_t));
+        if (!saved) return GM_NOMEM;
+        memcpy(saved, m->lr.data, (size_t)lr_len * sizeof(int32_t));
+        memcpy(saved + lr_len, m->ind.data, (size_t)ind_len * sizeof(int32_t));
+        r = make_real(m, &vs);
+        if (r == 1) {
+            m->lex_state = after;
+            m->at_start = 0;
+            r = fill_groups(m, after, out);
+        }
+        /* put the matcher back (make_real only grew its stacks) */
+        memcpy(m->lr.data, saved, (size_t)lr_len * sizeof(int32_t));
+        memcpy(m->ind.data, saved + lr_len, (size_t)ind_len * sizeof(int32_t));
+        m->lr.len = lr_len;
+        m->ind.len = ind_len;
+        m->ctx = ctx;
+        m->lex_state = q;
+        m->at_start = at_start;
+        gm_free(saved);
+        if (r < 0) return r;
+    }
+    for (int32_t t = 0; t < v->n_tokens; t++) {
+        const int64_t at = v->tok_begin[t];
+        if (v->tok_begin[t + 1] == at || v->is_stop[t]) continue;
+        if (g->lex_trans[(size_t)q * 256 + v->tok_bytes[at]] < 0) continue; /* from the tables, above */
+        out[t >> 5] &= ~(1u << (t & 31));
+        if ((r = token_viable(m, t)) < 0) return r;
         if (r) out[t >> 5] |= 1u << (t & 31);
     }
     return 0;
