@@ -77,13 +77,8 @@ def core_grammar(grammar: Grammar) -> CoreGrammar:
 
 
 def _vocab_arrays(core: CoreGrammar, info: TokenizerInfo) -> dict:
-    stops = set(info.stop_token_ids)
     # Stop tokens are only ever stops; tokens with no text are never allowed.
-    text = [b if (b and i not in stops) else b"" for i, b in enumerate(info.token_bytes)]
-    lengths = np.fromiter((len(b) for b in text), dtype=np.int64, count=len(text))
-    tok_begin = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    tok_bytes = np.frombuffer(b"".join(text), dtype=np.uint8)
-    order = np.asarray(sorted((i for i, b in enumerate(text) if b), key=text.__getitem__), dtype=np.int32)
+    tok_bytes, tok_begin, order, is_stop = info.byte_layout()
     n_words = (info.vocab_size + 31) // 32
     raw = core.build_vocab(tok_bytes, tok_begin, order, n_words, info.strips_leading_space, _build_threads())
     # Many lexer states share their unconditional mask: store each distinct mask once.
@@ -95,8 +90,6 @@ def _vocab_arrays(core: CoreGrammar, info: TokenizerInfo) -> dict:
     group_dense, group_tok_begin, group_toks = _dense_groups(group_tok_begin, group_toks, group_cset, n_words,
                                                              distinct)
     masks = np.frombuffer(b"".join(distinct), dtype=np.uint32).reshape(len(distinct), n_words)
-    is_stop = np.zeros(info.vocab_size, dtype=np.uint8)
-    is_stop[list(stops)] = 1
     return dict(tok_bytes=tok_bytes, tok_begin=tok_begin, is_stop=is_stop, uncond_mask=uncond, masks=masks,
                 group_begin=raw["group_begin"], group_seq=group_seq, group_cset=group_cset,
                 group_tok_begin=group_tok_begin, group_toks=group_toks, group_dense=group_dense,

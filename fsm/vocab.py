@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
+import numpy as np
+
 SENTENCEPIECE_SPACE = "\u2581"  # "▁"
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
@@ -94,6 +96,7 @@ class TokenizerInfo:
     strips_leading_space: bool = False
     kind: str = "raw"
     _digest: list = field(default_factory=list, repr=False, compare=False)
+    _layout: list = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.token_bytes)
@@ -145,6 +148,26 @@ class TokenizerInfo:
             stops.update([eos] if isinstance(eos, int) else eos)
         size = n if vocab_size is None else int(vocab_size)
         return cls(tuple(token_bytes), size, tuple(sorted(stops)), strips, kind)
+
+    def byte_layout(self) -> tuple:
+        """(tok_bytes, tok_begin, order, is_stop) as the table builder reads them: every token's text in one
+        uint8 array (stop tokens and tokens without text empty), its offsets, the ids of the tokens with text
+        sorted by their bytes, and the stop flags. Made once per tokenizer and kept: every grammar compiled
+        for it (a JSON Schema per request) reads the same, and sorting a 128k vocabulary takes most of a
+        second."""
+        if not self._layout:
+            stops = set(self.stop_token_ids)
+            text = [b if (b and i not in stops) else b"" for i, b in enumerate(self.token_bytes)]
+            lengths = np.fromiter((len(b) for b in text), dtype=np.int64, count=len(text))
+            tok_begin = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            tok_bytes = np.frombuffer(b"".join(text), dtype=np.uint8)
+            order = np.asarray(sorted((i for i, b in enumerate(text) if b), key=text.__getitem__), dtype=np.int32)
+            is_stop = np.zeros(self.vocab_size, dtype=np.uint8)
+            is_stop[list(stops)] = 1
+            for a in (tok_begin, order, is_stop):
+                a.setflags(write=False)
+            self._layout.append((tok_bytes, tok_begin, order, is_stop))
+        return self._layout[0]
 
     @property
     def digest(self) -> str:

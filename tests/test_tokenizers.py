@@ -116,3 +116,17 @@ def test_qwen_converts_as_tiktoken_reads():
         ids = tok.encode(text, add_special_tokens=False)
         assert ids == reference.encode(text), text
         assert tok.decode(ids) == reference.decode(ids) == text
+
+
+def test_byte_layout_is_made_once_and_is_the_tokens_text():
+    """The arrays the table builder reads are kept with the tokenizer (each compile reuses them), read-only,
+    and spell every token's text, the tokens with text sorted by it."""
+    info = tokenizer_info("smollm2")
+    tok_bytes, tok_begin, order, is_stop = info.byte_layout()
+    assert info.byte_layout()[2] is order
+    assert not order.flags.writeable and not tok_begin.flags.writeable
+    texts = [bytes(tok_bytes[tok_begin[i]:tok_begin[i + 1]]) for i in range(len(info.token_bytes))]
+    stops = set(info.stop_token_ids)
+    assert texts == [b"" if (b is None or i in stops) else b for i, b in enumerate(info.token_bytes)]
+    assert [texts[i] for i in order] == sorted(t for t in texts if t)
+    assert set(is_stop.nonzero()[0].tolist()) == stops
