@@ -505,9 +505,11 @@ cdef class CoreVocab:
         _bounds("group_tok_begin", a["group_tok_begin"], n_groups + 1, n_group_toks)
         _in_range("group_toks", a["group_toks"], n_group_toks, 0, n_tokens)
         _bounds("seq_begin", a["seq_begin"], n_seq_begin, n_seq_terms)
-        # terminals, or (indentation grammars) a newline lexeme's whitespace op past $END
+        # terminals, or (indentation grammars) a newline lexeme's whitespace op past $END, or (a contextual
+        # lexer's restarts the parser state decides) a mode marker, -1 - mode
         n_events = n_terms + 1 + (n_wsop_begin - 1) if grammar.g.indenter in (1, 3) else n_terms
-        _in_range("seq_terms", a["seq_terms"], n_seq_terms, 0, n_events)
+        n_markers = grammar.g.n_modes if grammar.g.state_mode != NULL else 0
+        _in_range("seq_terms", a["seq_terms"], n_seq_terms, -n_markers, n_events)
         if n_seq_terms and bool(np.any(a["seq_terms"][:n_seq_terms] == n_terms)):
             raise TableError("seq_terms: $END inside a token")
         _bounds("wsop_begin", a["wsop_begin"], n_wsop_begin, n_wsop_bytes)

@@ -18,6 +18,7 @@ void gm_build_free(gm_build *out) {
 #define RES_DEAD (-1)
 #define DQ_DYNAMIC (-3) /* builder: the token has crossed a lexeme boundary whose next mode the context decides */
 #define RES_UNCOND (-2)
+#define RES_MODED (-4) /* builder: the token is in a group per mode (the `moded` pairs) */
 
 /* The capacities of a gm_build's group arrays while they are written. */
 typedef struct { int64_t tok_begin, seq, cset, toks; } group_caps;
@@ -95,6 +96,55 @@ static int32_t fall_back_walk(const gm_grammar *g, seq_table *st, const uint8_t 
     return q;
 }
 
+/* One state's groups while it is built: (sequence, completable set) -> local group id, and the tokens each
+ * group counts. */
+typedef struct {
+    i64map map;
+    int32_t *count, *seq, *cset;
+    int32_t n, count_cap, seq_cap, cset_cap;
+} state_groups;
+
+static int32_t group_of(state_groups *gs, int32_t s, int32_t cset) {
+    if (map_reserve(&gs->map)) return GM_NOMEM;
+    int found;
+    int32_t *slot = map_slot(&gs->map, ((int64_t)s << 32) | (uint32_t)(cset + 1), &found);
+    if (found) return *slot;
+    if (grow32(&gs->count, &gs->count_cap, (int64_t)gs->n + 1) || grow32(&gs->seq, &gs->seq_cap, (int64_t)gs->n + 1) ||
+        grow32(&gs->cset, &gs->cset_cap, (int64_t)gs->n + 1))
+        return GM_NOMEM;
+    gs->count[gs->n] = 0;
+    gs->seq[gs->n] = s;
+    gs->cset[gs->n] = cset;
+    *slot = gs->n;
+    return gs->n++;
+}
+
+/* A contextual lexer's restart the parser state decides (GM_RESTART_DYNAMIC): the token's bytes b[from..len)
+ * lexed from mode m's start, after sequence s and the marker of mode m (the fill takes the marker only
+ * where the parser state's mode is m: gm_fill.c). The state after (*seq_out set), GM_DEAD, DQ_DYNAMIC (one
+ * more such restart, or a fallback: the fill lexes the token itself), or GM_NOMEM. */
+static int32_t walk_in_mode(const gm_grammar *g, seq_table *st, const uint8_t *b, int64_t from, int64_t len,
+                            int32_t m, int32_t s, int32_t *seq_out) {
+    if ((s = seq_append(st, s, GM_MODE_MARK(m))) < 0) return GM_NOMEM;
+    int32_t q = g->mode_start[m];
+    fallback_at fb = NO_FALLBACK;
+    for (int64_t i = from; i < len; i++) {
+        if (fb.at >= 0 && g->lex_trans[(size_t)q * 256 + b[i]] < 0) return DQ_DYNAMIC;
+        int32_t emit[3];
+        int ne, consumed;
+        const int32_t nq = gm_lex_byte(g, q, b[i], emit, &ne, &consumed);
+        if (nq == GM_DEAD) return GM_DEAD;
+        if (nq == GM_RESUME) return DQ_DYNAMIC;
+        for (int e = 0; e < ne; e++)
+            if ((s = seq_append(st, s, emit[e])) < 0) return GM_NOMEM;
+        if (g->lex_fallback) fb = fallback_after(g, fb, q, s, b[i], i, nq);
+        q = nq;
+    }
+    if (fb.at >= 0) return DQ_DYNAMIC;
+    *seq_out = s;
+    return q;
+}
+
 /* The builder over table states first, first + step, ...: the others get no groups and a zero mask. */
 static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
                       const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space,
@@ -104,7 +154,6 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
     group_caps caps;
     seq_table st = {0};
     wsop_table ops = {0};
-    i64map gmap = {0};
     int64_t max_len = 0;
     for (int32_t k = 0; k < n_order; k++) {
         int64_t len = tok_begin[order[k] + 1] - tok_begin[order[k]];
@@ -121,9 +170,12 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
     /* The sorted vocabulary in blocks of one first byte: a state that cannot take that byte skips the block
      * at once (most states take few first bytes; inside a multi-byte character, only continuation bytes). */
     int32_t *block_end = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
-    int32_t *gcount = NULL, *gseq = NULL, *gcset = NULL;
-    int32_t gcap = 0, gcap2 = 0, gcap3 = 0;
-    if (groups_start(out, n_ts, n_words, &caps) || intern_init(&st, &ops) || map_init(&gmap, 256)) goto done;
+    state_groups gs = {0};
+    /* Tokens in a group per mode (see walk_in_mode): (index into order, local group) pairs. */
+    int32_t *moded = NULL;
+    int64_t moded_cap = 0, n_moded = 0;
+    const int by_mode = g->state_mode && !g->indenter; /* (the indentation rules feed more than the parser) */
+    if (groups_start(out, n_ts, n_words, &caps) || intern_init(&st, &ops) || map_init(&gs.map, 256)) goto done;
     out->masks = gm_calloc((size_t)n_ts * n_words, sizeof(uint32_t));
     if (!dq || !dseq || !dreset || !dfrom || !dfb || !res || !block_end || !out->masks) goto done;
     for (int32_t k = n_order - 1; k >= 0; k--) {
@@ -140,8 +192,9 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
         const int32_t q0 = strip_state ? g->lex_init : ts;
         const int32_t state_cset = cset_of(g, q0);
         uint32_t *mask = out->masks + (size_t)ts * n_words;
-        int32_t n_local = 0;
-        map_clear(&gmap);
+        gs.n = 0;
+        n_moded = 0;
+        map_clear(&gs.map);
         dq[0] = q0;
         dseq[0] = 0;
         dreset[0] = 0;
@@ -150,6 +203,9 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
         const uint8_t *prev = NULL;
         int64_t prev_len = 0;
         int64_t stop_at = INT64_MAX; /* where the walked path died or turned dynamic */
+        int64_t resume_at = -1;      /* ... at a restart the parser state decides: the byte the next lexeme
+                                        begins with, and the sequence before it */
+        int32_t resume_seq = 0;
         int prev_first = -1;         /* the first byte whose block was last looked at */
         for (int32_t k = 0; k < n_order; k++) {
             const int32_t t = order[k];
@@ -173,12 +229,14 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
             /* Walk the bytes not shared with the previous (sorted) token, unless the shared part already
              * died or crossed a dynamic restart: then this token did too. */
             if (stop_at <= d) d = len;
-            else stop_at = INT64_MAX;
+            else stop_at = INT64_MAX, resume_at = -1;
             for (; d < len; d++) {
                 if (dq[d] == GM_RESUME) {
                     /* past a lexeme whose successor's mode the context decides */
                     dq[d + 1] = DQ_DYNAMIC;
                     stop_at = d + 1;
+                    resume_at = d;
+                    resume_seq = dseq[d];
                     break;
                 }
                 if (strip_state && d == 0 && b[0] == ' ') {
@@ -228,6 +286,10 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
                 dseq[d + 1] = s;
                 if (nq == GM_DEAD || nq == DQ_DYNAMIC) {
                     stop_at = d + 1;
+                    if (nq == DQ_DYNAMIC) {
+                        resume_at = d; /* b[d] ended the lexeme; it begins the next one */
+                        resume_seq = s;
+                    }
                     break;
                 }
                 if (g->lex_fallback && nq >= 0) dfb[d + 1] = fallback_after(g, dfb[d], dq[d], dseq[d], b[d], d, nq);
@@ -270,47 +332,61 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
                 mask[t >> 5] |= 1u << (t & 31);
                 continue;
             }
-            if (map_reserve(&gmap)) goto done;
-            int found;
-            int32_t *slot = map_slot(&gmap, ((int64_t)s << 32) | (uint32_t)(cset + 1), &found);
-            if (!found) {
-                if (grow32(&gcount, &gcap, (int64_t)n_local + 1) || grow32(&gseq, &gcap2, (int64_t)n_local + 1) ||
-                    grow32(&gcset, &gcap3, (int64_t)n_local + 1))
-                    goto done;
-                gcount[n_local] = 0;
-                gseq[n_local] = s;
-                gcset[n_local] = cset;
-                *slot = n_local++;
+            if (q_end == DQ_DYNAMIC && by_mode && resume_at >= 0) {
+                /* a group per mode the parser state may pick, unless a mode needs the token lexed whole */
+                int32_t ends[GM_MAX_MODES_BY_GROUP], seqs[GM_MAX_MODES_BY_GROUP];
+                int whole = g->n_modes > GM_MAX_MODES_BY_GROUP;
+                for (int32_t m = 0; m < g->n_modes && !whole; m++) {
+                    ends[m] = walk_in_mode(g, &st, b, resume_at, len, m, resume_seq, &seqs[m]);
+                    if (ends[m] == GM_NOMEM) goto done;
+                    whole = ends[m] == DQ_DYNAMIC;
+                }
+                if (!whole) {
+                    res[k] = RES_MODED;
+                    for (int32_t m = 0; m < g->n_modes; m++) {
+                        if (ends[m] == GM_DEAD) continue;
+                        const int32_t gid = group_of(&gs, seqs[m], cset_of(g, ends[m]));
+                        if (gid < 0 || grow((void **)&moded, &moded_cap, 2 * (n_moded + 1), sizeof(int32_t))) goto done;
+                        moded[2 * n_moded] = k;
+                        moded[2 * n_moded + 1] = gid;
+                        n_moded++;
+                        gs.count[gid]++;
+                    }
+                    continue;
+                }
             }
-            res[k] = *slot;
-            gcount[*slot]++;
+            const int32_t gid = group_of(&gs, s, cset);
+            if (gid < 0) goto done;
+            res[k] = gid;
+            gs.count[gid]++;
         }
         /* Append this state's groups: token lists in group order (a counting sort). */
         const int32_t g0 = out->n_groups;
         int64_t total = 0;
-        for (int32_t i = 0; i < n_local; i++) total += gcount[i];
-        if (groups_reserve(out, &caps, n_local, total)) goto done;
+        for (int32_t i = 0; i < gs.n; i++) total += gs.count[i];
+        if (groups_reserve(out, &caps, gs.n, total)) goto done;
         int64_t acc = out->group_tok_begin[g0];
-        for (int32_t i = 0; i < n_local; i++) {
-            out->group_seq[g0 + i] = gseq[i];
-            out->group_cset[g0 + i] = gcset[i];
+        for (int32_t i = 0; i < gs.n; i++) {
+            out->group_seq[g0 + i] = gs.seq[i];
+            out->group_cset[g0 + i] = gs.cset[i];
             out->group_tok_begin[g0 + i] = (int32_t)acc;
-            acc += gcount[i];
-            gcount[i] = out->group_tok_begin[g0 + i];
+            acc += gs.count[i];
+            gs.count[i] = out->group_tok_begin[g0 + i];
         }
-        out->group_tok_begin[g0 + n_local] = (int32_t)acc;
+        out->group_tok_begin[g0 + gs.n] = (int32_t)acc;
         for (int32_t k = 0; k < n_order; k++)
-            if (res[k] >= 0) out->group_toks[gcount[res[k]]++] = order[k];
-        out->n_groups += n_local;
+            if (res[k] >= 0) out->group_toks[gs.count[res[k]]++] = order[k];
+        for (int64_t i = 0; i < n_moded; i++) out->group_toks[gs.count[moded[2 * i + 1]]++] = order[moded[2 * i]];
+        out->n_groups += gs.n;
         out->n_group_toks = acc;
     }
     out->group_begin[n_ts] = out->n_groups;
 
     rc = intern_output(&st, &ops, out);
 done:
-    GM_FREE_ALL(dq, dseq, dreset, dfrom, dfb, res, block_end, gcount, gseq, gcset);
+    GM_FREE_ALL(dq, dseq, dreset, dfrom, dfb, res, block_end, gs.count, gs.seq, gs.cset, moded);
     intern_free(&st, &ops);
-    map_free(&gmap);
+    map_free(&gs.map);
     if (rc) gm_build_free(out);
     return rc;
 }

@@ -93,6 +93,9 @@ typedef struct {
 #define GM_FB_MAX 12              /* bytes a fallback can go back over (a character is at most 4); further
                                      back, a lexeme that dies is an error */
 #define GM_FB_LOST (GM_FB_MAX + 1)
+#define GM_MODE_MARK(m) (-1 - (m))  /* seq_terms: the parser state's lexer mode must be m (a contextual
+                                       lexer's restart the parser state decides: see gm_build.c) */
+#define GM_MAX_MODES_BY_GROUP 64    /* more modes than this: such tokens are lexed whole by the fill */
 #define GM_DYNAMIC_GROUP (-2)     /* group_cset of a state's tokens that cross a dynamic restart: the fill
                                      lexes each of them with the matcher's context */
 

@@ -247,7 +247,9 @@ static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out) {
                 int32_t d = shared < fed_depth ? shared : fed_depth;
                 restore_snapshot(m, &vs, d);
                 for (; d < n; d++) {
-                    int r = post_feed(m, &vs, seq[d]);
+                    /* a mode marker (gm_build.c's walk_in_mode): taken where the parser state's mode is it */
+                    int r = seq[d] < 0 ? m->g->state_mode[vstack_top(&vs.lr)] == -1 - seq[d]
+                                       : post_feed(m, &vs, seq[d]);
                     if (r < 0) return r;
                     if (!r) break;
                     if (save_snapshot(m, &vs, d + 1)) return GM_NOMEM;
