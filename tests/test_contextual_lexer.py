@@ -202,3 +202,23 @@ def test_masks_follow_lark(case, family, cache_dir):
             assert matcher.accept_token(t)
             ids.append(t)
     assert ended >= 10
+
+
+@pytest.mark.parametrize("case", ["glued", "dynamic"])
+def test_restarts_the_parser_state_decides_are_in_the_tables(case, cache_dir):
+    """Where the parser state picks the next lexeme's mode, the token tables hold a group per mode behind a
+    mode marker (gm_build.c's walk_in_mode): the fill lexes almost no token by itself (before, every token
+    that ends a lexeme there was lexed one by one at each fill, tens of milliseconds at a 49k vocabulary),
+    and the masks are those of test_masks_follow_lark."""
+    grammar = gm.Grammar.from_lark(CASES[case][0])
+    info = tokenizer_info(BYTE_LEVEL)
+    arrays = gm.compile(grammar, info, cache_dir=cache_dir).core_vocab.arrays
+    assert (grammar.tables.mode_restart == -2).any()  # such restarts exist here
+    seq_begin, seq_terms = arrays["seq_begin"], arrays["seq_terms"]
+    markers = {int(s) for s in arrays["group_seq"] if (seq_terms[seq_begin[s]:seq_begin[s + 1]] < 0).any()}
+    assert markers, "no group behind a mode marker"
+    sizes = np.diff(arrays["group_tok_begin"])
+    begin = arrays["group_begin"]
+    for ts in range(len(begin) - 1):
+        dynamic = arrays["group_cset"][begin[ts]:begin[ts + 1]] == -2
+        assert sizes[begin[ts]:begin[ts + 1]][dynamic].sum() < info.vocab_size // 100, ts
