@@ -38,6 +38,8 @@ cdef extern from "gm_core.h":
         const int32_t *mode_event
         int32_t t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text
         int32_t lex_fallback
+        const int32_t *lex_cond
+        const int32_t *cond_rows
         int32_t n_rules
 
     ctypedef struct gm_fill_cache:
@@ -267,7 +269,7 @@ cdef class CoreGrammar:
                  int t_dedent=-1, int t_cont=-1, int t_semicolon=-1, int tab_len=8, mode_start=None, lex_mode=None,
                  term_fop=None, term_farg=None, term_restart=None, mode_event=None, int t_rbrace=-1,
                  int t_colon=-1, int t_walrus=-1, int t_fclose=-1, int t_spec_open=-1, int t_spec_text=-1,
-                 state_mode=None, int lex_fallback=0):
+                 state_mode=None, int lex_fallback=0, lex_cond=None, cond_rows=None):
         a = {}
         a["term_ignored"], n_terms = _table("term_ignored", term_ignored, np.uint8, (None,))
         a["lex_trans"], n_states = _table("lex_trans", lex_trans, np.int32, (None, 256))
@@ -350,6 +352,17 @@ cdef class CoreGrammar:
         if mode_start is not None and len(mode_start) > 1:
             self._set_modes(mode_start, lex_mode, term_fop, term_farg, term_restart, mode_event,
                             (t_rbrace, t_colon, t_walrus, t_fclose, t_spec_open, t_spec_text))
+        if lex_cond is not None or cond_rows is not None:
+            if lex_cond is None or cond_rows is None:
+                raise TableError("lex_cond and cond_rows come together")
+            a["cond_rows"], n_cond = _table("cond_rows", cond_rows, np.int32, (None, 257))
+            a["lex_cond"], _ = _table("lex_cond", lex_cond, np.int32, (n_states,))
+            _in_range("lex_cond", a["lex_cond"], n_states, -1, n_cond)
+            _in_range("cond_rows", a["cond_rows"], n_cond * 257, -1, n_terms)
+            if bool(np.any(a["lex_winner"][a["lex_cond"] >= 0] >= 0)):
+                raise TableError("lex_cond: a conditional lexer state has an unconditional winner")
+            self.g.lex_cond = <const int32_t *>_ptr(a["lex_cond"])
+            self.g.cond_rows = <const int32_t *>_ptr(a["cond_rows"])
         if state_mode is not None:
             if self.g.n_modes < 2:
                 raise TableError("state_mode without lexer modes")

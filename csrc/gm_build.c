@@ -50,16 +50,16 @@ static int groups_reserve(gm_build *out, group_caps *caps, int64_t n, int64_t n_
 /* lex_fallback in the builder: the complete lexeme that the one in progress at some depth passed, as
  * track_fallback keeps it at run time: at `at` (-1: none; FB_LOST_AT: too far back to fall back to) the
  * bytes after it begin; it ended in lexer state `state`, the sequence before it being `seq`. */
-typedef struct { int64_t at; int32_t state, seq; } fallback_at;
+typedef struct { int64_t at; int32_t state, term, seq; } fallback_at;
 #define FB_LOST_AT (-2)
-static const fallback_at NO_FALLBACK = {-1, 0, 0};
+static const fallback_at NO_FALLBACK = {-1, 0, 0, 0};
 
 /* The fallback after byte b (at depth d, from state q after sequence seq, with fallback `fb`) led to nq. */
 static inline fallback_at fallback_after(const gm_grammar *g, fallback_at fb, int32_t q, int32_t seq, uint8_t b,
                                          int64_t d, int32_t nq) {
     const int continued = !is_start(g, q) && g->lex_trans[(size_t)q * 256 + b] >= 0;
     if (is_start(g, nq) || g->lex_winner[nq] >= 0 || !continued) return NO_FALLBACK;
-    if (g->lex_winner[q] >= 0) return (fallback_at){d, q, seq};
+    if (winner_before(g, q, b) >= 0) return (fallback_at){d, q, winner_before(g, q, b), seq};
     if (fb.at >= 0 && d + 1 - fb.at > GM_FB_MAX) fb.at = FB_LOST_AT;
     return fb;
 }
@@ -72,7 +72,7 @@ static int32_t fall_back_walk(const gm_grammar *g, seq_table *st, const uint8_t 
                               int32_t *seq_out) {
     const fallback_at fb = dfb[d];
     if (g->indenter) return DQ_DYNAMIC; /* the indentation of the bytes lexed again: the matcher's */
-    const int32_t w = g->lex_winner[fb.state];
+    const int32_t w = fb.term;
     int32_t s = fb.seq;
     if (!g->term_ignored[w] && (s = seq_append(st, s, w)) < 0) return GM_NOMEM;
     int32_t q = restart_state(g, fb.state, w);

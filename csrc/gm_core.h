@@ -63,6 +63,11 @@ typedef struct {
      * `1E` then a newline is INT `1`, then `E`; a \w name then a character whose first byte could continue
      * it). Without it, the lexeme must end in an accepting state (grammask's own rule). */
     int32_t lex_fallback;
+    /* Lark terminals that look past their lexeme (`[?](?![a-z])`, `\S+$` with flag m), or NULL: in a state
+     * with lex_cond >= 0 the lexeme may end only before some bytes; cond_rows[lex_cond * 257 + b] is the
+     * terminal it then is (-1: none; b = 256: the text ends there). Such a state's lex_winner is -1. */
+    const int32_t *lex_cond;     /* [n_lex_states] */
+    const int32_t *cond_rows;    /* [n_cond * 257] */
     int32_t n_rules;             /* entries of rule_lhs and rule_len (for gm_check_lr) */
 } gm_grammar;
 
@@ -157,10 +162,10 @@ typedef struct {
     int32_t semi;         /* semicolon mode: a newline here inserts a semicolon */
     int32_t fn;           /* open f-strings, innermost last: kind*2+raw | position << 3 | field depth << 8 */
     int32_t fstr[GM_MAX_FSTRINGS];
-    /* lex_fallback: the lexeme in progress passed a complete one, which ended in lexer state fb_state,
+    /* lex_fallback: the lexeme in progress passed a complete one, terminal fb_term, which ended in state fb_state,
      * fb_n bytes ago (0: none; GM_FB_LOST: more than GM_FB_MAX, no fallback kept); fb_bytes those bytes,
      * zero past fb_n (the context is a fill cache key). */
-    int32_t fb_state, fb_n;
+    int32_t fb_state, fb_term, fb_n;
     uint8_t fb_bytes[GM_FB_MAX];
 } gm_ictx;
 

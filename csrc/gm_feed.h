@@ -41,10 +41,10 @@ static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, in
 static int fall_back(gm_matcher *m, vstate *vs, int32_t *q, int real, byte_fed *fed) {
     const gm_grammar *g = m->g;
     uint8_t again[GM_FB_MAX];
-    const int32_t n = vs->ctx.fb_n, ended = vs->ctx.fb_state, w = g->lex_winner[ended];
+    const int32_t n = vs->ctx.fb_n, ended = vs->ctx.fb_state, w = vs->ctx.fb_term;
     memcpy(again, vs->ctx.fb_bytes, sizeof(again));
     memset(vs->ctx.fb_bytes, 0, sizeof(vs->ctx.fb_bytes));
-    vs->ctx.fb_n = vs->ctx.fb_state = 0;
+    vs->ctx.fb_n = vs->ctx.fb_state = vs->ctx.fb_term = 0;
     if (!g->term_ignored[w]) {
         int r = post_feed(m, vs, w);
         if (r == 1 && real) r = make_real(m, vs);
@@ -112,7 +112,7 @@ static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, in
                 fed->refused = emit[e];
                 /* the first terminal is the lexeme before the byte, if that one ended (a complete terminal:
                  * the lexer took the byte) and is not ignored */
-                fed->refused_ended = pass == 0 && e == 0 && fed->boundary && !g->term_ignored[g->lex_winner[from]];
+                fed->refused_ended = pass == 0 && e == 0 && fed->boundary && emitted_before(g, from, b, 0);
                 *q = from;
                 return r;
             }
@@ -142,6 +142,7 @@ static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, in
         m->ctx.altwidth = vs->ctx.altwidth;
         m->ctx.cont = vs->ctx.cont;
         m->ctx.fb_state = vs->ctx.fb_state;
+        m->ctx.fb_term = vs->ctx.fb_term;
         m->ctx.fb_n = vs->ctx.fb_n;
         memcpy(m->ctx.fb_bytes, vs->ctx.fb_bytes, sizeof(m->ctx.fb_bytes));
     }
@@ -182,7 +183,7 @@ static int fallback_viable(gm_matcher *m, const vstate *root, int32_t q_root, ui
         if (r) return r;
     }
     if (!t.ctx.fb_n || t.ctx.fb_n == GM_FB_LOST || n >= GM_FB_MAX) return 0;
-    const int32_t w = g->lex_winner[t.ctx.fb_state];
+    const int32_t w = t.ctx.fb_term;
     if (!g->term_ignored[w]) {
         int r = can_take(m, &t, w);
         if (r <= 0) return r; /* every fallback from here feeds w */

@@ -67,6 +67,13 @@ static inline int is_start(const gm_grammar *g, int32_t q) {
     return g->n_modes > 1 ? g->mode_start[g->lex_mode[q]] == q : q == 0;
 }
 
+/* The terminal the lexeme in state q is if it ends before byte b (256: at the end of the text), or -1. */
+static inline int32_t winner_before(const gm_grammar *g, int32_t q, int32_t b) {
+    const int32_t w = g->lex_winner[q];
+    if (w >= 0 || !g->lex_cond || g->lex_cond[q] < 0) return w;
+    return g->cond_rows[(size_t)g->lex_cond[q] * 257 + b];
+}
+
 /* Where the lexeme after terminal `w` (which ended in state q) starts: a state, or GM_RESUME. */
 static inline int32_t restart_state(const gm_grammar *g, int32_t q, int32_t w) {
     if (g->n_modes <= 1) return 0;
@@ -82,10 +89,11 @@ static inline void track_fallback(const gm_grammar *g, gm_ictx *c, int32_t from,
     if (is_start(g, nq) || g->lex_winner[nq] >= 0 || !continued) {
         if (c->fb_n) {
             memset(c->fb_bytes, 0, sizeof(c->fb_bytes));
-            c->fb_n = c->fb_state = 0;
+            c->fb_n = c->fb_state = c->fb_term = 0;
         }
-    } else if (g->lex_winner[from] >= 0) {
+    } else if (winner_before(g, from, b) >= 0) {
         c->fb_state = from;
+        c->fb_term = winner_before(g, from, b);
         c->fb_n = 1;
         memset(c->fb_bytes, 0, sizeof(c->fb_bytes));
         c->fb_bytes[0] = b;
@@ -134,8 +142,8 @@ static inline int nl_begins(const gm_grammar *g, int32_t q, uint8_t b) {
     return !g->lex_nl[q] || (!is_start(g, q) && g->lex_trans[(size_t)q * 256 + b] < 0);
 }
 static inline int emitted_before(const gm_grammar *g, int32_t q, uint8_t b, int e) {
-    return e == 0 && !is_start(g, q) && g->lex_trans[(size_t)q * 256 + b] < 0 && g->lex_winner[q] >= 0
-           && !g->term_ignored[g->lex_winner[q]];
+    return e == 0 && !is_start(g, q) && g->lex_trans[(size_t)q * 256 + b] < 0 && winner_before(g, q, b) >= 0
+           && !g->term_ignored[winner_before(g, q, b)];
 }
 
 /* An indentation level on the indentation stack, (width, tabs-as-1 width); GM_LARK_INDENT: Lark's width. */

@@ -10,7 +10,7 @@ int32_t gm_lex_byte(const gm_grammar *g, int32_t q, uint8_t b, int32_t *emit, in
     if (nq < 0) {
         /* The byte cannot extend the lexeme: it ends here, if it is a complete terminal. */
         if (is_start(g, q)) return GM_DEAD;
-        int32_t w = g->lex_winner[q];
+        int32_t w = winner_before(g, q, b);
         if (w < 0) return GM_DEAD;
         if (!g->term_ignored[w]) emit[(*n_emit)++] = w;
         from = restart_state(g, q, w);

@@ -134,7 +134,7 @@ int pending_event(const gm_matcher *m, int32_t *ev) {
 int lexeme_event(const gm_grammar *g, int32_t q, int32_t *ev) {
     *ev = -1;
     if (is_start(g, q)) return 0;
-    int32_t w = g->lex_winner[q];
+    int32_t w = winner_before(g, q, 256);
     if (w < 0) return -1;
     if (g->term_ignored[w]) return 0;
     *ev = w;
