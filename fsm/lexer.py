@@ -439,7 +439,8 @@ def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[fl
             if conditional is not None:
                 raise RegexError(terminals[nfa.accept[conditional]].name,
                                  "a lookahead (or $, \\b) reaches past the end of the lexeme: whether it holds "
-                                 "depends on the text after it (supported in Lark grammars only)")
+                                 "depends on the text after it (Lark's scanner takes it: lexer \"basic\" or "
+                                 "\"contextual\")")
             trans, winner = _determinize(nfa, starts, rank, max_states - offset, deadline)
             cond = np.full(len(winner), -1, dtype=np.int32)
         parts.append((np.where(trans >= 0, trans + offset, DEAD), winner, np.full(len(winner), mode), cond))
