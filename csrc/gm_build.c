@@ -247,7 +247,8 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
                     dfb[1] = NO_FALLBACK;
                     continue;
                 }
-                if (g->lex_fallback && dfb[d].at >= 0 && g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0) {
+                if (g->lex_fallback && dfb[d].at >= 0 && g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0
+                    && winner_before(g, dq[d], b[d]) < 0) {
                     /* b[d] kills the lexeme: the one it passed ends, the bytes after it are lexed again */
                     int32_t nq = fall_back_walk(g, &st, b, d, dfb, &dseq[d + 1]);
                     if (nq == GM_NOMEM) goto done;

@@ -74,8 +74,10 @@ static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, in
     const gm_grammar *g = m->g;
     int32_t from = *q, nq, emit[3];
     int ne, consumed;
-    if (g->lex_fallback && vs->ctx.fb_n && vs->ctx.fb_n != GM_FB_LOST && g->lex_trans[(size_t)from * 256 + b] < 0) {
-        /* b kills the lexeme in progress: back to the complete one it passed, then b */
+    if (g->lex_fallback && vs->ctx.fb_n && vs->ctx.fb_n != GM_FB_LOST && g->lex_trans[(size_t)from * 256 + b] < 0
+        && winner_before(g, from, b) < 0) {
+        /* b kills the lexeme in progress, which is not complete before b (a conditional state may be): back
+         * to the complete one it passed, then b */
         int r = fall_back(m, vs, q, real, fed);
         return r == 1 ? feed_byte(m, vs, q, b, real, fed) : r;
     }
@@ -155,6 +157,16 @@ static inline int feed_byte(gm_matcher *m, vstate *vs, int32_t *q, uint8_t b, in
 static inline int flush_fallbacks(gm_matcher *m, vstate *vs, int32_t *q, int real) {
     byte_fed fed;
     while (vs->ctx.fb_n && vs->ctx.fb_n != GM_FB_LOST) {
+        if (winner_before(m->g, *q, 256) >= 0) {
+            /* the lexeme in progress is complete at the end of the text (a conditional state): no fallback */
+            memset(vs->ctx.fb_bytes, 0, sizeof(vs->ctx.fb_bytes));
+            vs->ctx.fb_n = vs->ctx.fb_state = vs->ctx.fb_term = 0;
+            if (real) {
+                memset(m->ctx.fb_bytes, 0, sizeof(m->ctx.fb_bytes));
+                m->ctx.fb_n = m->ctx.fb_state = m->ctx.fb_term = 0;
+            }
+            break;
+        }
         int r = fall_back(m, vs, q, real, &fed);
         if (r != 1) return r;
     }

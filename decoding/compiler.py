@@ -25,6 +25,7 @@ _GRAMMAR_ARRAYS = ("lex_trans", "lex_winner", "lex_cset", "lex_final", "term_ign
 _GRAMMAR_SCALARS = ("lr_start", "lr_end", "indenter", "lex_init", "t_nl", "t_newline", "t_indent", "t_dedent",
                     "t_cont", "t_semicolon", "tab_len", "lex_fallback")
 _FSTRING_ARRAYS = ("mode_start", "lex_mode", "term_fop", "term_farg", "term_restart", "mode_event", "state_mode")
+_COND_ARRAYS = ("lex_cond", "cond_rows")  # only a grammar with conditional lexer states has them
 _FSTRING_SCALARS = ("t_rbrace", "t_colon", "t_walrus", "t_fclose", "t_spec_open", "t_spec_text")
 _VOCAB_ARRAYS = ("tok_bytes", "tok_begin", "is_stop", "uncond_mask", "masks", "group_begin", "group_seq",
                  "group_cset", "group_tok_begin", "group_toks", "group_dense", "seq_begin", "seq_terms", "wsop_begin",
@@ -48,7 +49,15 @@ def core_grammar_arrays(tables: GrammarTables) -> dict:
                 t_semicolon=semi.semicolon if semi else -1,
                 t_nl=ind.nl if ind else -1, t_newline=ind.newline if ind else -1,
                 t_indent=ind.indent if ind else -1, t_dedent=ind.dedent if ind else -1,
-                t_cont=ind.cont if ind and ind.cont is not None else -1, **_fstring_arrays(tables))
+                t_cont=ind.cont if ind and ind.cont is not None else -1, **_fstring_arrays(tables),
+                **_cond_arrays(lex))
+
+
+def _cond_arrays(lex) -> dict:
+    """Conditional lexer states (a lookahead past the lexeme): only when the grammar has one."""
+    if lex.cond is None:
+        return {}
+    return dict(lex_cond=lex.cond, cond_rows=lex.cond_rows)
 
 
 def _fstring_arrays(tables: GrammarTables) -> dict:
@@ -241,7 +250,7 @@ def cache_key(grammar: Grammar, info: TokenizerInfo) -> str:
 
 def _from_arrays(grammar: Grammar, info: TokenizerInfo, meta: dict, arrays: dict, from_cache: bool):
     core = CoreGrammar(**{k: arrays[k] for k in _GRAMMAR_ARRAYS}, **{k: meta[k] for k in _GRAMMAR_SCALARS},
-                       **{k: arrays[k] for k in _FSTRING_ARRAYS if k in arrays},
+                       **{k: arrays[k] for k in _FSTRING_ARRAYS + _COND_ARRAYS if k in arrays},
                        **{k: meta[k] for k in _FSTRING_SCALARS if k in meta})
     vocab = CoreVocab(core, vocab_size=info.vocab_size, strip_leading_space=info.strips_leading_space,
                       **{k: arrays[k] for k in _VOCAB_ARRAYS})

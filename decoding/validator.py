@@ -55,7 +55,7 @@ def _lexable(tables, mode: int) -> set:
     """The parser's terminals text in this lexer mode can make: what the mode's states produce, and for
     f-strings what the matcher makes of those (`}` closing a field, `:` opening its spec)."""
     lexer = tables.lexer
-    made = set(lexer.winner[(lexer.lex_mode == mode) & (lexer.winner >= 0)].tolist())
+    made = lexer.produced(lexer.lex_mode == mode)
     made.add(len(tables.terminals))  # end of input
     f = tables.fstrings
     if f is not None:
@@ -85,7 +85,7 @@ def validate(grammar, text: Union[str, bytes]) -> ValidationResult:
             return ValidationResult(True, True)
         line, col = _position(data, len(data))
         q = core.lex_state
-        if q not in starts and tables.lexer.winner[q] < 0:
+        if q not in starts and tables.lexer.winner_before(q, 256) < 0:
             cset = tables.lexer.cset[q]
             what = " / ".join(names[t] for t in tables.lexer.csets[cset]) if cset >= 0 else "token"
             message = f"unexpected end of input inside {what} starting at {_snippet(data, lexeme_begin)}"
@@ -99,7 +99,7 @@ def validate(grammar, text: Union[str, bytes]) -> ValidationResult:
     if code == ERR_LEX:
         q = core.lex_state
         lexer = tables.lexer
-        if q not in starts and lexer.winner[q] >= 0 and lexer.trans[q, data[pos]] < 0:
+        if q not in starts and lexer.winner_before(q, data[pos]) >= 0 and lexer.trans[q, data[pos]] < 0:
             # the lexeme before is complete: it is the next one that cannot start with this character
             message = f"unexpected character {_char_at(data, pos)}"
             expected = _expected(core, tables, ignored) if core.flush_lexeme() else []

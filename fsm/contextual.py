@@ -11,6 +11,8 @@ lexeme followed at once, none cut, with the terminals that matched a proper pref
 Lark lexer (lark_scan.py: the first terminal in Lark's order wins, the ones after a match are cut) does
 at a state can be read off it, so one automaton serves all parser states. A state's lexer differs where,
 on some text, it ends the lexeme with another terminal or at another length than the full lexer does.
+A terminal that matches only before some next bytes (a lookahead past the lexeme) is counted as matched
+on the transitions by those bytes, and as matching at a state for those columns (byte or end of text).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def _augmented_dfa(terminals: list[TerminalSpec], ids: list[int], rules: ScanRul
     """Every terminal's lexeme followed at once, none cut, plus which terminals matched a proper prefix of it:
     what any one Lark lexer over a subset of the terminals does can be read off these states (its branches
     are the subset's, cut after the first one that matched before). Bit r of a mask is the terminal of rank r
-    in Lark's order. Per state: successor states, the terminals matching here, those still in progress, and
+    in Lark's order. Per state: successor states, each with the terminals matching before its bytes; the
+    terminal sets matching here, one per distinct next byte or end of text; those still in progress; and
     those that matched a proper prefix."""
     nfa = _ByteNFA()
     owner: list[int] = []
@@ -42,8 +45,8 @@ def _augmented_dfa(terminals: list[TerminalSpec], ids: list[int], rules: ScanRul
     start = (frozenset(starts), 0)
     index = {start: 0}
     order = [start]
-    succs: list[list[int]] = []
-    accepts: list[int] = []
+    succs: list[list[tuple[int, int]]] = []
+    accepts: list[tuple[int, ...]] = []
     alive: list[int] = []
     before: list[int] = []
     i = 0
@@ -52,26 +55,38 @@ def _augmented_dfa(terminals: list[TerminalSpec], ids: list[int], rules: ScanRul
         members, matched_before = order[i]
         i += 1
         acc = al = 0
+        conds = []  # (owner, next-byte mask) of the conditional matches
         for s in members:
             al |= owner[s]
             if nfa.accept[s] >= 0:
-                acc |= owner[s]
+                if nfa.cond[s] is None:
+                    acc |= owner[s]
+                else:
+                    conds.append((owner[s], nfa.cond[s]))
+
+        def acc_before(c: int) -> int:
+            return acc | sum({o for o, m in conds if m >> c & 1})
+
         edges = [e for s in members for e in nfa.trans[s]]
-        out: set[int] = set()
+        out: set[tuple[int, int]] = set()
         if edges:
-            points = sorted({lo for lo, _, _ in edges} | {hi + 1 for _, hi, _ in edges})
+            points = {lo for lo, _, _ in edges} | {hi + 1 for _, hi, _ in edges}
+            if conds:
+                points |= set(range(257))
+            points = sorted(points)
             for a, b in zip(points, points[1:]):
                 targets = frozenset(t for lo, hi, t in edges if lo <= a <= hi and live[t])
                 if not targets:
                     continue
-                key = (targets, matched_before | acc)
+                acc_a = acc_before(a)
+                key = (targets, matched_before | acc_a)
                 j = index.get(key)
                 if j is None:
                     j = index[key] = len(order)
                     order.append(key)
-                out.add(j)
+                out.add((j, acc_a))
         succs.append(sorted(out))
-        accepts.append(acc)
+        accepts.append(tuple({acc_before(c) for c in range(257)}) if conds else (acc,))
         alive.append(al)
         before.append(matched_before)
     return succs, accepts, alive, before
@@ -113,9 +128,10 @@ def differing_contexts(terminals: list[TerminalSpec], contexts: list[frozenset],
     n = len(succs)
     full = _Lexer(set(ids), rules)
     full_alive = [full.alive(alive[a], before[a]) for a in range(n)]
-    full_winner = [full.winner(accepts[a], before[a]) for a in range(n)]
+    full_winner = [[full.winner(acc, before[a]) for acc in accepts[a]] for a in range(n)]
     # The terminals the full lexer can still make of a lexeme from each state on.
-    produces = union_of_successors(succs, [1 << w if w >= 0 else 0 for w in full_winner], through=full_alive)
+    produces = union_of_successors([sorted({b for b, _ in out}) for out in succs],
+                                   [sum({1 << w for w in ws if w >= 0}) for ws in full_winner], through=full_alive)
     out = []
     for ctx in contexts:
         lex = _Lexer(set(ctx), rules)
@@ -129,11 +145,12 @@ def _differs(lex: _Lexer, full: _Lexer, succs, accepts, alive, before, full_aliv
     work = [0]
     while work:
         a = work.pop()
-        w = lex.winner(accepts[a], before[a])
-        wf = full_winner[a]
-        if (w >= 0 and wf != w) or (wf >= 0 and lex.members >> wf & 1 and w != wf):
-            return True
-        for b in succs[a]:
+        for acc, wf in zip(accepts[a], full_winner[a]):  # per next byte, where a lookahead decides
+            w = lex.winner(acc, before[a])
+            if (w >= 0 and wf != w) or (wf >= 0 and lex.members >> wf & 1 and w != wf):
+                return True
+        for b, acc in succs[a]:
+            w = lex.winner(acc, before[a])  # where the lexeme ends if this one stops before the byte
             on = lex.alive(alive[b], before[b])
             if on and not full_alive[b]:
                 return True  # the full lexer ends the lexeme (or fails) where this one goes on

@@ -9,9 +9,12 @@ the alternation and given back as the type of the regex's lexeme when the lexeme
 The DFA below follows that rule. A state holds the alternation's live branches in order; when a branch
 matches, the branches after it are cut (the regex engine would never try them once it has a match). The
 state's winner is its first matching branch, retyped to an embedded string it spells. The engine's own
-rule stays: a lexeme ends when the next byte cannot extend it. Where Lark would go back to a shorter match
-of a branch cut short (`1e` as INT `1`, then `e`), the lexeme is refused instead (the DFA state has no
-winner).
+rule stays: a lexeme ends when the next byte cannot extend it; where the longest candidate dies, the
+runtime falls back to the last complete lexeme it passed (`1e` as INT `1`, then `e`), as re backtracks.
+
+A branch whose match depends on the next byte (a lookahead past the lexeme: /[?](?![a-z])/) matches only
+before the bytes its condition allows: it cuts the branches after it on those bytes only, so the cut is
+made per transition, and the state's winner is a row over the next byte (and the end of the text).
 """
 
 from __future__ import annotations
@@ -103,13 +106,25 @@ def _step(nfa, live, states: frozenset, lo: int) -> frozenset:
 
 
 def _accepts(nfa, states) -> bool:
-    return any(nfa.accept[s] >= 0 for s in states)
+    """It matches whatever follows."""
+    return any(nfa.accept[s] >= 0 and nfa.cond[s] is None for s in states)
+
+
+def _cond_mask(nfa, states) -> int:
+    """The next bytes (bit 256: the end) before which it matches, for a branch that matches conditionally
+    (0 if it does not match at all; only asked of branches that do not match unconditionally)."""
+    m = 0
+    for s in states:
+        if nfa.accept[s] >= 0 and nfa.cond[s] is not None:
+            m |= nfa.cond[s]
+    return m
 
 
 def lark_determinize(nfa, starts: dict, rules: ScanRules, max_states: int,
-                     deadline: Optional[float]) -> tuple[np.ndarray, np.ndarray]:
+                     deadline: Optional[float]) -> tuple[np.ndarray, np.ndarray, list]:
     """The DFA of one Lark lexer: `starts` maps each of its terminals to its NFA start state. Returns dense
-    transitions and each state's winner (-1: none), like lexer._determinize."""
+    transitions, each state's winner (-1: none), like lexer._determinize, and each state's winner row over
+    the next byte (a 257-tuple, column 256 the end of the text) where it depends on it, else None."""
     live = live_states(nfa)
     members = set(starts)
     order = rules.scanned(members)
@@ -120,24 +135,33 @@ def lark_determinize(nfa, starts: dict, rules: ScanRules, max_states: int,
     states = [start]
     rows: list[np.ndarray] = []
     winners: list[int] = []
+    cond_rows: list = []
     k = 0
     while k < len(states):
         check_limits(len(states), k, max_states, deadline)
         threads, shadow = states[k]
         k += 1
+        # branches matching before some next bytes only: they cut the ones after them on those bytes
+        conds = [_cond_mask(nfa, ss) for _, ss in threads]
         # (the shadows' edges split the byte ranges too: a keyword's letters inside NAME's range)
         edges = [e for _, ss in threads + shadow for s in ss for e in nfa.trans[s]]
         row = np.full(256, DEAD, dtype=np.int32)
         if edges:
-            points = sorted({lo for lo, _, _ in edges} | {hi + 1 for _, hi, _ in edges})
+            points = {lo for lo, _, _ in edges} | {hi + 1 for _, hi, _ in edges}
+            if any(conds):
+                points |= {c for c in range(1, 256) for m in conds if (m >> c & 1) != (m >> (c - 1) & 1)}
+                points |= {0, 256}
+            points = sorted(points)
             for a, b in zip(points, points[1:]):
                 nxt = []
-                for term, ss in threads:
+                for (term, ss), cond in zip(threads, conds):
                     moved = _step(nfa, live, ss, a)
                     if moved:
                         nxt.append((term, moved))
                         if _accepts(nfa, moved):
                             break  # the branches after a match are never tried
+                    if cond >> a & 1:
+                        break  # it matched before byte a: the same
                 if not nxt:
                     continue
                 nshadow = tuple((z, m) for z, ss in shadow if (m := _step(nfa, live, ss, a)))
@@ -148,16 +172,36 @@ def lark_determinize(nfa, starts: dict, rules: ScanRules, max_states: int,
                     states.append(key)
                 row[a:b] = j
         rows.append(row)
-        winners.append(_winner(nfa, threads, shadow, retype) if k > 1 else -1)
-    return np.stack(rows), np.asarray(winners, dtype=np.int32)
+        w, by_byte = _winner(nfa, threads, conds, shadow, retype) if k > 1 else (-1, None)
+        winners.append(w)
+        cond_rows.append(by_byte)
+    return np.stack(rows), np.asarray(winners, dtype=np.int32), cond_rows
 
 
-def _winner(nfa, threads, shadow, retype) -> int:
-    for term, ss in threads:
+def _winner(nfa, threads, conds, shadow, retype) -> tuple:
+    """(the winner, None) when it does not depend on the next byte, else (-1, the winner per next byte)."""
+    spelled = {z for z, zs in shadow if _accepts(nfa, zs)}
+
+    def retyped(term):
+        for z in retype.get(term, ()):
+            if z in spelled:
+                return z
+        return term
+
+    pending = []  # conditional branches before the first unconditional one: (term, mask)
+    for (term, ss), cond in zip(threads, conds):
         if _accepts(nfa, ss):
-            spelled = {z for z, zs in shadow if _accepts(nfa, zs)}
-            for z in retype.get(term, ()):
-                if z in spelled:
-                    return z
-            return term
-    return -1
+            if not pending:
+                return retyped(term), None
+            fallback = retyped(term)
+            break
+        if cond:
+            pending.append((retyped(term), cond))
+    else:
+        if not pending:
+            return -1, None
+        fallback = -1
+    by_byte = tuple(next((t for t, m in pending if m >> c & 1), fallback) for c in range(257))
+    if len(set(by_byte)) == 1:
+        return by_byte[0], None
+    return -1, by_byte

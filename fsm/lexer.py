@@ -67,21 +67,107 @@ class LexerDFA:
     csets: list[tuple[int, ...]]  # completable sets: terminals some continuation can produce
     mode_start: np.ndarray = None  # (n_modes,) int32 each lexer mode's start state (mode 0: state 0)
     lex_mode: np.ndarray = None    # (n_states,) int32 the mode each state belongs to
+    # Conditional states (a lookahead past the lexeme, Lark grammars only): where the terminal a lexeme
+    # ending there produces depends on the next byte. cond[q]: -1, or a row of cond_rows; cond_rows[k, b]:
+    # the terminal when byte b follows (column 256: the text ends there), -1 none. winner is -1 and final 0
+    # in such a state. Both None when no state is conditional.
+    cond: np.ndarray = None        # (n_states,) int32
+    cond_rows: np.ndarray = None   # (n_cond, 257) int32
 
     @property
     def n_states(self) -> int:
         return int(self.trans.shape[0])
 
+    def ends_as(self, term: int) -> np.ndarray:
+        """(n_states,) bool: a lexeme ending in the state can be `term` (whatever follows, for a
+        conditional state)."""
+        out = self.winner == term
+        if self.cond is not None:
+            in_row = (self.cond_rows == term).any(axis=1)
+            out |= (self.cond >= 0) & in_row[np.maximum(self.cond, 0)]
+        return out
+
+    def winner_before(self, q: int, b: int) -> int:
+        """The terminal a lexeme ending in state q produces when byte b (256: the end of the text) follows."""
+        if self.cond is not None and self.cond[q] >= 0:
+            return int(self.cond_rows[self.cond[q], b])
+        return int(self.winner[q])
+
+    def produced(self, states=None) -> set:
+        """The terminals some lexeme ends as (in `states`, a bool mask, when given)."""
+        sel = np.ones(self.n_states, dtype=bool) if states is None else states
+        won = set(self.winner[sel & (self.winner >= 0)].tolist())
+        if self.cond is not None:
+            rows = self.cond_rows[self.cond[sel & (self.cond >= 0)]]
+            won |= set(rows[rows >= 0].tolist())
+        return won
+
 
 class _ByteNFA:
     def __init__(self) -> None:
         self.trans: list[list[tuple[int, int, int]]] = []
-        self.accept: list[int] = []
+        self.accept: list[int] = []  # the terminal that matches in the state, or -1
+        self.cond: list = []         # None, or for a conditional match: a 257-bit mask of the next bytes
+                                     # (bit 256: the end of the text) before which it matches
 
-    def new_state(self, accept: int = -1) -> int:
+    def new_state(self, accept: int = -1, cond: Optional[int] = None) -> int:
         self.trans.append([])
         self.accept.append(accept)
+        self.cond.append(cond)
         return len(self.trans) - 1
+
+    def matches_before(self, s: int, b: int) -> bool:
+        """Whether state s matches when byte b (256: the end of the text) follows."""
+        return self.accept[s] >= 0 and (self.cond[s] is None or bool(self.cond[s] >> b & 1))
+
+
+END_COLUMN = 256
+ALL_COLUMNS = (1 << 257) - 1
+
+
+def _lead_byte_intervals() -> list:
+    """Per byte: the code points whose UTF-8 form starts with it (surrogates left out), or None."""
+    out: list = [None] * 256
+    for b in range(0x80):
+        out[b] = ((b, b),)
+    for b in range(0xC2, 0xE0):
+        out[b] = (((b & 0x1F) << 6, ((b & 0x1F) << 6) | 0x3F),)
+    for b in range(0xE0, 0xF0):
+        lo = max((b & 0x0F) << 12, 0x800)
+        hi = ((b & 0x0F) << 12) | 0xFFF
+        out[b] = ((lo, 0xD7FF),) if b == 0xED else ((lo, hi),)
+    for b in range(0xF0, 0xF5):
+        lo = max((b & 0x07) << 18, 0x10000)
+        out[b] = ((lo, min(((b & 0x07) << 18) | 0x3FFFF, 0x10FFFF)),)
+    return out
+
+
+_LEAD_INTERVALS = _lead_byte_intervals()
+
+
+def _next_byte_mask(name: str, regex: str, ranges, at_end: bool) -> int:
+    """A condition on the next character as one on the next byte: exact only when each first byte's
+    characters all satisfy it or none does (RegexError otherwise)."""
+    from bisect import bisect_right
+    mask = 1 << END_COLUMN if at_end else 0
+    for b, spans in enumerate(_LEAD_INTERVALS):
+        if spans is None:
+            continue  # no character starts with it: a text with it there is invalid either way
+        (lo, hi), = spans
+        covered = 0
+        i = max(bisect_right(ranges, (lo, -1)) - 1, 0)
+        while i < len(ranges) and ranges[i][0] <= hi:
+            r_lo, r_hi = ranges[i]
+            covered += max(0, min(hi, r_hi) - max(lo, r_lo) + 1)
+            i += 1
+        if covered == hi - lo + 1:
+            mask |= 1 << b
+        elif covered:
+            raise RegexError(name, f"a lookahead past the end of the lexeme holds before some characters that "
+                             f"start with byte 0x{b:02X} and not before others: the byte-level lexer cannot "
+                             "decide it from the next byte (e.g. \\b or (?!\\w) with Unicode \\w: use (?a) "
+                             f"or a class of ASCII characters) in /{regex}/")
+    return mask
 
 
 def _regex_dfa(name: str, regex: str, fullmatch: bool = False) -> CharDFA:
@@ -132,11 +218,17 @@ def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec, regex: str) -
             dfa = intersect(dfa, other_dfa)
         except RegexUnsupported as exc:
             raise RegexError(spec.name, str(exc)) from None
-    if dfa.accept[0]:
+    if dfa.accept[0] or dfa.cond[0] is not None:
         raise RegexError(spec.name, f"/{regex}/ matches the empty string")
     if dfa.is_empty():
         raise RegexError(spec.name, f"/{regex}/ and the regexes it is intersected with match nothing")
-    state_ids = [nfa.new_state(term_id if acc else -1) for acc in dfa.accept]
+    state_ids = []
+    for acc, cond in zip(dfa.accept, dfa.cond):
+        if cond is not None:
+            mask = _next_byte_mask(spec.name, regex, *cond)
+            state_ids.append(nfa.new_state(term_id, mask) if mask else nfa.new_state())
+        else:
+            state_ids.append(nfa.new_state(term_id if acc else -1))
     # Intermediate states inside one multi-byte character are shared by prefix, per (source, target).
     middle: dict[tuple, int] = {}
     for src, row in enumerate(dfa.edges):
@@ -190,15 +282,16 @@ def _determinize(nfa: _ByteNFA, starts: list[int], rank, max_states: int,
     return np.stack(rows), np.asarray(winners, dtype=np.int32)
 
 
-def _trim(trans: np.ndarray, winner: np.ndarray, starts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Drop states from which no accepting state can be reached (the start states stay); also returns the
-    old-to-new state map."""
+def _trim(trans: np.ndarray, winner: np.ndarray, starts,
+          cond: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop states from which no accepting state (conditional ones too) can be reached (the start states
+    stay); also returns the old-to-new state map."""
     n = trans.shape[0]
     preds: list[set[int]] = [set() for _ in range(n)]
     for q in range(n):
         for t in set(trans[q][trans[q] >= 0].tolist()):
             preds[t].add(q)
-    alive = winner >= 0
+    alive = (winner >= 0) | (cond >= 0)
     stack = list(np.nonzero(alive)[0])
     while stack:
         t = stack.pop()
@@ -216,10 +309,10 @@ def _trim(trans: np.ndarray, winner: np.ndarray, starts) -> tuple[np.ndarray, np
 
 
 def _minimize(trans: np.ndarray, winner: np.ndarray,
-              mode: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Moore partition refinement (states of different modes stay apart); the start state stays state 0.
-    Also returns each old state's new number."""
-    _, labels = np.unique(np.stack([winner, mode], axis=1), axis=0, return_inverse=True)
+              mode: np.ndarray, cond: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Moore partition refinement (states of different modes or winner rows stay apart); the start state
+    stays state 0. Also returns each old state's new number."""
+    _, labels = np.unique(np.stack([winner, mode, cond], axis=1), axis=0, return_inverse=True)
     labels = labels.reshape(-1)
     n_classes = labels.max() + 1
     while True:
@@ -242,11 +335,17 @@ def _minimize(trans: np.ndarray, winner: np.ndarray,
     return new_trans, winner[reps].astype(np.int32), labels
 
 
-def _completable_sets(trans, winner, ignored: list[bool], starts):
-    """Per state: the terminals that some continuation of the lexeme can still produce."""
+def _completable_sets(trans, winner, ignored: list[bool], starts, cond=None, cond_rows=None):
+    """Per state: the terminals that some continuation of the lexeme can still produce (in a conditional
+    state: each terminal of its row)."""
     n = trans.shape[0]
     succs = [sorted(set(trans[q][trans[q] >= 0].tolist())) for q in range(n)]
-    reach = union_of_successors(succs, [1 << int(winner[q]) if winner[q] >= 0 else 0 for q in range(n)])
+    own = [1 << int(winner[q]) if winner[q] >= 0 else 0 for q in range(n)]
+    if cond is not None:
+        row_bits = [sum(1 << t for t in set(r.tolist()) if t >= 0) for r in cond_rows]
+        for q in np.nonzero(cond >= 0)[0].tolist():
+            own[q] |= row_bits[cond[q]]
+    reach = union_of_successors(succs, own)
     ignored_mask = sum(1 << i for i, ig in enumerate(ignored) if ig)
     csets: list[tuple[int, ...]] = []
     ids: dict[int, int] = {}
@@ -326,32 +425,56 @@ def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[fl
 
     rules = scan_rules(terminals) if lark_scanner else None
     parts, offset, mode_start = [], 0, []
+    row_ids: dict = {}  # winner rows over the next byte, interned across modes
     for mode in range(n_modes):
         nfa = _ByteNFA()
         starts = [_add_terminal(nfa, i, terminals[i], regex) for i, regex in by_mode[mode]]
         if rules is not None:
-            trans, winner = lark_determinize(nfa, dict(zip((i for i, _ in by_mode[mode]), starts)), rules,
-                                             max_states - offset, deadline)
+            trans, winner, rows = lark_determinize(nfa, dict(zip((i for i, _ in by_mode[mode]), starts)), rules,
+                                                   max_states - offset, deadline)
+            cond = np.asarray([-1 if r is None else row_ids.setdefault(r, len(row_ids)) for r in rows],
+                              dtype=np.int32)
         else:
+            conditional = next((s for s, c in enumerate(nfa.cond) if c is not None), None)
+            if conditional is not None:
+                raise RegexError(terminals[nfa.accept[conditional]].name,
+                                 "a lookahead (or $, \\b) reaches past the end of the lexeme: whether it holds "
+                                 "depends on the text after it (Lark's scanner takes it: lexer \"basic\" or "
+                                 "\"contextual\")")
             trans, winner = _determinize(nfa, starts, rank, max_states - offset, deadline)
-        parts.append((np.where(trans >= 0, trans + offset, DEAD), winner, np.full(len(winner), mode)))
+            cond = np.full(len(winner), -1, dtype=np.int32)
+        parts.append((np.where(trans >= 0, trans + offset, DEAD), winner, np.full(len(winner), mode), cond))
         mode_start.append(offset)
         offset += len(winner)
-    trans, winner, lex_mode = (np.concatenate(x) for x in zip(*parts))
-    trans, winner, remap = _trim(trans, winner, mode_start)
-    lex_mode = lex_mode[remap[:-1] >= 0]
+    trans, winner, lex_mode, cond = (np.concatenate(x) for x in zip(*parts))
+    trans, winner, remap = _trim(trans, winner, mode_start, cond)
+    kept = remap[:-1] >= 0
+    lex_mode, cond = lex_mode[kept], cond[kept]
     mode_start = remap[mode_start]
-    trans, winner, labels = _minimize(trans, winner, lex_mode)
+    trans, winner, labels = _minimize(trans, winner, lex_mode, cond)
     mode_start = labels[mode_start].astype(np.int32)
     _, first = np.unique(labels, return_index=True)
     lex_mode = lex_mode[first].astype(np.int32)
-    final = (trans < 0).all(axis=1).astype(np.uint8)
-    cset, csets = _completable_sets(trans, winner, [t.ignored for t in terminals], set(mode_start.tolist()))
+    cond = cond[first]
+    cond_rows = None
+    if (cond >= 0).any():
+        used = sorted(set(cond[cond >= 0].tolist()))
+        renum = {old: new for new, old in enumerate(used)}
+        by_id = {k: r for r, k in row_ids.items()}
+        cond_rows = np.asarray([by_id[k] for k in used], dtype=np.int32).reshape(len(used), 257)
+        cond = np.asarray([renum.get(c, -1) for c in cond.tolist()], dtype=np.int32)
+    else:
+        cond = None
+    # a conditional state is never final: the byte after it decides its winner
+    final = ((trans < 0).all(axis=1) & (winner >= 0)).astype(np.uint8) if cond is not None else \
+        (trans < 0).all(axis=1).astype(np.uint8)
+    cset, csets = _completable_sets(trans, winner, [t.ignored for t in terminals], set(mode_start.tolist()),
+                                    cond, cond_rows)
     return LexerDFA(trans=np.ascontiguousarray(trans), winner=winner, final=final, cset=cset, csets=csets,
-                    mode_start=mode_start, lex_mode=lex_mode)
+                    mode_start=mode_start, lex_mode=lex_mode, cond=cond, cond_rows=cond_rows)
 
 
 def never_produced(lexer: LexerDFA, terminals: list[TerminalSpec]) -> list[int]:
     """Terminals that win no accepting state: every string they match lexes as another terminal."""
-    won = set(lexer.winner[lexer.winner >= 0].tolist())
+    won = lexer.produced()
     return [i for i, t in enumerate(terminals) if t.regex is not None and i not in won]

@@ -13,7 +13,11 @@ mean what `re` means: \\w \\d \\s are Unicode unless ASCII, IGNORECASE folds as 
 `re` itself over every code point, once per class). Look-arounds are supported where they stay inside
 the lexeme: a lookbehind is tracked by an automaton of its body run alongside, a lookahead is an
 obligation its thread carries until the following characters settle it; \\b and ^ $ \\A \\Z are
-look-arounds too. One that reaches outside the lexeme depends on the text around it: RegexUnsupported.
+look-arounds too. A lookahead still pending where the regex ends (/[?](?![a-z])/, /\\S+$/m) is a
+*conditional* match: it holds or fails on the character after the lexeme alone (or the end of the text),
+so the state accepts only when that character is in a set (CharDFA.cond), and the threads after it are cut
+only on the characters where it holds. One that the next character cannot decide (/a(?!bc)/ at `a`, `$`
+without flag m), or that reaches before the lexeme: RegexUnsupported.
 """
 
 from __future__ import annotations
@@ -38,11 +42,18 @@ class RegexUnsupported(ValueError):
 
 
 class CharDFA:
-    """States 0..n-1, 0 the initial one. edges[q]: sorted disjoint (lo, hi, target); accept[q]: bool."""
+    """States 0..n-1, 0 the initial one. edges[q]: sorted disjoint (lo, hi, target); accept[q]: bool.
+    cond[q]: None, or (ranges, at_end) for a state that accepts only when the next character is in
+    `ranges` or, if at_end, when the text ends there (accept[q] is then False)."""
 
-    def __init__(self, edges: list, accept: list):
+    def __init__(self, edges: list, accept: list, cond: Optional[list] = None):
         self.edges = edges
         self.accept = accept
+        self.cond = cond if cond is not None else [None] * len(accept)
+
+    @property
+    def has_conditions(self) -> bool:
+        return any(c is not None for c in self.cond)
 
     @property
     def n_states(self) -> int:
@@ -58,13 +69,22 @@ class CharDFA:
                     break
             else:
                 return False
-        return self.accept[q]
+        return self.accept[q] or (self.cond[q] is not None and self.cond[q][1])
+
+    def accepts_before(self, q: int, nxt: Optional[str]) -> bool:
+        """Whether state q accepts when the character `nxt` follows (None: the text ends)."""
+        if self.accept[q]:
+            return True
+        c = self.cond[q]
+        if c is None:
+            return False
+        return c[1] if nxt is None else _contains(c[0], ord(nxt))
 
     def is_empty(self) -> bool:
         seen, todo = {0}, [0]
         while todo:
             q = todo.pop()
-            if self.accept[q]:
+            if self.accept[q] or self.cond[q] is not None:
                 return False
             for _, _, t in self.edges[q]:
                 if t not in seen:
@@ -303,6 +323,7 @@ class _Builder:
         self.pos_cap = max([nfa.looks[i][3] for i in behind] + [1 if START in nfa.kind else 0])
         self._set_closure: dict = {}
         self._thread_closure: dict = {}
+        self._conditions: dict = {}
 
     # unordered closure, for look-around bodies
     def set_closure(self, node: int) -> frozenset:
@@ -368,8 +389,16 @@ class _Builder:
                     stack.append((t, ob, inner))
             elif k == MATCH:
                 if ob:
-                    raise RegexUnsupported("a lookahead (or $, \\Z, \\b) reaches past the end of the lexeme: "
-                                           "whether it holds depends on the text after it")
+                    if self.fullmatch:
+                        raise RegexUnsupported("a lookahead (or $, \\Z, \\b) reaches past the end of the "
+                                               "lexeme: whether it holds depends on the text after it")
+                    ranges, at_end = self.condition(ob)
+                    if not ranges and not at_end:
+                        continue  # it never holds: the thread fails
+                    if ranges != _EVERY_CHAR or not at_end:
+                        result.append((n, ob))  # a conditional match: the threads after it stay
+                        continue
+                    ob = frozenset()  # it always holds
                 result.append((n, ob))
                 if not self.fullmatch:
                     break
@@ -411,9 +440,34 @@ class _Builder:
                     continue
                 seen.add(th)
                 result.append(th)
-                if self.nfa.kind[th[0]] == MATCH and not self.fullmatch:
+                if self.nfa.kind[th[0]] == MATCH and not th[1] and not self.fullmatch:
                     return tuple(result)
         return tuple(result)
+
+    def condition(self, obls: frozenset) -> tuple:
+        """Where a match with lookahead obligations `obls` pending at the end of the lexeme holds: (the
+        next characters, as ranges; whether at the end of the text). RegexUnsupported when the next
+        character alone does not decide it."""
+        got = self._conditions.get(obls)
+        if got is not None:
+            return got
+        kind, data = self.nfa.kind, self.nfa.data
+        sets = [data[m] for _, nodes in obls for m in nodes if kind[m] == CHAR]
+        points = sorted({0, MAX_CODEPOINT + 1} | {lo for rs in sets for lo, _ in rs}
+                        | {hi + 1 for rs in sets for _, hi in rs})
+        holds = []
+        for a, b in zip(points, points[1:]):
+            after = self.advance_obligations(obls, a)
+            if after:
+                raise RegexUnsupported("a lookahead (or $, \\Z, \\b) reaches more than one character past "
+                                       "the end of the lexeme: the character after it does not decide it ($ "
+                                       "without flag m holds before a last newline too: flag m or \\Z can say it)")
+            if after is not None:
+                holds.append((a, b - 1))
+        # at the end of the text a body matches iff it reached $'s END node (MATCH settled it before)
+        at_end = all(any(kind[m] == END for m in nodes) != self.nfa.looks[look][1] for look, nodes in obls)
+        got = self._conditions[obls] = (normalize(holds), at_end)
+        return got
 
     def advance_obligations(self, obls: frozenset, cp: int) -> Optional[frozenset]:
         """Obligations after one more character; None if one of them now fails."""
@@ -442,16 +496,22 @@ class _Builder:
         order = [init]
         edges: list = []
         accept: list = []
+        conds: list = []
         i = 0
         while i < len(order):
             if len(order) > max_states:
                 raise RegexUnsupported(f"the regex's automaton has more than {max_states:,} states")
             threads, ctx = order[i]
             i += 1
-            accept.append(any(kind[n] == MATCH for n, _ in threads))
+            # conditional matches (MATCH with obligations), in priority order, each with where it holds
+            matches = [(j, self.condition(ob)) for j, (n, ob) in enumerate(threads) if kind[n] == MATCH and ob]
+            accept.append(any(kind[n] == MATCH and not ob for n, ob in threads))
+            conds.append(None if accept[-1] or not matches else
+                         (normalize(r for _, (rs, _) in matches for r in rs), any(e for _, (_, e) in matches)))
             pos, behind_sets = ctx
             # every character set that can tell characters apart in this state
             sets = [data[n] for n, _ in threads if kind[n] == CHAR]
+            sets.extend(rs for _, (rs, _) in matches)
             for _, ob in threads:
                 for _, nodes in ob:
                     sets.extend(data[m] for m in nodes if kind[m] == CHAR)
@@ -465,7 +525,10 @@ class _Builder:
             row: list = []
             cache: dict = {}
             for a, b in zip(points, points[1:]):
-                live = tuple(j for j, (n, _) in enumerate(threads) if kind[n] == CHAR and _contains(data[n], a))
+                # a conditional match that holds before character a cuts the threads after it
+                end = next((j for j, (rs, _) in matches if _contains(rs, a)), len(threads))
+                live = tuple(j for j, (n, _) in enumerate(threads[:end])
+                             if kind[n] == CHAR and _contains(data[n], a))
                 if not live:
                     continue
                 new_pos = min(pos + 1, self.pos_cap)
@@ -501,7 +564,10 @@ class _Builder:
                 else:
                     row.append((a, b - 1, target))
             edges.append(row)
-        return CharDFA(edges, accept)
+        return CharDFA(edges, accept, conds)
+
+
+_EVERY_CHAR = ((0, MAX_CODEPOINT),)
 
 
 def _obl_signature(builder: _Builder, obls: frozenset, cp: int):
@@ -555,6 +621,8 @@ def from_interegular(fsm) -> CharDFA:
 
 def intersect(a: CharDFA, b: CharDFA, max_states: int = MAX_DFA_STATES) -> CharDFA:
     """Product automaton: the strings both accept."""
+    if a.has_conditions or b.has_conditions:
+        raise RegexUnsupported("a lookahead past the end of the lexeme cannot be intersected with another regex")
     index = {(0, 0): 0}
     order = [(0, 0)]
     edges, accept = [], []

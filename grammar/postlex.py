@@ -99,10 +99,11 @@ def resolve_lark_indenter(settings: LarkIndenterSettings, terminals: list[Termin
     return spec, bracket
 
 
-def nl_states(trans: np.ndarray, winner: np.ndarray, nl: int, starts) -> np.ndarray:
-    """(n_states,) uint8: the lexer states whose lexeme may still become an NL token (mode starts: 0).
-    The core counts indentation there, and keeps it out of the fill cache key elsewhere."""
-    reach = winner == nl
+def nl_states(trans: np.ndarray, ends_as_nl: np.ndarray, starts) -> np.ndarray:
+    """(n_states,) uint8: the lexer states whose lexeme may still become an NL token (mode starts: 0),
+    given those where it can end as one (LexerDFA.ends_as). The core counts indentation there, and keeps
+    it out of the fill cache key elsewhere."""
+    reach = ends_as_nl.copy()
     while True:  # backwards along the transitions, to a fixed point
         succ = np.where(trans >= 0, reach[np.maximum(trans, 0)], False).any(axis=1)
         grown = reach | succ

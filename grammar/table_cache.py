@@ -29,7 +29,7 @@ from .lark_frontend import ParseTables, conflict_warning
 from .directives import IndenterSpec, SemicolonSpec
 from .tables import GrammarTables, build_tables
 
-FORMAT = "grammar-tables-3"
+FORMAT = "grammar-tables-4"
 SUBDIR = "grammar-tables"  # in the token tables' cache directory: apart, so each kind can be listed alone
 
 # Every array of a GrammarTables: its dtype and number of dimensions, as build_tables makes them.
@@ -113,6 +113,8 @@ def to_arrays(t: GrammarTables) -> tuple[dict, dict[str, np.ndarray]]:
         term_flags=t.term_flags)
     if t.state_mode is not None:
         arrays["state_mode"] = t.state_mode
+    if lex.cond is not None:
+        arrays.update(lex_cond=lex.cond, cond_rows=lex.cond_rows)
     meta = dict(
         tables_format=FORMAT,
         terminals=[[s.name, s.regex, s.priority, s.is_literal, s.ignored, list(s.also), list(s.modes),
@@ -157,7 +159,15 @@ def from_arrays(meta: dict, arrays: dict[str, np.ndarray]) -> GrammarTables:
     _in_range(mode_start, 0, n_states, "mode start states")
     _expect(mode_start.size > 0 and mode_start[0] == 0, "mode 0 starts at state 0")
     _in_range(lex_mode, 0, len(mode_start), "lexer modes")
-    lexer = LexerDFA(a["lex_trans"], a["lex_winner"], a["lex_final"], a["lex_cset"], csets, mode_start, lex_mode)
+    lex_cond = cond_rows = None
+    if "lex_cond" in arrays or "cond_rows" in arrays:
+        lex_cond, cond_rows = _array(arrays, "lex_cond", np.int32, 1), _array(arrays, "cond_rows", np.int32, 2)
+        _expect(lex_cond.shape == (n_states,), "lex_cond has one entry per lexer state")
+        _expect(cond_rows.shape[1] == 257 and cond_rows.shape[0] > 0, "cond_rows are (rows, 257)")
+        _in_range(lex_cond, -1, cond_rows.shape[0], "conditional winner rows")
+        _in_range(cond_rows, -1, n_terms, "conditional winners")
+    lexer = LexerDFA(a["lex_trans"], a["lex_winner"], a["lex_final"], a["lex_cset"], csets, mode_start, lex_mode,
+                     lex_cond, cond_rows)
 
     action, goto = a["action"], a["goto"]
     n_lr, n_rules = action.shape[0], a["rule_lhs"].shape[0]

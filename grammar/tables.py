@@ -124,7 +124,7 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
     lex_init = 0 if state_mode is None else int(lexer.mode_start[state_mode[parser.start_state]])
     if lark_brackets is not None:
         term_bracket = lark_brackets
-        lex_nl = nl_states(lexer.trans, lexer.winner, indenter.nl, lexer.mode_start)
+        lex_nl = nl_states(lexer.trans, lexer.ends_as(indenter.nl), lexer.mode_start)
     elif indenter is not None:
         for i, t in enumerate(terminals):
             if t.is_literal and display[i][1:-1] in _BRACKETS:

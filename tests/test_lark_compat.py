@@ -26,20 +26,13 @@ from bench import lark_compat as lc  # noqa: E402
 # ---- the causes found (each is what the difference comes from, shown by the cause tests below). Fixed since:
 # the contextual lexer (glued keywords, the CSV space after `#`, terminals shadowed outside their context),
 # Lark's priority-first scanner, Python re's meaning of regexes (lookbehind, lazy quantifiers, flag x,
-# Unicode classes), and the fallback to a shorter lexeme when the longest candidate dies (`1E` then a
-# newline; a \w name before a character whose first byte could continue it, U+00A0 after a name); their
-# cause tests below carry no marker. ----
-
-LOOKAHEAD = ("a lookahead past the end of a terminal depends on the next lexeme's text: /[?](?![a-z])/ "
-             "(lark.lark's OP) is refused with a GrammarError, where Lark lexes `?` when no letter follows")
-DOLLAR_M = ("`$` at the end of a terminal looks past the lexeme (with flag m: a newline or the end must follow): "
-            "/\\S+$/m is refused with a GrammarError")
+# Unicode classes), the fallback to a shorter lexeme when the longest candidate dies (`1E` then a
+# newline; a \w name before a character whose first byte could continue it, U+00A0 after a name), and
+# lookaheads past the end of a terminal that the next byte decides (lark.lark's `[?](?![a-z])`, `\S+$` with
+# flag m); their cause tests below carry no marker. ----
 
 # The causes each grammar meets, in the order a text meets them (the first one hides the others).
-GRAMMAR_CAUSES = {
-    "flags": [DOLLAR_M],
-    "lark_lark": [LOOKAHEAD],
-}
+GRAMMAR_CAUSES: dict = {}
 
 
 def _xfail(causes, strict=True):
@@ -166,7 +159,6 @@ def test_cause_lazy_quantifier():
     _agree(_grammar("glued_keywords"), ["int x; /* a */ int y;", "int x; /* a */ ??? */", "/**/int x;/**/"])
 
 
-@pytest.mark.xfail(strict=True, reason=LOOKAHEAD)
 def test_cause_negative_lookahead():
     _agree('start: item+\nitem: NAME OP?\nOP: /[+*]|[?](?![a-z])/\nNAME: /[a-z]+/\n%ignore " "\n',
            ["a?", "a ?", "a? b", "a?b", "a+b"])
@@ -187,7 +179,6 @@ def test_cause_verbose_flag():
     _agree("start: NUMBER\nNUMBER: / [+-]?  # sign\n  \\d+ /x\n", ["12", "-3", "+ 3", "1 2"])
 
 
-@pytest.mark.xfail(strict=True, reason=DOLLAR_M)
 def test_cause_dollar_multiline():
     _agree('start: ("include" PATH _NL)*\nPATH: /\\S+$/m\n_NL: /\\n/\n%ignore " "\n',
            ["include a.txt\n", "include a.txt \n", "include a b\n"])
@@ -206,7 +197,7 @@ def test_cause_flags_i_and_s_agree():
 WALK_FAMILIES = ["smollm2", "mistral"]  # byte-level BPE and SentencePiece, both packaged
 WALK_CAUSES = {
 }
-WALK_GRAMMARS = ["glued_keywords", "csv", "calc", "unicode_names", "json_escaped"]
+WALK_GRAMMARS = ["glued_keywords", "csv", "calc", "unicode_names", "json_escaped", "flags", "lark_lark"]
 WALKS, MAX_STEPS = 16, 24
 
 
