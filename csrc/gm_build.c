@@ -80,7 +80,8 @@ static int32_t fall_back_walk(const gm_grammar *g, seq_table *st, const uint8_t 
     if (q == GM_RESUME) return DQ_DYNAMIC;
     fallback_at now = NO_FALLBACK;
     for (int64_t i = fb.at; i <= d; i++) {
-        if (now.at >= 0 && g->lex_trans[(size_t)q * 256 + b[i]] < 0) return DQ_DYNAMIC;
+        if (now.at >= 0 && g->lex_trans[(size_t)q * 256 + b[i]] < 0 && winner_before(g, q, b[i]) < 0)
+            return DQ_DYNAMIC;
         int32_t emit[3];
         int ne, consumed;
         const int32_t nq = gm_lex_byte(g, q, b[i], emit, &ne, &consumed);
@@ -129,7 +130,8 @@ static int32_t walk_in_mode(const gm_grammar *g, seq_table *st, const uint8_t *b
     int32_t q = g->mode_start[m];
     fallback_at fb = NO_FALLBACK;
     for (int64_t i = from; i < len; i++) {
-        if (fb.at >= 0 && g->lex_trans[(size_t)q * 256 + b[i]] < 0) return DQ_DYNAMIC;
+        if (fb.at >= 0 && g->lex_trans[(size_t)q * 256 + b[i]] < 0 && winner_before(g, q, b[i]) < 0)
+            return DQ_DYNAMIC;
         int32_t emit[3];
         int ne, consumed;
         const int32_t nq = gm_lex_byte(g, q, b[i], emit, &ne, &consumed);

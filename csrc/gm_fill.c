@@ -165,10 +165,10 @@ static int fill_each(gm_matcher *m, uint32_t *restrict out) {
     return 0;
 }
 
-/* A fallback pending. The tokens whose first byte kills the lexeme in progress are the ones the token tables
- * allow after the fallback (the shorter lexeme fed, the bytes after it lexed again): the matcher is put in
- * that state for one fill from the tables, then put back. The others go on with the lexeme: each is lexed
- * on its own. */
+/* A fallback pending. The tokens whose first byte kills the lexeme in progress (not complete before it) are
+ * the ones the token tables allow after the fallback (the shorter lexeme fed, the bytes after it lexed
+ * again): the matcher is put in that state for one fill from the tables, then put back. The others go on
+ * with the lexeme, or end it there: each is lexed on its own. */
 static int fill_fallback(gm_matcher *m, uint32_t *restrict out) {
     const gm_grammar *g = m->g;
     const gm_vocab *v = m->v;
@@ -208,7 +208,8 @@ static int fill_fallback(gm_matcher *m, uint32_t *restrict out) {
     for (int32_t t = 0; t < v->n_tokens; t++) {
         const int64_t at = v->tok_begin[t];
         if (v->tok_begin[t + 1] == at || v->is_stop[t]) continue;
-        if (g->lex_trans[(size_t)q * 256 + v->tok_bytes[at]] < 0) continue; /* from the tables, above */
+        const uint8_t first = v->tok_bytes[at];
+        if (g->lex_trans[(size_t)q * 256 + first] < 0 && winner_before(g, q, first) < 0) continue; /* above */
         out[t >> 5] &= ~(1u << (t & 31));
         if ((r = token_viable(m, t)) < 0) return r;
         if (r) out[t >> 5] |= 1u << (t & 31);
