@@ -13,6 +13,11 @@ bench/results/schema_bench.md and stdout (`--out NAME` for other names).
                                  [--jobs 2] [--timeout 20] [--walk] [--resume] [--tokens N]
     python -m bench.schema_bench --from-logs full peers --limit 60 --out side_by_side   # tables from logs
     python -m bench.schema_bench --suite      # the official JSON-Schema-Test-Suite, per keyword (grammask)
+    python -m bench.schema_bench --ttfm [--tokenizer deepseek] --limit 30 --spread --timeout 20
+                                     # time to first mask per engine, grammask's stages (bench/ttfm.py)
+
+--spread with --limit N takes N schemas spread evenly over each split (sorted by name) rather than the first N
+(names sort by topic in some splits, e.g. Synthesized by keyword).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import multiprocessing as mp
 import time
 import warnings
 from collections import deque
+from functools import partial
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -190,26 +196,27 @@ def score_with(engine, path: Path) -> dict:
     return out
 
 
-def _worker(conn, walk: bool, build_timeout: float) -> None:
+def _worker(conn, make, score, failed: str) -> None:
+    """make(engine name) -> engine, once per engine; score(engine, path) -> result dict."""
     engines = {}
     while True:
         task = conn.recv()
         if task is None:
             return
         name, path = task
-        if name not in engines:
-            engines[name] = make_engine(name, walk, build_timeout)
         try:
-            conn.send(score_with(engines[name], Path(path)))
+            if name not in engines:
+                engines[name] = make(name)
+            conn.send(score(engines[name], Path(path)))
         except Exception as exc:  # noqa: BLE001 - an engine crash on one schema is that schema's result
-            conn.send({"status": "compile-error", "error": f"{type(exc).__name__}: {exc}"[:200], "seconds": None})
+            conn.send({"status": failed, "error": f"{type(exc).__name__}: {exc}"[:200], "seconds": None})
 
 
 class _Worker:
     """A process scoring one (engine, schema) at a time; killed and replaced when it overruns."""
 
-    def __init__(self, walk: bool, build_timeout: float):
-        self.args = (walk, build_timeout)
+    def __init__(self, make, score, failed: str):
+        self.args = (make, score, failed)
         self.seen: set[str] = set()  # engines this process has loaded
         self.start()
 
@@ -227,8 +234,12 @@ class _Worker:
 
 
 def run_engines(tasks: list[tuple[str, str, Path]], jobs: int, timeout: float, walk: bool, log: Path,
-                resume: bool) -> list[dict]:
-    """Score (engine, split, schema path) tasks in `jobs` worker processes; results appended to `log`."""
+                resume: bool, make=None, score=score_with, timed_out: str = "compile-error",
+                failed: str = "compile-error") -> list[dict]:
+    """Score (engine, split, schema path) tasks in `jobs` worker processes; results appended to `log`.
+    make(name) -> engine (default: make_engine for scoring) and score(engine, path) -> result dict run in the
+    workers; a task past `timeout` gets status `timed_out`, an exception in it status `failed`."""
+    make = make or partial(make_engine, walk=walk, build_timeout=timeout)
     done = {}
     if resume and log.exists():
         for line in log.read_text(encoding="utf-8").splitlines():
@@ -240,7 +251,7 @@ def run_engines(tasks: list[tuple[str, str, Path]], jobs: int, timeout: float, w
     results = [done[(e, s, p.name)] for e, s, p in tasks if (e, s, p.name) in done]
     # Each worker loads the tokenizer and the engines' vocabularies once (seconds); a compile that hangs
     # costs a restart. A slow first task is not a hang: the first deadline allows for the start-up.
-    workers = [_Worker(walk, timeout) for _ in range(max(1, jobs))]
+    workers = [_Worker(make, score, failed) for _ in range(max(1, jobs))]
     startup = 60.0
     with log.open("a", encoding="utf-8") as out:
         while todo or any(w.task for w in workers):
@@ -258,7 +269,7 @@ def run_engines(tasks: list[tuple[str, str, Path]], jobs: int, timeout: float, w
                     r = w.conn.recv()
                 elif time.monotonic() > w.deadline:
                     w.kill()
-                    r = {"status": "compile-error", "error": f"timeout ({timeout:g} s)", "seconds": None}
+                    r = {"status": timed_out, "error": f"timeout ({timeout:g} s)", "seconds": None}
                 else:
                     continue
                 r.update(engine=engine, split=split, file=path.name)
@@ -308,9 +319,17 @@ def table(results: list[dict], engines: list[str], split_names: list[str]) -> st
     return "\n".join(lines)
 
 
+def pick(split: Path, limit: int | None, spread: bool = False) -> list[Path]:
+    """The split's schemas sorted by name: the first `limit`, or `limit` spread evenly over them."""
+    paths = sorted(split.glob("*.json"))
+    if limit is None or not spread or limit >= len(paths):
+        return paths[:limit]
+    return [paths[k * len(paths) // limit] for k in range(limit)]
+
+
 def run(limit: int | None = None, names: list[str] | None = None, engines: list[str] | None = None,
         jobs: int = 1, timeout: float = 20.0, walk: bool = False, resume: bool = False,
-        out: str = "schema_bench") -> list[dict]:
+        out: str = "schema_bench", spread: bool = False) -> list[dict]:
     engines = [e for e in (engines or ENGINES)]
     tasks, split_names = [], []
     for split in splits():
@@ -318,7 +337,7 @@ def run(limit: int | None = None, names: list[str] | None = None, engines: list[
         if names and name not in names:
             continue
         split_names.append(name)
-        for path in sorted(split.glob("*.json"))[:limit]:
+        for path in pick(split, limit, spread):
             tasks += [(e, name, path) for e in engines if installed(e)]
     RESULTS.mkdir(exist_ok=True)
     results = run_engines(tasks, jobs, timeout, walk, RESULTS / f"{out}.jsonl", resume)
@@ -344,6 +363,48 @@ def report(logs: list[str], limit: int | None, names: list[str] | None, out: str
     text = table(results, engines, split_names)
     (RESULTS / f"{out}.md").write_text(text + "\n", encoding="utf-8")
     print(text)
+
+
+def run_ttfm(limit: int | None, names: list[str] | None, engines: list[str], timeout: float, resume: bool,
+             out: str, family: str, spread: bool, keep_caches: bool, jobs: int = 1) -> list[dict]:
+    """Time to first mask per schema and engine (bench/ttfm.py), with grammask's stages; no disk caches.
+    Every engine of a schema runs in the same worker process, one after another."""
+    import os
+
+    from bench import ttfm
+
+    os.environ["GRAMMASK_CACHE_DIR"] = ""  # grammar tables too: no disk cache (inherited by the workers)
+    ttfm.preload(family)
+    engines = [e for e in engines if installed(e)]
+    tasks, split_names = [], []
+    for split in splits():
+        name = split.name.removeprefix("maskbench-")
+        if names and name not in names:
+            continue
+        split_names.append(name)
+        tasks += [(e, name, path) for path in pick(split, limit, spread) for e in engines]
+    RESULTS.mkdir(exist_ok=True)
+    make = partial(ttfm.make_engine, family=family, build_timeout=timeout, keep_caches=keep_caches)
+    results = run_engines(tasks, jobs, timeout, False, RESULTS / f"{out}.jsonl", resume, make=make,
+                          score=ttfm.measure, timed_out="timeout", failed="error")
+    text = ttfm.report(results, engines, split_names, timeout, family, ttfm._TOKENIZER[family][1].vocab_size,
+                       keep_caches, CORPORA / "jsonschema")
+    (RESULTS / f"{out}.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return results
+
+
+def report_ttfm(logs: list[str], args) -> None:
+    """The time-to-first-mask tables from existing logs (bench/results/NAME.jsonl)."""
+    from bench import ttfm
+    from bench.workload import VOCAB_SIZES
+
+    results = [json.loads(line) for name in logs
+               for line in (RESULTS / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+    split_names = sorted({r["split"] for r in results})
+    engines = [e for e in ENGINES if any(r["engine"] == e for r in results)]
+    print(ttfm.report(results, engines, split_names, args.timeout, args.tokenizer, VOCAB_SIZES[args.tokenizer],
+                      args.keep_caches, CORPORA / "jsonschema"))
 
 
 def run_token_walks(limit: int | None, names: list[str] | None, tokens: int) -> None:
@@ -398,17 +459,32 @@ def main() -> None:
                     "bench/results/NAME.jsonl (e.g. one per engine), over the first --limit schemas per split")
     ap.add_argument("--tokens", type=int, default=0, help="instead: walk the valid instances of N passing "
                     "schemas per split token by token with grammask's gpt2 masks")
+    ap.add_argument("--spread", action="store_true", help="with --limit N: N schemas spread evenly over each "
+                    "split instead of the first N")
+    ap.add_argument("--ttfm", action="store_true", help="instead: time to first mask per engine, cold, with "
+                    "grammask's stages (log and table: bench/results/ttfm.*, or --out)")
+    ap.add_argument("--tokenizer", default="deepseek", help="--ttfm: tokenizer family (bench/workload.py; "
+                    "deepseek: 129,280 tokens, the 128k class)")
+    ap.add_argument("--keep-caches", action="store_true", help="--ttfm: keep grammask's in-process caches "
+                    "across schemas (default: emptied before each)")
     ap.add_argument("--suite", action="store_true", help="score the official JSON-Schema-Test-Suite draft2020-12 "
                     "keyword files instead")
     args = ap.parse_args()
     if args.suite:
         run_suite()
+    elif args.ttfm and args.from_logs:
+        report_ttfm(args.from_logs, args)
+    elif args.ttfm:
+        run_ttfm(args.limit, args.splits, args.engines, args.timeout, args.resume,
+                 "ttfm" if args.out == "schema_bench" else args.out, args.tokenizer, args.spread, args.keep_caches,
+                 args.jobs)
     elif args.from_logs:
         report(args.from_logs, args.limit, args.splits, args.out)
     elif args.tokens:
         run_token_walks(args.limit, args.splits, args.tokens)
     else:
-        run(args.limit, args.splits, args.engines, args.jobs, args.timeout, args.walk, args.resume, args.out)
+        run(args.limit, args.splits, args.engines, args.jobs, args.timeout, args.walk, args.resume, args.out,
+            args.spread)
 
 
 def suite_dir() -> Path:
