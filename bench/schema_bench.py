@@ -45,6 +45,12 @@ def splits() -> list[Path]:
     return sorted((CORPORA / "jsonschema").glob("maskbench-*"))
 
 
+def chosen_splits(names: list[str] | None) -> list[tuple[str, Path]]:
+    """(name, folder) of each split, or of those in `names`."""
+    named = [(split.name.removeprefix("maskbench-"), split) for split in splits()]
+    return [(name, split) for name, split in named if not names or name in names]
+
+
 def score_schema(path: Path, build_timeout: float = 5.0) -> dict:
     """grammask on one schema, judged by its validator: status pass | compile-error | valid-rejected |
     invalid-accepted, with details (the grammar too, for token walks)."""
@@ -332,10 +338,7 @@ def run(limit: int | None = None, names: list[str] | None = None, engines: list[
         out: str = "schema_bench", spread: bool = False) -> list[dict]:
     engines = [e for e in (engines or ENGINES)]
     tasks, split_names = [], []
-    for split in splits():
-        name = split.name.removeprefix("maskbench-")
-        if names and name not in names:
-            continue
+    for name, split in chosen_splits(names):
         split_names.append(name)
         for path in pick(split, limit, spread):
             tasks += [(e, name, path) for e in engines if installed(e)]
@@ -352,10 +355,7 @@ def report(logs: list[str], limit: int | None, names: list[str] | None, out: str
     results = [json.loads(line) for name in logs
                for line in (RESULTS / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
     split_names, keep = [], set()
-    for split in splits():
-        name = split.name.removeprefix("maskbench-")
-        if names and name not in names:
-            continue
+    for name, split in chosen_splits(names):
         split_names.append(name)
         keep |= {(name, p.name) for p in sorted(split.glob("*.json"))[:limit]}
     results = [r for r in results if (r["split"], r["file"]) in keep]
@@ -377,10 +377,7 @@ def run_ttfm(limit: int | None, names: list[str] | None, engines: list[str], tim
     ttfm.preload(family)
     engines = [e for e in engines if installed(e)]
     tasks, split_names = [], []
-    for split in splits():
-        name = split.name.removeprefix("maskbench-")
-        if names and name not in names:
-            continue
+    for name, split in chosen_splits(names):
         split_names.append(name)
         tasks += [(e, name, path) for path in pick(split, limit, spread) for e in engines]
     RESULTS.mkdir(exist_ok=True)
@@ -414,9 +411,7 @@ def run_token_walks(limit: int | None, names: list[str] | None, tokens: int) -> 
     tok = load_tokenizer("gpt2")
     info = gm.TokenizerInfo.from_huggingface(tok)
     walked = failed = 0
-    for split in splits():
-        if names and split.name.removeprefix("maskbench-") not in names:
-            continue
+    for _, split in chosen_splits(names):
         results = (score_schema(f) for f in sorted(split.glob("*.json"))[:limit])
         for r in [r for r in results if r["status"] == "pass"][:tokens]:
             w, f = walk_valid(r, split, tok, info)

@@ -65,10 +65,32 @@ static inline fallback_at fallback_after(const gm_grammar *g, fallback_at fb, in
     return fb;
 }
 
+/* Bytes b[from..to) lexed from state q after sequence *seq, with the fallback *fb: the state after (*seq, *fb
+ * updated), GM_DEAD, DQ_DYNAMIC (a fallback of their own to take, or a restart the context decides: the
+ * fill lexes such tokens itself), or GM_NOMEM. */
+static int32_t walk_bytes(const gm_grammar *g, seq_table *st, const uint8_t *b, int64_t from, int64_t to, int32_t q,
+                          int32_t *seq, fallback_at *fb) {
+    int32_t s = *seq;
+    for (int64_t i = from; i < to; i++) {
+        if (fb->at >= 0 && g->lex_trans[(size_t)q * 256 + b[i]] < 0 && winner_before(g, q, b[i]) < 0)
+            return DQ_DYNAMIC;
+        int32_t emit[3];
+        int ne, consumed;
+        const int32_t nq = gm_lex_byte(g, q, b[i], emit, &ne, &consumed);
+        if (nq == GM_DEAD) return GM_DEAD;
+        if (nq == GM_RESUME) return DQ_DYNAMIC;
+        for (int e = 0; e < ne; e++)
+            if ((s = seq_append(st, s, emit[e])) < 0) return GM_NOMEM;
+        if (g->lex_fallback) *fb = fallback_after(g, *fb, q, s, b[i], i, nq);
+        q = nq;
+    }
+    *seq = s;
+    return q;
+}
+
 /* Byte b[d] kills the lexeme with fallback dfb[d]: feed the lexeme it passed and lex b[fb.at .. d] again
  * from where the next one starts, as the matcher does (gm_feed.h's fall_back). The state after (dfb[d + 1]
- * and *seq_out set), GM_DEAD, DQ_DYNAMIC (the context decides a restart, or the bytes lexed again need a
- * fallback of their own: the fill lexes such tokens itself), or GM_NOMEM. */
+ * and *seq_out set), or walk_bytes' GM_DEAD, DQ_DYNAMIC, GM_NOMEM. */
 static int32_t fall_back_walk(const gm_grammar *g, seq_table *st, const uint8_t *b, int64_t d, fallback_at *dfb,
                               int32_t *seq_out) {
     const fallback_at fb = dfb[d];
@@ -79,19 +101,7 @@ static int32_t fall_back_walk(const gm_grammar *g, seq_table *st, const uint8_t 
     int32_t q = restart_state(g, fb.state, w);
     if (q == GM_RESUME) return DQ_DYNAMIC;
     fallback_at now = NO_FALLBACK;
-    for (int64_t i = fb.at; i <= d; i++) {
-        if (now.at >= 0 && g->lex_trans[(size_t)q * 256 + b[i]] < 0 && winner_before(g, q, b[i]) < 0)
-            return DQ_DYNAMIC;
-        int32_t emit[3];
-        int ne, consumed;
-        const int32_t nq = gm_lex_byte(g, q, b[i], emit, &ne, &consumed);
-        if (nq == GM_DEAD) return GM_DEAD;
-        if (nq == GM_RESUME) return DQ_DYNAMIC;
-        for (int e = 0; e < ne; e++)
-            if ((s = seq_append(st, s, emit[e])) < 0) return GM_NOMEM;
-        now = fallback_after(g, now, q, s, b[i], i, nq);
-        q = nq;
-    }
+    if ((q = walk_bytes(g, st, b, fb.at, d + 1, q, &s, &now)) < 0) return q;
     dfb[d + 1] = now;
     *seq_out = s;
     return q;
@@ -122,26 +132,14 @@ static int32_t group_of(state_groups *gs, int32_t s, int32_t cset) {
 
 /* A contextual lexer's restart the parser state decides (GM_RESTART_DYNAMIC): the token's bytes b[from..len)
  * lexed from mode m's start, after sequence s and the marker of mode m (the fill takes the marker only
- * where the parser state's mode is m: gm_fill.c). The state after (*seq_out set), GM_DEAD, DQ_DYNAMIC (one
- * more such restart, or a fallback: the fill lexes the token itself), or GM_NOMEM. */
+ * where the parser state's mode is m: gm_fill.c). The state after (*seq_out set), or walk_bytes' GM_DEAD,
+ * DQ_DYNAMIC (also for a fallback pending at the end), GM_NOMEM. */
 static int32_t walk_in_mode(const gm_grammar *g, seq_table *st, const uint8_t *b, int64_t from, int64_t len,
                             int32_t m, int32_t s, int32_t *seq_out) {
     if ((s = seq_append(st, s, GM_MODE_MARK(m))) < 0) return GM_NOMEM;
-    int32_t q = g->mode_start[m];
     fallback_at fb = NO_FALLBACK;
-    for (int64_t i = from; i < len; i++) {
-        if (fb.at >= 0 && g->lex_trans[(size_t)q * 256 + b[i]] < 0 && winner_before(g, q, b[i]) < 0)
-            return DQ_DYNAMIC;
-        int32_t emit[3];
-        int ne, consumed;
-        const int32_t nq = gm_lex_byte(g, q, b[i], emit, &ne, &consumed);
-        if (nq == GM_DEAD) return GM_DEAD;
-        if (nq == GM_RESUME) return DQ_DYNAMIC;
-        for (int e = 0; e < ne; e++)
-            if ((s = seq_append(st, s, emit[e])) < 0) return GM_NOMEM;
-        if (g->lex_fallback) fb = fallback_after(g, fb, q, s, b[i], i, nq);
-        q = nq;
-    }
+    const int32_t q = walk_bytes(g, st, b, from, len, g->mode_start[m], &s, &fb);
+    if (q < 0) return q;
     if (fb.at >= 0) return DQ_DYNAMIC;
     *seq_out = s;
     return q;

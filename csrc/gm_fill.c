@@ -182,27 +182,15 @@ static int fill_fallback(gm_matcher *m, uint32_t *restrict out) {
     if (r == 1 && vs.ctx.fb_n) return fill_each(m, out); /* the bytes lexed again leave one pending too */
     memset(out, 0, (size_t)v->n_words * sizeof(uint32_t));
     if (r == 1) {
-        const int32_t lr_len = m->lr.len, ind_len = m->ind.len, at_start = m->at_start;
-        const gm_ictx ctx = m->ctx;
-        int32_t *saved = gm_malloc(((size_t)lr_len + ind_len) * sizeof(int32_t));
-        if (!saved) return GM_NOMEM;
-        memcpy(saved, m->lr.data, (size_t)lr_len * sizeof(int32_t));
-        memcpy(saved + lr_len, m->ind.data, (size_t)ind_len * sizeof(int32_t));
+        gm_kept_state kept;
+        if (keep_state(m, &kept)) return GM_NOMEM;
         r = make_real(m, &vs);
         if (r == 1) {
             m->lex_state = after;
             m->at_start = 0;
             r = fill_groups(m, after, out);
         }
-        /* put the matcher back (make_real only grew its stacks) */
-        memcpy(m->lr.data, saved, (size_t)lr_len * sizeof(int32_t));
-        memcpy(m->ind.data, saved + lr_len, (size_t)ind_len * sizeof(int32_t));
-        m->lr.len = lr_len;
-        m->ind.len = ind_len;
-        m->ctx = ctx;
-        m->lex_state = q;
-        m->at_start = at_start;
-        gm_free(saved);
+        put_back_state(m, &kept);
         if (r < 0) return r;
     }
     for (int32_t t = 0; t < v->n_tokens; t++) {

@@ -223,6 +223,16 @@ GM_INTERNAL int check_seq(gm_matcher *m, const int32_t *seq, int32_t n, int32_t 
 GM_INTERNAL int pending_event(const gm_matcher *m, int32_t *ev);
 /* The same for a lexeme in progress in lexer state q. */
 GM_INTERNAL int lexeme_event(const gm_grammar *g, int32_t q, int32_t *ev);
+/* The matcher's parse state (stacks, context, lexer state, at_start) kept aside while text is tried on the
+ * matcher itself, and put back (or dropped). */
+typedef struct {
+    int32_t *stacks;
+    int32_t lr_len, ind_len, lex_state, at_start;
+    gm_ictx ctx;
+} gm_kept_state;
+GM_INTERNAL int keep_state(const gm_matcher *m, gm_kept_state *k);  /* 0 or GM_NOMEM */
+GM_INTERNAL void put_back_state(gm_matcher *m, gm_kept_state *k);   /* and drop it */
+GM_INTERNAL void drop_kept_state(gm_kept_state *k);
 /* A token's bytes as the matcher lexes them (the tokenizer's dropped leading space at the start). */
 GM_INTERNAL const uint8_t *token_text(const gm_matcher *m, int32_t token, int64_t *n);
 /* A token's bytes from the matcher's state: 1 if the parser takes every terminal and the pending lexeme can

@@ -190,6 +190,36 @@ int64_t gm_matcher_memory(const gm_matcher *m) {
     return b + gm_fill_cache_memory(m->own_fill_cache); /* not the shared one: the tables hold it */
 }
 
+int keep_state(const gm_matcher *m, gm_kept_state *k) {
+    k->stacks = gm_malloc(((size_t)m->lr.len + m->ind.len) * sizeof(int32_t));
+    if (!k->stacks) return GM_NOMEM;
+    k->lr_len = m->lr.len;
+    k->ind_len = m->ind.len;
+    k->lex_state = m->lex_state;
+    k->at_start = m->at_start;
+    k->ctx = m->ctx;
+    memcpy(k->stacks, m->lr.data, (size_t)k->lr_len * sizeof(int32_t));
+    memcpy(k->stacks + k->lr_len, m->ind.data, (size_t)k->ind_len * sizeof(int32_t));
+    return 0;
+}
+
+void put_back_state(gm_matcher *m, gm_kept_state *k) {
+    /* the stacks only grew in between: the kept lengths fit */
+    memcpy(m->lr.data, k->stacks, (size_t)k->lr_len * sizeof(int32_t));
+    memcpy(m->ind.data, k->stacks + k->lr_len, (size_t)k->ind_len * sizeof(int32_t));
+    m->lr.len = k->lr_len;
+    m->ind.len = k->ind_len;
+    m->lex_state = k->lex_state;
+    m->at_start = k->at_start;
+    m->ctx = k->ctx;
+    drop_kept_state(k);
+}
+
+void drop_kept_state(gm_kept_state *k) {
+    gm_free(k->stacks);
+    k->stacks = NULL;
+}
+
 int feed_token_bytes(gm_matcher *m, const uint8_t *b, int64_t n, vstate *vs, int32_t *q_end) {
     int32_t q = m->lex_state;
     byte_fed fed;

@@ -100,29 +100,19 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
 }
 
 int gm_accept_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n) {
-    /* Snapshot the state (the validator path writes directly), restore it on failure. */
-    int32_t *saved = gm_malloc((size_t)(m->lr.len + m->ind.len) * sizeof(int32_t));
-    if (!saved) return GM_NOMEM;
-    const int32_t lr_len = m->lr.len, ind_len = m->ind.len, q = m->lex_state;
-    const gm_ictx ctx = m->ctx;
-    memcpy(saved, m->lr.data, (size_t)lr_len * sizeof(int32_t));
-    memcpy(saved + lr_len, m->ind.data, (size_t)ind_len * sizeof(int32_t));
+    /* The validator path writes the matcher directly: keep its state, put it back on failure. */
+    gm_kept_state kept;
+    if (keep_state(m, &kept)) return GM_NOMEM;
     int64_t err_pos, lexeme_begin = 0;
     int32_t err_term;
     int r = gm_feed_bytes(m, bytes, n, 0, &err_pos, &err_term, &lexeme_begin);
     if (r == GM_OK) {
         m->n_hist = 0; /* the token history does not reach across raw text */
         m->n_saved = 0;
-        gm_free(saved);
+        drop_kept_state(&kept);
         return 1;
     }
-    memcpy(m->lr.data, saved, (size_t)lr_len * sizeof(int32_t));
-    memcpy(m->ind.data, saved + lr_len, (size_t)ind_len * sizeof(int32_t));
-    m->lr.len = lr_len;
-    m->ind.len = ind_len;
-    m->lex_state = q;
-    m->ctx = ctx;
-    gm_free(saved);
+    put_back_state(m, &kept);
     return r < 0 ? r : 0;
 }
 

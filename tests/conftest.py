@@ -246,3 +246,25 @@ def walks_parse(matcher, info: gm.TokenizerInfo, words: set, rng, walks: int, gr
         else:
             assert grammar.validate(data).prefix_ok
     return ended
+
+
+def mask_disagreements(compiled, grammar, info: gm.TokenizerInfo, prefix: bytes) -> list:
+    """After `prefix` (fed as raw text), the tokens whose bit in the mask differs from the validator's word
+    on the prefix plus the token (prefix_ok): [(token bytes, in the mask)]; the stop tokens' bits must say
+    whether the prefix is complete. The first token after a prefix is decoded without its leading space
+    where the tokenizer drops it."""
+    matcher = compiled.matcher()
+    assert matcher.accept_string(prefix), prefix
+    allowed = set(matcher.allowed_token_ids().tolist())
+    stop = set(info.stop_token_ids)
+    wrong = []
+    for t, b in enumerate(info.token_bytes):
+        if not b or t in stop:
+            continue
+        if info.strips_leading_space and b[:1] == b" ":
+            b = b[1:]
+        if (t in allowed) != grammar.validate(prefix + b).prefix_ok:
+            wrong.append((b, t in allowed))
+    if any(t in allowed for t in stop) != grammar.validate(prefix).ok:
+        wrong.append((b"<stop>", any(t in allowed for t in stop)))
+    return wrong
