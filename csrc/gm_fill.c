@@ -219,7 +219,8 @@ static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out) {
     if (save_snapshot(m, &vs, 0)) return GM_NOMEM;
     int32_t shared = 0;             /* elements shared with the last sequence fed ... */
     int32_t fed_depth = 0;          /* ... its elements taken (snapshots 0..fed_depth) ... */
-    int fed_refused = 0;            /* ... and whether element fed_depth was refused */
+    int fed_refused = 0;            /* ... and whether element fed_depth was refused (vs is then spoiled;
+                                     * else it still holds snapshot fed_depth: pending checks only copy it) */
     int32_t prev = -1;
     int prev_ok = 0;
     const int32_t *restrict toks = v->group_toks;
@@ -234,7 +235,7 @@ static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out) {
                 const int32_t *seq = v->seq_terms + v->seq_begin[s];
                 const int32_t n = v->seq_begin[s + 1] - v->seq_begin[s];
                 int32_t d = shared < fed_depth ? shared : fed_depth;
-                restore_snapshot(m, &vs, d);
+                if (d < fed_depth || fed_refused) restore_snapshot(m, &vs, d);
                 for (; d < n; d++) {
                     /* a mode marker (gm_build.c's walk_in_mode): taken where the parser state's mode is it */
                     int r = seq[d] < 0 ? m->g->state_mode[vstack_top(&vs.lr)] == -1 - seq[d]

@@ -330,6 +330,22 @@ int post_feed(gm_matcher *m, vstate *vs, int32_t ev) {
     return lr_feed(m, &vs->lr, ev);
 }
 
+/* can_take's answer past the action table: post_feed on a copy (apart, so that the frequent action-table
+ * answer does not pay for the copy's frame). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int can_take_fed(gm_matcher *m, const vstate *vs, int32_t term) {
+    const gm_grammar *g = m->g;
+    vstate copy;
+    if (vstate_copy(m, vs, &copy)) return GM_NOMEM;
+    if (g->indenter == GM_LARK_INDENT && term == g->t_nl)
+        /* Its indentation is not known until the lexeme ends (post_feed checks it then): the parser's
+         * answer, or dropped inside brackets. */
+        return copy.ctx.depth > 0 ? 1 : lr_feed(m, &copy.lr, term);
+    return post_feed(m, &copy, term);
+}
+
 int can_take(gm_matcher *m, const vstate *vs, int32_t term) {
     const gm_grammar *g = m->g;
     const int plain = g->indenter == GM_SEMICOLONS
@@ -348,13 +364,7 @@ int can_take(gm_matcher *m, const vstate *vs, int32_t term) {
         if (a >= 0) return 1;
         if (a == GM_ERROR) return 0;
     }
-    vstate copy;
-    if (vstate_copy(m, vs, &copy)) return GM_NOMEM;
-    if (g->indenter == GM_LARK_INDENT && term == g->t_nl)
-        /* Its indentation is not known until the lexeme ends (post_feed checks it then): the parser's
-         * answer, or dropped inside brackets. */
-        return copy.ctx.depth > 0 ? 1 : lr_feed(m, &copy.lr, term);
-    return post_feed(m, &copy, term);
+    return can_take_fed(m, vs, term);
 }
 
 int pending_ok(gm_matcher *m, const vstate *vs, int32_t cset) {
