@@ -30,8 +30,8 @@ int gm_matcher_private_fill_cache(gm_matcher *m, int32_t n_entries) {
 
 void gm_matcher_free(gm_matcher *m) {
     GM_FREE_ALL(m->lr.data, m->ind.data, m->hist, m->saved, m->scratch[0].data, m->scratch[1].data,
-                m->scratch[2].data, m->scratch[3].data, m->scratch[4].data, m->scratch[5].data, m->snaps, m->snap_data, m->take_stamp, m->take_ok,
-                m->unit_memo);
+                m->scratch[2].data, m->scratch[3].data, m->scratch[4].data, m->scratch[5].data, m->snaps,
+                m->snap_data, m->take_stamp, m->take_ok, m->unit_memo);
     gm_fill_cache_free(m->own_fill_cache);
     memset(m, 0, sizeof(*m));
 }

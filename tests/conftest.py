@@ -248,6 +248,17 @@ def walks_parse(matcher, info: gm.TokenizerInfo, words: set, rng, walks: int, gr
     return ended
 
 
+def assert_masks_follow_validator(grammar_text: str, family: str, prefixes, cache_dir) -> None:
+    """The Lark grammar compiled for `family`: after each prefix, no token's mask bit differs from the
+    validator's word (mask_disagreements)."""
+    grammar = gm.Grammar.from_lark(grammar_text)
+    info = tokenizer_info(family)
+    compiled = gm.compile(grammar, info, cache_dir=cache_dir)
+    for prefix in prefixes:
+        wrong = mask_disagreements(compiled, grammar, info, prefix)
+        assert not wrong, (prefix, wrong[:10], len(wrong))
+
+
 def mask_disagreements(compiled, grammar, info: gm.TokenizerInfo, prefix: bytes) -> list:
     """After `prefix` (fed as raw text), the tokens whose bit in the mask differs from the validator's word
     on the prefix plus the token (prefix_ok): [(token bytes, in the mask)]; the stop tokens' bits must say
@@ -268,3 +279,14 @@ def mask_disagreements(compiled, grammar, info: gm.TokenizerInfo, prefix: bytes)
     if any(t in allowed for t in stop) != grammar.validate(prefix).ok:
         wrong.append((b"<stop>", any(t in allowed for t in stop)))
     return wrong
+
+
+def lark_accepts(parser, text: str) -> bool:
+    """Whether a Lark parser (the oracle of the Lark-grammar tests) takes the text."""
+    import lark
+
+    try:
+        parser.parse(text)
+    except lark.LarkError:
+        return False
+    return True

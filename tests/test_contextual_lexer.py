@@ -17,7 +17,7 @@ from grammask._core import CoreGrammar, TableError
 from grammask.decoding.compiler import core_grammar_arrays
 from grammask.grammar.table_cache import from_arrays, to_arrays
 
-from conftest import BYTE_LEVEL, SENTENCEPIECE, decoded_text, tokenizer_info
+from conftest import BYTE_LEVEL, SENTENCEPIECE, decoded_text, lark_accepts, tokenizer_info
 
 # Keywords glued to names: after a type, `intA` is `int` `A` (the type's state accepts no NAME).
 GLUED = r"""
@@ -56,14 +56,6 @@ DYNAMIC_TEXTS = ["a x kw", "b x kw", "a xkw", "b kw kw", "a kw kw", "a kwkw", "a
 
 CASES = {"glued": (GLUED, GLUED_TEXTS), "context_only": (CONTEXT_ONLY, CONTEXT_ONLY_TEXTS),
          "dynamic": (DYNAMIC, DYNAMIC_TEXTS)}
-
-
-def lark_accepts(parser: lark.Lark, text: str) -> bool:
-    try:
-        parser.parse(text)
-    except lark.LarkError:
-        return False
-    return True
 
 
 def generated(parser: lark.Lark, n: int) -> list[str]:

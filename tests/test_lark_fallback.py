@@ -9,7 +9,8 @@ import pytest
 
 import grammask as gm
 
-from conftest import BYTE_LEVEL, SENTENCEPIECE, mask_disagreements, tokenizer_info
+from conftest import (BYTE_LEVEL, SENTENCEPIECE, assert_masks_follow_validator, lark_accepts,
+                      tokenizer_info)
 
 # `1e` is NUMBER `1` then NAME `e` (FLOAT needs digits after the exponent); `1e+x` is not a text at all.
 NUMBERS = r"""
@@ -34,19 +35,11 @@ NAME_TEXTS = ["x\xa0= y;", "x\u2003=\u2003y;", "Ωmega\xa0=\u2003x;", "x\u203f =
               "x\xa0\xa0=y;", "é\u3000=\u3000ü;", "x\u2010= y;"]
 
 
-def _lark_accepts(parser, text: str) -> bool:
-    try:
-        parser.parse(text)
-        return True
-    except lark.exceptions.LarkError:
-        return False
-
-
 @pytest.mark.parametrize("grammar, texts", [(NUMBERS, NUMBER_TEXTS), (NAMES, NAME_TEXTS)], ids=["numbers", "names"])
 def test_validator_agrees_with_lark(grammar, texts):
     parser = lark.Lark(grammar, parser="lalr")
     ours = gm.Grammar.from_lark(grammar)
-    wrong = [(t, _lark_accepts(parser, t)) for t in texts if ours.validate(t).ok != _lark_accepts(parser, t)]
+    wrong = [(t, lark_accepts(parser, t)) for t in texts if ours.validate(t).ok != lark_accepts(parser, t)]
     assert not wrong, wrong
 
 
@@ -68,14 +61,10 @@ def test_an_incomplete_text_that_needs_the_fallback_is_a_prefix():
     (NAMES, [b"", b"x", b"x\xc2", b"x\xe2\x80", b"x =\xe2\x80", b"ab\xc2\xa0", b"x = y"]),
 ], ids=["numbers", "names"])
 def test_masks_equal_the_validator_for_every_token(grammar, prefixes, family, cache_dir):
-    """After each prefix (several end with a fallback pending: the fill then lexes every token itself), a
-    token is in the mask exactly when the validator takes the prefix plus the token as a prefix."""
-    ours = gm.Grammar.from_lark(grammar)
-    info = tokenizer_info(family)
-    compiled = gm.compile(ours, info, cache_dir=cache_dir)
-    for prefix in prefixes:
-        wrong = mask_disagreements(compiled, ours, info, prefix)
-        assert not wrong, (prefix, wrong[:10], len(wrong))
+    """After each prefix (several end with a fallback pending: the fill then takes the tokens that end the
+    lexeme from the tables after the fallback, the others one by one), a token is in the mask exactly when
+    the validator takes the prefix plus the token as a prefix."""
+    assert_masks_follow_validator(grammar, family, prefixes, cache_dir)
 
 
 @pytest.mark.parametrize("family", [BYTE_LEVEL])
@@ -110,5 +99,5 @@ def test_a_fallback_further_back_than_the_limit_is_refused():
     parser = lark.Lark(grammar, parser="lalr")
     ours = gm.Grammar.from_lark(grammar)
     short, long = "abcdefghijkx", "abcdefghijklmnopx"
-    assert _lark_accepts(parser, short) and ours.validate(short).ok
-    assert _lark_accepts(parser, long) and not ours.validate(long).ok
+    assert lark_accepts(parser, short) and ours.validate(short).ok
+    assert lark_accepts(parser, long) and not ours.validate(long).ok

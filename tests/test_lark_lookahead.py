@@ -18,7 +18,7 @@ from grammask.fsm.python_regex import RegexUnsupported, regex_dfa
 from grammask.grammar.table_cache import from_arrays, to_arrays
 from grammask.grammar.tables import build_tables
 
-from conftest import BYTE_LEVEL, SENTENCEPIECE, mask_disagreements, tokenizer_info
+from conftest import BYTE_LEVEL, SENTENCEPIECE, assert_masks_follow_validator, lark_accepts
 
 LARK_GRAMMARS = Path(lark.__file__).resolve().parent / "grammars"
 FLAGS = Path(__file__).resolve().parent / "data" / "lark_compat" / "flags.lark"
@@ -162,14 +162,6 @@ def test_byte_lexer_is_larks_basic_lexer(name, grammar, start, alphabet):
 
 # ---- the validator (the C core) against Lark's LALR parser with its contextual lexer ----
 
-def _lark_accepts(parser, text: str) -> bool:
-    try:
-        parser.parse(text)
-        return True
-    except lark.exceptions.LarkError:
-        return False
-
-
 def _texts(seeds, alphabet: str, n: int, seed: str) -> list[str]:
     """The seeds, random strings over the alphabet, and seeded edits of the seeds."""
     rng = random.Random(seed)
@@ -207,8 +199,8 @@ def test_validator_agrees_with_lark(name):
     parser = lark.Lark(grammar, parser="lalr")
     ours = gm.Grammar.from_lark(grammar)
     texts = _texts(seeds, alphabet, 1500, name)
-    wrong = [(t, _lark_accepts(parser, t)) for t in texts if ours.validate(t).ok != _lark_accepts(parser, t)]
-    assert sum(_lark_accepts(parser, t) for t in texts) > 100
+    wrong = [(t, lark_accepts(parser, t)) for t in texts if ours.validate(t).ok != lark_accepts(parser, t)]
+    assert sum(lark_accepts(parser, t) for t in texts) > 100
     assert not wrong, wrong[:10]
 
 
@@ -227,13 +219,13 @@ def test_python_lark_with_its_indenter_agrees_with_lark():
     seeds = ['x = ""\n', 'x = b""\ny = 1\n', "s = ''' a ''' + \"b\"\n", 'def f(a, b=""):\n    return a\n',
              'if x:\n    y = "a\\"b" \'\'\nelse:\n    pass\n', 'print(f"{x}", rb"\\d", "")\n', "x = ''\n"]
 
-    def lark_accepts(t):
+    def lark_says(t):
         try:
-            return _lark_accepts(parser, t)
+            return lark_accepts(parser, t)
         except IndexError:  # Lark's Indenter on a comment-only _NEWLINE without a newline: a crash, no text
             return None
 
-    verdicts = [(t, lark_accepts(t)) for t in _texts(seeds, "\"'\\rbf x=()#1. \n", 600, "python")]
+    verdicts = [(t, lark_says(t)) for t in _texts(seeds, "\"'\\rbf x=()#1. \n", 600, "python")]
     wrong = [(t, ok) for t, ok in verdicts if ok is not None and ours.validate(t).ok != ok]
     assert all(ok for _, ok in verdicts[:len(seeds)])
     assert not wrong, wrong[:10]
@@ -249,12 +241,7 @@ def test_python_lark_with_its_indenter_agrees_with_lark():
 def test_masks_equal_the_validator_for_every_token(grammar, prefixes, family, cache_dir):
     """After prefixes that end in a conditional state (`a?`, `""`: the next byte decides the lexeme), a
     token is in the mask exactly when the validator takes the prefix plus the token as a prefix."""
-    ours = gm.Grammar.from_lark(grammar)
-    info = tokenizer_info(family)
-    compiled = gm.compile(ours, info, cache_dir=cache_dir)
-    for prefix in prefixes:
-        wrong = mask_disagreements(compiled, ours, info, prefix)
-        assert not wrong, (prefix, wrong[:10], len(wrong))
+    assert_masks_follow_validator(grammar, family, prefixes, cache_dir)
 
 
 # ---- tables ----

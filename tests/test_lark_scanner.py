@@ -11,6 +11,8 @@ import pytest
 
 import grammask as gm
 
+from conftest import lark_accepts
+
 # Each terminal is followed by its own mark, so a text parses only if it is lexed into the right terminals.
 PRIORITY = r"""
 start: (NAME "," | IF ";" | CONST "." )*
@@ -35,14 +37,6 @@ NAME: /[a-z]+/
 """
 
 CASES = {"priority": (PRIORITY, "pie,;."), "flags": (FLAGS, "iIfp,;!"), "order": (ORDER, "ify,;.")}
-
-
-def lark_accepts(parser, text):
-    try:
-        parser.parse(text)
-    except lark.LarkError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("case", list(CASES))
