@@ -68,6 +68,29 @@ cdef extern from "gm_core.h":
         const uint8_t *wsop_bytes
         const uint8_t *wsop_reset
         gm_fill_cache *fill_cache
+        gm_lazy_tables *lazy
+
+    ctypedef struct gm_lazy_tables:
+        pass
+
+    ctypedef struct gm_wsops:
+        const int32_t *begin
+        const uint8_t *bytes
+        const uint8_t *reset
+
+    ctypedef struct gm_state_tables:
+        const uint32_t *uncond
+        int32_t n_groups
+        const int32_t *seq
+        const int32_t *cset
+        const int32_t *lcp
+        const int32_t *dense
+        const int32_t *tok_begin
+        const int32_t *toks
+        const uint32_t *masks
+        const int32_t *seq_begin
+        const int32_t *seq_terms
+        gm_wsops ws
 
     ctypedef struct gm_matcher:
         int32_t lex_state, at_start, terminated, n_hist, max_hist
@@ -122,6 +145,12 @@ cdef extern from "gm_core.h":
                        const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip,
                        int32_t n_threads, gm_build *out) nogil
     void gm_build_free(gm_build *out) nogil
+    int gm_state_tables_of(const gm_vocab *v, int32_t ts, gm_state_tables *out) nogil
+    gm_lazy_tables *gm_lazy_new(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                                const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip) nogil
+    void gm_lazy_free(gm_lazy_tables *lz) nogil
+    void gm_lazy_stats(gm_lazy_tables *lz, int32_t *n_built, int64_t *n_bytes) nogil
+    int gm_lazy_built(gm_lazy_tables *lz, int32_t ts) nogil
     void gm_apply_bitmask(void *logits, int32_t elem_size, int64_t rows, int64_t vocab, int64_t row_stride,
                           int64_t col_stride, uint32_t neg_inf, const uint32_t *mask, int64_t n_words,
                           int64_t mask_row_stride) nogil
@@ -455,27 +484,73 @@ cdef class CoreGrammar:
 
 cdef class CoreVocab:
     """Token tables for one CoreGrammar and one vocabulary: its own copy of every array, checked (see
-    TableError). Holds the fill cache its matchers share."""
+    TableError). Holds the fill cache its matchers share.
+
+    Eager tables: every state's, from gm_build_vocab (or the disk cache). Lazy tables (`order` given, the
+    table arrays not): each state's built by the first fill that needs it."""
 
     cdef gm_vocab v
     cdef readonly CoreGrammar grammar
     cdef readonly dict arrays
     cdef readonly int32_t vocab_size, n_words  # v's, for Python
+    cdef readonly int32_t n_table_states
     cdef object stop_ids
 
     def __init__(self, CoreGrammar grammar, *, int vocab_size, tok_bytes, tok_begin, is_stop,
-                 bint strip_leading_space, uncond_mask, masks, group_begin, group_seq, group_cset,
-                 group_tok_begin, group_toks, group_dense, seq_begin, seq_terms, wsop_begin, wsop_bytes, wsop_reset):
+                 bint strip_leading_space, order=None, uncond_mask=None, masks=None, group_begin=None,
+                 group_seq=None, group_cset=None, group_tok_begin=None, group_toks=None, group_dense=None,
+                 seq_begin=None, seq_terms=None, wsop_begin=None, wsop_bytes=None, wsop_reset=None):
         self.grammar = grammar
         if vocab_size < 1:
             raise TableError(f"vocab_size {vocab_size}")
         n_words = (vocab_size + 31) // 32
-        n_ts = grammar.g.n_lex_states + (1 if strip_leading_space else 0)
-        n_terms = grammar.g.n_terminals
+        n_ts = self.n_table_states = grammar.g.n_lex_states + (1 if strip_leading_space else 0)
         a = {}
         a["tok_bytes"], n_bytes = _table("tok_bytes", tok_bytes, np.uint8, (None,))
         a["tok_begin"], n_begin = _table("tok_begin", tok_begin, np.int64, (None,))
         a["is_stop"], _ = _table("is_stop", is_stop, np.uint8, (vocab_size,))
+        n_tokens = n_begin - 1
+        if not 0 <= n_tokens <= vocab_size:
+            raise TableError(f"tok_begin: {n_tokens} tokens for a vocabulary of {vocab_size}")
+        _bounds("tok_begin", a["tok_begin"], n_begin, n_bytes)
+        self.arrays = a
+        self.stop_ids = np.ascontiguousarray(np.flatnonzero(a["is_stop"]), dtype=np.int32)
+        self.v.vocab_size = self.vocab_size = vocab_size
+        self.v.n_words = self.n_words = n_words
+        self.v.n_tokens = <int32_t>n_tokens
+        self.v.tok_bytes = <const uint8_t *>_ptr(a["tok_bytes"])
+        self.v.tok_begin = <const int64_t *>_ptr(a["tok_begin"])
+        self.v.is_stop = <const uint8_t *>_ptr(a["is_stop"])
+        self.v.stop_ids = <const int32_t *>_ptr(self.stop_ids)
+        self.v.n_stop = <int32_t>self.stop_ids.shape[0]
+        self.v.strip_leading_space = strip_leading_space
+        tables = (uncond_mask, masks, group_begin, group_seq, group_cset, group_tok_begin, group_toks, group_dense,
+                  seq_begin, seq_terms, wsop_begin, wsop_bytes, wsop_reset)
+        if order is not None:
+            if any(t is not None for t in tables):
+                raise TypeError("CoreVocab takes either `order` (lazy tables) or the table arrays, not both")
+            a["order"], n_order = _table("order", order, np.int32, (None,))
+            _in_range("order", a["order"], n_order, 0, max(n_tokens, 1))
+            self.v.lazy = gm_lazy_new(&grammar.g, self.v.tok_bytes, self.v.tok_begin,
+                                      <const int32_t *>_ptr(a["order"]), <int32_t>n_order, n_words,
+                                      strip_leading_space)
+            if self.v.lazy == NULL:
+                raise MemoryError("grammask core: out of memory")
+        else:
+            if any(t is None for t in tables):
+                raise TypeError("CoreVocab needs every table array (or `order`, for lazy tables)")
+            self._set_tables(*tables)
+        self.v.fill_cache = gm_fill_cache_new(self.v.n_words, GM_FILL_SETS, GM_FILL_WAYS, 1)
+        if self.v.fill_cache == NULL:
+            raise MemoryError("grammask core: out of memory")
+
+    def _set_tables(self, uncond_mask, masks, group_begin, group_seq, group_cset, group_tok_begin, group_toks,
+                    group_dense, seq_begin, seq_terms, wsop_begin, wsop_bytes, wsop_reset):
+        cdef CoreGrammar grammar = self.grammar
+        cdef int32_t n_ts = self.n_table_states, n_words = self.n_words, vocab_size = self.vocab_size
+        cdef int32_t n_tokens = self.v.n_tokens
+        n_terms = grammar.g.n_terminals
+        a = self.arrays
         a["uncond_mask"], _ = _table("uncond_mask", uncond_mask, np.int32, (n_ts,))
         a["masks"], n_masks = _table("masks", masks, np.uint32, (None, n_words))
         a["group_begin"], _ = _table("group_begin", group_begin, np.int32, (n_ts + 1,))
@@ -489,12 +564,8 @@ cdef class CoreVocab:
         a["wsop_begin"], n_wsop_begin = _table("wsop_begin", wsop_begin, np.int32, (None,))
         a["wsop_bytes"], n_wsop_bytes = _table("wsop_bytes", wsop_bytes, np.uint8, (None,))
         a["wsop_reset"], _ = _table("wsop_reset", wsop_reset, np.uint8, (n_wsop_begin - 1,))
-        n_tokens = n_begin - 1
-        if not 0 <= n_tokens <= vocab_size:
-            raise TableError(f"tok_begin: {n_tokens} tokens for a vocabulary of {vocab_size}")
         if n_masks < 1 or n_seq_begin < 2 or n_wsop_begin < 1:
             raise TableError("tables without masks, terminal sequences or whitespace offsets")
-        _bounds("tok_begin", a["tok_begin"], n_begin, n_bytes)
         _in_range("uncond_mask", a["uncond_mask"], n_ts, 0, n_masks)
         if vocab_size % 32 and bool(np.any(a["masks"][:, n_words - 1] >> (vocab_size % 32))):
             raise TableError(f"masks: bits set past the vocabulary's {vocab_size} tokens")
@@ -513,17 +584,6 @@ cdef class CoreVocab:
         if n_seq_terms and bool(np.any(a["seq_terms"][:n_seq_terms] == n_terms)):
             raise TableError("seq_terms: $END inside a token")
         _bounds("wsop_begin", a["wsop_begin"], n_wsop_begin, n_wsop_bytes)
-        self.arrays = a
-        self.stop_ids = np.ascontiguousarray(np.flatnonzero(a["is_stop"]), dtype=np.int32)
-        self.v.vocab_size = self.vocab_size = vocab_size
-        self.v.n_words = self.n_words = n_words
-        self.v.n_tokens = <int32_t>n_tokens
-        self.v.tok_bytes = <const uint8_t *>_ptr(a["tok_bytes"])
-        self.v.tok_begin = <const int64_t *>_ptr(a["tok_begin"])
-        self.v.is_stop = <const uint8_t *>_ptr(a["is_stop"])
-        self.v.stop_ids = <const int32_t *>_ptr(self.stop_ids)
-        self.v.n_stop = <int32_t>self.stop_ids.shape[0]
-        self.v.strip_leading_space = strip_leading_space
         self.v.uncond_mask = <const int32_t *>_ptr(a["uncond_mask"])
         self.v.masks = <const uint32_t *>_ptr(a["masks"])
         self.v.group_begin = <const int32_t *>_ptr(a["group_begin"])
@@ -543,12 +603,58 @@ cdef class CoreVocab:
         gm_group_lcp(&self.v, <int32_t>n_ts, <int32_t *>_ptr(lcp))
         a["group_lcp"] = lcp
         self.v.group_lcp = <const int32_t *>_ptr(lcp)
-        self.v.fill_cache = gm_fill_cache_new(self.v.n_words, GM_FILL_SETS, GM_FILL_WAYS, 1)
-        if self.v.fill_cache == NULL:
-            raise MemoryError("grammask core: out of memory")
 
     def __dealloc__(self):
         gm_fill_cache_free(self.v.fill_cache)
+        gm_lazy_free(self.v.lazy)
+
+    @property
+    def lazy(self):
+        return self.v.lazy != NULL
+
+    @property
+    def lazy_stats(self):
+        """Lazy tables: (states built so far, bytes they hold); eager: None."""
+        cdef int32_t n_built
+        cdef int64_t n_bytes
+        if self.v.lazy == NULL:
+            return None
+        gm_lazy_stats(self.v.lazy, &n_built, &n_bytes)
+        return n_built, n_bytes
+
+    def built_states(self):
+        """Lazy tables: the table states built so far (eager: all)."""
+        if self.v.lazy == NULL:
+            return list(range(self.n_table_states))
+        return [ts for ts in range(self.n_table_states) if gm_lazy_built(self.v.lazy, ts)]
+
+    def state_tables(self, int32_t ts):
+        """Table state ts's tables (built now if lazy), for tests: (unconditional mask as uint32 words,
+        {(terminal sequence, completable set): sorted token ids}). A sequence's whitespace ops are shown as
+        ("ws", reset, bytes), the same whichever table numbered them."""
+        cdef gm_state_tables t
+        if not 0 <= ts < self.n_table_states:
+            raise IndexError(f"table state {ts} of {self.n_table_states}")
+        _check(gm_state_tables_of(&self.v, ts, &t))
+        cdef int32_t W = self.n_words, n_terms = self.grammar.g.n_terminals
+        uncond = np.array(<uint32_t[:W]><uint32_t *>t.uncond, dtype=np.uint32) if W else np.zeros(0, np.uint32)
+        groups = {}
+        for gi in range(t.n_groups):
+            seq = []
+            for k in range(t.seq_begin[t.seq[gi]], t.seq_begin[t.seq[gi] + 1]):
+                e = t.seq_terms[k]
+                if e > n_terms:
+                    op = e - n_terms - 1
+                    text = bytes([t.ws.bytes[i] for i in range(t.ws.begin[op], t.ws.begin[op + 1])])
+                    e = ("ws", t.ws.reset[op], text)
+                seq.append(e)
+            if t.dense[gi] >= 0:
+                words = np.array(<uint32_t[:W]><uint32_t *>(t.masks + <size_t>t.dense[gi] * W), dtype=np.uint32)
+                toks = np.flatnonzero(np.unpackbits(words.view(np.uint8), bitorder="little")).tolist()
+            else:
+                toks = sorted(t.toks[k] for k in range(t.tok_begin[gi], t.tok_begin[gi + 1]))
+            groups[(tuple(seq), t.cset[gi])] = tuple(toks)
+        return uncond, groups
 
     @property
     def fill_cache_bytes(self):

@@ -145,6 +145,283 @@ static int32_t walk_in_mode(const gm_grammar *g, seq_table *st, const uint8_t *b
     return q;
 }
 
+/* A builder's working memory, for one table state at a time (build_state). */
+struct state_builder {
+    const gm_grammar *g;
+    const uint8_t *tok_bytes;
+    const int64_t *tok_begin;
+    const int32_t *order;
+    int32_t n_order, n_words, strip_leading_space;
+    /* per byte of the token being walked: lexer state, sequence before it, ... */
+    int32_t *dq, *dseq;
+    /* ... within a t_nl lexeme: whether this token held its newline, and where its indentation starts; */
+    uint8_t *dreset;
+    int64_t *dfrom;
+    /* lex_fallback: the complete lexeme the one in progress passed (see track_fallback) */
+    fallback_at *dfb;
+    int32_t *res;       /* [n_order] per token of `order`: RES_DEAD, RES_UNCOND, RES_MODED or its local group */
+    /* The sorted vocabulary in blocks of one first byte: a state that cannot take that byte skips the block
+     * at once (most states take few first bytes; inside a multi-byte character, only continuation bytes). */
+    int32_t *block_end;
+    state_groups gs;
+    /* Tokens in a group per mode (see walk_in_mode): (index into order, local group) pairs. */
+    int32_t *moded;
+    int64_t moded_cap, n_moded;
+};
+
+void builder_free(state_builder *bd) {
+    if (!bd) return;
+    GM_FREE_ALL(bd->dq, bd->dseq, bd->dreset, bd->dfrom, bd->dfb, bd->res, bd->block_end, bd->gs.count,
+                bd->gs.seq, bd->gs.cset, bd->moded);
+    map_free(&bd->gs.map);
+    gm_free(bd);
+}
+
+state_builder *builder_new(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                           const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space) {
+    state_builder *bd = gm_calloc(1, sizeof(state_builder));
+    if (!bd) return NULL;
+    *bd = (state_builder){g, tok_bytes, tok_begin, order, n_order, n_words, strip_leading_space};
+    int64_t max_len = 0;
+    for (int32_t k = 0; k < n_order; k++) {
+        int64_t len = tok_begin[order[k] + 1] - tok_begin[order[k]];
+        if (len > max_len) max_len = len;
+    }
+    bd->dq = gm_malloc((size_t)(max_len + 1) * sizeof(int32_t));
+    bd->dseq = gm_malloc((size_t)(max_len + 1) * sizeof(int32_t));
+    bd->dreset = gm_malloc((size_t)(max_len + 1));
+    bd->dfrom = gm_malloc((size_t)(max_len + 1) * sizeof(int64_t));
+    bd->dfb = gm_malloc((size_t)(max_len + 1) * sizeof(fallback_at));
+    bd->res = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
+    bd->block_end = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
+    if (map_init(&bd->gs.map, 256) || !bd->dq || !bd->dseq || !bd->dreset || !bd->dfrom || !bd->dfb || !bd->res ||
+        !bd->block_end) {
+        builder_free(bd);
+        return NULL;
+    }
+    for (int32_t k = n_order - 1; k >= 0; k--) {
+        const int64_t at = tok_begin[order[k]], len = tok_begin[order[k] + 1] - at;
+        const int same = k + 1 < n_order && len > 0 && tok_begin[order[k + 1] + 1] > tok_begin[order[k + 1]] &&
+                         tok_bytes[tok_begin[order[k + 1]]] == tok_bytes[at];
+        bd->block_end[k] = same ? bd->block_end[k + 1] : k + 1;
+    }
+    return bd;
+}
+
+int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, uint32_t *mask) {
+    const gm_grammar *g = bd->g;
+    const uint8_t *tok_bytes = bd->tok_bytes;
+    const int64_t *tok_begin = bd->tok_begin;
+    const int32_t *order = bd->order;
+    const int32_t n_order = bd->n_order;
+    int32_t *dq = bd->dq, *dseq = bd->dseq, *res = bd->res, *block_end = bd->block_end;
+    uint8_t *dreset = bd->dreset;
+    int64_t *dfrom = bd->dfrom;
+    fallback_at *dfb = bd->dfb;
+    state_groups *gs = &bd->gs;
+    const int by_mode = g->state_mode && !g->indenter; /* (the indentation rules feed more than the parser) */
+    const int strip_state = ts == g->n_lex_states;
+    const int32_t q0 = strip_state ? g->lex_init : ts;
+    const int32_t state_cset = cset_of(g, q0);
+    gs->n = 0;
+    bd->n_moded = 0;
+    map_clear(&gs->map);
+    dq[0] = q0;
+    dseq[0] = 0;
+    dreset[0] = 0;
+    dfrom[0] = 0;
+    dfb[0] = NO_FALLBACK;
+    const uint8_t *prev = NULL;
+    int64_t prev_len = 0;
+    int64_t stop_at = INT64_MAX; /* where the walked path died or turned dynamic */
+    int64_t resume_at = -1;      /* ... at a restart the parser state decides: the byte the next lexeme
+                                    begins with, and the sequence before it */
+    int32_t resume_seq = 0;
+    int prev_first = -1;         /* the first byte whose block was last looked at */
+    for (int32_t k = 0; k < n_order; k++) {
+        const int32_t t = order[k];
+        const uint8_t *b = tok_bytes + tok_begin[t];
+        const int64_t len = tok_begin[t + 1] - tok_begin[t];
+        if (len > 0 && !strip_state && b[0] != prev_first) {
+            int32_t emit[3];
+            int ne, consumed;
+            prev_first = b[0];
+            if (gm_lex_byte(g, q0, b[0], emit, &ne, &consumed) == GM_DEAD) {
+                for (int32_t j = k; j < block_end[k]; j++) res[j] = RES_DEAD;
+                k = block_end[k] - 1;
+                prev = NULL;
+                prev_len = 0;
+                continue;
+            }
+        }
+        int64_t d = 0;
+        int64_t lim = len < prev_len ? len : prev_len;
+        while (d < lim && prev[d] == b[d]) d++;
+        /* Walk the bytes not shared with the previous (sorted) token, unless the shared part already
+         * died or crossed a dynamic restart: then this token did too. */
+        if (stop_at <= d) d = len;
+        else stop_at = INT64_MAX, resume_at = -1;
+        for (; d < len; d++) {
+            if (dq[d] == GM_RESUME) {
+                /* past a lexeme whose successor's mode the context decides */
+                dq[d + 1] = DQ_DYNAMIC;
+                stop_at = d + 1;
+                resume_at = d;
+                resume_seq = dseq[d];
+                break;
+            }
+            if (strip_state && d == 0 && b[0] == ' ') {
+                dq[1] = q0;
+                dseq[1] = 0;
+                dreset[1] = 0;
+                dfrom[1] = 1;
+                dfb[1] = NO_FALLBACK;
+                continue;
+            }
+            if (g->lex_fallback && dfb[d].at >= 0 && g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0
+                && winner_before(g, dq[d], b[d]) < 0) {
+                /* b[d] kills the lexeme: the one it passed ends, the bytes after it are lexed again */
+                int32_t nq = fall_back_walk(g, st, b, d, dfb, &dseq[d + 1]);
+                if (nq == GM_NOMEM) return GM_NOMEM;
+                dq[d + 1] = nq;
+                if (nq == GM_DEAD || nq == DQ_DYNAMIC) {
+                    stop_at = d + 1;
+                    break;
+                }
+                continue;
+            }
+            int32_t emit[3];
+            int ne, consumed;
+            int32_t nq = gm_lex_byte(g, dq[d], b[d], emit, &ne, &consumed);
+            if (nq == GM_RESUME && !consumed) nq = DQ_DYNAMIC;
+            int32_t s = dseq[d];
+            for (int e = 0; e < ne && nq != GM_DEAD; e++) {
+                int32_t ev = emit[e];
+                if (g->indenter == GM_INDENT && ev == g->t_nl) {
+                    int32_t op = wsop_intern(ops, dreset[d], b + dfrom[d], d - dfrom[d]);
+                    if (op < 0) return GM_NOMEM;
+                    ev = g->n_terminals + 1 + op;
+                } else if (g->indenter == GM_LARK_INDENT && ev == g->t_nl) {
+                    /* Lark reads the NL token whole: up to b[d], or with it if it ended there (as
+                     * feed_byte counts it) */
+                    const int with_b = !emitted_before(g, dq[d], b[d], e);
+                    const int fresh = with_b && nl_begins(g, dq[d], b[d]);
+                    const int64_t from = fresh ? d : dfrom[d];
+                    int32_t op = wsop_intern(ops, fresh ? 1 : dreset[d], b + from, d + with_b - from);
+                    if (op < 0) return GM_NOMEM;
+                    ev = g->n_terminals + 1 + op;
+                }
+                s = seq_append(st, s, ev);
+                if (s < 0) return GM_NOMEM;
+            }
+            dq[d + 1] = nq;
+            dseq[d + 1] = s;
+            if (nq == GM_DEAD || nq == DQ_DYNAMIC) {
+                stop_at = d + 1;
+                if (nq == DQ_DYNAMIC) {
+                    resume_at = d; /* b[d] ended the lexeme; it begins the next one */
+                    resume_seq = s;
+                }
+                break;
+            }
+            if (g->lex_fallback && nq >= 0) dfb[d + 1] = fallback_after(g, dfb[d], dq[d], dseq[d], b[d], d, nq);
+            if (g->indenter == GM_LARK_INDENT && nq >= 0 && g->lex_nl[nq]) {
+                /* Lark's count restarts at the lexeme's start and at each '\n', which it includes */
+                if (nl_begins(g, dq[d], b[d]) || b[d] == '\n') {
+                    dreset[d + 1] = 1;
+                    dfrom[d + 1] = d;
+                } else {
+                    dreset[d + 1] = dreset[d];
+                    dfrom[d + 1] = dfrom[d];
+                }
+            } else if (g->indenter && nq >= 0 && g->lex_nl[nq]) { /* (not GM_RESUME: a lexeme ended) */
+                const int starts = !g->lex_nl[dq[d]] || g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0;
+                if (starts || b[d] == '\n') {
+                    dreset[d + 1] = 1;
+                    dfrom[d + 1] = d + 1;
+                } else {
+                    dreset[d + 1] = dreset[d];
+                    dfrom[d + 1] = dfrom[d];
+                }
+            }
+        }
+        prev = b;
+        prev_len = len;
+        const int32_t q_end = stop_at <= len ? dq[stop_at] : dq[len];
+        if (q_end == GM_DEAD) {
+            res[k] = RES_DEAD;
+            continue;
+        }
+        /* Ending at a lexeme boundary, nothing is pending; past one the fill lexes the token itself, and
+         * so it does a token that ends with a fallback pending (its bytes are the matcher's then). */
+        const int pending_fallback = g->lex_fallback && q_end >= 0 && stop_at > len && dfb[len].at >= 0;
+        const int32_t cset = q_end == GM_RESUME ? GM_ANY
+                             : (q_end == DQ_DYNAMIC || pending_fallback) ? GM_DYNAMIC_GROUP : cset_of(g, q_end);
+        const int32_t s = (q_end == DQ_DYNAMIC || pending_fallback) ? 0 : dseq[len];
+        if (s == 0 && cset != GM_DYNAMIC_GROUP && (cset == GM_ANY || cset == state_cset)) {
+            /* Stays inside the lexeme and loses no terminal the parser could have wanted. */
+            res[k] = RES_UNCOND;
+            mask[t >> 5] |= 1u << (t & 31);
+            continue;
+        }
+        if (q_end == DQ_DYNAMIC && by_mode && resume_at >= 0) {
+            /* a group per mode the parser state may pick, unless a mode needs the token lexed whole */
+            int32_t ends[GM_MAX_MODES_BY_GROUP], seqs[GM_MAX_MODES_BY_GROUP];
+            int whole = g->n_modes > GM_MAX_MODES_BY_GROUP;
+            for (int32_t m = 0; m < g->n_modes && !whole; m++) {
+                ends[m] = walk_in_mode(g, st, b, resume_at, len, m, resume_seq, &seqs[m]);
+                if (ends[m] == GM_NOMEM) return GM_NOMEM;
+                whole = ends[m] == DQ_DYNAMIC;
+            }
+            if (!whole) {
+                res[k] = RES_MODED;
+                for (int32_t m = 0; m < g->n_modes; m++) {
+                    if (ends[m] == GM_DEAD) continue;
+                    const int32_t gid = group_of(gs, seqs[m], cset_of(g, ends[m]));
+                    if (gid < 0 || grow((void **)&bd->moded, &bd->moded_cap, 2 * (bd->n_moded + 1), sizeof(int32_t)))
+                        return GM_NOMEM;
+                    bd->moded[2 * bd->n_moded] = k;
+                    bd->moded[2 * bd->n_moded + 1] = gid;
+                    bd->n_moded++;
+                    gs->count[gid]++;
+                }
+                continue;
+            }
+        }
+        const int32_t gid = group_of(gs, s, cset);
+        if (gid < 0) return GM_NOMEM;
+        res[k] = gid;
+        gs->count[gid]++;
+    }
+    return 0;
+}
+
+/* Append the state just built (build_state) to `out`: its groups, token lists in group order (a counting
+ * sort). */
+static int append_groups(state_builder *bd, gm_build *out, group_caps *caps) {
+    state_groups *gs = &bd->gs;
+    const int32_t g0 = out->n_groups;
+    int64_t total = 0;
+    for (int32_t i = 0; i < gs->n; i++) total += gs->count[i];
+    if (groups_reserve(out, caps, gs->n, total)) return GM_NOMEM;
+    int64_t acc = out->group_tok_begin[g0];
+    for (int32_t i = 0; i < gs->n; i++) {
+        out->group_seq[g0 + i] = gs->seq[i];
+        out->group_cset[g0 + i] = gs->cset[i];
+        out->group_tok_begin[g0 + i] = (int32_t)acc;
+        acc += gs->count[i];
+        gs->count[i] = out->group_tok_begin[g0 + i];
+    }
+    out->group_tok_begin[g0 + gs->n] = (int32_t)acc;
+    for (int32_t k = 0; k < bd->n_order; k++)
+        if (bd->res[k] >= 0) out->group_toks[gs->count[bd->res[k]]++] = bd->order[k];
+    for (int64_t i = 0; i < bd->n_moded; i++)
+        out->group_toks[gs->count[bd->moded[2 * i + 1]]++] = bd->order[bd->moded[2 * i]];
+    out->n_groups += gs->n;
+    out->n_group_toks = acc;
+    return 0;
+}
+
 /* The builder over table states first, first + step, ...: the others get no groups and a zero mask. */
 static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
                       const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space,
@@ -154,240 +431,23 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
     group_caps caps;
     seq_table st = {0};
     wsop_table ops = {0};
-    int64_t max_len = 0;
-    for (int32_t k = 0; k < n_order; k++) {
-        int64_t len = tok_begin[order[k] + 1] - tok_begin[order[k]];
-        if (len > max_len) max_len = len;
-    }
-    int32_t *dq = gm_malloc((size_t)(max_len + 1) * sizeof(int32_t));
-    int32_t *dseq = gm_malloc((size_t)(max_len + 1) * sizeof(int32_t));
-    /* Within a t_nl lexeme: whether this token held its newline, and where its indentation starts. */
-    uint8_t *dreset = gm_malloc((size_t)(max_len + 1));
-    int64_t *dfrom = gm_malloc((size_t)(max_len + 1) * sizeof(int64_t));
-    /* lex_fallback: the complete lexeme the one in progress passed (see track_fallback) */
-    fallback_at *dfb = gm_malloc((size_t)(max_len + 1) * sizeof(fallback_at));
-    int32_t *res = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
-    /* The sorted vocabulary in blocks of one first byte: a state that cannot take that byte skips the block
-     * at once (most states take few first bytes; inside a multi-byte character, only continuation bytes). */
-    int32_t *block_end = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
-    state_groups gs = {0};
-    /* Tokens in a group per mode (see walk_in_mode): (index into order, local group) pairs. */
-    int32_t *moded = NULL;
-    int64_t moded_cap = 0, n_moded = 0;
-    const int by_mode = g->state_mode && !g->indenter; /* (the indentation rules feed more than the parser) */
-    if (groups_start(out, n_ts, n_words, &caps) || intern_init(&st, &ops) || map_init(&gs.map, 256)) goto done;
+    state_builder *bd = builder_new(g, tok_bytes, tok_begin, order, n_order, n_words, strip_leading_space);
+    if (groups_start(out, n_ts, n_words, &caps) || intern_init(&st, &ops)) goto done;
     out->masks = gm_calloc((size_t)n_ts * n_words, sizeof(uint32_t));
-    if (!dq || !dseq || !dreset || !dfrom || !dfb || !res || !block_end || !out->masks) goto done;
-    for (int32_t k = n_order - 1; k >= 0; k--) {
-        const int64_t at = tok_begin[order[k]], len = tok_begin[order[k] + 1] - at;
-        const int same = k + 1 < n_order && len > 0 && tok_begin[order[k + 1] + 1] > tok_begin[order[k + 1]] &&
-                         tok_bytes[tok_begin[order[k + 1]]] == tok_bytes[at];
-        block_end[k] = same ? block_end[k + 1] : k + 1;
-    }
-
+    if (!bd || !out->masks) goto done;
     for (int32_t ts = 0; ts < n_ts; ts++) {
         out->group_begin[ts] = out->n_groups;
         if (ts % step != first) continue;
-        const int strip_state = ts == g->n_lex_states;
-        const int32_t q0 = strip_state ? g->lex_init : ts;
-        const int32_t state_cset = cset_of(g, q0);
-        uint32_t *mask = out->masks + (size_t)ts * n_words;
-        gs.n = 0;
-        n_moded = 0;
-        map_clear(&gs.map);
-        dq[0] = q0;
-        dseq[0] = 0;
-        dreset[0] = 0;
-        dfrom[0] = 0;
-        dfb[0] = NO_FALLBACK;
-        const uint8_t *prev = NULL;
-        int64_t prev_len = 0;
-        int64_t stop_at = INT64_MAX; /* where the walked path died or turned dynamic */
-        int64_t resume_at = -1;      /* ... at a restart the parser state decides: the byte the next lexeme
-                                        begins with, and the sequence before it */
-        int32_t resume_seq = 0;
-        int prev_first = -1;         /* the first byte whose block was last looked at */
-        for (int32_t k = 0; k < n_order; k++) {
-            const int32_t t = order[k];
-            const uint8_t *b = tok_bytes + tok_begin[t];
-            const int64_t len = tok_begin[t + 1] - tok_begin[t];
-            if (len > 0 && !strip_state && b[0] != prev_first) {
-                int32_t emit[3];
-                int ne, consumed;
-                prev_first = b[0];
-                if (gm_lex_byte(g, q0, b[0], emit, &ne, &consumed) == GM_DEAD) {
-                    for (int32_t j = k; j < block_end[k]; j++) res[j] = RES_DEAD;
-                    k = block_end[k] - 1;
-                    prev = NULL;
-                    prev_len = 0;
-                    continue;
-                }
-            }
-            int64_t d = 0;
-            int64_t lim = len < prev_len ? len : prev_len;
-            while (d < lim && prev[d] == b[d]) d++;
-            /* Walk the bytes not shared with the previous (sorted) token, unless the shared part already
-             * died or crossed a dynamic restart: then this token did too. */
-            if (stop_at <= d) d = len;
-            else stop_at = INT64_MAX, resume_at = -1;
-            for (; d < len; d++) {
-                if (dq[d] == GM_RESUME) {
-                    /* past a lexeme whose successor's mode the context decides */
-                    dq[d + 1] = DQ_DYNAMIC;
-                    stop_at = d + 1;
-                    resume_at = d;
-                    resume_seq = dseq[d];
-                    break;
-                }
-                if (strip_state && d == 0 && b[0] == ' ') {
-                    dq[1] = q0;
-                    dseq[1] = 0;
-                    dreset[1] = 0;
-                    dfrom[1] = 1;
-                    dfb[1] = NO_FALLBACK;
-                    continue;
-                }
-                if (g->lex_fallback && dfb[d].at >= 0 && g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0
-                    && winner_before(g, dq[d], b[d]) < 0) {
-                    /* b[d] kills the lexeme: the one it passed ends, the bytes after it are lexed again */
-                    int32_t nq = fall_back_walk(g, &st, b, d, dfb, &dseq[d + 1]);
-                    if (nq == GM_NOMEM) goto done;
-                    dq[d + 1] = nq;
-                    if (nq == GM_DEAD || nq == DQ_DYNAMIC) {
-                        stop_at = d + 1;
-                        break;
-                    }
-                    continue;
-                }
-                int32_t emit[3];
-                int ne, consumed;
-                int32_t nq = gm_lex_byte(g, dq[d], b[d], emit, &ne, &consumed);
-                if (nq == GM_RESUME && !consumed) nq = DQ_DYNAMIC;
-                int32_t s = dseq[d];
-                for (int e = 0; e < ne && nq != GM_DEAD; e++) {
-                    int32_t ev = emit[e];
-                    if (g->indenter == GM_INDENT && ev == g->t_nl) {
-                        int32_t op = wsop_intern(&ops, dreset[d], b + dfrom[d], d - dfrom[d]);
-                        if (op < 0) goto done;
-                        ev = g->n_terminals + 1 + op;
-                    } else if (g->indenter == GM_LARK_INDENT && ev == g->t_nl) {
-                        /* Lark reads the NL token whole: up to b[d], or with it if it ended there (as
-                         * feed_byte counts it) */
-                        const int with_b = !emitted_before(g, dq[d], b[d], e);
-                        const int fresh = with_b && nl_begins(g, dq[d], b[d]);
-                        const int64_t from = fresh ? d : dfrom[d];
-                        int32_t op = wsop_intern(&ops, fresh ? 1 : dreset[d], b + from, d + with_b - from);
-                        if (op < 0) goto done;
-                        ev = g->n_terminals + 1 + op;
-                    }
-                    s = seq_append(&st, s, ev);
-                    if (s < 0) goto done;
-                }
-                dq[d + 1] = nq;
-                dseq[d + 1] = s;
-                if (nq == GM_DEAD || nq == DQ_DYNAMIC) {
-                    stop_at = d + 1;
-                    if (nq == DQ_DYNAMIC) {
-                        resume_at = d; /* b[d] ended the lexeme; it begins the next one */
-                        resume_seq = s;
-                    }
-                    break;
-                }
-                if (g->lex_fallback && nq >= 0) dfb[d + 1] = fallback_after(g, dfb[d], dq[d], dseq[d], b[d], d, nq);
-                if (g->indenter == GM_LARK_INDENT && nq >= 0 && g->lex_nl[nq]) {
-                    /* Lark's count restarts at the lexeme's start and at each '\n', which it includes */
-                    if (nl_begins(g, dq[d], b[d]) || b[d] == '\n') {
-                        dreset[d + 1] = 1;
-                        dfrom[d + 1] = d;
-                    } else {
-                        dreset[d + 1] = dreset[d];
-                        dfrom[d + 1] = dfrom[d];
-                    }
-                } else if (g->indenter && nq >= 0 && g->lex_nl[nq]) { /* (not GM_RESUME: a lexeme ended) */
-                    const int starts = !g->lex_nl[dq[d]] || g->lex_trans[(size_t)dq[d] * 256 + b[d]] < 0;
-                    if (starts || b[d] == '\n') {
-                        dreset[d + 1] = 1;
-                        dfrom[d + 1] = d + 1;
-                    } else {
-                        dreset[d + 1] = dreset[d];
-                        dfrom[d + 1] = dfrom[d];
-                    }
-                }
-            }
-            prev = b;
-            prev_len = len;
-            const int32_t q_end = stop_at <= len ? dq[stop_at] : dq[len];
-            if (q_end == GM_DEAD) {
-                res[k] = RES_DEAD;
-                continue;
-            }
-            /* Ending at a lexeme boundary, nothing is pending; past one the fill lexes the token itself, and
-             * so it does a token that ends with a fallback pending (its bytes are the matcher's then). */
-            const int pending_fallback = g->lex_fallback && q_end >= 0 && stop_at > len && dfb[len].at >= 0;
-            const int32_t cset = q_end == GM_RESUME ? GM_ANY
-                                 : (q_end == DQ_DYNAMIC || pending_fallback) ? GM_DYNAMIC_GROUP : cset_of(g, q_end);
-            const int32_t s = (q_end == DQ_DYNAMIC || pending_fallback) ? 0 : dseq[len];
-            if (s == 0 && cset != GM_DYNAMIC_GROUP && (cset == GM_ANY || cset == state_cset)) {
-                /* Stays inside the lexeme and loses no terminal the parser could have wanted. */
-                res[k] = RES_UNCOND;
-                mask[t >> 5] |= 1u << (t & 31);
-                continue;
-            }
-            if (q_end == DQ_DYNAMIC && by_mode && resume_at >= 0) {
-                /* a group per mode the parser state may pick, unless a mode needs the token lexed whole */
-                int32_t ends[GM_MAX_MODES_BY_GROUP], seqs[GM_MAX_MODES_BY_GROUP];
-                int whole = g->n_modes > GM_MAX_MODES_BY_GROUP;
-                for (int32_t m = 0; m < g->n_modes && !whole; m++) {
-                    ends[m] = walk_in_mode(g, &st, b, resume_at, len, m, resume_seq, &seqs[m]);
-                    if (ends[m] == GM_NOMEM) goto done;
-                    whole = ends[m] == DQ_DYNAMIC;
-                }
-                if (!whole) {
-                    res[k] = RES_MODED;
-                    for (int32_t m = 0; m < g->n_modes; m++) {
-                        if (ends[m] == GM_DEAD) continue;
-                        const int32_t gid = group_of(&gs, seqs[m], cset_of(g, ends[m]));
-                        if (gid < 0 || grow((void **)&moded, &moded_cap, 2 * (n_moded + 1), sizeof(int32_t))) goto done;
-                        moded[2 * n_moded] = k;
-                        moded[2 * n_moded + 1] = gid;
-                        n_moded++;
-                        gs.count[gid]++;
-                    }
-                    continue;
-                }
-            }
-            const int32_t gid = group_of(&gs, s, cset);
-            if (gid < 0) goto done;
-            res[k] = gid;
-            gs.count[gid]++;
-        }
-        /* Append this state's groups: token lists in group order (a counting sort). */
-        const int32_t g0 = out->n_groups;
-        int64_t total = 0;
-        for (int32_t i = 0; i < gs.n; i++) total += gs.count[i];
-        if (groups_reserve(out, &caps, gs.n, total)) goto done;
-        int64_t acc = out->group_tok_begin[g0];
-        for (int32_t i = 0; i < gs.n; i++) {
-            out->group_seq[g0 + i] = gs.seq[i];
-            out->group_cset[g0 + i] = gs.cset[i];
-            out->group_tok_begin[g0 + i] = (int32_t)acc;
-            acc += gs.count[i];
-            gs.count[i] = out->group_tok_begin[g0 + i];
-        }
-        out->group_tok_begin[g0 + gs.n] = (int32_t)acc;
-        for (int32_t k = 0; k < n_order; k++)
-            if (res[k] >= 0) out->group_toks[gs.count[res[k]]++] = order[k];
-        for (int64_t i = 0; i < n_moded; i++) out->group_toks[gs.count[moded[2 * i + 1]]++] = order[moded[2 * i]];
-        out->n_groups += gs.n;
-        out->n_group_toks = acc;
+        if ((rc = build_state(bd, &st, &ops, ts, out->masks + (size_t)ts * n_words)) ||
+            (rc = append_groups(bd, out, &caps)))
+            goto done;
+        rc = GM_NOMEM;
     }
     out->group_begin[n_ts] = out->n_groups;
-
     rc = intern_output(&st, &ops, out);
 done:
-    GM_FREE_ALL(dq, dseq, dreset, dfrom, dfb, res, block_end, gs.count, gs.seq, gs.cset, moded);
+    builder_free(bd);
     intern_free(&st, &ops);
-    map_free(&gs.map);
     if (rc) gm_build_free(out);
     return rc;
 }
@@ -505,4 +565,119 @@ int gm_build_vocab(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t 
     for (int p = 0; p < n_threads; p++) gm_build_free(&jobs[p].part);
     return rc;
 #endif
+}
+
+/* Whether local group i of the state just built goes before group j: by terminal sequence (element by
+ * element, a prefix first), then by completable set, the order decoding/compiler.py sorts eager tables in. */
+static int group_before(const state_groups *gs, const gm_build *seqs, int32_t i, int32_t j) {
+    const int32_t a = gs->seq[i], b = gs->seq[j];
+    const int32_t *sa = seqs->seq_terms + seqs->seq_begin[a], *sb = seqs->seq_terms + seqs->seq_begin[b];
+    const int32_t na = seqs->seq_begin[a + 1] - seqs->seq_begin[a], nb = seqs->seq_begin[b + 1] - seqs->seq_begin[b];
+    for (int32_t k = 0; k < na && k < nb; k++)
+        if (sa[k] != sb[k]) return sa[k] < sb[k];
+    if (na != nb) return na < nb;
+    return gs->cset[i] < gs->cset[j];
+}
+
+/* idx[0..n) sorted with group_before (a stable bottom-up merge sort, through tmp[n]). */
+static void sort_groups(const state_groups *gs, const gm_build *seqs, int32_t *idx, int32_t *tmp, int32_t n) {
+    for (int32_t width = 1; width < n; width *= 2) {
+        for (int32_t lo = 0; lo < n; lo += 2 * width) {
+            const int32_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            int32_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi) tmp[o++] = group_before(gs, seqs, idx[j], idx[i]) ? idx[j++] : idx[i++];
+            while (i < mid) tmp[o++] = idx[i++];
+            while (j < hi) tmp[o++] = idx[j++];
+        }
+        memcpy(idx, tmp, (size_t)n * sizeof(int32_t));
+    }
+}
+
+/* Bytes of n elements of `size`, rounded up to 8 (the arrays of a built_state share one block). */
+static inline int64_t padded(int64_t n, size_t size) { return (n * (int64_t)size + 7) & ~(int64_t)7; }
+
+int build_state_tables(state_builder *bd, int32_t ts, built_state **out) {
+    const int32_t W = bd->n_words;
+    const state_groups *gs = &bd->gs;
+    seq_table st = {0};
+    wsop_table ops = {0};
+    gm_build seqs = {0};
+    int32_t *sorted = NULL, *tmp = NULL, *slot = NULL;
+    uint32_t *uncond = gm_calloc((size_t)W, sizeof(uint32_t));
+    int rc = GM_NOMEM;
+    if (!uncond || intern_init(&st, &ops) || (rc = build_state(bd, &st, &ops, ts, uncond)) ||
+        (rc = intern_output(&st, &ops, &seqs)))
+        goto done;
+    rc = GM_NOMEM;
+    const int32_t n_groups = gs->n;
+    sorted = gm_malloc((size_t)(n_groups ? n_groups : 1) * sizeof(int32_t));
+    tmp = gm_malloc((size_t)(n_groups ? n_groups : 1) * sizeof(int32_t));
+    slot = gm_malloc((size_t)(n_groups ? n_groups : 1) * sizeof(int32_t)); /* per local group: next token's */
+    if (!sorted || !tmp || !slot) goto done;
+    for (int32_t i = 0; i < n_groups; i++) sorted[i] = i;
+    sort_groups(gs, &seqs, sorted, tmp, n_groups);
+    /* Large groups as masks, as the eager tables store them (see _dense_groups in decoding/compiler.py) */
+    int32_t n_dense = 0;
+    int64_t n_toks = 0;
+    for (int32_t i = 0; i < n_groups; i++) {
+        if (gs->count[i] > W / 4 && gs->cset[i] != GM_DYNAMIC_GROUP) n_dense++;
+        else n_toks += gs->count[i];
+    }
+    const int32_t n_seq_terms = seqs.seq_begin[seqs.n_seqs], n_ws_bytes = seqs.wsop_begin[seqs.n_wsops];
+    const int64_t bytes = padded(1, sizeof(built_state)) + padded((int64_t)(1 + n_dense) * W, sizeof(uint32_t)) +
+                          4 * padded(n_groups, sizeof(int32_t)) + padded(n_groups + 1, sizeof(int32_t)) +
+                          padded(n_toks, sizeof(int32_t)) + padded(seqs.n_seqs + 1, sizeof(int32_t)) +
+                          padded(n_seq_terms, sizeof(int32_t)) + padded(seqs.n_wsops + 1, sizeof(int32_t)) +
+                          padded(n_ws_bytes, 1) + padded(seqs.n_wsops, 1);
+    built_state *bs = gm_calloc(1, (size_t)bytes);
+    if (!bs) goto done;
+    char *at = (char *)bs + padded(1, sizeof(built_state));
+#define TAKE(type, n) ((type *)((at += padded((n), sizeof(type))) - padded((n), sizeof(type))))
+    uint32_t *masks = TAKE(uint32_t, (int64_t)(1 + n_dense) * W);
+    int32_t *seq = TAKE(int32_t, n_groups), *cset = TAKE(int32_t, n_groups), *lcp = TAKE(int32_t, n_groups);
+    int32_t *dense = TAKE(int32_t, n_groups), *tok_begin = TAKE(int32_t, n_groups + 1), *toks = TAKE(int32_t, n_toks);
+    int32_t *seq_begin = TAKE(int32_t, seqs.n_seqs + 1), *seq_terms = TAKE(int32_t, n_seq_terms);
+    int32_t *ws_begin = TAKE(int32_t, seqs.n_wsops + 1);
+    uint8_t *ws_bytes = TAKE(uint8_t, n_ws_bytes), *ws_reset = TAKE(uint8_t, seqs.n_wsops);
+#undef TAKE
+    memcpy(masks, uncond, (size_t)W * sizeof(uint32_t));
+    memcpy(seq_begin, seqs.seq_begin, (size_t)(seqs.n_seqs + 1) * sizeof(int32_t));
+    if (n_seq_terms) memcpy(seq_terms, seqs.seq_terms, (size_t)n_seq_terms * sizeof(int32_t));
+    memcpy(ws_begin, seqs.wsop_begin, (size_t)(seqs.n_wsops + 1) * sizeof(int32_t));
+    if (n_ws_bytes) memcpy(ws_bytes, seqs.wsop_bytes, (size_t)n_ws_bytes);
+    if (seqs.n_wsops) memcpy(ws_reset, seqs.wsop_reset, (size_t)seqs.n_wsops);
+    int32_t next_dense = 1, acc = 0;
+    for (int32_t p = 0; p < n_groups; p++) {
+        const int32_t i = sorted[p];
+        seq[p] = gs->seq[i];
+        cset[p] = gs->cset[i];
+        dense[p] = gs->count[i] > W / 4 && cset[p] != GM_DYNAMIC_GROUP ? next_dense++ : -1;
+        tok_begin[p] = acc;
+        slot[i] = dense[p] >= 0 ? -dense[p] - 1 : acc; /* a dense group's tokens go to its mask */
+        if (dense[p] < 0) acc += gs->count[i];
+        lcp[p] = p == 0 ? 0 : seq_lcp(seq_begin, seq_terms, seq[p - 1], seq[p]);
+    }
+    tok_begin[n_groups] = acc;
+    /* the tokens in build order, as append_groups places them: by order, then the per-mode pairs */
+    for (int64_t k = 0; k < bd->n_order + bd->n_moded; k++) {
+        const int32_t i = k < bd->n_order ? bd->res[k] : bd->moded[2 * (k - bd->n_order) + 1];
+        const int32_t t = k < bd->n_order ? bd->order[k] : bd->order[bd->moded[2 * (k - bd->n_order)]];
+        if (i < 0) continue;
+        if (slot[i] < 0) masks[(size_t)(-slot[i] - 1) * W + (t >> 5)] |= 1u << (t & 31);
+        else toks[slot[i]++] = t;
+    }
+    bs->tab = (gm_state_tables){masks, n_groups, seq, cset, lcp, dense, tok_begin, toks, masks, seq_begin, seq_terms,
+                                {ws_begin, ws_bytes, ws_reset}};
+    bs->bytes = bytes;
+    *out = bs;
+    rc = 0;
+done:
+    /* a lazy builder holds its fixed buffers only: what the state's groups grew goes now */
+    GM_FREE_ALL(uncond, sorted, tmp, slot, bd->gs.count, bd->gs.seq, bd->gs.cset, bd->moded);
+    bd->gs.count = bd->gs.seq = bd->gs.cset = bd->moded = NULL;
+    bd->gs.count_cap = bd->gs.seq_cap = bd->gs.cset_cap = 0;
+    bd->moded_cap = 0;
+    gm_build_free(&seqs);
+    intern_free(&st, &ops);
+    return rc;
 }

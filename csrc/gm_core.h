@@ -125,8 +125,32 @@ void gm_fill_cache_free(gm_fill_cache *c);
 int64_t gm_fill_cache_memory(const gm_fill_cache *c);
 void gm_fill_cache_stats(const gm_fill_cache *c, int64_t *hits, int64_t *misses);
 
+/* Whitespace ops (indentation grammars): the bytes of a newline lexeme inside one token (see gm_vocab). */
+typedef struct {
+    const int32_t *begin;          /* [n_wsops + 1] */
+    const uint8_t *bytes, *reset;
+} gm_wsops;
+
+/* One table state's token tables, as the fill reads them (gm_state_tables_of): from the arrays of
+ * gm_vocab, or built on the state's first fill (gm_lazy.c). */
+typedef struct {
+    const uint32_t *uncond;        /* [n_words] the unconditional mask */
+    int32_t n_groups;
+    const int32_t *seq, *cset, *lcp, *dense;  /* [n_groups]: see gm_vocab's group_* */
+    const int32_t *tok_begin;      /* [n_groups + 1] into toks */
+    const int32_t *toks;
+    const uint32_t *masks;         /* what dense indexes, n_words each */
+    const int32_t *seq_begin, *seq_terms;
+    gm_wsops ws;
+} gm_state_tables;
+
+/* Token tables built a state at a time, on the state's first fill (gm_lazy.c): a schema's first mask
+ * needs the tables of one state, not of all. Safe with fills on many threads (one builder at a time). */
+typedef struct gm_lazy_tables gm_lazy_tables;
+
 /* Token tables for one grammar and one vocabulary. "Table states" are the lexer states plus, when the
- * tokenizer's decoder drops the first leading space, one extra state used at the start of the output. */
+ * tokenizer's decoder drops the first leading space, one extra state used at the start of the output.
+ * With `lazy` set, the group and mask arrays are unused: each state's tables come from it. */
 typedef struct {
     int32_t vocab_size, n_words, n_tokens;
     const uint8_t *tok_bytes;
@@ -152,7 +176,21 @@ typedef struct {
     const uint8_t *wsop_bytes;     /*   the bytes after its last newline ... */
     const uint8_t *wsop_reset;     /*   ... and whether it had a newline (else: continues the running width) */
     gm_fill_cache *fill_cache;     /* shared by the matchers of these tables, or NULL */
+    gm_lazy_tables *lazy;          /* or NULL: every state's tables are in the arrays above */
 } gm_vocab;
+
+/* Table state ts's tables (built now if lazy and not built yet): 0, or GM_NOMEM. */
+int gm_state_tables_of(const gm_vocab *v, int32_t ts, gm_state_tables *out);
+
+/* Lazy tables over the vocabulary's sorted order (order[n_order]: the tokens with text, sorted by bytes;
+ * the arrays must outlive them). NULL: out of memory. */
+gm_lazy_tables *gm_lazy_new(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                            const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space);
+void gm_lazy_free(gm_lazy_tables *lz);
+/* States built so far, and the bytes their tables hold. */
+void gm_lazy_stats(gm_lazy_tables *lz, int32_t *n_built, int64_t *bytes);
+/* Whether table state ts's tables are built. */
+int gm_lazy_built(gm_lazy_tables *lz, int32_t ts);
 
 /* Indentation context (indenter grammars): bracket depth, logical-line state, running indentation. */
 typedef struct {
@@ -222,6 +260,7 @@ typedef struct {
     gm_fill_cache *fill_cache;     /* the tables' shared one, or own_fill_cache, or NULL: every fill from
                                       the tables (tests compare the two) */
     gm_fill_cache *own_fill_cache; /* see gm_matcher_private_fill_cache */
+    gm_wsops ws;                   /* the whitespace ops of the state being filled (gm_parser.c reads them) */
     int32_t lr_low, ind_low;       /* lowest stack bases the fill's parses reached (see vstack) */
     int32_t ind_len_read;          /* the fill read the indentation stack's length */
 } gm_matcher;

@@ -59,22 +59,8 @@ static int pending_ok_memo(gm_matcher *m, const vstate *vs, int32_t cset) {
     return 0;
 }
 
-void gm_group_lcp(const gm_vocab *v, int32_t n_table_states, int32_t *out) {
-    for (int32_t ts = 0; ts < n_table_states; ts++) {
-        for (int32_t gi = v->group_begin[ts]; gi < v->group_begin[ts + 1]; gi++) {
-            int32_t k = 0;
-            if (gi > v->group_begin[ts]) {
-                const int32_t a = v->group_seq[gi - 1], b = v->group_seq[gi];
-                const int32_t *sa = v->seq_terms + v->seq_begin[a], *sb = v->seq_terms + v->seq_begin[b];
-                const int32_t na = v->seq_begin[a + 1] - v->seq_begin[a], nb = v->seq_begin[b + 1] - v->seq_begin[b];
-                while (k < na && k < nb && sa[k] == sb[k]) k++;
-            }
-            out[gi] = k;
-        }
-    }
-}
-
 static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out);
+static int fill_from(gm_matcher *m, const gm_state_tables *tab, uint32_t *restrict out);
 static int fill_stripped(gm_matcher *m, uint32_t *restrict out);
 static int fill_each(gm_matcher *m, uint32_t *restrict out);
 static int fill_fallback(gm_matcher *m, uint32_t *restrict out);
@@ -98,17 +84,21 @@ int gm_fill_bitmask(gm_matcher *m, uint32_t *restrict out) {
          * alone), but the start table is for the start of a text. The tokens with a space, one by one. */
         if ((r = fill_groups(m, m->lex_state, out))) return r;
         if ((r = fill_stripped(m, out))) return r;
-    } else if (!m->fill_cache || v->group_begin[ts + 1] - v->group_begin[ts] < GM_FILL_CACHE_MIN_GROUPS) {
-        if ((r = fill_groups(m, ts, out))) return r;
     } else {
-        int32_t first[KEY_FIRST];
-        const uint64_t hash = fill_key_first(m, ts, first);
-        if (!fill_cache_lookup(m, m->fill_cache, hash, first, out)) {
-            m->lr_low = m->lr.len;
-            m->ind_low = m->ind.len;
-            m->ind_len_read = 0;
-            if ((r = fill_groups(m, ts, out))) return r;
-            if ((r = fill_cache_store(m, m->fill_cache, hash, first, out))) return r;
+        gm_state_tables tab;
+        if (gm_state_tables_of(v, ts, &tab)) return GM_NOMEM;
+        if (!m->fill_cache || tab.n_groups < GM_FILL_CACHE_MIN_GROUPS) {
+            if ((r = fill_from(m, &tab, out))) return r;
+        } else {
+            int32_t first[KEY_FIRST];
+            const uint64_t hash = fill_key_first(m, ts, first);
+            if (!fill_cache_lookup(m, m->fill_cache, hash, first, out)) {
+                m->lr_low = m->lr.len;
+                m->ind_low = m->ind.len;
+                m->ind_len_read = 0;
+                if ((r = fill_from(m, &tab, out))) return r;
+                if ((r = fill_cache_store(m, m->fill_cache, hash, first, out))) return r;
+            }
         }
     }
     /* Apart: whether the text is complete reads the whole stack, and the stop bits are few. */
@@ -128,10 +118,9 @@ static int token_viable(gm_matcher *m, int32_t t) {
 
 /* A dynamic group: tokens that go on past an f-string terminal after which the context says where the
  * lexer restarts. Each is checked as accept_token would (few tokens, in f-string states only). */
-static int fill_dynamic(gm_matcher *m, int32_t gi, uint32_t *restrict out) {
-    const gm_vocab *v = m->v;
-    for (int32_t k = v->group_tok_begin[gi]; k < v->group_tok_begin[gi + 1]; k++) {
-        const int32_t t = v->group_toks[k];
+static int fill_dynamic(gm_matcher *m, const gm_state_tables *tab, int32_t gi, uint32_t *restrict out) {
+    for (int32_t k = tab->tok_begin[gi]; k < tab->tok_begin[gi + 1]; k++) {
+        const int32_t t = tab->toks[k];
         int r = token_viable(m, t);
         if (r < 0) return r;
         if (r) out[t >> 5] |= 1u << (t & 31);
@@ -205,11 +194,18 @@ static int fill_fallback(gm_matcher *m, uint32_t *restrict out) {
     return 0;
 }
 
-/* The mask from the token tables: the state's unconditional mask and every group the parser takes. */
+/* The mask from table state ts's token tables. */
 static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out) {
-    const gm_vocab *v = m->v;
-    const int32_t W = v->n_words;
-    memcpy(out, v->masks + (size_t)v->uncond_mask[ts] * W, (size_t)W * sizeof(uint32_t));
+    gm_state_tables tab;
+    if (gm_state_tables_of(m->v, ts, &tab)) return GM_NOMEM;
+    return fill_from(m, &tab, out);
+}
+
+/* The mask from one state's token tables: its unconditional mask and every group the parser takes. */
+static int fill_from(gm_matcher *m, const gm_state_tables *tab, uint32_t *restrict out) {
+    const int32_t W = m->v->n_words;
+    memcpy(out, tab->uncond, (size_t)W * sizeof(uint32_t));
+    m->ws = tab->ws;
     /* A state's groups come sorted by terminal sequence (see the compiler). The parse state after each
      * prefix of the last sequence fed is kept, so a sequence is fed only past the prefix it shares with
      * that one, once for all its completable sets; and a refused prefix refuses what follows with it.
@@ -223,17 +219,17 @@ static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out) {
                                      * else it still holds snapshot fed_depth: pending checks only copy it) */
     int32_t prev = -1;
     int prev_ok = 0;
-    const int32_t *restrict toks = v->group_toks;
-    for (int32_t gi = v->group_begin[ts]; gi < v->group_begin[ts + 1]; gi++) {
-        const int32_t s = v->group_seq[gi];
+    const int32_t *restrict toks = tab->toks;
+    for (int32_t gi = 0; gi < tab->n_groups; gi++) {
+        const int32_t s = tab->seq[gi];
         if (s != prev) {
             prev = s;
-            if (v->group_lcp[gi] < shared) shared = v->group_lcp[gi];
+            if (tab->lcp[gi] < shared) shared = tab->lcp[gi];
             if (fed_refused && shared > fed_depth) {
                 prev_ok = 0;
             } else {
-                const int32_t *seq = v->seq_terms + v->seq_begin[s];
-                const int32_t n = v->seq_begin[s + 1] - v->seq_begin[s];
+                const int32_t *seq = tab->seq_terms + tab->seq_begin[s];
+                const int32_t n = tab->seq_begin[s + 1] - tab->seq_begin[s];
                 int32_t d = shared < fed_depth ? shared : fed_depth;
                 if (d < fed_depth || fed_refused) restore_snapshot(m, &vs, d);
                 for (; d < n; d++) {
@@ -252,22 +248,22 @@ static int fill_groups(gm_matcher *m, int32_t ts, uint32_t *restrict out) {
             }
         }
         if (!prev_ok) continue;
-        if (v->group_cset[gi] == GM_DYNAMIC_GROUP) {
-            int r = fill_dynamic(m, gi, out);
+        if (tab->cset[gi] == GM_DYNAMIC_GROUP) {
+            int r = fill_dynamic(m, tab, gi, out);
             if (r < 0) return r;
             restore_snapshot(m, &vs, fed_depth); /* fill_dynamic used the same overlays */
             continue;
         }
-        int r = pending_ok_memo(m, &vs, v->group_cset[gi]);
+        int r = pending_ok_memo(m, &vs, tab->cset[gi]);
         if (r < 0) return r;
         if (!r) continue;
-        const int32_t dense = v->group_dense[gi];
+        const int32_t dense = tab->dense[gi];
         if (dense >= 0) {
-            const uint32_t *restrict mask = v->masks + (size_t)dense * W;
+            const uint32_t *restrict mask = tab->masks + (size_t)dense * W;
             for (int32_t w = 0; w < W; w++) out[w] |= mask[w];
         } else {
-            const int32_t end = v->group_tok_begin[gi + 1];
-            for (int32_t k = v->group_tok_begin[gi]; k < end; k++) out[toks[k] >> 5] |= 1u << (toks[k] & 31);
+            const int32_t end = tab->tok_begin[gi + 1];
+            for (int32_t k = tab->tok_begin[gi]; k < end; k++) out[toks[k] >> 5] |= 1u << (toks[k] & 31);
         }
     }
     return 0;

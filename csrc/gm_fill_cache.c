@@ -3,21 +3,6 @@
  * read them; a set-associative table, each set behind its own lock when matchers share it. */
 #include "gm_internal.h"
 
-#ifdef _WIN32
-#include <windows.h>
-typedef SRWLOCK gm_lock;
-#define LOCK_INIT(l) (InitializeSRWLock(l), 0)
-#define LOCK(l) AcquireSRWLockExclusive(l)
-#define UNLOCK(l) ReleaseSRWLockExclusive(l)
-#define LOCK_DESTROY(l) ((void)0)
-#else
-#include <pthread.h>
-typedef pthread_mutex_t gm_lock;
-#define LOCK_INIT(l) pthread_mutex_init((l), NULL)
-#define LOCK(l) pthread_mutex_lock(l)
-#define UNLOCK(l) pthread_mutex_unlock(l)
-#define LOCK_DESTROY(l) pthread_mutex_destroy(l)
-#endif
 
 /* A fill cache key. First part, compared whole: table state and context; the indentation width only
  * where it is read (at a line start, or inside a newline lexeme). Second part, what the fill read of

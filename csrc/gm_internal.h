@@ -12,6 +12,7 @@
  *   gm_check.c       tables from outside: no stack their LR tables can build breaks the parser
  *   gm_intern.c      the table builder's hash map, its interned terminal sequences and whitespace ops
  *   gm_build.c       the token tables: every token lexed from every lexer state (on several threads)
+ *   gm_tables.c      a state's token tables as the fill reads them: from the arrays, or built on first fill
  *   gm_apply.c       a mask applied to logits on the CPU
  *
  * One header rather than one per file: the files share few things (the allocator, the virtual parse state,
@@ -30,11 +31,32 @@
 #define ATOMIC_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
 #define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define ATOMIC_ACQUIRE(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)      /* ... what was stored before ... */
+#define ATOMIC_RELEASE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)  /* ... this is seen with it */
 #else
 #define GM_INTERNAL
 #define ATOMIC_ADD(p, v) (*(p) += (v))
 #define ATOMIC_LOAD(p) (*(p))
 #define ATOMIC_STORE(p, v) (*(p) = (v))
+#define ATOMIC_ACQUIRE(p) (*(p))
+#define ATOMIC_RELEASE(p, v) (*(p) = (v))
+#endif
+
+/* Locks (the shared fill cache's sets, the lazy tables' builder). */
+#ifdef _WIN32
+#include <windows.h>
+typedef SRWLOCK gm_lock;
+#define LOCK_INIT(l) (InitializeSRWLock(l), 0)
+#define LOCK(l) AcquireSRWLockExclusive(l)
+#define UNLOCK(l) ReleaseSRWLockExclusive(l)
+#define LOCK_DESTROY(l) ((void)0)
+#else
+#include <pthread.h>
+typedef pthread_mutex_t gm_lock;
+#define LOCK_INIT(l) pthread_mutex_init((l), NULL)
+#define LOCK(l) pthread_mutex_lock(l)
+#define UNLOCK(l) pthread_mutex_unlock(l)
+#define LOCK_DESTROY(l) pthread_mutex_destroy(l)
 #endif
 
 /* ---- gm_alloc.c: every block of the core goes through these (see gm_test_fail_alloc) ---------------- */
@@ -312,5 +334,30 @@ GM_INTERNAL int32_t seq_append(seq_table *st, int32_t seq, int32_t term);
 GM_INTERNAL int32_t wsop_intern(wsop_table *t, uint8_t reset, const uint8_t *b, int64_t n);
 /* The tables as out's seq_* and wsop_* arrays: the whitespace ops move to `out` (taken from `ops`). */
 GM_INTERNAL int intern_output(const seq_table *st, wsop_table *ops, gm_build *out);
+
+/* Elements sequences a and b share at their start (see gm_vocab.group_lcp). */
+static inline int32_t seq_lcp(const int32_t *seq_begin, const int32_t *seq_terms, int32_t a, int32_t b) {
+    const int32_t *sa = seq_terms + seq_begin[a], *sb = seq_terms + seq_begin[b];
+    const int32_t na = seq_begin[a + 1] - seq_begin[a], nb = seq_begin[b + 1] - seq_begin[b];
+    int32_t k = 0;
+    while (k < na && k < nb && sa[k] == sb[k]) k++;
+    return k;
+}
+
+/* ---- gm_build.c: one table state's tables at a time, for gm_tables.c ------------------------------------ */
+
+typedef struct state_builder state_builder;
+/* A builder over the vocabulary's sorted order (see gm_build_vocab), or NULL: out of memory. */
+GM_INTERNAL state_builder *builder_new(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                                       const int32_t *order, int32_t n_order, int32_t n_words,
+                                       int32_t strip_leading_space);
+GM_INTERNAL void builder_free(state_builder *bd);
+/* Table state ts's tables, sequences interned in st and whitespace ops in ops, as one block: see
+ * built_state. 0, or GM_NOMEM. */
+typedef struct {
+    gm_state_tables tab;  /* its arrays follow in the same block */
+    int64_t bytes;
+} built_state;
+GM_INTERNAL int build_state_tables(state_builder *bd, int32_t ts, built_state **out);
 
 #endif

@@ -240,11 +240,11 @@ static int lark_feed(gm_matcher *m, vstate *vs, int32_t ev) {
     if (ev > g->n_terminals || ev == g->t_nl) {
         int32_t w = vs->ctx.width, seen = vs->ctx.altwidth;
         if (ev > g->n_terminals) { /* from the token tables: the NL lexeme's bytes in this token */
-            const gm_vocab *v = m->v;
+            const gm_wsops *ws = &m->ws;
             const int32_t k = ev - g->n_terminals - 1;
-            if (v->wsop_reset[k]) w = seen = 0;
-            for (int32_t i = v->wsop_begin[k]; i < v->wsop_begin[k + 1]; i++)
-                lark_indent_byte(v->wsop_bytes[i], g->tab_len, &w, &seen);
+            if (ws->reset[k]) w = seen = 0;
+            for (int32_t i = ws->begin[k]; i < ws->begin[k + 1]; i++)
+                lark_indent_byte(ws->bytes[i], g->tab_len, &w, &seen);
             ev = g->t_nl;
         }
         vs->ctx.width = vs->ctx.altwidth = 0; /* the lexeme is over */
@@ -301,10 +301,10 @@ int post_feed(gm_matcher *m, vstate *vs, int32_t ev) {
         return end_line(m, vs, INDENT_WIDTH(packed), INDENT_ALT(packed));
     }
     if (ev > g->n_terminals) {
-        const gm_vocab *v = m->v;
+        const gm_wsops *ws = &m->ws;
         int32_t k = ev - g->n_terminals - 1;
-        int32_t w = v->wsop_reset[k] ? 0 : vs->ctx.width, alt = v->wsop_reset[k] ? 0 : vs->ctx.altwidth;
-        for (int32_t i = v->wsop_begin[k]; i < v->wsop_begin[k + 1]; i++) indent_byte(v->wsop_bytes[i], &w, &alt);
+        int32_t w = ws->reset[k] ? 0 : vs->ctx.width, alt = ws->reset[k] ? 0 : vs->ctx.altwidth;
+        for (int32_t i = ws->begin[k]; i < ws->begin[k + 1]; i++) indent_byte(ws->bytes[i], &w, &alt);
         return end_line(m, vs, w, alt);
     }
     if (ev == g->t_nl) return end_line(m, vs, vs->ctx.width, vs->ctx.altwidth);

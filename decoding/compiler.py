@@ -206,10 +206,16 @@ class CompiledGrammar:
         return GrammarMatcher(self, max_rollback_tokens)
 
     @property
+    def lazy(self) -> bool:
+        """Whether each lexer state's token tables are built by the first fill that needs them."""
+        return self.core_vocab.lazy
+
+    @property
     def memory_bytes(self) -> int:
-        """Bytes held by the grammar and token tables."""
+        """Bytes held by the grammar and token tables (lazy tables: those built so far)."""
         arrays = list(self.core_grammar.arrays.values()) + list(self.core_vocab.arrays.values())
-        return int(sum(a.nbytes for a in arrays))
+        built = self.core_vocab.lazy_stats
+        return int(sum(a.nbytes for a in arrays)) + (built[1] if built else 0)
 
     @property
     def fill_cache_bytes(self) -> int:
@@ -217,8 +223,10 @@ class CompiledGrammar:
         return self.core_vocab.fill_cache_bytes
 
     def __repr__(self) -> str:
+        built = self.core_vocab.lazy_stats
+        tables = f"lazy tables, {built[0]} states built" if built else "tables"
         return (f"CompiledGrammar({self.grammar.name!r}, vocab_size={self.vocab_size}, "
-                f"lexer_states={self.core_grammar.n_lex_states}, tables={self.memory_bytes / 1e6:.1f} MB)")
+                f"lexer_states={self.core_grammar.n_lex_states}, {tables}={self.memory_bytes / 1e6:.1f} MB)")
 
 
 # The libraries whose behaviour shapes the tables: Lark's LALR tables, interegular's regex parsing, numpy's
@@ -258,16 +266,23 @@ def _from_arrays(grammar: Grammar, info: TokenizerInfo, meta: dict, arrays: dict
 
 
 DEFAULT_MAX_TABLE_BYTES = 1 << 30
+TABLE_MODES = ("auto", "eager", "lazy")
 
 
 def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
             cache_dir: Union[str, Path, None, bool] = True,
-            max_table_bytes: int = DEFAULT_MAX_TABLE_BYTES) -> CompiledGrammar:
+            max_table_bytes: int = DEFAULT_MAX_TABLE_BYTES, tables: str = "auto") -> CompiledGrammar:
     """Compile `grammar` (a Grammar or a built-in name) for `tokenizer_info`.
 
     cache_dir: True (default) uses the user cache directory (see grammask.decoding.cache), a path uses
-    that directory, False or None disables the disk cache. max_table_bytes bounds the token tables
+    that directory, False or None disables the disk cache. max_table_bytes bounds eager token tables
     being built (one mask per lexer state before deduplication): past it, GrammarError.
+
+    tables: "eager" builds every lexer state's token tables now, and stores them in the disk cache;
+    "lazy" builds each state's on the first fill that needs it (the first mask comes in milliseconds; a
+    state's first fill pays for its tables once, for all matchers); "auto" (default) loads eager tables
+    the disk cache holds, and else is lazy where the tables would not be stored for another process (no
+    disk cache, or a per-request grammar: a JSON Schema, a regex, a structural tag) and eager otherwise.
     """
     if isinstance(grammar, str):
         grammar = Grammar.builtin(grammar)
@@ -275,9 +290,11 @@ def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
         raise TypeError(f"compile() takes a Grammar or a built-in name, not {type(grammar).__name__}")
     if not isinstance(tokenizer_info, TokenizerInfo):
         raise TypeError("compile() needs a TokenizerInfo (see TokenizerInfo.from_huggingface)")
+    if tables not in TABLE_MODES:
+        raise ValueError(f"tables={tables!r}: choose one of {', '.join(map(repr, TABLE_MODES))}")
     directory = cache.default_cache_dir() if cache_dir is True else (Path(cache_dir) if cache_dir else None)
     key = cache_key(grammar, tokenizer_info)
-    hit = cache.load(directory, key)
+    hit = None if tables == "lazy" else cache.load(directory, key)
     if hit is not None:
         meta, arrays = hit
         try:
@@ -285,23 +302,34 @@ def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
         except (ValueError, KeyError, TypeError) as exc:  # signed, yet not tables the core can follow
             warnings.warn(f"grammask: cache file {cache.cache_file(directory, key)} holds tables that fail "
                           f"validation ({type(exc).__name__}: {exc}); rebuilding it", RuntimeWarning, stacklevel=2)
-    tables = grammar.tables
-    n_states = tables.lexer.n_states + int(tokenizer_info.strips_leading_space)
+    if tables == "lazy" or (tables == "auto" and (directory is None or grammar.per_request)):
+        return _lazy(grammar, tokenizer_info)
+    gtables = grammar.tables
+    n_states = gtables.lexer.n_states + int(tokenizer_info.strips_leading_space)
     need = n_states * ((tokenizer_info.vocab_size + 31) // 32) * 4
     if need > max_table_bytes:
         raise GrammarError(f"grammar too large for this vocabulary: {n_states:,} lexer states x "
                            f"{tokenizer_info.vocab_size:,} tokens need {need:,} bytes of masks while building "
                            f"(limit {max_table_bytes:,}: compile(..., max_table_bytes=...))", source=grammar.name)
-    garrays = core_grammar_arrays(tables)
+    garrays = core_grammar_arrays(gtables)
     core = core_grammar(grammar)
     varrays = _vocab_arrays(core, tokenizer_info)
     meta = {k: int(garrays.pop(k)) for k in _GRAMMAR_SCALARS + _FSTRING_SCALARS if k in garrays}
-    meta.update(terminal_names=list(tables.display), grammar=grammar.name)
+    meta.update(terminal_names=list(gtables.display), grammar=grammar.name)
     arrays = {**{k: np.asarray(v) for k, v in garrays.items()}, **varrays}
     cache.store(directory, key, meta, arrays)
     vocab = CoreVocab(core, vocab_size=tokenizer_info.vocab_size,
                       strip_leading_space=tokenizer_info.strips_leading_space, **varrays)
-    return CompiledGrammar(grammar, tokenizer_info, core, vocab, list(tables.display), False)
+    return CompiledGrammar(grammar, tokenizer_info, core, vocab, list(gtables.display), False)
+
+
+def _lazy(grammar: Grammar, info: TokenizerInfo) -> CompiledGrammar:
+    """Token tables each lexer state gets on its first fill (see CoreVocab)."""
+    core = core_grammar(grammar)
+    tok_bytes, tok_begin, order, is_stop = info.byte_layout()
+    vocab = CoreVocab(core, vocab_size=info.vocab_size, strip_leading_space=info.strips_leading_space,
+                      tok_bytes=tok_bytes, tok_begin=tok_begin, is_stop=is_stop, order=order)
+    return CompiledGrammar(grammar, info, core, vocab, list(grammar.tables.display), False)
 
 
 __all__ = ["CompiledGrammar", "GrammarError", "compile", "core_grammar"]

@@ -61,6 +61,9 @@ class Grammar:
             raise GrammarError(f"lexer={lexer!r}: choose one of {', '.join(map(repr, LEXERS))}")
         self.lexer = lexer
         self.warn_conflicts = True
+        # made per request (a JSON Schema, a regex, a structural tag): compile() builds its token tables
+        # lazily rather than storing them on disk (see decoding/compiler.py)
+        self.per_request = False
         self._tables: Optional[GrammarTables] = None
         self._digest: Optional[tuple] = None  # ((start, text), digest) of the last computation
 
@@ -125,6 +128,7 @@ class Grammar:
         g = cls(schema_to_lark(schema, compact=compact, timeout=limits.get("build_timeout", 30.0)), "start",
                 "<json schema>", **limits)
         g.warn_conflicts = False
+        g.per_request = True
         g.tables
         return g
 
@@ -134,6 +138,7 @@ class Grammar:
         from .regex import regex_to_lark
 
         g = cls(regex_to_lark(pattern), "start", "<regex>", **limits)
+        g.per_request = True
         g.tables
         return g
 
@@ -148,6 +153,7 @@ class Grammar:
         composition = compose(parsed)
         g = cls(composition.text, "start", "<structural tag>", **limits)
         g.warn_conflicts = uses_user_grammar(parsed)
+        g.per_request = True
         g.structural = parsed
         check_end_strings(g.tables, composition)
         return g

@@ -28,7 +28,7 @@ PY_TEXT = ('import os\n\n\nclass A(B):\n    """Doc."""\n\n    def f(self, x, *ar
 @pytest.fixture(scope="module")
 def json_setup():
     tok, info = load_tokenizer("smollm2"), tokenizer_info("smollm2")
-    return tok, gm.compile("json", info, cache_dir=False), tok.encode(JSON_TEXT)
+    return tok, gm.compile("json", info, cache_dir=False, tables="eager"), tok.encode(JSON_TEXT)
 
 
 def state(m) -> tuple:

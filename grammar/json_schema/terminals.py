@@ -4,12 +4,12 @@ disjoint or nested, so the innermost can win by priority)."""
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Optional
 
 import interegular
 
+from ...fsm.fsm_product import covered, disjoint, intersection, is_subset
 from ...fsm.multiples import multiple_fsm
 from ..regex import lark_pattern
 from .keywords import schema_error
@@ -40,7 +40,7 @@ class Term:
             if self.multiple:
                 self._fsm = multiple_fsm(*self.multiple)
             elif self.parts:
-                self._fsm = functools.reduce(lambda a, b: a & b, (p.fsm for p in self.parts))
+                self._fsm = intersection(*(p.fsm for p in self.parts))
             else:
                 self._fsm = interegular.parse_pattern(lark_pattern(self.pattern)).to_fsm()
         return self._fsm
@@ -84,9 +84,9 @@ class Terminals:
         if a.length and b.length:
             return interval_relation(a.length, b.length)
         fa, fb = a.fsm, b.fsm
-        if fsm_disjoint(fa, fb):
+        if disjoint(fa, fb):
             return "disjoint"
-        sub, sup = fa.issubset(fb), fb.issubset(fa)
+        sub, sup = is_subset(fa, fb), is_subset(fb, fa)
         if sub and sup:
             return "equal"
         if sub:
@@ -146,8 +146,7 @@ class Terminals:
         subs = [t for t in inside[name] if t != name and t not in self.alias]
         if not any(t in self.made for t in subs):
             return False
-        union = functools.reduce(lambda a, b: a | b, (self.terms[t].fsm for t in subs))
-        return (self.terms[name].fsm - union).empty()
+        return covered(self.terms[name].fsm, [self.terms[t].fsm for t in subs])
 
     def both(self, a: str, b: str) -> str:
         """The terminal for the strings/numbers both terminals match."""
@@ -183,5 +182,5 @@ class Terminals:
 
 def fsm_disjoint(a, b) -> bool:
     # Not FSM.isdisjoint: interegular 0.3.3 answers True for "y_.*" and ".*" (its alphabet intersection
-    # loses characters); the intersection automaton is right.
-    return (a & b).empty()
+    # loses characters); the product over the union of the alphabets is right.
+    return disjoint(a, b)
