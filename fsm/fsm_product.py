@@ -8,12 +8,21 @@ some string exists (disjointness, inclusion) stop at the first product state tha
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable, Sequence
 
+import interegular
 from interegular.fsm import FSM, Alphabet
 
 # accept(finals): whether a product state is final, from whether each FSM's own state is final
 Accept = Callable[[tuple], bool]
+
+
+@lru_cache(maxsize=4096)
+def pattern_fsm(pattern: str) -> FSM:
+    """interegular's FSM of a regex, kept across grammars: schemas repeat their string and number patterns
+    (FSMs are not changed by the operations here)."""
+    return interegular.parse_pattern(pattern).to_fsm()
 
 
 def _walk(fsms: Sequence[FSM], accept: Accept, stop_at_final: bool):

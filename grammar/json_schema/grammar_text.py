@@ -8,10 +8,10 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-import interegular
 
 from .numeric import FRAC, INT
 from .string_lengths import length_content
+from ...fsm.fsm_product import pattern_fsm
 from .terminals import Term, fsm_disjoint
 
 if TYPE_CHECKING:
@@ -85,5 +85,4 @@ def within(term: Term, spelling: re.Pattern) -> bool:
     if term.literal is not None:
         return spelling.fullmatch(term.literal) is not None
     other = FRAC if spelling.pattern == INT else INT
-    return not fsm_disjoint(term.fsm, interegular.parse_pattern(spelling.pattern).to_fsm()) and \
-        fsm_disjoint(term.fsm, interegular.parse_pattern(other).to_fsm())
+    return not fsm_disjoint(term.fsm, pattern_fsm(spelling.pattern)) and fsm_disjoint(term.fsm, pattern_fsm(other))

@@ -7,9 +7,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-import interegular
-
-from ...fsm.fsm_product import covered, disjoint, intersection, is_subset
+from ...fsm.fsm_product import covered, disjoint, intersection, is_subset, pattern_fsm
 from ...fsm.multiples import multiple_fsm
 from ..regex import lark_pattern
 from .keywords import schema_error
@@ -42,7 +40,7 @@ class Term:
             elif self.parts:
                 self._fsm = intersection(*(p.fsm for p in self.parts))
             else:
-                self._fsm = interegular.parse_pattern(lark_pattern(self.pattern)).to_fsm()
+                self._fsm = pattern_fsm(lark_pattern(self.pattern))
         return self._fsm
 
     def matches(self, text: str) -> bool:
