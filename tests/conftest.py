@@ -8,6 +8,7 @@ present; where it is not, its tests skip with one line per corpus (`shared_corpu
 from __future__ import annotations
 
 import json
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -72,6 +73,25 @@ def go_corpus(which: str = "machine") -> list[Path]:
 @lru_cache(maxsize=None)
 def tokenizer_info(family: str) -> gm.TokenizerInfo:
     return gm.TokenizerInfo.from_huggingface(load_tokenizer(family))
+
+
+def run_on_threads(work, n: int) -> list:
+    """work(i) for i in range(n), on n threads started together; the exceptions they raised."""
+    errors, start = [], threading.Barrier(n)
+
+    def run(i):
+        try:
+            start.wait()
+            work(i)
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return errors
 
 
 def walk_masks(compiled, ids) -> list:

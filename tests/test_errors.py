@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import warnings
 
@@ -18,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import grammask as gm
-from conftest import BYTE_LEVEL, compiled_for, json_parses, load_tokenizer, real_json_documents, tokenizer_info
+from conftest import (BYTE_LEVEL, compiled_for, json_parses, load_tokenizer, real_json_documents, run_on_threads,
+                      tokenizer_info)
 
 # -- grammars -----------------------------------------------------------------------------------------
 
@@ -121,21 +121,12 @@ def test_independent_matchers_in_threads(cache_dir):
     docs = [tok.encode(json.dumps(d)) for d in real_json_documents()[:16]]
     expected = [_walk_masks(compiled, ids) for ids in docs]
     results: dict[int, list] = {}
-    errors = []
 
     def work(i):
-        try:
-            for _ in range(3):
-                results[i] = [_walk_masks(compiled, ids) for ids in docs[i::4]]
-        except Exception as exc:  # reported below
-            errors.append(exc)
+        for _ in range(3):
+            results[i] = [_walk_masks(compiled, ids) for ids in docs[i::4]]
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not run_on_threads(work, 4)
     # Every thread left a result for each of its documents, a mask for each of their tokens.
     assert sorted(results) == [0, 1, 2, 3]
     for i in range(4):

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import gc
 import json
-import threading
 
 import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import BYTE_LEVEL, SENTENCEPIECE, load_tokenizer, tokenizer_info
+from conftest import BYTE_LEVEL, SENTENCEPIECE, load_tokenizer, run_on_threads, tokenizer_info
 from grammask._core import CoreMatcher, CoreVocab, _fail_allocation_after, _live_blocks
 
 # Schemas in the shapes tool arguments and response formats take: nested objects, arrays, enums and
@@ -110,22 +109,12 @@ def test_matchers_filling_at_once_on_threads_build_each_state_once():
     want = [_masks_along(_compiled(grammar, info, "eager"), ids) for ids in walks]
     for _ in range(3):
         lazy = _compiled(grammar, info, "lazy")
-        got, errors = {}, []
-        start = threading.Barrier(8)
+        got = {}
 
         def run(k):
-            try:
-                start.wait()
-                got[k] = _masks_along(lazy, walks[k % len(walks)])
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
+            got[k] = _masks_along(lazy, walks[k % len(walks)])
 
-        threads = [threading.Thread(target=run, args=(k,)) for k in range(8)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        assert not errors
+        assert not run_on_threads(run, 8)
         assert all(got[k] == want[k % len(walks)] for k in range(8))
         built, held = lazy.core_vocab.lazy_stats
         states = lazy.core_vocab.built_states()
