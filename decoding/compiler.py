@@ -275,8 +275,8 @@ def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
     """Compile `grammar` (a Grammar or a built-in name) for `tokenizer_info`.
 
     cache_dir: True (default) uses the user cache directory (see grammask.decoding.cache), a path uses
-    that directory, False or None disables the disk cache. max_table_bytes bounds eager token tables
-    being built (one mask per lexer state before deduplication): past it, GrammarError.
+    that directory, False or None disables the disk cache. max_table_bytes bounds the token tables (one
+    mask per lexer state before deduplication, built now or by fills): past it, GrammarError.
 
     tables: "eager" builds every lexer state's token tables now, and stores them in the disk cache;
     "lazy" builds each state's on the first fill that needs it (the first mask comes in milliseconds; a
@@ -302,15 +302,15 @@ def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
         except (ValueError, KeyError, TypeError) as exc:  # signed, yet not tables the core can follow
             warnings.warn(f"grammask: cache file {cache.cache_file(directory, key)} holds tables that fail "
                           f"validation ({type(exc).__name__}: {exc}); rebuilding it", RuntimeWarning, stacklevel=2)
-    if tables == "lazy" or (tables == "auto" and (directory is None or grammar.per_request)):
-        return _lazy(grammar, tokenizer_info)
     gtables = grammar.tables
     n_states = gtables.lexer.n_states + int(tokenizer_info.strips_leading_space)
     need = n_states * ((tokenizer_info.vocab_size + 31) // 32) * 4
-    if need > max_table_bytes:
+    if need > max_table_bytes:  # (lazy tables as well: fills may visit every state)
         raise GrammarError(f"grammar too large for this vocabulary: {n_states:,} lexer states x "
                            f"{tokenizer_info.vocab_size:,} tokens need {need:,} bytes of masks while building "
                            f"(limit {max_table_bytes:,}: compile(..., max_table_bytes=...))", source=grammar.name)
+    if tables == "lazy" or (tables == "auto" and (directory is None or grammar.per_request)):
+        return _lazy(grammar, tokenizer_info)
     garrays = core_grammar_arrays(gtables)
     core = core_grammar(grammar)
     varrays = _vocab_arrays(core, tokenizer_info)
