@@ -132,7 +132,7 @@ typedef struct {
 } gm_wsops;
 
 /* One table state's token tables, as the fill reads them (gm_state_tables_of): from the arrays of
- * gm_vocab, or built on the state's first fill (gm_lazy.c). */
+ * gm_vocab, or built on the state's first fill (gm_tables.c). */
 typedef struct {
     const uint32_t *uncond;        /* [n_words] the unconditional mask */
     int32_t n_groups;
@@ -144,7 +144,7 @@ typedef struct {
     gm_wsops ws;
 } gm_state_tables;
 
-/* Token tables built a state at a time, on the state's first fill (gm_lazy.c): a schema's first mask
+/* Token tables built a state at a time, on the state's first fill (gm_tables.c): a schema's first mask
  * needs the tables of one state, not of all. Safe with fills on many threads (one builder at a time). */
 typedef struct gm_lazy_tables gm_lazy_tables;
 

@@ -44,7 +44,8 @@ void gm_lazy_stats(gm_lazy_tables *lz, int32_t *n_built, int64_t *bytes) {
 
 int gm_lazy_built(gm_lazy_tables *lz, int32_t ts) { return ATOMIC_ACQUIRE(&lz->states[ts]) != NULL; }
 
-/* State ts's tables, built now if no fill built them before (fills of other states wait meanwhile). */
+/* State ts's tables, built now if no fill built them before (fills of other unbuilt states wait meanwhile;
+ * built ones are read without the lock). */
 static int lazy_state(gm_lazy_tables *lz, int32_t ts, const built_state **out) {
     const built_state *bs = ATOMIC_ACQUIRE(&lz->states[ts]);
     int rc = 0;
