@@ -92,7 +92,8 @@ typedef struct {
 #define GM_MAX_FIELD_DEPTH 199    /* brackets in a field: CPython compiles it inside one more pair */
 #define GM_FB_INLINE 8            /* bytes of a pending fallback the context holds; the rest are in the
                                      matcher's fb_arena (a fallback goes back any distance, as re does) */
-#define GM_FB_SEARCH 12           /* bytes past the text that fallback_viable tries (gm_feed.h) */
+#define GM_FB_SEARCH 12           /* fallback_viable tries bytes that go on with the lexeme up to this far
+                                     back (gm_feed.h) */
 #define GM_MODE_MARK(m) (-1 - (m))  /* seq_terms: the parser state's lexer mode must be m (a contextual
                                        lexer's restart the parser state decides: see gm_build.c) */
 #define GM_MAX_MODES_BY_GROUP 64    /* more modes than this: such tokens are lexed whole by the fill */

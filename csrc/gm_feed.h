@@ -248,9 +248,11 @@ static inline int flush_fallbacks(gm_matcher *m, vstate *vs, int32_t *q, int rea
 #define GM_FB_TRIALS 65536 /* continuations fallback_viable tries at most (each a few bytes fed) */
 
 /* One trial of fallback_viable: root + x[0..n) fed in the third overlay pair. Its answer (1 yes, 0 no, <0 an
- * error), or FB_GO_ON: no answer yet, the lexeme in progress (in *q) still has a fallback pending. */
+ * error), or FB_GO_ON: no answer yet, the lexeme in progress (in *q) still has a fallback pending, and *longer
+ * says whether bytes that go on with it are tried too. */
 #define FB_GO_ON 2
-static int fallback_trial(gm_matcher *m, const vstate *root, int32_t q_root, const uint8_t *x, int n, int32_t *q) {
+static int fallback_trial(gm_matcher *m, const vstate *root, int32_t q_root, const uint8_t *x, int n, int32_t *q,
+                          int *longer) {
     const gm_grammar *g = m->g;
     vstate t;
     byte_fed fed;
@@ -265,6 +267,7 @@ static int fallback_trial(gm_matcher *m, const vstate *root, int32_t q_root, con
         if (r) return r;
     }
     if (!t.ctx.fb_n || n >= GM_FB_SEARCH) return 0;
+    *longer = t.ctx.fb_n < GM_FB_SEARCH; /* longer continuations are tried up to GM_FB_SEARCH bytes back */
     const int32_t w = t.ctx.fb_term;
     if (!g->term_ignored[w]) {
         int r = can_take(m, &t, w);
@@ -277,17 +280,18 @@ static int fallback_trial(gm_matcher *m, const vstate *root, int32_t q_root, con
  * root being one with a fallback pending: it dies on a byte and the text after the shorter lexeme goes
  * on (continuations that reach a complete lexeme are pending_ok's). Each trial feeds root + x afresh; what
  * it appended to the arena is dropped after it. The bytes that end the lexeme are tried before those that
- * go on with it. *trials counts the trials: past GM_FB_TRIALS, or past GM_FB_SEARCH bytes of x, the answer
- * is no. */
+ * go on with it, and those only while the fallback is less than GM_FB_SEARCH bytes back (a bound on the
+ * search, not on the fallback). *trials counts the trials: past GM_FB_TRIALS, the answer is no. */
 static int fallback_viable(gm_matcher *m, const vstate *root, int32_t q_root, uint8_t *x, int n, int64_t *trials) {
     const gm_grammar *g = m->g;
     if (++*trials > GM_FB_TRIALS) return 0;
     const int64_t arena_mark = m->fb_arena_len; /* root's bytes end below it */
     int32_t q;
-    int r = fallback_trial(m, root, q_root, x, n, &q);
+    int longer = 0;
+    int r = fallback_trial(m, root, q_root, x, n, &q, &longer);
     m->fb_arena_len = arena_mark;
     if (r != FB_GO_ON) return r;
-    for (int going_on = 0; going_on < 2; going_on++) {
+    for (int going_on = 0; going_on <= longer; going_on++) {
         for (int c = 0; c < 256; c++) {
             const int32_t nq = g->lex_trans[(size_t)q * 256 + c];
             if (going_on ? nq < 0 || g->lex_winner[nq] >= 0 : nq >= 0) continue;

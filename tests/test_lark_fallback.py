@@ -130,8 +130,10 @@ def test_validator_agrees_with_lark_on_long_fallbacks():
 
 @pytest.mark.parametrize("family", [BYTE_LEVEL, SENTENCEPIECE])
 def test_masks_equal_the_validator_after_a_long_fallback(family, cache_dir):
-    """Prefixes that end with a fallback pending 13 bytes or more back: the fill falls back over all of them."""
-    prefixes = [b"a\t\n" + b" " * 20, b"a \n" + "\u3000".encode() * 5, b"a \n" + b" " * 13 + b"/",
+    """Prefixes that end with a fallback pending 13 bytes or more back: the fill falls back over all of them.
+    After `a\t` and `a `, tokens such as a newline and a long indentation hold a long fallback themselves (the
+    token tables track it at any depth)."""
+    prefixes = [b"a\t", b"a ", b"a\t\n" + b" " * 20, b"a \n" + "\u3000".encode() * 5, b"a \n" + b" " * 13 + b"/",
                 b"a\t\n" + b" " * 12, b"a \n" + "\x85".encode() * 7]
     assert_masks_follow_validator(COMMENTS, family, prefixes, cache_dir)
 
@@ -164,3 +166,32 @@ def test_tokens_through_a_long_fallback_and_back(family, cache_dir):
                for t in (ids[b"/"], ids[b"b"], ids[b" "], ids[b"\n"]))
     assert matcher.accept_token(ids[b"b"]) and matcher.is_accepting()
     assert ours.validate(fed + b"b").ok
+
+
+def test_out_of_memory_in_a_long_fallback_leaves_the_matcher_as_it_was(cache_dir):
+    """The arena that holds a fallback's bytes past the first 8 grows as a token goes on with the lexeme: an
+    allocation that fails there leaves the matcher as it was."""
+    from grammask._core import _fail_allocation_after
+
+    info = tokenizer_info(BYTE_LEVEL)
+    compiled = gm.compile(gm.Grammar.from_lark(COMMENTS), info, cache_dir=cache_dir)
+    ids = {bytes(b): t for t, b in enumerate(info.token_bytes) if b}
+    prefix = [ids[b"a"], ids[b" "], ids[b"\n"]] + [ids[b" "]] * 7  # 8 bytes after the space: the context is full
+    reference = compiled.matcher()
+    assert reference.accept_tokens(prefix)
+    before = (reference.num_accepted_tokens, reference.allowed_token_ids().tobytes())
+    failures = 0
+    for n in range(1, 200):
+        m = compiled.matcher()
+        assert m.accept_tokens(prefix)  # (no fill yet: the arena is first needed by the next token)
+        _fail_allocation_after(n)
+        try:
+            m.accept_token(ids[b" "])
+            break
+        except MemoryError:
+            failures += 1
+        finally:
+            _fail_allocation_after(0)
+        assert (m.num_accepted_tokens, m.allowed_token_ids().tobytes()) == before, n
+        assert m.accept_token(ids[b" "]) and m.accept_token(ids[b"b"]) and m.is_accepting()
+    assert failures >= 1
