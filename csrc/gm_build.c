@@ -49,10 +49,9 @@ static int groups_reserve(gm_build *out, group_caps *caps, int64_t n, int64_t n_
 }
 
 /* lex_fallback in the builder: the complete lexeme that the one in progress at some depth passed, as
- * track_fallback keeps it at run time: at `at` (-1: none; FB_LOST_AT: too far back to fall back to) the
- * bytes after it begin; it ended in lexer state `state`, the sequence before it being `seq`. */
+ * track_fallback keeps it at run time: at `at` (-1: none) the bytes after it begin; it ended in lexer state
+ * `state`, the sequence before it being `seq`. */
 typedef struct { int64_t at; int32_t state, term, seq; } fallback_at;
-#define FB_LOST_AT (-2)
 static const fallback_at NO_FALLBACK = {-1, 0, 0, 0};
 
 /* The fallback after byte b (at depth d, from state q after sequence seq, with fallback `fb`) led to nq. */
@@ -61,7 +60,6 @@ static inline fallback_at fallback_after(const gm_grammar *g, fallback_at fb, in
     const int continued = !is_start(g, q) && g->lex_trans[(size_t)q * 256 + b] >= 0;
     if (is_start(g, nq) || g->lex_winner[nq] >= 0 || !continued) return NO_FALLBACK;
     if (winner_before(g, q, b) >= 0) return (fallback_at){d, q, winner_before(g, q, b), seq};
-    if (fb.at >= 0 && d + 1 - fb.at > GM_FB_MAX) fb.at = FB_LOST_AT;
     return fb;
 }
 

@@ -90,9 +90,10 @@ typedef struct {
 #define GM_MAX_FSTRINGS 16        /* open f-strings: 3.11's four quote kinds allow 4, PEP 701 any (CPython: 150) */
 #define GM_FARG_FREE_NESTING 8    /* term_farg of an FSTART: PEP 701, the quote kinds need not differ */
 #define GM_MAX_FIELD_DEPTH 199    /* brackets in a field: CPython compiles it inside one more pair */
-#define GM_FB_MAX 12              /* bytes a fallback can go back over (a character is at most 4); further
-                                     back, a lexeme that dies is an error */
-#define GM_FB_LOST (GM_FB_MAX + 1)
+#define GM_FB_INLINE 8            /* bytes of a pending fallback the context holds; the rest are in the
+                                     matcher's fb_arena (a fallback goes back any distance, as re does) */
+#define GM_FB_SEARCH 12           /* fallback_viable tries bytes that go on with the lexeme up to this far
+                                     back (gm_feed.h) */
 #define GM_MODE_MARK(m) (-1 - (m))  /* seq_terms: the parser state's lexer mode must be m (a contextual
                                        lexer's restart the parser state decides: see gm_build.c) */
 #define GM_MAX_MODES_BY_GROUP 64    /* more modes than this: such tokens are lexed whole by the fill */
@@ -204,10 +205,11 @@ typedef struct {
     int32_t fn;           /* open f-strings, innermost last: kind*2+raw | position << 3 | field depth << 8 */
     int32_t fstr[GM_MAX_FSTRINGS];
     /* lex_fallback: the lexeme in progress passed a complete one, terminal fb_term, which ended in state fb_state,
-     * fb_n bytes ago (0: none; GM_FB_LOST: more than GM_FB_MAX, no fallback kept); fb_bytes those bytes,
-     * zero past fb_n (the context is a fill cache key). */
-    int32_t fb_state, fb_term, fb_n;
-    uint8_t fb_bytes[GM_FB_MAX];
+     * fb_n bytes ago (0: none); fb_bytes the first GM_FB_INLINE of those bytes, zero past fb_n (the context is a
+     * fill cache key), and the others the matcher's fb_arena[fb_ext ...] (fb_ext 0 unless fb_n > GM_FB_INLINE).
+     * The context keeps its size: it is copied in every fill snapshot. */
+    int32_t fb_state, fb_term, fb_n, fb_ext;
+    uint8_t fb_bytes[GM_FB_INLINE];
 } gm_ictx;
 
 typedef struct { int32_t *data; int32_t len, cap; } gm_stack;
@@ -257,6 +259,10 @@ typedef struct {
     int32_t *snap_data; int64_t snap_data_cap;
     uint32_t *take_stamp; uint8_t *take_ok; uint32_t stamp;  /* fill: can_take answers for one parse state */
     gm_unit_memo *unit_memo;       /* [GM_UNIT_MEMO] */
+    /* The bytes of pending fallbacks past GM_FB_INLINE (gm_ictx.fb_ext), appended as lexemes grow; never
+     * written below fb_arena_len. Real contexts (the matcher's, its history's, kept ones) reference bytes
+     * below fb_keep; what virtual states appended past it is dropped before the next one starts (fb_trim). */
+    uint8_t *fb_arena; int64_t fb_arena_len, fb_arena_cap, fb_keep;
     gm_fill_cache *fill_cache;     /* the tables' shared one, or own_fill_cache, or NULL: every fill from
                                       the tables (tests compare the two) */
     gm_fill_cache *own_fill_cache; /* see gm_matcher_private_fill_cache */

@@ -104,27 +104,6 @@ static inline int32_t restart_state(const gm_grammar *g, int32_t q, int32_t w) {
     return r == GM_RESTART_DYNAMIC ? GM_RESUME : g->mode_start[r];
 }
 
-/* lex_fallback: what byte b, lexed from state `from` into state nq (a lexeme in progress unless a start),
- * leaves of the fallback in *c: a complete lexeme passed, kept with the bytes after it, or none. */
-static inline void track_fallback(const gm_grammar *g, gm_ictx *c, int32_t from, uint8_t b, int32_t nq) {
-    const int continued = !is_start(g, from) && g->lex_trans[(size_t)from * 256 + b] >= 0;
-    if (is_start(g, nq) || g->lex_winner[nq] >= 0 || !continued) {
-        if (c->fb_n) {
-            memset(c->fb_bytes, 0, sizeof(c->fb_bytes));
-            c->fb_n = c->fb_state = c->fb_term = 0;
-        }
-    } else if (winner_before(g, from, b) >= 0) {
-        c->fb_state = from;
-        c->fb_term = winner_before(g, from, b);
-        c->fb_n = 1;
-        memset(c->fb_bytes, 0, sizeof(c->fb_bytes));
-        c->fb_bytes[0] = b;
-    } else if (c->fb_n && c->fb_n < GM_FB_LOST) {
-        if (c->fb_n < GM_FB_MAX) c->fb_bytes[c->fb_n] = b;
-        c->fb_n++;
-    }
-}
-
 /* The completable set of the lexeme in progress in state q (GM_ANY: none in progress). */
 static inline int32_t cset_of(const gm_grammar *g, int32_t q) {
     return is_start(g, q) ? GM_ANY : g->lex_cset[q];

@@ -32,6 +32,7 @@ void gm_matcher_free(gm_matcher *m) {
     GM_FREE_ALL(m->lr.data, m->ind.data, m->hist, m->saved, m->scratch[0].data, m->scratch[1].data,
                 m->scratch[2].data, m->scratch[3].data, m->scratch[4].data, m->scratch[5].data, m->snaps,
                 m->snap_data, m->take_stamp, m->take_ok, m->unit_memo);
+    gm_free(m->fb_arena);
     gm_fill_cache_free(m->own_fill_cache);
     memset(m, 0, sizeof(*m));
 }
@@ -48,6 +49,7 @@ void gm_matcher_reset(gm_matcher *m) {
     m->terminated = 0;
     m->n_hist = 0;
     m->n_saved = 0;
+    m->fb_arena_len = m->fb_keep = 0;
 }
 
 /* Room to write a virtual stack into the real one, and to save what it overwrites. */
@@ -103,6 +105,7 @@ static int commit(gm_matcher *m, const vstate *vs, int32_t lex_state) {
     apply_stack(m, &m->ind, &vs->ind);
     m->n_hist++;
     m->ctx = vs->ctx;
+    fb_keep_real(m, &m->ctx);
     m->lex_state = lex_state;
     m->at_start = 0;
     trim_history(m);
@@ -150,6 +153,7 @@ int gm_is_complete(gm_matcher *m) {
     if (m->ctx.fb_n) {
         /* the text ends in a lexeme that needs the fallback */
         int32_t q = m->lex_state;
+        fb_trim(m);
         vstate_init(m, &vs);
         int r = flush_fallbacks(m, &vs, &q, 0);
         if (r != 1) return r == FEED_DEAD ? 0 : r;
@@ -185,7 +189,8 @@ int64_t gm_matcher_memory(const gm_matcher *m) {
     int64_t b = sizeof(*m) + 4 * ((int64_t)m->lr.cap + m->ind.cap)
               + (int64_t)m->hist_cap * sizeof(gm_history) + 4 * m->saved_cap
               + m->snaps_cap * (int64_t)sizeof(gm_snapshot) + 4 * m->snap_data_cap
-              + ((int64_t)m->g->n_terminals + 1) * 5 + GM_UNIT_MEMO * (int64_t)sizeof(gm_unit_memo);
+              + ((int64_t)m->g->n_terminals + 1) * 5 + GM_UNIT_MEMO * (int64_t)sizeof(gm_unit_memo)
+              + m->fb_arena_cap;
     for (int i = 0; i < 6; i++) b += 4 * (int64_t)m->scratch[i].cap;
     return b + gm_fill_cache_memory(m->own_fill_cache); /* not the shared one: the tables hold it */
 }
@@ -223,6 +228,7 @@ void drop_kept_state(gm_kept_state *k) {
 int feed_token_bytes(gm_matcher *m, const uint8_t *b, int64_t n, vstate *vs, int32_t *q_end) {
     int32_t q = m->lex_state;
     byte_fed fed;
+    fb_trim(m); /* from the matcher's state: no virtual one before is used again */
     vstate_init(m, vs);
     for (int64_t i = 0; i < n; i++) {
         int r = feed_byte(m, vs, &q, b[i], 0, &fed);

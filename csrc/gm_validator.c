@@ -15,13 +15,16 @@ static int feed_real(gm_matcher *m, int32_t ev) {
 static int pending_viable(gm_matcher *m, int32_t q) {
     vstate vs;
     vstate_init(m, &vs);
-    return lexeme_viable(m, &vs, q);
+    int r = lexeme_viable(m, &vs, q);
+    fb_trim(m);
+    return r;
 }
 
 int gm_flush_lexeme(gm_matcher *m) {
     int32_t ev;
     if (m->ctx.fb_n) {
         vstate vs;
+        fb_trim(m);
         vstate_init(m, &vs);
         int r = flush_fallbacks(m, &vs, &m->lex_state, 1);
         if (r != 1) return r == FEED_DEAD ? 0 : r;
@@ -44,6 +47,7 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
     vstate vs;
     byte_fed fed;
     *err_term = -1;
+    fb_trim(m);
     vstate_init(m, &vs);
     int at_start = is_start(g, q);
     for (int64_t i = 0; i < n; i++) {

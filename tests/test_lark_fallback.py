@@ -92,12 +92,106 @@ def test_tokens_into_and_out_of_a_pending_fallback(family, cache_dir):
         t for t in info.stop_token_ids)
 
 
-def test_a_fallback_further_back_than_the_limit_is_refused():
-    """GM_FB_MAX (12 bytes): a lexeme that dies more than that past the complete one it passed is an error,
-    where Lark would back up. Pinned here so that the limit is a known one."""
+def test_a_fallback_goes_back_any_distance():
+    """Lark's re.match backs up over any number of bytes: the lexeme that dies 16 bytes past the complete one
+    it passed falls back to it (the first bytes in the context, the others in the matcher's arena)."""
     grammar = 'start: (A | B)+\nA: /a(bcdefghijklmnopq)?/\nB: /[b-z]/\n'
     parser = lark.Lark(grammar, parser="lalr")
     ours = gm.Grammar.from_lark(grammar)
-    short, long = "abcdefghijkx", "abcdefghijklmnopx"
-    assert lark_accepts(parser, short) and ours.validate(short).ok
-    assert lark_accepts(parser, long) and not ours.validate(long).ok
+    for text in ["abcdefghijkx", "abcdefghijklmnopx", "abcdefghijklmnopqx", "abcdefghijklmnop", "abcdefghijklmnop9"]:
+        assert ours.validate(text).ok == lark_accepts(parser, text), text
+
+
+# lark.lark's comment and newline: COMMENT begins with \s*, so after a space or a tab, a newline and the next
+# line's indentation go on with it; where no `//` comes, the text falls back to the space (WS_INLINE) and
+# the newline is _NL, however long the indentation (Unicode spaces: up to 3 bytes each).
+COMMENTS = r"""
+start: (NAME | _NL)*
+NAME: /[a-z]+/
+_NL: /(\r?\n)+\s*/
+COMMENT: /\s*/ "//" /[^\n]/*
+%import common.WS_INLINE
+%ignore WS_INLINE
+%ignore COMMENT
+"""
+INDENTS = [" " * 11, " " * 12, " " * 13, " " * 40, " " * 300, "\u3000" * 5, "\x85" * 6,
+           "\u205f\u2007\u2009\u200a\u2008\x1e\u3000\x1d"]
+COMMENT_TEXTS = ([f"a\t\n{w}b" for w in INDENTS] + [f"a \n{w}//c\nb" for w in INDENTS]
+                 + [f"a \n{w}" for w in INDENTS] + [f"a \n{w}/" for w in INDENTS] + [f"a \n{w}/b" for w in INDENTS]
+                 + ["\t\n" + "\x85" * 6, "a\t\n" + " " * 20 + "\t\n" + " " * 20 + "b", "a \n" + " " * 20 + "//"])
+
+
+def test_validator_agrees_with_lark_on_long_fallbacks():
+    parser = lark.Lark(COMMENTS, parser="lalr")
+    ours = gm.Grammar.from_lark(COMMENTS)
+    wrong = [(t, lark_accepts(parser, t)) for t in COMMENT_TEXTS if ours.validate(t).ok != lark_accepts(parser, t)]
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("family", [BYTE_LEVEL, SENTENCEPIECE])
+def test_masks_equal_the_validator_after_a_long_fallback(family, cache_dir):
+    """Prefixes that end with a fallback pending 13 bytes or more back: the fill falls back over all of them.
+    After `a\t` and `a `, tokens such as a newline and a long indentation hold a long fallback themselves (the
+    token tables track it at any depth)."""
+    prefixes = [b"a\t", b"a ", b"a\t\n" + b" " * 20, b"a \n" + "\u3000".encode() * 5, b"a \n" + b" " * 13 + b"/",
+                b"a\t\n" + b" " * 12, b"a \n" + "\x85".encode() * 7]
+    assert_masks_follow_validator(COMMENTS, family, prefixes, cache_dir)
+
+
+@pytest.mark.parametrize("family", [BYTE_LEVEL])
+def test_tokens_through_a_long_fallback_and_back(family, cache_dir):
+    """Tokens that take a pending fallback past 13 bytes, one at a time, then rollback over them: after each
+    step the mask follows the validator on the text so far (the matcher's arena keeps the bytes that its
+    history's contexts need)."""
+    ours = gm.Grammar.from_lark(COMMENTS)
+    info = tokenizer_info(family)
+    compiled = gm.compile(ours, info, cache_dir=cache_dir)
+    matcher = compiled.matcher()
+    ids = {bytes(b): t for t, b in enumerate(info.token_bytes) if b}
+    steps = [b"a", b" ", b"\n"] + [b" "] * 16 + [b"/"]
+    fed = b""
+    for k, step in enumerate(steps):
+        assert matcher.accept_token(ids[step]), fed + step
+        fed += step
+        if k % 4 == 3 or k == len(steps) - 1:
+            allowed = set(matcher.allowed_token_ids().tolist())
+            for t in (ids[b"/"], ids[b"b"], ids[b" "], ids[b"\n"]):
+                assert (t in allowed) == ours.validate(fed + info.token_bytes[t]).prefix_ok, (fed, t)
+    matcher.rollback(1)  # back before the "/": the 16 spaces' fallback is the history's
+    assert matcher.accept_token(ids[b"b"]) and matcher.is_accepting()
+    matcher.rollback(5)  # a, space, newline and 12 spaces: 13 bytes to go back over
+    fed = b"a \n" + b" " * 12
+    allowed = set(matcher.allowed_token_ids().tolist())
+    assert all((t in allowed) == ours.validate(fed + info.token_bytes[t]).prefix_ok
+               for t in (ids[b"/"], ids[b"b"], ids[b" "], ids[b"\n"]))
+    assert matcher.accept_token(ids[b"b"]) and matcher.is_accepting()
+    assert ours.validate(fed + b"b").ok
+
+
+def test_out_of_memory_in_a_long_fallback_leaves_the_matcher_as_it_was(cache_dir):
+    """The arena that holds a fallback's bytes past the first 8 grows as a token goes on with the lexeme: an
+    allocation that fails there leaves the matcher as it was."""
+    from grammask._core import _fail_allocation_after
+
+    info = tokenizer_info(BYTE_LEVEL)
+    compiled = gm.compile(gm.Grammar.from_lark(COMMENTS), info, cache_dir=cache_dir)
+    ids = {bytes(b): t for t, b in enumerate(info.token_bytes) if b}
+    prefix = [ids[b"a"], ids[b" "], ids[b"\n"]] + [ids[b" "]] * 7  # 8 bytes after the space: the context is full
+    reference = compiled.matcher()
+    assert reference.accept_tokens(prefix)
+    before = (reference.num_accepted_tokens, reference.allowed_token_ids().tobytes())
+    failures = 0
+    for n in range(1, 200):
+        m = compiled.matcher()
+        assert m.accept_tokens(prefix)  # (no fill yet: the arena is first needed by the next token)
+        _fail_allocation_after(n)
+        try:
+            m.accept_token(ids[b" "])
+            break
+        except MemoryError:
+            failures += 1
+        finally:
+            _fail_allocation_after(0)
+        assert (m.num_accepted_tokens, m.allowed_token_ids().tobytes()) == before, n
+        assert m.accept_token(ids[b" "]) and m.accept_token(ids[b"b"]) and m.is_accepting()
+    assert failures >= 1
