@@ -25,12 +25,18 @@ def pattern_fsm(pattern: str) -> FSM:
     return interegular.parse_pattern(pattern).to_fsm()
 
 
-def _walk(fsms: Sequence[FSM], accept: Accept, stop_at_final: bool):
-    """Breadth-first over the reachable product states (a missing state: that FSM is dead there). Returns
+def _walk(fsms: Sequence[FSM], accept: Accept, stop_at_final: bool, alive: Sequence[int]):
+    """Breadth-first over the reachable product states (a missing state: that FSM is dead there), keeping
+    only those where every FSM in `alive` lives (`accept` takes no state where one of them is dead). Returns
     (states, finals, transitions, alphabet); with stop_at_final, returns at the first final state found."""
     alphabet, new_to_old = Alphabet.union(*(f.alphabet for f in fsms))
     moves = [(f.map, f.finals, old) for f, old in zip(fsms, new_to_old)]
-    keys = list(alphabet.by_transition)
+    # the keys to follow from a state: those the first FSM that must live has a transition on
+    lead = alive[0]
+    by_old: dict = {}
+    for new, old in new_to_old[lead].items():
+        by_old.setdefault(old, []).append(new)
+    lead_map = fsms[lead].map
     start = tuple(f.initial for f in fsms)
     index = {start: 0}
     states, finals, transitions = [start], set(), {}
@@ -42,43 +48,46 @@ def _walk(fsms: Sequence[FSM], accept: Accept, stop_at_final: bool):
             if stop_at_final:
                 break
         row = transitions[i] = {}
-        for key in keys:
-            nxt = tuple(None if s is None else m.get(s, {}).get(old[key]) for s, (m, _, old) in zip(current, moves))
-            if all(s is None for s in nxt):
-                continue
-            j = index.get(nxt)
-            if j is None:
-                j = index[nxt] = len(states)
-                states.append(nxt)
-            row[key] = j
+        rows = [None if s is None else m.get(s) for s, (m, _, _) in zip(current, moves)]
+        for old_lead in lead_map.get(current[lead], ()):
+            for key in by_old[old_lead]:
+                nxt = tuple(None if r is None else r.get(old[key]) for r, (_, _, old) in zip(rows, moves))
+                if any(nxt[k] is None for k in alive):
+                    continue
+                j = index.get(nxt)
+                if j is None:
+                    j = index[nxt] = len(states)
+                    states.append(nxt)
+                row[key] = j
         i += 1
     return states, finals, transitions, alphabet
 
 
-def product(fsms: Sequence[FSM], accept: Accept) -> FSM:
-    """The FSM of the strings whose run through every FSM ends in a state `accept` takes."""
-    states, finals, transitions, alphabet = _walk(fsms, accept, stop_at_final=False)
+def product(fsms: Sequence[FSM], accept: Accept, alive: Sequence[int]) -> FSM:
+    """The FSM of the strings whose run through every FSM ends in a state `accept` takes (which it takes
+    only where every FSM in `alive` lives)."""
+    states, finals, transitions, alphabet = _walk(fsms, accept, stop_at_final=False, alive=alive)
     return FSM(alphabet=alphabet, states=range(len(states)), initial=0, finals=finals, map=transitions,
                __no_validation__=True)
 
 
 def intersection(*fsms: FSM) -> FSM:
-    return product(fsms, all)
+    return product(fsms, all, range(len(fsms)))
 
 
-def some_string(fsms: Sequence[FSM], accept: Accept) -> bool:
-    """Whether some string's run through every FSM ends in a state `accept` takes."""
-    return bool(_walk(fsms, accept, stop_at_final=True)[1])
+def some_string(fsms: Sequence[FSM], accept: Accept, alive: Sequence[int]) -> bool:
+    """Whether some string's run through every FSM ends in a state `accept` takes (see _walk's alive)."""
+    return bool(_walk(fsms, accept, stop_at_final=True, alive=alive)[1])
 
 
 def disjoint(a: FSM, b: FSM) -> bool:
-    return not some_string((a, b), all)
+    return not some_string((a, b), all, (0, 1))
 
 
 def is_subset(a: FSM, b: FSM) -> bool:
-    return not some_string((a, b), lambda f: f[0] and not f[1])
+    return not some_string((a, b), lambda f: f[0] and not f[1], (0,))
 
 
 def covered(a: FSM, parts: Sequence[FSM]) -> bool:
     """Whether every string of `a` is a string of one of `parts`."""
-    return not some_string((a, *parts), lambda f: f[0] and not any(f[1:]))
+    return not some_string((a, *parts), lambda f: f[0] and not any(f[1:]), (0,))
