@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import grammask as gm
-from conftest import BYTE_LEVEL, SENTENCEPIECE, load_tokenizer, run_on_threads, tokenizer_info
+from conftest import BYTE_LEVEL, SENTENCEPIECE, load_tokenizer, run_on_threads, tokenizer_info, walk_masks
 from grammask._core import CoreMatcher, CoreVocab, _fail_allocation_after, _live_blocks
 
 # Schemas in the shapes tool arguments and response formats take: nested objects, arrays, enums and
@@ -93,13 +93,8 @@ INSTANCES = ['{"location": "Paris, France", "unit": "celsius"}', '{"location": "
 
 
 def _masks_along(compiled, ids):
-    m = compiled.matcher()
-    out = []
-    for t in ids:
-        out.append(m.allowed_token_ids().tobytes())
-        assert m.accept_token(t)
-    out.append(m.allowed_token_ids().tobytes())
-    return out
+    """walk_masks' allowed ids at each step, as bytes (compared whole)."""
+    return [allowed.tobytes() for allowed in walk_masks(compiled, ids)]
 
 
 def test_matchers_filling_at_once_on_threads_build_each_state_once():
