@@ -95,7 +95,7 @@ def _clear_caches() -> None:
     """grammask's in-process caches of schema-dependent pieces (regex automata, character classes)."""
     from grammask.fsm import fsm_product, lexer, python_regex
 
-    fsm_product.pattern_fsm.cache_clear()
+    fsm_product.pattern_dfa.cache_clear()
     lexer._cached_regex_dfa.cache_clear()
     lexer._utf8_sequences.cache_clear()
     python_regex._ranges_re_matches.cache_clear()

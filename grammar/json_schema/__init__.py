@@ -65,7 +65,7 @@ def schema_to_lark(schema: Any, compact: bool = False, timeout: Optional[float] 
     t = Translator(schema, compact)
     deadline = time.monotonic() + timeout if timeout else None
     try:
-        with _time_limit(deadline):  # the automaton comparisons (interegular) can blow up too
+        with _time_limit(deadline):  # the automaton comparisons can blow up too
             root = t.node(schema, "#")
             return grammar_text(t, root)
     except RecursionError:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from .numeric import FRAC, INT
 from .string_lengths import length_content
-from ...fsm.fsm_product import pattern_fsm
-from .terminals import Term, fsm_disjoint
+from ...fsm.fsm_product import disjoint, pattern_dfa
+from .terminals import Term
 
 if TYPE_CHECKING:
     from .translator import Translator
@@ -62,7 +62,7 @@ def grammar_text(tr: Translator, root_name: str) -> str:
         if term.parts:
             others = [p.directive_item() for p in term.parts[1:]]
             lines.append(f"// grammask: intersect {t} {json.dumps(others)}")
-    if live:  # the patterns are sets of spellings: alternatives in any order, as interegular compares them
+    if live:  # the patterns are sets of spellings: alternatives in any order, as the relations compare them
         lines.append("// grammask: fullmatch " + " ".join(live))
     kept = sorted({t for k in tr.keep for t in inside[canon(k)] if t in live})
     if kept:
@@ -85,4 +85,4 @@ def within(term: Term, spelling: re.Pattern) -> bool:
     if term.literal is not None:
         return spelling.fullmatch(term.literal) is not None
     other = FRAC if spelling.pattern == INT else INT
-    return not fsm_disjoint(term.fsm, pattern_fsm(spelling.pattern)) and fsm_disjoint(term.fsm, pattern_fsm(other))
+    return not disjoint(term.fsm, pattern_dfa(spelling.pattern)) and disjoint(term.fsm, pattern_dfa(other))

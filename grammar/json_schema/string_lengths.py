@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Optional
 
 # Any character in its JSON spellings: the same language as json_spelling([(0, MAX_CODEPOINT)]), written
-# prefix-factored so that interegular's automaton for it is small (39 states instead of 71): bounded
-# repetitions of it cost time quadratic in that size, in the lexer as well as here.
+# prefix-factored so that its automaton is small (39 states instead of 71): bounded repetitions of it
+# cost time quadratic in that size, in the lexer as well as in the terminal relations.
 _HEX = "[0-9a-f]"
 ANY_CHAR = (r'(?:[^"\\\u0000-\u001f]|[\\]["\\bfnrt]|[\\]u(?:00(?:0[0-7bef]|1' + _HEX + r')|007f|00[89a-f]'
             + _HEX + r'|0[1-9a-f]' + _HEX + '{2}|[1-9a-c]' + _HEX + '{3}|d[0-7]' + _HEX + '{2}|[ef]' + _HEX
@@ -22,7 +22,7 @@ def length_content(lo: int, hi: Optional[int]) -> str:
     """The content of a string of lo..hi characters. Exact up to EXACT_LENGTH characters and without an
     upper bound; beyond, a sound narrowing: longer strings are printable ASCII with short escapes (hi is
     capped at LENGTH_CAP by the caller). The automata of bounded repetitions of ANY_CHAR take seconds
-    per character to build (interegular, and the lexer's minimization): maxLength 128 took 40 s."""
+    per character to build (the relations' automata, and the lexer's minimization): maxLength 128 took 40 s."""
     if hi is None:
         return f"(?:{ANY_CHAR})" + ("*" if lo == 0 else f"{{{lo},}}")
     if hi <= EXACT_LENGTH:

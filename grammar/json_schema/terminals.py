@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ...fsm.fsm_product import covered, disjoint, intersection, is_subset, pattern_fsm
+from ...fsm.fsm_product import covered, disjoint, intersection, is_subset, pattern_dfa
 from ...fsm.multiples import multiple_fsm
+from ...fsm.python_regex import from_interegular
 from ..regex import lark_pattern
 from .keywords import schema_error
 from .string_lengths import interval_relation, length_content
@@ -36,16 +37,16 @@ class Term:
     def fsm(self):
         if self._fsm is None:
             if self.multiple:
-                self._fsm = multiple_fsm(*self.multiple)
+                self._fsm = from_interegular(multiple_fsm(*self.multiple))
             elif self.parts:
                 self._fsm = intersection(*(p.fsm for p in self.parts))
             else:
-                self._fsm = pattern_fsm(lark_pattern(self.pattern))
+                self._fsm = pattern_dfa(lark_pattern(self.pattern))
         return self._fsm
 
     def matches(self, text: str) -> bool:
         if self.multiple:
-            return self.fsm.accepts(text)
+            return self.fsm.matches(text)
         if self.parts:
             return all(p.matches(text) for p in self.parts)
         return re.fullmatch(lark_pattern(self.pattern), text) is not None
@@ -176,9 +177,3 @@ class Terminals:
         made[key] = name
         self.made.add(name)
         return name
-
-
-def fsm_disjoint(a, b) -> bool:
-    # Not FSM.isdisjoint: interegular 0.3.3 answers True for "y_.*" and ".*" (its alphabet intersection
-    # loses characters); the product over the union of the alphabets is right.
-    return disjoint(a, b)
