@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import re._constants as C
 import re._parser as sre_parse
+from functools import lru_cache
 from typing import Callable, Iterable
 
 from ..fsm.utf8 import MAX_CODEPOINT, complement_ranges
@@ -379,8 +380,11 @@ def regex_to_lark(pattern: str) -> str:
     return f"start: REGEX\nREGEX: {lark_regex(body)}\n// grammask: fullmatch REGEX\n"
 
 
+@lru_cache(maxsize=65536)
 def lark_pattern(text: str) -> str:
     """The pattern Lark (and so the lexer) makes of our regex text: \\uXXXX escapes become characters."""
+    if "\\u" not in text and "\\U" not in text:
+        return text
     out, i = [], 0
     while i < len(text):
         ch = text[i]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 from ..regex import json_spelling
@@ -17,8 +18,14 @@ def string_literal(terms: Terminals, s: str, ptr: str) -> str:
     """The terminal for exactly the string s, in its one spelling."""
     if any(0xD800 <= ord(c) <= 0xDFFF for c in s):
         raise schema_error("a string with a lone surrogate is not supported", ptr)
-    pattern = '"' + "".join(json_spelling([(ord(c), ord(c))]) for c in s) + '"'
+    pattern = '"' + "".join(map(_char_spelling, s)) + '"'
     return terms.add("string", pattern, json.dumps(s, ensure_ascii=False), ptr)
+
+
+@lru_cache(maxsize=4096)
+def _char_spelling(c: str) -> str:
+    # Keys and enum values spell the same few characters over and over.
+    return json_spelling([(ord(c), ord(c))])
 
 
 def literal(terms: Terminals, v: Any, ptr: str) -> str:
