@@ -21,7 +21,8 @@ import grammask as gm
 # grammask's stages, in pipeline order, as the tables print them.
 STAGES = (
     ("schema_to_lark", "schema → Lark text"),
-    ("lark", "Lark load + LALR"),
+    ("lark", "Lark load (grammar compile)"),
+    ("lalr", "LALR tables (native)"),
     ("lr_readout", "LR tables read out"),
     ("tables_other", "terminals, directives, checks"),
     ("regex_dfa", "lexer: regexes → char DFAs"),
@@ -120,14 +121,16 @@ class Grammask:
 
         from grammask.decoding import compiler
         from grammask.fsm import lexer
-        from grammask.grammar import json_schema, table_cache, tables
+        from grammask.grammar import json_schema, lark_frontend, table_cache, tables
 
         self.info, self.build_timeout, self.keep_caches = info, build_timeout, keep_caches
         self.bitmask = torch.zeros((1, (info.vocab_size + 31) // 32), dtype=torch.int32)
         w = self.watch = Stopwatch()
         w.wrap(json_schema, "schema_to_lark", "schema_to_lark")
         w.wrap(table_cache, "build_tables", "tables_other")
-        w.wrap(tables, "load_lark", "lark")
+        w.wrap(tables, "load_lark", "lark")   # what it does besides the two below: Lark's terminal checks
+        w.wrap(lark_frontend, "compile_grammar", "lark")
+        w.wrap(lark_frontend, "build_lalr", "lalr")
         w.wrap(tables, "parse_tables", "lr_readout")
         w.wrap(tables, "build_lexer", "lexer_other")
         w.wrap(lexer, "_regex_dfa", "regex_dfa")

@@ -115,6 +115,29 @@ cdef extern from "gm_core.h":
         uint8_t *wsop_reset
         int32_t n_wsops
 
+    ctypedef struct gm_lalr_grammar:
+        int32_t n_terms, n_nonterms, n_rules, n_rhs
+        const int32_t *rule_lhs
+        const int32_t *rule_begin
+        const int32_t *rhs
+        const int32_t *rule_prio
+        int32_t root_rule, end_term
+        double deadline
+
+    ctypedef struct gm_lalr_tables:
+        int32_t n_states, n_symbols, end_state
+        int32_t *trans
+        int32_t *reduce
+        int32_t n_conflicts
+        int32_t *conflicts
+        int32_t n_collisions
+        int32_t *collisions
+        int32_t *collision_rules
+
+    int GM_LALR_TIMEOUT, GM_LALR_FALLBACK, GM_LALR_BAD_INPUT
+    int gm_lalr_build(const gm_lalr_grammar *g, gm_lalr_tables *out) nogil
+    void gm_lalr_free(gm_lalr_tables *t) nogil
+
     int GM_OK, GM_NOMEM, GM_ERR_LEX, GM_ERR_PARSE, GM_ERR_PENDING, GM_FILL_SETS, GM_FILL_WAYS, GM_FILL_PRIVATE
 
     gm_fill_cache *gm_fill_cache_new(int32_t n_words, int32_t n_sets, int32_t ways, int shared) nogil
@@ -221,6 +244,60 @@ def apply_bitmask(uintptr_t logits, int32_t elem_size, int64_t rows, int64_t voc
     with nogil:
         gm_apply_bitmask(<void *>logits, elem_size, rows, vocab, row_stride, col_stride, neg_inf,
                          <const uint32_t *>mask, n_words, mask_row_stride)
+
+
+class LalrTimeout(RuntimeError):
+    """The LALR(1) build went past its deadline."""
+
+
+def lalr_tables(int32_t n_terms, int32_t n_nonterms, rule_lhs, rule_begin, rhs, rule_prio, int32_t root_rule,
+                int32_t end_term, double deadline=0.0):
+    """LALR(1) tables of a grammar as flat arrays (gm_core.h gm_lalr_grammar): a dict with n_states,
+    end_state, trans [n_states, n_terms + n_nonterms], reduce [n_states, n_terms], conflicts [k, 3]
+    (state, terminal, rule) and collisions [(state, terminal, rules)]; None where Lark's own construction
+    must answer (GM_LALR_FALLBACK). Raises LalrTimeout past `deadline` (time.monotonic; 0: none),
+    MemoryError, ValueError for arrays that do not describe a grammar."""
+    lhs = np.ascontiguousarray(rule_lhs, dtype=np.int32)
+    begin = np.ascontiguousarray(rule_begin, dtype=np.int32)
+    sym = _array(rhs, np.int32)
+    prio = np.ascontiguousarray(rule_prio, dtype=np.int32)
+    n_rules = lhs.shape[0]
+    n_rhs = np.asarray(rhs).size
+    if lhs.ndim != 1 or prio.shape != (n_rules,) or begin.shape != (n_rules + 1,) or n_rules < 1:
+        raise ValueError("lalr_tables: rule_lhs, rule_prio [n_rules] and rule_begin [n_rules + 1] expected")
+    cdef gm_lalr_grammar g
+    g.n_terms, g.n_nonterms, g.n_rules, g.n_rhs = n_terms, n_nonterms, n_rules, n_rhs
+    g.rule_lhs = <const int32_t *><uintptr_t>_ptr(lhs)
+    g.rule_begin = <const int32_t *><uintptr_t>_ptr(begin)
+    g.rhs = <const int32_t *><uintptr_t>_ptr(sym)
+    g.rule_prio = <const int32_t *><uintptr_t>_ptr(prio)
+    g.root_rule, g.end_term, g.deadline = root_rule, end_term, deadline
+    cdef gm_lalr_tables t
+    cdef int rc
+    with nogil:
+        rc = gm_lalr_build(&g, &t)
+    if rc == GM_LALR_FALLBACK:
+        return None
+    if rc == GM_LALR_TIMEOUT:
+        raise LalrTimeout("building the LALR(1) tables took too long (limit: build_timeout)")
+    if rc == GM_LALR_BAD_INPUT:
+        raise ValueError("lalr_tables: the arrays do not describe a grammar (an index out of range, or the "
+                         "root rule not alone)")
+    _check(rc)
+    try:
+        n_states, n_symbols = t.n_states, t.n_symbols
+        bounds = _copy(t.collisions, 3 * (t.n_collisions + 1), np.int32).reshape(-1, 3)
+        rules = _copy(t.collision_rules, int(bounds[-1, 2]), np.int32)
+        return {
+            "n_states": n_states, "end_state": t.end_state,
+            "trans": _copy(t.trans, <int64_t>n_states * n_symbols, np.int32).reshape(n_states, n_symbols),
+            "reduce": _copy(t.reduce, <int64_t>n_states * n_terms, np.int32).reshape(n_states, n_terms),
+            "conflicts": _copy(t.conflicts, 3 * t.n_conflicts, np.int32).reshape(-1, 3),
+            "collisions": [(int(bounds[k, 0]), int(bounds[k, 1]), rules[bounds[k, 2]:bounds[k + 1, 2]].tolist())
+                           for k in range(t.n_collisions)],
+        }
+    finally:
+        gm_lalr_free(&t)
 
 
 def _array(a, dtype):

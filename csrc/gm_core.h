@@ -276,6 +276,40 @@ typedef struct {
 #define GM_NOMEM (-100)
 #define GM_HASH_COLLISION (-101)
 
+/* LALR(1) tables (gm_lalr.c), Lark's up to state numbering. Symbols: terminals 0..n_terms-1 (end_term is
+ * $END, in no right-hand side), then nonterminals n_terms..n_terms+n_nonterms-1; rule_lhs holds nonterminal
+ * indices (0..n_nonterms-1). The root rule (`$root: start`) is its nonterminal's only rule, in no right-hand
+ * side; its state is state 0. rule_prio orders rules for reduce/reduce resolution (higher wins). */
+typedef struct {
+    int32_t n_terms, n_nonterms, n_rules, n_rhs;
+    const int32_t *rule_lhs;     /* [n_rules] */
+    const int32_t *rule_begin;   /* [n_rules + 1] offsets into rhs, from 0 to n_rhs */
+    const int32_t *rhs;          /* [n_rhs] */
+    const int32_t *rule_prio;    /* [n_rules] */
+    int32_t root_rule, end_term;
+    double deadline;             /* CLOCK_MONOTONIC seconds (Python's time.monotonic), 0: none */
+} gm_lalr_grammar;
+
+typedef struct {
+    int32_t n_states, n_symbols, end_state;  /* the start state is 0 */
+    int32_t *trans;              /* [n_states * n_symbols] shift / goto target, -1 */
+    int32_t *reduce;             /* [n_states * n_terms] rule reduced on the terminal, -1 */
+    int32_t n_conflicts;
+    int32_t *conflicts;          /* [3 * n_conflicts] (state, terminal, rule): shift/reduce, resolved as shift */
+    int32_t n_collisions;
+    int32_t *collisions;         /* [3 * (n_collisions + 1)] (state, terminal, first of its rules); the last
+                                  * entry ends the last collision's rules */
+    int32_t *collision_rules;    /* the rules of each reduce/reduce collision */
+} gm_lalr_tables;
+
+#define GM_LALR_TIMEOUT (-110)    /* past g->deadline */
+#define GM_LALR_FALLBACK (-111)   /* the reads relation has a cycle through several transitions (gm_lalr.c) */
+#define GM_LALR_BAD_INPUT (-112)  /* an index out of range, or the root rule not as described */
+
+/* Build the tables into *out (freed with gm_lalr_free; nothing held on failure): GM_OK or a code above. */
+int gm_lalr_build(const gm_lalr_grammar *g, gm_lalr_tables *out);
+void gm_lalr_free(gm_lalr_tables *t);
+
 /* Tests: make the n-th allocation of the core from now fail (0: none), and count the blocks it holds. */
 void gm_test_fail_alloc(int64_t n);
 int64_t gm_test_live_blocks(void);

@@ -13,6 +13,7 @@
  *   gm_intern.c      the table builder's hash map, its interned terminal sequences and whitespace ops
  *   gm_build.c       the token tables: every token lexed from every lexer state (on several threads)
  *   gm_tables.c      a state's token tables as the fill reads them: from the arrays, or built on first fill
+ *   gm_lalr.c        the LALR(1) parse tables of a grammar (Lark's construction), before any of the above
  *   gm_apply.c       a mask applied to logits on the CPU
  *
  * One header rather than one per file: the files share few things (the allocator, the virtual parse state,

@@ -1,8 +1,11 @@
 """Lark EBNF -> terminals and LALR(1) parse tables for the engine.
 
-Lark does the grammar work (imports, templates, `?rule` inlining, `[]`/`*`/`+` expansion, LALR(1)
-construction, reduce/reduce detection). Its lexer is not used: grammask lexes with its own byte DFA
-(see grammask.fsm.lexer), so that masks, matcher and validator share one definition of the language.
+Lark does the grammar work (imports, templates, `?rule` inlining, `[]`/`*`/`+` expansion, terminals). The
+LALR(1) tables are built natively from its compiled rules (csrc/gm_lalr.c: Lark's construction and conflict
+policy, tables equal to Lark's up to state numbering), without Lark building its parser or lexer; Lark's
+own construction answers only the grammars gm_lalr.c hands back (GM_LALR_FALLBACK). Lark's lexer is not
+used: grammask lexes with its own byte DFA (see grammask.fsm.lexer), so that masks, matcher and validator
+share one definition of the language; only the checks Lark's lexer makes of the terminals are kept.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -22,7 +26,8 @@ from ..fsm.lexer import TerminalSpec
 from .errors import GrammarError
 
 if TYPE_CHECKING:  # Lark itself loads with a grammar, not here: cached tables need only this module's classes
-    from lark import Lark
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
 
 END = "$END"
 ERROR = -1
@@ -55,46 +60,172 @@ def _definition_line(text: str, name: str) -> tuple[Optional[int], Optional[int]
     return text.count("\n", 0, m.start()) + 1, m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
 
 
-class _KeepTerminals:
-    """Stands in Lark's postlexer slot only so that Lark keeps terminals no rule uses (an indenter's NL)."""
+@dataclass
+class LalrTables:
+    """LALR(1) tables over the grammar's own symbols: terminals (the last one $END), then nonterminals."""
 
-    def __init__(self, names):
-        self.always_accept = tuple(names)
+    terminals: list[str]
+    nonterminals: list[str]
+    rules: list[Rule]       # by rule id; the last one is the root rule `$root_<start>: <start>`
+    trans: np.ndarray       # (n_states, n_terminals + n_nonterminals) int32: shift / goto target, -1
+    reduce: np.ndarray      # (n_states, n_terminals) int32: rule reduced, -1 (a shift wins a conflict)
+    end_state: int
+    start_state: int = 0
+    by_lark: bool = False   # Lark's own construction made them (gm_lalr.c's GM_LALR_FALLBACK)
 
-    def process(self, stream):  # pragma: no cover - Lark never parses here
-        return stream
+
+@dataclass
+class LarkGrammar:
+    """What grammask reads of a grammar Lark loaded: Lark's compiled terminals and rules, and the tables."""
+
+    terminals: list[TerminalDef]   # in Lark's order
+    rules: list[Rule]
+    ignore_tokens: list[str]
+    start: str
+    lalr: Optional[LalrTables] = None
+    grammask_conflicts: list = field(default_factory=list)  # (line, column, what)
 
 
-def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminals=(),
-              warn_conflicts: bool = True, source_path: Optional[str] = None) -> Lark:
-    """The grammar loaded by Lark, with `grammask_conflicts`: the shift/reduce conflicts it resolved, as
-    (line, column, what) (warned as GrammarWarning when warn_conflicts)."""
-    from lark import Lark, logger as lark_logger
-    from lark import lexer as lark_lexer
+def compile_grammar(text: str, start: str, keep_terminals=(), source_path: Optional[str] = None) -> LarkGrammar:
+    """The grammar as Lark(text, parser="lalr", start=start, postlex=P) compiles it (P.always_accept =
+    keep_terminals: terminals kept though no rule uses them, an indenter's NL), without its parser or lexer."""
+    from lark.load_grammar import load_grammar
+
+    grammar, _ = load_grammar(text, source_path or "<string>", [], False)
+    terminals, rules, ignore = grammar.compile([start], set(keep_terminals))
+    return LarkGrammar(terminals, rules, ignore, start)
+
+
+def _flat_grammar(lark: LarkGrammar):
+    """The rules as gm_lalr.c takes them, with the root rule last; Lark's refusal of an undefined rule."""
     from lark.exceptions import GrammarError as LarkGrammarError
-    from lark.exceptions import LarkError, UnexpectedInput
+    from lark.grammar import NonTerminal, Rule
 
-    if not text.strip():
-        raise GrammarError("the grammar is empty", source=source)
-    # Lark only logs the shift/reduce conflicts it resolves: listen to its logger, alone, meanwhile.
+    rules = lark.rules + [Rule(NonTerminal("$root_" + lark.start), [NonTerminal(lark.start)])]
+    nonterminals = {}
+    for rule in rules:
+        nonterminals.setdefault(rule.origin.name, len(nonterminals))
+    terminals: dict[str, int] = {}
+    lhs, begin, rhs = [], [0], []
+    for rule in rules:
+        lhs.append(nonterminals[rule.origin.name])
+        for sym in rule.expansion:
+            if sym.is_term:
+                rhs.append(terminals.setdefault(sym.name, len(terminals)))
+            elif sym.name in nonterminals:
+                rhs.append(-1 - nonterminals[sym.name])
+            else:  # Lark's check before its LALR analysis (the root rule last: a missing start rule)
+                raise LarkGrammarError("Using an undefined rule: %r" % (sym,))
+        begin.append(len(rhs))
+    n_terms = len(terminals) + 1  # $END last
+    rhs = np.asarray(rhs, dtype=np.int64)
+    rhs = np.where(rhs < 0, n_terms - 1 - rhs, rhs).astype(np.int32)
+    # Lark compares priorities (None: 0) only with each other: their ranks are exact and fit int32.
+    prios = [rule.options.priority or 0 for rule in rules]
+    rank = {p: i for i, p in enumerate(sorted(set(prios)))}
+    names = list(terminals) + [END]
+    return rules, names, list(nonterminals), (n_terms, len(nonterminals), np.asarray(lhs, dtype=np.int32),
+                                              np.asarray(begin, dtype=np.int32), rhs,
+                                              np.asarray([rank[p] for p in prios], dtype=np.int32))
+
+
+def build_lalr(lark: LarkGrammar, deadline: Optional[float] = None) -> tuple[LalrTables, list[tuple[str, str]]]:
+    """The LALR(1) tables and the shift/reduce conflicts resolved as shift, (terminal, rule) as Lark logs
+    them. Raises Lark's GrammarError for a reduce/reduce collision, with Lark's message."""
+    from lark.exceptions import GrammarError as LarkGrammarError
+    from lark.grammar import Terminal
+
+    from grammask import _core
+
+    rules, terms, nonterms, flat = _flat_grammar(lark)
+    n_terms, n_nonterms, lhs, begin, rhs, prio = flat
+    out = _core.lalr_tables(n_terms, n_nonterms, lhs, begin, rhs, prio, len(rules) - 1, n_terms - 1,
+                            deadline or 0.0)
+    if out is None:
+        return _lark_lalr(lark, rules, terms, nonterms)
+    if out["collisions"]:
+        raise LarkGrammarError("\n\n".join(
+            "Reduce/Reduce collision in %r between the following rules: %s"
+            % (Terminal(terms[t]), "".join("\n\t- " + str(rules[r]) for r in rs))
+            for _, t, rs in out["collisions"]))
+    tables = LalrTables(terms, nonterms, rules, out["trans"], out["reduce"], out["end_state"])
+    return tables, [(terms[t], str(rules[r])) for _, t, r in out["conflicts"].tolist()]
+
+
+def _lark_lalr(lark: LarkGrammar, rules, terms, nonterms) -> tuple[LalrTables, list[tuple[str, str]]]:
+    """Lark's own LALR(1) construction, read into LalrTables: for the grammars gm_lalr.c hands back."""
+    from lark import logger as lark_logger
+    from lark.common import ParserConf
+    from lark.parsers.lalr_analysis import LALR_Analyzer, Shift
+
     conflicts = _ConflictLog()
     saved = lark_logger.handlers[:], lark_logger.level, lark_logger.propagate
     lark_logger.handlers = [conflicts]
     lark_logger.setLevel(logging.DEBUG)
     lark_logger.propagate = False
     try:
-        postlex = _KeepTerminals(keep_terminals) if keep_terminals else None
-        # Lark's lexer is never used; its terminal-collision check (interegular) is only a log message
-        # and takes minutes on large Unicode classes (JSON Schema grammars): switch it off meanwhile.
-        saved_check = lark_lexer.has_interegular
-        lark_lexer.has_interegular = False
+        analysis = LALR_Analyzer(ParserConf(lark.rules, {}, [lark.start]))
+        analysis.compute_lalr()
+    finally:
+        lark_logger.handlers, level, lark_logger.propagate = saved
+        lark_logger.setLevel(level)
+    table = analysis.parse_table
+    column = {name: i for i, name in enumerate(terms)}
+    column.update({name: len(terms) + i for i, name in enumerate(nonterms)})
+    rule_id = {str(rule): i for i, rule in enumerate(rules)}
+    states = sorted(table.states)
+    start = table.start_states[lark.start]  # state 0, as gm_lalr.c numbers them
+    states.remove(start)
+    states.insert(0, start)
+    index = {s: i for i, s in enumerate(states)}
+    trans = np.full((len(states), len(terms) + len(nonterms)), -1, dtype=np.int32)
+    reduce = np.full((len(states), len(terms)), -1, dtype=np.int32)
+    for s, acts in table.states.items():
+        for sym, (kind, arg) in acts.items():
+            if kind is Shift:
+                trans[index[s], column[sym]] = index[arg]
+            else:
+                reduce[index[s], column[sym]] = rule_id[str(arg)]
+    tables = LalrTables(terms, nonterms, rules, trans, reduce, index[table.end_states[lark.start]], by_lark=True)
+    return tables, conflicts.shift_reduce
+
+
+def check_terminals(lark: LarkGrammar) -> None:
+    """The checks Lark's lexer makes of the terminals when it is built (lark/lexer.py BasicLexer), with
+    its messages: each compiles as a Python regex, none matches the empty string, %ignore names terminals."""
+    from lark.exceptions import LexError
+
+    for t in lark.terminals:
         try:
-            lark = Lark(text, parser="lalr", lexer="basic", start=start, maybe_placeholders=False, postlex=postlex,
-                        source_path=source_path)
-        finally:
-            lark_lexer.has_interegular = saved_check
-        lark.grammask_conflicts = []
-        for terminal, rule in conflicts.shift_reduce:
+            re.compile(t.pattern.to_regexp())
+        except re.error:
+            raise LexError("Cannot compile token %s: %s" % (t.name, t.pattern)) from None
+        if t.pattern.min_width == 0:
+            raise LexError("Lexer does not allow zero-width terminals. (%s: %s)" % (t.name, t.pattern))
+    names = {t.name for t in lark.terminals}
+    if not set(lark.ignore_tokens) <= names:
+        raise LexError("Ignore terminals are not defined: %s" % (set(lark.ignore_tokens) - names))
+
+
+def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminals=(),
+              warn_conflicts: bool = True, source_path: Optional[str] = None,
+              build_timeout: Optional[float] = None) -> LarkGrammar:
+    """The grammar loaded by Lark, with its LALR(1) tables, and `grammask_conflicts`: the shift/reduce
+    conflicts resolved, as (line, column, what) (warned as GrammarWarning when warn_conflicts). Errors come
+    in Lark's order: loading, the LALR(1) analysis, then its lexer's checks of the terminals."""
+    from lark.exceptions import GrammarError as LarkGrammarError
+    from lark.exceptions import LarkError, UnexpectedInput
+
+    from grammask import _core
+
+    if not text.strip():
+        raise GrammarError("the grammar is empty", source=source)
+    try:
+        lark = compile_grammar(text, start, keep_terminals, source_path)
+        deadline = time.monotonic() + build_timeout if build_timeout else None
+        lark.lalr, shift_reduce = build_lalr(lark, deadline)
+        check_terminals(lark)
+        for terminal, rule in shift_reduce:
             origin = rule.split(":")[0].strip().lstrip("<")
             line, col = _definition_line(text, origin)
             lark.grammask_conflicts.append(
@@ -102,6 +233,8 @@ def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminal
         for conflict in lark.grammask_conflicts if warn_conflicts else ():
             warnings.warn(conflict_warning(source, *conflict), stacklevel=4)
         return lark
+    except _core.LalrTimeout as exc:
+        raise GrammarError(f"grammar too large: {exc}", source=source) from None
     except UnexpectedInput as exc:
         raise GrammarError(f"Lark syntax error: {str(exc).strip().splitlines()[0]}",
                            getattr(exc, "line", None), getattr(exc, "column", None), source) from None
@@ -159,9 +292,6 @@ def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminal
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
         # Lark reports some malformed grammars (e.g. an unknown start rule) this way.
         raise GrammarError(f"cannot load grammar: {exc}", source=source) from None
-    finally:
-        lark_logger.handlers, level, lark_logger.propagate = saved
-        lark_logger.setLevel(level)
 
 
 _IMPORT = re.compile(r"^[ \t]*%import[ \t]+(\.?)([\w.]+)[ \t]*(\()?", re.M)
@@ -229,7 +359,7 @@ class _ConflictLog(logging.Handler):
             self._terminal = None
 
 
-def terminal_specs(lark: Lark) -> tuple[list[TerminalSpec], list[str]]:
+def terminal_specs(lark: LarkGrammar) -> tuple[list[TerminalSpec], list[str]]:
     """Terminal specs for the lexer and display names for messages: Lark's terminals in its order, then
     the %declare'd ones the parser uses (no pattern: they come from context, like INDENT)."""
     from lark.lexer import PatternStr
@@ -238,9 +368,10 @@ def terminal_specs(lark: Lark) -> tuple[list[TerminalSpec], list[str]]:
     specs: list[TerminalSpec] = []
     display: list[str] = []
     known = {t.name for t in lark.terminals}
-    table = lark.parser.parser.parser.parse_table
-    declared = sorted({sym for acts in table.states.values() for sym in acts
-                       if sym.isupper() and sym not in known and sym != END})
+    tables = lark.lalr
+    used = (tables.trans[:, :len(tables.terminals)] >= 0).any(axis=0) | (tables.reduce >= 0).any(axis=0)
+    declared = sorted({name for name, u in zip(tables.terminals, used.tolist())
+                       if u and name.isupper() and name not in known and name != END})
     for name in declared:
         specs.append(TerminalSpec(name, None))
         display.append(name.lstrip("_"))
@@ -260,47 +391,36 @@ def terminal_specs(lark: Lark) -> tuple[list[TerminalSpec], list[str]]:
     return specs, display
 
 
-def parse_tables(lark: Lark, terminal_names: list[str], text: str, source: Optional[str]) -> ParseTables:
-    from lark.parsers.lalr_analysis import Shift
-
-    table = lark.parser.parser.parser.parse_table
+def parse_tables(lark: LarkGrammar, terminal_names: list[str], text: str, source: Optional[str]) -> ParseTables:
+    """The engine's tables: terminal columns in terminal_names' order then $END, the nonterminals that have
+    a goto or a reduced rule, the rules some action reduces."""
+    tables = lark.lalr
+    n_terms = len(tables.terminals)
+    trans, reduce = tables.trans, tables.reduce
+    n_states = trans.shape[0]
+    shift = trans[:, :n_terms]
+    goto = trans[:, n_terms:]
+    reduced = np.unique(reduce[reduce >= 0])
+    rule_id = np.full(len(tables.rules), -1, dtype=np.int32)
+    rule_id[reduced] = np.arange(len(reduced), dtype=np.int32)
+    acts = np.where(shift >= 0, shift, np.where(reduce >= 0, -2 - rule_id[reduce], ERROR)).astype(np.int32)
     term_id = {name: i for i, name in enumerate(terminal_names)}
     term_id[END] = len(terminal_names)
-    nonterminals: dict[str, int] = {}
-    rules: dict[object, int] = {}
-    rule_lhs: list[str] = []
-    rule_len: list[int] = []
-    for state_actions in table.states.values():
-        for sym in state_actions:
-            if sym not in term_id:
-                nonterminals.setdefault(sym, len(nonterminals))
-    states = sorted(table.states)
-    index = {s: i for i, s in enumerate(states)}
-    action = np.full((len(states), len(terminal_names) + 1), ERROR, dtype=np.int32)
-    goto = np.full((len(states), max(1, len(nonterminals))), ERROR, dtype=np.int32)
-    for s, acts in table.states.items():
-        for sym, (kind, arg) in acts.items():
-            if sym in term_id:
-                if kind is Shift:
-                    action[index[s], term_id[sym]] = index[arg]
-                else:
-                    r = rules.get(arg)
-                    if r is None:
-                        r = rules[arg] = len(rule_lhs)
-                        rule_lhs.append(arg.origin.name)
-                        rule_len.append(len(arg.expansion))
-                    action[index[s], term_id[sym]] = -2 - r
-            else:
-                goto[index[s], nonterminals[sym]] = index[arg]
-    for name in rule_lhs:
-        nonterminals.setdefault(name, len(nonterminals))
-    if goto.shape[1] < len(nonterminals):
-        goto = np.concatenate([goto, np.full((len(states), len(nonterminals) - goto.shape[1]), ERROR,
-                                             dtype=np.int32)], axis=1)
-    start = lark.options.start[0] if isinstance(lark.options.start, list) else lark.options.start
+    action = np.full((n_states, len(terminal_names) + 1), ERROR, dtype=np.int32)
+    used = (acts != ERROR).any(axis=0)
+    for j, name in enumerate(tables.terminals):
+        if name in term_id:
+            action[:, term_id[name]] = acts[:, j]
+        elif used[j]:  # terminal_specs lists every terminal the tables use
+            raise GrammarError(f"internal error: the LALR tables use terminal {name}, which has no lexer terminal",
+                               source=source)
+    lhs_of = {tables.rules[r].origin.name for r in reduced.tolist()}
+    kept = [i for i, name in enumerate(tables.nonterminals) if name in lhs_of or bool((goto[:, i] >= 0).any())]
+    nonterminals = [tables.nonterminals[i] for i in kept]
+    nt_id = {name: i for i, name in enumerate(nonterminals)}
+    goto = np.ascontiguousarray(goto[:, kept]) if kept else np.full((n_states, 1), ERROR, dtype=np.int32)
     return ParseTables(
         action=action, goto=goto,
-        rule_lhs=np.asarray([nonterminals[n] for n in rule_lhs], dtype=np.int32),
-        rule_len=np.asarray(rule_len, dtype=np.int32),
-        start_state=index[table.start_states[start]], end_state=index[table.end_states[start]],
-        nonterminals=sorted(nonterminals, key=nonterminals.get))
+        rule_lhs=np.asarray([nt_id[tables.rules[r].origin.name] for r in reduced.tolist()], dtype=np.int32),
+        rule_len=np.asarray([len(tables.rules[r].expansion) for r in reduced.tolist()], dtype=np.int32),
+        start_state=tables.start_state, end_state=tables.end_state, nonterminals=nonterminals)

@@ -48,9 +48,12 @@ _builder: Optional[str] = None
 
 def builder_digest() -> str:
     """Digest of the code the tables come from: this package and grammask.fsm (every module: a new
-    helper is covered without a list to keep), and the installed Lark and interegular."""
+    helper is covered without a list to keep), the native core's sources (its LALR(1) construction,
+    csrc/gm_lalr.c), and the installed Lark and interegular."""
     global _builder
     if _builder is None:
+        from grammask import _core
+
         here = Path(__file__).resolve().parent
         fsm = Path(importlib.util.find_spec("grammask.fsm").origin).resolve().parent
         files = sorted(here.glob("*.py")) + sorted(fsm.glob("*.py"))
@@ -59,6 +62,7 @@ def builder_digest() -> str:
             if spec is not None and spec.origin:
                 files.append(Path(spec.origin))
         h = hashlib.sha256(FORMAT.encode())
+        h.update(f"\0_core\0{_core.SOURCE_HASH}".encode())
         for path in files:
             h.update(f"\0{path.name}\0".encode())
             try:

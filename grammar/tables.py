@@ -65,7 +65,7 @@ def build_tables(text: str, start: str, source: Optional[str] = None,
                                "directive", line, 1, source)
         kept = kept + [postlex.nl_type]  # as Lark keeps the postlexer's always_accept
     lark = load_lark(text, start, source, keep_terminals=kept, warn_conflicts=warn_conflicts,
-                     source_path=source_path)
+                     source_path=source_path, build_timeout=build_timeout)
     terminals, display = terminal_specs(lark)
     check_kept(directives, terminals, source)
     terminals = apply_intersections(directives, terminals, source)
