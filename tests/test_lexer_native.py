@@ -308,6 +308,25 @@ def test_maskbench_schemas():
     assert compared >= 150, compared
 
 
+POOL = [r"[a-z]+", r"if|in|int", r"[0-9]+(\.[0-9]*)?", r"[a-c]{2,5}", r"x[a-z]{0,3}y", r'"([^"\\]|\\.)*"',
+        r"[ \t]+", r"//[^\n]*", r"(ab|ba)+", r"[\u00e0-\u00ff\u4e00-\u4e2f]+", r"0x[0-9a-f]{1,4}", r"a|aa|aaa",
+        r"[^a-z]{1,3}", r"(?i)select|from"]
+
+
+def test_random_terminal_sets():
+    """Random sets of terminals (priorities, literals, ignored ones, two modes) build the same lexer."""
+    import random
+    rng = random.Random(22)
+    for trial in range(60):
+        chosen = rng.sample(POOL, rng.randint(1, 6))
+        terms = [lexer.TerminalSpec(f"T{i}", r, priority=rng.choice([0, 0, 1]), is_literal=rng.random() < 0.3,
+                                    ignored=rng.random() < 0.2, modes=(0, 1) if rng.random() < 0.5 else (0,))
+                 for i, r in enumerate(chosen)]
+        if not any(1 in t.modes for t in terms):
+            terms = [lexer.TerminalSpec(t.name, t.regex, t.priority, t.is_literal, t.ignored) for t in terms]
+        assert_same_lexer(lexer.build_lexer(terms), oracle_build(terms), f"trial {trial}: {chosen}")
+
+
 # ---- limits and errors ------------------------------------------------------------------------------------
 
 def _specs(*regexes, **kw):
@@ -345,6 +364,20 @@ def test_deadline_message():
     terms = _specs(r"[a-z]{1,60}x[a-z]{1,60}", r"[a-z]{1,60}y[a-z]{1,60}")
     with pytest.raises(LexerTooLarge, match="took too long"):
         lexer.build_lexer(terms, deadline=time.monotonic())
+
+
+def test_deadline_in_the_native_construction():
+    """Past the deadline, the subset construction stops with the Python construction's message."""
+    terms = _specs(r"[a-z]+x", r"[0-9]+")
+    nfa = _ByteNFA()
+    starts = [_add_terminal(nfa, i, t, t.regex) for i, t in enumerate(terms)]
+    past = time.monotonic() - 1
+    with pytest.raises(LexerTooLarge) as native:
+        lexer._determinize(nfa, starts, lexer._term_ranks(terms), 1000, past)
+    with pytest.raises(LexerTooLarge) as oracle:
+        _determinize(nfa, starts, lambda i: i, 1000, past)
+    assert str(native.value) == str(oracle.value) == \
+        "the lexer took too long (1 DFA states so far; limit: build_timeout)"
 
 
 def test_nothing_matches():
