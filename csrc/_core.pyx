@@ -865,3 +865,144 @@ cdef class CoreMatcher:
             rc = gm_feed_bytes(&self.m, &data[0], n, offset, &err_pos, &err_term, &lexeme_begin)
         _check(rc)
         return rc, err_pos, err_term, lexeme_begin
+
+
+# ---- the lexer DFA's construction (gm_lexbuild.c; fsm/lexer.py drives it) ----------------------------
+
+cdef extern from "gm_lexbuild.h":
+    ctypedef struct gm_lexbuild:
+        int32_t n_states
+        int32_t *trans
+        int32_t *winner
+        uint8_t *dead_end
+        int32_t *class_of
+        int32_t *rep
+        int32_t *cset
+        int32_t n_csets
+        int32_t *cset_begin
+        int32_t *cset_terms
+
+    int GM_LEXB_TOO_MANY, GM_LEXB_TIMEOUT, GM_LEXB_NOTHING, GM_LEXB_BAD_INPUT
+    int gm_lex_determinize(int32_t n_nfa, const int32_t *edge_begin, int64_t n_edges, const int32_t *edge_lo,
+                           const int32_t *edge_hi, const int32_t *edge_dst, const int32_t *accept,
+                           int32_t n_starts, const int32_t *starts, int32_t n_terms, const int32_t *term_rank,
+                           int32_t max_states, double time_left, gm_lexbuild *out) nogil
+    int gm_lex_minimize(int32_t n, const int32_t *trans, const int32_t *winner, const int32_t *mode,
+                        const int32_t *cond, int32_t n_starts, const int32_t *starts, gm_lexbuild *out) nogil
+    int gm_lex_csets(int32_t n, const int32_t *trans, const int32_t *winner, const int32_t *cond, int32_t n_rows,
+                     const int32_t *cond_rows, int32_t n_terms, const uint8_t *ignored, int32_t n_starts,
+                     const int32_t *starts, gm_lexbuild *out) nogil
+    void gm_lexbuild_free(gm_lexbuild *out) nogil
+
+LEX_TOO_MANY = GM_LEXB_TOO_MANY
+LEX_TIMEOUT = GM_LEXB_TIMEOUT
+LEX_NOTHING = GM_LEXB_NOTHING
+
+
+cdef int _lex_check(int rc) except -1:
+    if rc == GM_LEXB_BAD_INPUT:
+        raise ValueError("lexer construction: an index out of range in its input")
+    return _check(rc)
+
+
+def _lex_input(str name, a, int64_t length=-1):
+    """`a` as int32 for the C code, never empty; `length`: the number of elements it must have."""
+    arr = np.ascontiguousarray(a, dtype=np.int32).reshape(-1)
+    if length >= 0 and arr.shape[0] != length:
+        raise ValueError(f"lexer construction: {name} has {arr.shape[0]} elements, not {length}")
+    return arr if arr.shape[0] else np.zeros(1, dtype=np.int32)
+
+
+def lex_determinize(edge_begin, edge_lo, edge_hi, edge_dst, accept, starts, term_rank, int32_t max_states,
+                    double time_left):
+    """The DFA of a byte NFA (gm_lex_determinize): (0, n, trans (n, 256), winner), or (LEX_TOO_MANY or
+    LEX_TIMEOUT, the states so far, None, None)."""
+    cdef gm_lexbuild out
+    cdef int rc
+    n_nfa = len(accept)
+    b = _lex_input("edge_begin", edge_begin, n_nfa + 1)
+    n_edges = len(edge_lo)
+    lo, hi = _lex_input("edge_lo", edge_lo), _lex_input("edge_hi", edge_hi, n_edges)
+    dst, acc = _lex_input("edge_dst", edge_dst, n_edges), _lex_input("accept", accept)
+    st, rank = _lex_input("starts", starts), _lex_input("term_rank", term_rank)
+    cdef const int32_t *p_begin = <const int32_t *>_ptr(b)
+    cdef const int32_t *p_lo = <const int32_t *>_ptr(lo)
+    cdef const int32_t *p_hi = <const int32_t *>_ptr(hi)
+    cdef const int32_t *p_dst = <const int32_t *>_ptr(dst)
+    cdef const int32_t *p_acc = <const int32_t *>_ptr(acc)
+    cdef const int32_t *p_st = <const int32_t *>_ptr(st)
+    cdef const int32_t *p_rank = <const int32_t *>_ptr(rank)
+    cdef int32_t c_nfa = n_nfa, c_starts = len(starts), c_terms = len(term_rank)
+    cdef int64_t c_edges = n_edges
+    with nogil:
+        rc = gm_lex_determinize(c_nfa, p_begin, c_edges, p_lo, p_hi, p_dst, p_acc, c_starts, p_st, c_terms, p_rank,
+                                max_states, time_left, &out)
+    if rc == GM_LEXB_TOO_MANY or rc == GM_LEXB_TIMEOUT:
+        return rc, out.n_states, None, None
+    _lex_check(rc)
+    try:
+        trans = _copy(out.trans, <int64_t>out.n_states * 256, np.int32).reshape(out.n_states, 256)
+        return 0, out.n_states, trans, _copy(out.winner, out.n_states, np.int32)
+    finally:
+        gm_lexbuild_free(&out)
+
+
+def lex_minimize(trans, winner, mode, cond, starts):
+    """Trim, then merge equivalent states (gm_lex_minimize): (0, trans, winner, dead_end, class_of, rep), or
+    (LEX_NOTHING,) when no accepting state can be reached from state 0."""
+    cdef gm_lexbuild out
+    cdef int rc
+    n = len(winner)
+    t = _lex_input("trans", trans, <int64_t>n * 256)
+    w, md = _lex_input("winner", winner, n), _lex_input("mode", mode, n)
+    c, st = _lex_input("cond", cond, n), _lex_input("starts", starts)
+    cdef const int32_t *p_t = <const int32_t *>_ptr(t)
+    cdef const int32_t *p_w = <const int32_t *>_ptr(w)
+    cdef const int32_t *p_md = <const int32_t *>_ptr(md)
+    cdef const int32_t *p_c = <const int32_t *>_ptr(c)
+    cdef const int32_t *p_st = <const int32_t *>_ptr(st)
+    cdef int32_t c_n = n, c_starts = len(starts)
+    with nogil:
+        rc = gm_lex_minimize(c_n, p_t, p_w, p_md, p_c, c_starts, p_st, &out)
+    if rc == GM_LEXB_NOTHING:
+        return (rc,)
+    _lex_check(rc)
+    try:
+        k = out.n_states
+        return (0, _copy(out.trans, <int64_t>k * 256, np.int32).reshape(k, 256), _copy(out.winner, k, np.int32),
+                _copy(out.dead_end, k, np.uint8), _copy(out.class_of, n, np.int32), _copy(out.rep, k, np.int32))
+    finally:
+        gm_lexbuild_free(&out)
+
+
+def lex_csets(trans, winner, cond, cond_rows, ignored, starts):
+    """The completable sets (gm_lex_csets): (cset per state, [tuple of terminals per set]). cond: None, or
+    per state a row of cond_rows (n_rows, 257)."""
+    cdef gm_lexbuild out
+    cdef int rc
+    n = len(winner)
+    n_terms = len(ignored)
+    t = _lex_input("trans", trans, <int64_t>n * 256)
+    w = _lex_input("winner", winner, n)
+    c = _lex_input("cond", np.full(n, -1, np.int32) if cond is None else cond, n)
+    n_rows = 0 if cond_rows is None else len(cond_rows)
+    rows = _lex_input("cond_rows", np.zeros(0, np.int32) if cond_rows is None else cond_rows, <int64_t>n_rows * 257)
+    ig = np.ascontiguousarray(ignored, dtype=np.uint8) if n_terms else np.zeros(1, np.uint8)
+    st = _lex_input("starts", starts)
+    cdef const int32_t *p_t = <const int32_t *>_ptr(t)
+    cdef const int32_t *p_w = <const int32_t *>_ptr(w)
+    cdef const int32_t *p_c = <const int32_t *>_ptr(c)
+    cdef const int32_t *p_rows = <const int32_t *>_ptr(rows)
+    cdef const uint8_t *p_ig = <const uint8_t *>_ptr(ig)
+    cdef const int32_t *p_st = <const int32_t *>_ptr(st)
+    cdef int32_t c_n = n, c_rows = n_rows, c_terms = n_terms, c_starts = len(starts)
+    with nogil:
+        rc = gm_lex_csets(c_n, p_t, p_w, p_c, c_rows, p_rows, c_terms, p_ig, c_starts, p_st, &out)
+    _lex_check(rc)
+    try:
+        cset = _copy(out.cset, n, np.int32)
+        begin = _copy(out.cset_begin, out.n_csets + 1, np.int32).tolist()
+        terms = _copy(out.cset_terms, begin[out.n_csets], np.int32).tolist()
+        return cset, [tuple(terms[begin[i]:begin[i + 1]]) for i in range(out.n_csets)]
+    finally:
+        gm_lexbuild_free(&out)

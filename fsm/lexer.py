@@ -17,11 +17,13 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
 from typing import Optional
 
 import numpy as np
 
-from .limits import LexerTooLarge, check_limits, union_of_successors
+from .. import _core
+from .limits import LexerTooLarge, too_long, too_many_states
 from .lark_scan import LarkPattern, lark_determinize, scan_rules
 from .python_regex import CharDFA, RegexUnsupported, from_interegular, intersect, regex_dfa
 from .utf8 import utf8_sequences
@@ -115,6 +117,15 @@ class _ByteNFA:
         self.accept.append(accept)
         self.cond.append(cond)
         return len(self.trans) - 1
+
+    def flat_edges(self) -> tuple[np.ndarray, ...]:
+        """The edges as arrays for the native construction: per state offsets into (lo, hi, target)."""
+        n = len(self.trans)
+        begin = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(np.fromiter(map(len, self.trans), dtype=np.int32, count=n), out=begin[1:])
+        flat = np.fromiter(chain.from_iterable(chain.from_iterable(self.trans)), dtype=np.int32,
+                           count=3 * int(begin[-1])).reshape(-1, 3)
+        return begin, flat[:, 0], flat[:, 1], flat[:, 2]
 
     def matches_before(self, s: int, b: int) -> bool:
         """Whether state s matches when byte b (256: the end of the text) follows."""
@@ -251,115 +262,45 @@ def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec, regex: str) -
     return state_ids[0]
 
 
-def _determinize(nfa: _ByteNFA, starts: list[int], rank, max_states: int,
+_INT32_MAX = 2**31 - 1
+
+
+def _determinize(nfa: _ByteNFA, starts: list[int], term_rank: np.ndarray, max_states: int,
                  deadline: Optional[float]) -> tuple[np.ndarray, np.ndarray]:
-    start = frozenset(starts)
-    index = {start: 0}
-    order = [start]
-    rows: list[np.ndarray] = []
-    winners: list[int] = []
-    i = 0
-    while i < len(order):
-        check_limits(len(order), i, max_states, deadline)
-        members = order[i]
-        i += 1
-        edges = [e for s in members for e in nfa.trans[s]]
-        row = np.full(256, DEAD, dtype=np.int32)
-        if edges:
-            points = sorted({lo for lo, _, _ in edges} | {hi + 1 for _, hi, _ in edges})
-            for a, b in zip(points, points[1:]):
-                targets = frozenset(t for lo, hi, t in edges if lo <= a <= hi)
-                if not targets:
-                    continue
-                j = index.get(targets)
-                if j is None:
-                    j = index[targets] = len(order)
-                    order.append(targets)
-                row[a:b] = j
-        rows.append(row)
-        accepting = {nfa.accept[s] for s in members if nfa.accept[s] >= 0}
-        winners.append(min(accepting, key=rank) if accepting else -1)
-    return np.stack(rows), np.asarray(winners, dtype=np.int32)
+    """Subset construction from the set of `starts` (gm_lex_determinize): states numbered breadth first, by
+    byte within a state; each state's winner is its matching terminal of least term_rank."""
+    begin, lo, hi, dst = nfa.flat_edges()
+    rc, n_states, trans, winner = _core.lex_determinize(begin, lo, hi, dst, nfa.accept, starts, term_rank,
+                                                        min(max_states, _INT32_MAX), _time_left(deadline))
+    if rc == _core.LEX_TOO_MANY:
+        raise LexerTooLarge(too_many_states(max_states))
+    if rc == _core.LEX_TIMEOUT:
+        raise LexerTooLarge(too_long(n_states))
+    return trans, winner
 
 
-def _trim(trans: np.ndarray, winner: np.ndarray, starts,
-          cond: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Drop states from which no accepting state (conditional ones too) can be reached (the start states
-    stay); also returns the old-to-new state map."""
-    n = trans.shape[0]
-    preds: list[set[int]] = [set() for _ in range(n)]
-    for q in range(n):
-        for t in set(trans[q][trans[q] >= 0].tolist()):
-            preds[t].add(q)
-    alive = (winner >= 0) | (cond >= 0)
-    stack = list(np.nonzero(alive)[0])
-    while stack:
-        t = stack.pop()
-        for p in preds[t]:
-            if not alive[p]:
-                alive[p] = True
-                stack.append(p)
-    if not alive[0]:
+def _time_left(deadline: Optional[float]) -> float:
+    """Seconds the native construction may take (-1: no limit)."""
+    return -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+
+def _trim_minimize(trans: np.ndarray, winner: np.ndarray, mode: np.ndarray, cond: np.ndarray,
+                   starts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Drop states from which no accepting state (conditional ones too) can be reached (the start states stay),
+    then merge equivalent states (states of different modes or winner rows stay apart), numbered by their first
+    state so the start state stays state 0 (gm_lex_minimize). Returns the new trans and winner, which new
+    states no byte leads out of, each old state's new number (-1: dropped), each new state's first old state."""
+    out = _core.lex_minimize(trans, winner, mode, cond, starts)
+    if out[0] == _core.LEX_NOTHING:
         raise RegexError("<all>", "no terminal matches any string")
-    alive[list(starts)] = True
-    keep = np.nonzero(alive)[0]
-    remap = np.full(n + 1, DEAD, dtype=np.int32)  # index -1 (DEAD) maps to DEAD
-    remap[keep] = np.arange(len(keep), dtype=np.int32)
-    return remap[trans[keep]], winner[keep], remap
-
-
-def _minimize(trans: np.ndarray, winner: np.ndarray,
-              mode: np.ndarray, cond: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Moore partition refinement (states of different modes or winner rows stay apart); the start state
-    stays state 0. Also returns each old state's new number."""
-    _, labels = np.unique(np.stack([winner, mode, cond], axis=1), axis=0, return_inverse=True)
-    labels = labels.reshape(-1)
-    n_classes = labels.max() + 1
-    while True:
-        succ = np.where(trans >= 0, labels[np.maximum(trans, 0)], -1)
-        sig = np.ascontiguousarray(np.concatenate([labels[:, None], succ], axis=1), dtype=np.int32)
-        # rows as single opaque values: sorting those is much faster than np.unique(axis=0)
-        _, new_labels = np.unique(sig.view(np.dtype((np.void, sig.shape[1] * 4))).ravel(), return_inverse=True)
-        new_labels = new_labels.reshape(-1)
-        if new_labels.max() + 1 == n_classes:
-            break
-        labels, n_classes = new_labels, new_labels.max() + 1
-    # Renumber classes in order of first appearance so the start state's class is 0.
-    _, first = np.unique(labels, return_index=True)
-    order = np.argsort(first)
-    renum = np.empty_like(order)
-    renum[order] = np.arange(len(order))
-    labels = renum[labels]
-    reps = first[order]
-    new_trans = np.where(trans[reps] >= 0, labels[np.maximum(trans[reps], 0)], DEAD).astype(np.int32)
-    return new_trans, winner[reps].astype(np.int32), labels
+    return out[1:]
 
 
 def _completable_sets(trans, winner, ignored: list[bool], starts, cond=None, cond_rows=None):
     """Per state: the terminals that some continuation of the lexeme can still produce (in a conditional
-    state: each terminal of its row)."""
-    n = trans.shape[0]
-    succs = [sorted(set(trans[q][trans[q] >= 0].tolist())) for q in range(n)]
-    own = [1 << int(winner[q]) if winner[q] >= 0 else 0 for q in range(n)]
-    if cond is not None:
-        row_bits = [sum(1 << t for t in set(r.tolist()) if t >= 0) for r in cond_rows]
-        for q in np.nonzero(cond >= 0)[0].tolist():
-            own[q] |= row_bits[cond[q]]
-    reach = union_of_successors(succs, own)
-    ignored_mask = sum(1 << i for i, ig in enumerate(ignored) if ig)
-    csets: list[tuple[int, ...]] = []
-    ids: dict[int, int] = {}
-    cset = np.empty(n, dtype=np.int32)
-    for q in range(n):
-        if q in starts or reach[q] & ignored_mask:
-            cset[q] = ANY_TERMINAL
-            continue
-        r = reach[q]
-        if r not in ids:
-            ids[r] = len(csets)
-            csets.append(tuple(i for i in range(r.bit_length()) if r >> i & 1))
-        cset[q] = ids[r]
-    return cset, csets
+    state: each terminal of its row), interned in order of first appearance; ANY_TERMINAL for the start
+    states and where an ignored terminal can follow (gm_lex_csets)."""
+    return _core.lex_csets(trans, winner, cond, cond_rows, ignored, sorted(starts))
 
 
 DEFAULT_MAX_LEXER_STATES = 100_000
@@ -406,6 +347,16 @@ class _Expired(BaseException):
     pass
 
 
+def _term_ranks(terminals: list[TerminalSpec]) -> np.ndarray:
+    """Each terminal's place in the order that picks a state's winner: highest priority, then string literals,
+    then the order of definition."""
+    order = sorted(range(len(terminals)),
+                   key=lambda i: (-terminals[i].priority, 0 if terminals[i].is_literal else 1, i))
+    ranks = np.empty(len(terminals), dtype=np.int32)
+    ranks[order] = np.arange(len(terminals), dtype=np.int32)
+    return ranks
+
+
 def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[float],
            lark_scanner: bool = False) -> LexerDFA:
     # Each mode is a DFA of its own terminals; their state spaces are laid end to end (mode 0 first).
@@ -420,9 +371,7 @@ def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[fl
     if any(not by_mode[m] for m in range(n_modes)):
         raise RegexError("<all>", "a lexer mode has no terminals")
 
-    def rank(i: int):
-        return (-terminals[i].priority, 0 if terminals[i].is_literal else 1, i)
-
+    term_rank = _term_ranks(terminals)
     rules = scan_rules(terminals) if lark_scanner else None
     parts, offset, mode_start = [], 0, []
     row_ids: dict = {}  # winner rows over the next byte, interned across modes
@@ -441,19 +390,14 @@ def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[fl
                                  "a lookahead (or $, \\b) reaches past the end of the lexeme: whether it holds "
                                  "depends on the text after it (Lark's scanner takes it: lexer \"basic\" or "
                                  "\"contextual\")")
-            trans, winner = _determinize(nfa, starts, rank, max_states - offset, deadline)
+            trans, winner = _determinize(nfa, starts, term_rank, max_states - offset, deadline)
             cond = np.full(len(winner), -1, dtype=np.int32)
         parts.append((np.where(trans >= 0, trans + offset, DEAD), winner, np.full(len(winner), mode), cond))
         mode_start.append(offset)
         offset += len(winner)
     trans, winner, lex_mode, cond = (np.concatenate(x) for x in zip(*parts))
-    trans, winner, remap = _trim(trans, winner, mode_start, cond)
-    kept = remap[:-1] >= 0
-    lex_mode, cond = lex_mode[kept], cond[kept]
-    mode_start = remap[mode_start]
-    trans, winner, labels = _minimize(trans, winner, lex_mode, cond)
-    mode_start = labels[mode_start].astype(np.int32)
-    _, first = np.unique(labels, return_index=True)
+    trans, winner, dead_end, new_state, first = _trim_minimize(trans, winner, lex_mode, cond, mode_start)
+    mode_start = new_state[mode_start]
     lex_mode = lex_mode[first].astype(np.int32)
     cond = cond[first]
     cond_rows = None
@@ -466,8 +410,7 @@ def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[fl
     else:
         cond = None
     # a conditional state is never final: the byte after it decides its winner
-    final = ((trans < 0).all(axis=1) & (winner >= 0)).astype(np.uint8) if cond is not None else \
-        (trans < 0).all(axis=1).astype(np.uint8)
+    final = (dead_end & (winner >= 0)).astype(np.uint8) if cond is not None else dead_end
     cset, csets = _completable_sets(trans, winner, [t.ignored for t in terminals], set(mode_start.tolist()),
                                     cond, cond_rows)
     return LexerDFA(trans=np.ascontiguousarray(trans), winner=winner, final=final, cset=cset, csets=csets,

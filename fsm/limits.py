@@ -14,9 +14,17 @@ def check_limits(n_states: int, step: int, max_states: int, deadline: Optional[f
     """Raise LexerTooLarge once a construction holds more than max_states states, or (looked at every 64th
     step) once time.monotonic() is past the deadline."""
     if n_states > max_states:
-        raise LexerTooLarge(f"{what} needs more than {max_states:,} DFA states (limit: max_lexer_states)")
+        raise LexerTooLarge(too_many_states(max_states, what))
     if deadline is not None and step % 64 == 0 and time.monotonic() > deadline:
-        raise LexerTooLarge(f"{what} took too long ({n_states:,} DFA states so far; limit: build_timeout)")
+        raise LexerTooLarge(too_long(n_states, what))
+
+
+def too_many_states(max_states: int, what: str = "the lexer") -> str:
+    return f"{what} needs more than {max_states:,} DFA states (limit: max_lexer_states)"
+
+
+def too_long(n_states: int, what: str = "the lexer") -> str:
+    return f"{what} took too long ({n_states:,} DFA states so far; limit: build_timeout)"
 
 
 def union_of_successors(succs: list, values: list, through=None) -> list:
