@@ -24,6 +24,7 @@ import numpy as np
 from ..fsm.lark_scan import LarkPattern
 from ..fsm.lexer import TerminalSpec
 from .errors import GrammarError
+from .lark_subset import compile_subset
 
 if TYPE_CHECKING:  # Lark itself loads with a grammar, not here: cached tables need only this module's classes
     from lark.grammar import Rule
@@ -91,8 +92,11 @@ def compile_grammar(text: str, start: str, keep_terminals=(), source_path: Optio
     keep_terminals: terminals kept though no rule uses them, an indenter's NL), without its parser or lexer."""
     from lark.load_grammar import load_grammar
 
-    grammar, _ = load_grammar(text, source_path or "<string>", [], False)
-    terminals, rules, ignore = grammar.compile([start], set(keep_terminals))
+    compiled = compile_subset(text, start, keep_terminals)  # generated grammars: without Lark's parser
+    if compiled is None:
+        grammar, _ = load_grammar(text, source_path or "<string>", [], False)
+        compiled = grammar.compile([start], set(keep_terminals))
+    terminals, rules, ignore = compiled
     return LarkGrammar(terminals, rules, ignore, start)
 
 
