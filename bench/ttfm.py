@@ -94,11 +94,11 @@ class _TimedCore:
 
 def _clear_caches() -> None:
     """grammask's in-process caches of schema-dependent pieces (regex automata, character classes)."""
-    from grammask.fsm import fsm_product, lexer, python_regex
-    from grammask.grammar import regex
+    from grammask.fsm import lexer, python_regex
+    from grammask.grammar import lark_subset, regex
     from grammask.grammar.json_schema import literals
 
-    fsm_product.pattern_dfa.cache_clear()
+    lark_subset._cached_regex_pattern.cache_clear()
     regex.lark_pattern.cache_clear()
     literals._char_spelling.cache_clear()
     lexer._cached_regex_dfa.cache_clear()

@@ -10,20 +10,21 @@ state that answers them.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Callable, Sequence
 
-from .python_regex import CharDFA, RegexUnsupported, regex_dfa
+from .python_regex import CharDFA, RegexUnsupported
 
 # accept(finals): whether a product state is final, from whether each automaton's own state is final
 Accept = Callable[[tuple], bool]
 
 
-@lru_cache(maxsize=4096)
 def pattern_dfa(pattern: str) -> CharDFA:
     """The automaton of the strings the regex matches whole, kept across grammars: schemas repeat their string
-    and number patterns (the automata are never changed here)."""
-    dfa = regex_dfa(pattern, fullmatch=True)
+    and number patterns (the automata are never changed here). The lexer's cache holds it: a schema's
+    terminals are lexed whole (its grammar's `fullmatch` directive), from the same automata."""
+    from .lexer import _cached_regex_dfa
+
+    dfa = _cached_regex_dfa(pattern, True)
     if dfa.has_conditions:
         raise RegexUnsupported("a lookahead past the end of the string cannot be compared with other patterns")
     return dfa
