@@ -4,6 +4,7 @@
 """Thin Cython layer over the C core (gm_core.h): owns the arrays the C structs point into, raises on C errors."""
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uintptr_t
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 import numpy as np
 
@@ -1006,3 +1007,81 @@ def lex_csets(trans, winner, cond, cond_rows, ignored, starts):
         return cset, [tuple(terms[begin[i]:begin[i + 1]]) for i in range(out.n_csets)]
     finally:
         gm_lexbuild_free(&out)
+
+
+cdef extern from "gm_product.h":
+    ctypedef struct gm_char_dfa:
+        int32_t n_states
+        const int32_t *edge_begin
+        const int32_t *lo
+        const int32_t *hi
+        const int32_t *dst
+        const uint8_t *accept
+
+    ctypedef struct gm_product:
+        int32_t n_states
+        int found
+        int32_t *edge_begin
+        int32_t *lo
+        int32_t *hi
+        int32_t *dst
+        uint8_t *accept
+
+    int GM_PROD_ALL, GM_PROD_FIRST_ONLY, GM_PROD_TOO_MANY, GM_PROD_TIMEOUT, GM_PROD_BAD_INPUT
+    int gm_char_product(int32_t k, const gm_char_dfa *dfas, int rule, int stop_at_final, int64_t max_states,
+                        double time_left, gm_product *out) nogil
+    void gm_product_free(gm_product *out) nogil
+
+PRODUCT_ALL = GM_PROD_ALL
+PRODUCT_FIRST_ONLY = GM_PROD_FIRST_ONLY
+PRODUCT_TOO_MANY = GM_PROD_TOO_MANY
+PRODUCT_TIMEOUT = GM_PROD_TIMEOUT
+
+
+def char_product(dfas, int rule, bint stop_at_final, int64_t max_states, double time_left):
+    """The product of code-point automata (gm_char_product), each given as (edge_begin, lo, hi, dst, accept)
+    arrays: (0, found, n_states, (edge_begin, lo, hi, dst, accept) or None with stop_at_final), or
+    (PRODUCT_TOO_MANY or PRODUCT_TIMEOUT, False, the states so far, None)."""
+    cdef int32_t k = len(dfas)
+    if k < 1:
+        raise ValueError("char_product: no automata")
+    kept = []
+    cdef gm_char_dfa *c_dfas = <gm_char_dfa *>PyMem_Malloc(k * sizeof(gm_char_dfa))
+    if c_dfas == NULL:
+        raise MemoryError()
+    cdef gm_product out
+    cdef int rc
+    try:
+        for i, (begin, lo, hi, dst, accept) in enumerate(dfas):
+            arrays = (_lex_input("edge_begin", begin), _lex_input("lo", lo), _lex_input("hi", hi),
+                      _lex_input("dst", dst), np.ascontiguousarray(accept, dtype=np.uint8).reshape(-1))
+            n_states = arrays[4].shape[0]
+            n_edges = len(lo)
+            if len(begin) != n_states + 1 or len(hi) != n_edges or len(dst) != n_edges or n_states < 1 \
+                    or arrays[0][n_states] != n_edges:
+                raise ValueError(f"char_product: automaton {i}'s arrays do not fit together")
+            kept.append(arrays)
+            c_dfas[i].n_states = n_states
+            c_dfas[i].edge_begin = <const int32_t *>_ptr(arrays[0])
+            c_dfas[i].lo = <const int32_t *>_ptr(arrays[1])
+            c_dfas[i].hi = <const int32_t *>_ptr(arrays[2])
+            c_dfas[i].dst = <const int32_t *>_ptr(arrays[3])
+            c_dfas[i].accept = <const uint8_t *>_ptr(arrays[4])
+        with nogil:
+            rc = gm_char_product(k, c_dfas, rule, stop_at_final, max_states, time_left, &out)
+    finally:
+        PyMem_Free(c_dfas)
+    if rc == GM_PROD_TOO_MANY or rc == GM_PROD_TIMEOUT:
+        return rc, False, out.n_states, None
+    if rc == GM_PROD_BAD_INPUT:
+        raise ValueError("char_product: an automaton's ranges are out of range, unsorted or overlapping")
+    _check(rc)
+    try:
+        if stop_at_final:
+            return 0, bool(out.found), out.n_states, None
+        n, n_edges = out.n_states, out.edge_begin[out.n_states]
+        return 0, bool(out.found), n, (_copy(out.edge_begin, n + 1, np.int32), _copy(out.lo, n_edges, np.int32),
+                                       _copy(out.hi, n_edges, np.int32), _copy(out.dst, n_edges, np.int32),
+                                       _copy(out.accept, n, np.uint8))
+    finally:
+        gm_product_free(&out)

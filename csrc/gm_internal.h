@@ -14,6 +14,7 @@
  *   gm_build.c       the token tables: every token lexed from every lexer state (on several threads)
  *   gm_tables.c      a state's token tables as the fill reads them: from the arrays, or built on first fill
  *   gm_lalr.c        the LALR(1) parse tables of a grammar (Lark's construction), before any of the above
+ *   gm_product.c     products of code-point automata: a JSON Schema's terminal relations (gm_product.h)
  *   gm_apply.c       a mask applied to logits on the CPU
  *
  * One header rather than one per file: the files share few things (the allocator, the virtual parse state,

@@ -2,20 +2,25 @@
 
 Schema terminals must lie inside or outside each other (grammar/json_schema/terminals.py); these are the
 questions that decides, asked of the very automata the lexer builds from the same regexes (so the answers
-are about the strings the lexer takes, with Python `re`'s semantics). Product states are tuples in a dict,
-edges are range intersections (a class like [^"\\] stays one edge, not a million characters), and the
-questions that only ask whether some string exists (disjointness, inclusion) stop at the first product
-state that answers them.
+are about the strings the lexer takes, with Python `re`'s semantics). The product is built natively
+(csrc/gm_product.c): product states are tuples of the automata's states, moves are maximal code-point
+ranges (a class like [^"\\] stays one move, not a million characters), and the questions that only ask
+whether some string exists (disjointness, inclusion, cover) stop at the first product state that answers.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import threading
+import time
+from contextlib import contextmanager
+from itertools import chain
+from typing import Optional, Sequence
 
+import numpy as np
+
+from .. import _core
+from .limits import LexerTooLarge
 from .python_regex import CharDFA, RegexUnsupported
-
-# accept(finals): whether a product state is final, from whether each automaton's own state is final
-Accept = Callable[[tuple], bool]
 
 
 def pattern_dfa(pattern: str) -> CharDFA:
@@ -30,110 +35,68 @@ def pattern_dfa(pattern: str) -> CharDFA:
     return dfa
 
 
-MAX_CODEPOINT = 0x10FFFF
+# Product states held at most (each a tuple of ints, with its moves): beyond, the question is refused.
+MAX_PRODUCT_STATES = 4_000_000
+_limits = threading.local()
 
 
-def _partition(dfa: CharDFA, q: int) -> tuple[list, list]:
-    """State q's moves over the whole code-point range: (starts, targets), starts[0] == 0, a target per
-    piece (None: no move), neighbouring pieces with the same target merged. Kept on the automaton."""
-    cache = dfa.__dict__.setdefault("_partitions", {})
-    part = cache.get(q)
-    if part is None:
-        starts, targets = [0], [None]
-        for lo, hi, t in dfa.edges[q]:
-            _piece_from(starts, targets, lo, t)
-            if hi < MAX_CODEPOINT:
-                _piece_from(starts, targets, hi + 1, None)
-        part = cache[q] = (starts, targets)
-    return part
+@contextmanager
+def time_limit(deadline: Optional[float]):
+    """Products built in this thread meanwhile stop at `deadline` (time.monotonic) with LexerTooLarge."""
+    previous = getattr(_limits, "deadline", None)
+    _limits.deadline = deadline
+    try:
+        yield
+    finally:
+        _limits.deadline = previous
 
 
-def _piece_from(starts: list, targets: list, cp: int, target) -> None:
-    """From code point cp on (up to a later piece), the move goes to `target`."""
-    if starts[-1] == cp:
-        targets[-1] = target
-        if len(targets) > 1 and targets[-2] == target:
-            starts.pop(), targets.pop()
-    elif targets[-1] != target:
-        starts.append(cp), targets.append(target)
+def _flat(dfa: CharDFA) -> tuple:
+    """The automaton as arrays for the native product (edge offsets per state, lo, hi, target, accept); kept
+    on it, since automata are never changed once built."""
+    flat = dfa.__dict__.get("_flat")
+    if flat is None:
+        n = dfa.n_states
+        begin = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(np.fromiter(map(len, dfa.edges), dtype=np.int32, count=n), out=begin[1:])
+        moves = np.fromiter(chain.from_iterable(chain.from_iterable(dfa.edges)), dtype=np.int32,
+                            count=3 * int(begin[-1])).reshape(-1, 3)
+        flat = dfa._flat = (begin, np.ascontiguousarray(moves[:, 0]), np.ascontiguousarray(moves[:, 1]),
+                            np.ascontiguousarray(moves[:, 2]), np.asarray(dfa.accept, dtype=np.uint8))
+    return flat
 
 
-_DEAD = ([0], [None])
-
-
-def _walk(dfas: Sequence[CharDFA], accept: Accept, stop_at_final: bool, alive: Sequence[int]):
-    """Breadth-first over the reachable product states (None in a place: that automaton is dead there),
-    keeping only those where every automaton in `alive` lives (`accept` takes no state where one of them is
-    dead). Returns (states, finals, edges); with stop_at_final, returns at the first final state found."""
-    lead = alive[0]
-    k = len(dfas)
-    start = tuple(0 for _ in dfas)
-    index = {start: 0}
-    states, finals, edges = [start], set(), []
-    i = 0
-    while i < len(states):
-        current = states[i]
-        if accept(tuple(q is not None and d.accept[q] for q, d in zip(current, dfas))):
-            finals.add(i)
-            if stop_at_final:
-                break
-        parts = [_DEAD if q is None else _partition(d, q) for q, d in zip(current, dfas)]
-        lead_starts, lead_targets = parts[lead]
-        pos = [0] * k
-        out = []
-        for n, lead_target in enumerate(lead_targets):
-            if lead_target is None:  # no product state lives where the lead is dead: skip the piece
-                continue
-            cp = lead_starts[n]
-            piece_end = lead_starts[n + 1] if n + 1 < len(lead_starts) else MAX_CODEPOINT + 1
-            while cp < piece_end:
-                nxt, end = [], piece_end
-                for c in range(k):
-                    starts, targets = parts[c]
-                    p = pos[c]
-                    while p + 1 < len(starts) and starts[p + 1] <= cp:
-                        p += 1
-                    pos[c] = p
-                    nxt.append(targets[p])
-                    if p + 1 < len(starts) and starts[p + 1] < end:
-                        end = starts[p + 1]
-                nxt = tuple(nxt)
-                if all(nxt[c] is not None for c in alive):
-                    j = index.get(nxt)
-                    if j is None:
-                        j = index[nxt] = len(states)
-                        states.append(nxt)
-                    out.append((cp, end - 1, j))
-                cp = end
-        edges.append(out)
-        i += 1
-    return states, finals, edges
-
-
-def product(dfas: Sequence[CharDFA], accept: Accept, alive: Sequence[int]) -> CharDFA:
-    """The automaton of the strings whose run through every automaton ends in a state `accept` takes (which
-    it takes only where every automaton in `alive` lives)."""
-    states, finals, edges = _walk(dfas, accept, stop_at_final=False, alive=alive)
-    return CharDFA(edges, [i in finals for i in range(len(states))])
+def _product(dfas: Sequence[CharDFA], rule: int, stop_at_final: bool):
+    """(whether a final product state is reachable, the product's arrays or None with stop_at_final)."""
+    deadline = getattr(_limits, "deadline", None)
+    time_left = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
+    rc, found, n_states, arrays = _core.char_product([_flat(d) for d in dfas], rule, stop_at_final,
+                                                     MAX_PRODUCT_STATES, time_left)
+    if rc == _core.PRODUCT_TIMEOUT:
+        raise LexerTooLarge(f"comparing patterns took too long ({n_states:,} product states so far; "
+                            "limit: build_timeout)")
+    if rc == _core.PRODUCT_TOO_MANY:
+        raise LexerTooLarge(f"comparing patterns needs more than {MAX_PRODUCT_STATES:,} product states")
+    return found, arrays
 
 
 def intersection(*dfas: CharDFA) -> CharDFA:
-    return product(dfas, all, range(len(dfas)))
-
-
-def some_string(dfas: Sequence[CharDFA], accept: Accept, alive: Sequence[int]) -> bool:
-    """Whether some string's run through every automaton ends in a state `accept` takes (see _walk's alive)."""
-    return bool(_walk(dfas, accept, stop_at_final=True, alive=alive)[1])
+    _, (begin, lo, hi, dst, accept) = _product(dfas, _core.PRODUCT_ALL, stop_at_final=False)
+    moves = list(zip(lo.tolist(), hi.tolist(), dst.tolist()))
+    b = begin.tolist()
+    out = CharDFA([moves[b[q]:b[q + 1]] for q in range(len(b) - 1)], [bool(a) for a in accept.tolist()])
+    out._flat = (begin, lo, hi, dst, accept)
+    return out
 
 
 def disjoint(a: CharDFA, b: CharDFA) -> bool:
-    return not some_string((a, b), all, (0, 1))
+    return not _product((a, b), _core.PRODUCT_ALL, stop_at_final=True)[0]
 
 
 def is_subset(a: CharDFA, b: CharDFA) -> bool:
-    return not some_string((a, b), lambda f: f[0] and not f[1], (0,))
+    return not _product((a, b), _core.PRODUCT_FIRST_ONLY, stop_at_final=True)[0]
 
 
 def covered(a: CharDFA, parts: Sequence[CharDFA]) -> bool:
     """Whether every string of `a` is a string of one of `parts`."""
-    return not some_string((a, *parts), lambda f: f[0] and not any(f[1:]), (0,))
+    return not _product((a, *parts), _core.PRODUCT_FIRST_ONLY, stop_at_final=True)[0]

@@ -42,6 +42,7 @@ import json
 import time
 from typing import Any, Optional
 
+from ...fsm import fsm_product
 from ...fsm.lexer import LexerTooLarge, _time_limit
 from ..errors import GrammarError
 from .grammar_text import grammar_text
@@ -65,7 +66,8 @@ def schema_to_lark(schema: Any, compact: bool = False, timeout: Optional[float] 
     t = Translator(schema, compact)
     deadline = time.monotonic() + timeout if timeout else None
     try:
-        with _time_limit(deadline):  # the automaton comparisons can blow up too
+        # the automaton comparisons can blow up too (the native products watch the deadline themselves)
+        with _time_limit(deadline), fsm_product.time_limit(deadline):
             root = t.node(schema, "#")
             return grammar_text(t, root)
     except RecursionError:
