@@ -183,12 +183,15 @@ typedef struct {
 /* Table state ts's tables (built now if lazy and not built yet): 0, or GM_NOMEM. */
 int gm_state_tables_of(const gm_vocab *v, int32_t ts, gm_state_tables *out);
 
-/* What the table builder derives from the vocabulary alone (its sorted order): per position of `order`,
- * the end of its block of tokens with the same first byte, and the longest token's length. Made once per
- * vocabulary and shared, read-only, by every table set over it (a JSON Schema per request need not walk the
- * whole vocabulary again before its first fill). */
+/* What the table builder derives from the vocabulary alone (its sorted order): the tokens' bytes laid out
+ * in that order (the builder walks them front to back instead of jumping through the vocabulary), per
+ * position of `order` the end of its block of tokens with the same first byte, and the longest token's
+ * length. Made once per vocabulary and shared, read-only, by every table set over it (a JSON Schema per
+ * request need not walk the whole vocabulary again before its first fill). */
 typedef struct {
-    int32_t *block_end;  /* [n_order] */
+    uint8_t *sorted_bytes;   /* the bytes of order[0], order[1], ... end to end */
+    int64_t *sorted_begin;   /* [n_order + 1] where each starts in sorted_bytes */
+    int32_t *block_end;      /* [n_order] */
     int64_t max_len;
 } gm_vocab_index;
 
