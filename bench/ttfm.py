@@ -102,6 +102,7 @@ def _clear_caches() -> None:
     regex.lark_pattern.cache_clear()
     literals._char_spelling.cache_clear()
     lexer._cached_regex_dfa.cache_clear()
+    lexer._cached_fragment.cache_clear()
     lexer._utf8_sequences.cache_clear()
     python_regex._ranges_re_matches.cache_clear()
 

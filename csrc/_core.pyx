@@ -170,8 +170,15 @@ cdef extern from "gm_core.h":
                        int32_t n_threads, gm_build *out) nogil
     void gm_build_free(gm_build *out) nogil
     int gm_state_tables_of(const gm_vocab *v, int32_t ts, gm_state_tables *out) nogil
+    ctypedef struct gm_vocab_index:
+        int32_t *block_end
+        int64_t max_len
+    int gm_vocab_index_init(gm_vocab_index *ix, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                            const int32_t *order, int32_t n_order) nogil
+    void gm_vocab_index_free(gm_vocab_index *ix) nogil
     gm_lazy_tables *gm_lazy_new(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
-                                const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip) nogil
+                                const int32_t *order, int32_t n_order, const gm_vocab_index *ix,
+                                int32_t n_words, int32_t strip) nogil
     void gm_lazy_free(gm_lazy_tables *lz) nogil
     void gm_lazy_stats(gm_lazy_tables *lz, int32_t *n_built, int64_t *n_bytes) nogil
     int gm_lazy_built(gm_lazy_tables *lz, int32_t ts) nogil
@@ -560,29 +567,22 @@ cdef class CoreGrammar:
         return res
 
 
-cdef class CoreVocab:
-    """Token tables for one CoreGrammar and one vocabulary: its own copy of every array, checked (see
-    TableError). Holds the fill cache its matchers share.
+cdef class CoreTokens:
+    """A vocabulary as the table builder reads it: every token's bytes and their offsets, the stop flags and
+    (for lazy tables) the ids of the tokens with text sorted by their bytes; its own copies, checked, with
+    the index the lazy builder derives from the sorted order (gm_vocab_index). Read-only once made, so one
+    per tokenizer serves every CoreVocab over it: a grammar made per request (a JSON Schema) then neither
+    copies, checks nor walks the whole vocabulary again before its first fill."""
 
-    Eager tables: every state's, from gm_build_vocab (or the disk cache). Lazy tables (`order` given, the
-    table arrays not): each state's built by the first fill that needs it."""
-
-    cdef gm_vocab v
-    cdef readonly CoreGrammar grammar
+    cdef gm_vocab_index ix
     cdef readonly dict arrays
-    cdef readonly int32_t vocab_size, n_words  # v's, for Python
-    cdef readonly int32_t n_table_states
-    cdef object stop_ids
+    cdef readonly int32_t vocab_size, n_tokens, n_order
+    cdef readonly object stop_ids
 
-    def __init__(self, CoreGrammar grammar, *, int vocab_size, tok_bytes, tok_begin, is_stop,
-                 bint strip_leading_space, order=None, uncond_mask=None, masks=None, group_begin=None,
-                 group_seq=None, group_cset=None, group_tok_begin=None, group_toks=None, group_dense=None,
-                 seq_begin=None, seq_terms=None, wsop_begin=None, wsop_bytes=None, wsop_reset=None):
-        self.grammar = grammar
+    def __init__(self, *, int vocab_size, tok_bytes, tok_begin, is_stop, order=None):
+        gm_vocab_index_free(&self.ix)  # (__init__ called again: the old index goes)
         if vocab_size < 1:
             raise TableError(f"vocab_size {vocab_size}")
-        n_words = (vocab_size + 31) // 32
-        n_ts = self.n_table_states = grammar.g.n_lex_states + (1 if strip_leading_space else 0)
         a = {}
         a["tok_bytes"], n_bytes = _table("tok_bytes", tok_bytes, np.uint8, (None,))
         a["tok_begin"], n_begin = _table("tok_begin", tok_begin, np.int64, (None,))
@@ -591,32 +591,83 @@ cdef class CoreVocab:
         if not 0 <= n_tokens <= vocab_size:
             raise TableError(f"tok_begin: {n_tokens} tokens for a vocabulary of {vocab_size}")
         _bounds("tok_begin", a["tok_begin"], n_begin, n_bytes)
-        self.arrays = a
+        self.vocab_size, self.n_tokens, self.n_order = vocab_size, <int32_t>n_tokens, -1
         self.stop_ids = np.ascontiguousarray(np.flatnonzero(a["is_stop"]), dtype=np.int32)
+        if order is not None:
+            a["order"], n_order = _table("order", order, np.int32, (None,))
+            _in_range("order", a["order"], n_order, 0, max(n_tokens, 1))
+            self.n_order = <int32_t>n_order
+            _check(gm_vocab_index_init(&self.ix, <const uint8_t *>_ptr(a["tok_bytes"]),
+                                       <const int64_t *>_ptr(a["tok_begin"]), <const int32_t *>_ptr(a["order"]),
+                                       self.n_order))
+        self.arrays = a
+
+    def __dealloc__(self):
+        gm_vocab_index_free(&self.ix)
+
+
+cdef class CoreVocab:
+    """Token tables for one CoreGrammar and one vocabulary: its own copy of every array, checked (see
+    TableError). Holds the fill cache its matchers share.
+
+    Eager tables: every state's, from gm_build_vocab (or the disk cache). Lazy tables (`order` given, the
+    table arrays not; or `tokens`, a CoreTokens with its order, in place of tok_bytes, tok_begin, is_stop and
+    order): each state's built by the first fill that needs it."""
+
+    cdef gm_vocab v
+    cdef readonly CoreGrammar grammar
+    cdef readonly CoreTokens tokens
+    cdef readonly dict arrays
+    cdef readonly int32_t vocab_size, n_words  # v's, for Python
+    cdef readonly int32_t n_table_states
+    cdef object stop_ids
+
+    def __init__(self, CoreGrammar grammar, *, int vocab_size, bint strip_leading_space, tok_bytes=None,
+                 tok_begin=None, is_stop=None, order=None, CoreTokens tokens=None, uncond_mask=None, masks=None,
+                 group_begin=None, group_seq=None, group_cset=None, group_tok_begin=None, group_toks=None,
+                 group_dense=None, seq_begin=None, seq_terms=None, wsop_begin=None, wsop_bytes=None,
+                 wsop_reset=None):
+        self.grammar = grammar
+        tables = (uncond_mask, masks, group_begin, group_seq, group_cset, group_tok_begin, group_toks, group_dense,
+                  seq_begin, seq_terms, wsop_begin, wsop_bytes, wsop_reset)
+        if tokens is None:
+            if tok_bytes is None or tok_begin is None or is_stop is None:
+                raise TypeError("CoreVocab needs tok_bytes, tok_begin and is_stop (or `tokens`)")
+            tokens = CoreTokens(vocab_size=vocab_size, tok_bytes=tok_bytes, tok_begin=tok_begin, is_stop=is_stop,
+                                order=order)
+        else:
+            if any(x is not None for x in (tok_bytes, tok_begin, is_stop, order)):
+                raise TypeError("CoreVocab takes `tokens` in place of tok_bytes, tok_begin, is_stop and order")
+            if tokens.n_order < 0:
+                raise TypeError("CoreVocab's `tokens` serve lazy tables: they need their sorted order")
+            if tokens.vocab_size != vocab_size:
+                raise TableError(f"tokens of a vocabulary of {tokens.vocab_size}, not {vocab_size}")
+        lazy = tokens.n_order >= 0
+        if lazy and any(t is not None for t in tables):
+            raise TypeError("CoreVocab takes either `order` (lazy tables) or the table arrays, not both")
+        if not lazy and any(t is None for t in tables):
+            raise TypeError("CoreVocab needs every table array (or `order`, for lazy tables)")
+        n_words = (vocab_size + 31) // 32
+        self.n_table_states = grammar.g.n_lex_states + (1 if strip_leading_space else 0)
+        self.tokens = tokens
+        a = self.arrays = dict(tokens.arrays)
+        self.stop_ids = tokens.stop_ids
         self.v.vocab_size = self.vocab_size = vocab_size
         self.v.n_words = self.n_words = n_words
-        self.v.n_tokens = <int32_t>n_tokens
+        self.v.n_tokens = tokens.n_tokens
         self.v.tok_bytes = <const uint8_t *>_ptr(a["tok_bytes"])
         self.v.tok_begin = <const int64_t *>_ptr(a["tok_begin"])
         self.v.is_stop = <const uint8_t *>_ptr(a["is_stop"])
         self.v.stop_ids = <const int32_t *>_ptr(self.stop_ids)
         self.v.n_stop = <int32_t>self.stop_ids.shape[0]
         self.v.strip_leading_space = strip_leading_space
-        tables = (uncond_mask, masks, group_begin, group_seq, group_cset, group_tok_begin, group_toks, group_dense,
-                  seq_begin, seq_terms, wsop_begin, wsop_bytes, wsop_reset)
-        if order is not None:
-            if any(t is not None for t in tables):
-                raise TypeError("CoreVocab takes either `order` (lazy tables) or the table arrays, not both")
-            a["order"], n_order = _table("order", order, np.int32, (None,))
-            _in_range("order", a["order"], n_order, 0, max(n_tokens, 1))
+        if lazy:
             self.v.lazy = gm_lazy_new(&grammar.g, self.v.tok_bytes, self.v.tok_begin,
-                                      <const int32_t *>_ptr(a["order"]), <int32_t>n_order, n_words,
+                                      <const int32_t *>_ptr(a["order"]), tokens.n_order, &tokens.ix, n_words,
                                       strip_leading_space)
             if self.v.lazy == NULL:
                 raise MemoryError("grammask core: out of memory")
         else:
-            if any(t is None for t in tables):
-                raise TypeError("CoreVocab needs every table array (or `order`, for lazy tables)")
             self._set_tables(*tables)
         self.v.fill_cache = gm_fill_cache_new(self.v.n_words, GM_FILL_SETS, GM_FILL_WAYS, 1)
         if self.v.fill_cache == NULL:

@@ -159,8 +159,12 @@ struct state_builder {
     fallback_at *dfb;
     int32_t *res;       /* [n_order] per token of `order`: RES_DEAD, RES_UNCOND, RES_MODED or its local group */
     /* The sorted vocabulary in blocks of one first byte: a state that cannot take that byte skips the block
-     * at once (most states take few first bytes; inside a multi-byte character, only continuation bytes). */
-    int32_t *block_end;
+     * at once (most states take few first bytes; inside a multi-byte character, only continuation bytes).
+     * From the vocabulary's shared index, or own_index when none was given. */
+    const int32_t *block_end;
+    const uint8_t *sorted_bytes;  /* the tokens' bytes in `order`'s order (see gm_vocab_index) */
+    const int64_t *sorted_begin;
+    gm_vocab_index own_index;
     state_groups gs;
     /* Tokens in a group per mode (see walk_in_mode): (index into order, local group) pairs. */
     int32_t *moded;
@@ -169,50 +173,87 @@ struct state_builder {
 
 void builder_free(state_builder *bd) {
     if (!bd) return;
-    GM_FREE_ALL(bd->dq, bd->dseq, bd->dreset, bd->dfrom, bd->dfb, bd->res, bd->block_end, bd->gs.count,
-                bd->gs.seq, bd->gs.cset, bd->moded);
+    GM_FREE_ALL(bd->dq, bd->dseq, bd->dreset, bd->dfrom, bd->dfb, bd->res, bd->gs.count, bd->gs.seq, bd->gs.cset,
+                bd->moded);
+    gm_vocab_index_free(&bd->own_index);
     map_free(&bd->gs.map);
     gm_free(bd);
 }
 
+int gm_vocab_index_init(gm_vocab_index *ix, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                        const int32_t *order, int32_t n_order) {
+    int64_t total = 0;
+    *ix = (gm_vocab_index){0};
+    for (int32_t k = 0; k < n_order; k++) {
+        int64_t len = tok_begin[order[k] + 1] - tok_begin[order[k]];
+        if (len > ix->max_len) ix->max_len = len;
+        total += len;
+    }
+    ix->sorted_bytes = gm_malloc((size_t)(total ? total : 1));
+    ix->sorted_begin = gm_malloc((size_t)(n_order + 1) * sizeof(int64_t));
+    ix->block_end = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
+    if (!ix->sorted_bytes || !ix->sorted_begin || !ix->block_end) {
+        gm_vocab_index_free(ix);
+        return GM_NOMEM;
+    }
+    ix->sorted_begin[0] = 0;
+    for (int32_t k = 0; k < n_order; k++) {
+        const int64_t at = tok_begin[order[k]], len = tok_begin[order[k] + 1] - at;
+        if (len) memcpy(ix->sorted_bytes + ix->sorted_begin[k], tok_bytes + at, (size_t)len);
+        ix->sorted_begin[k + 1] = ix->sorted_begin[k] + len;
+    }
+    for (int32_t k = n_order - 1; k >= 0; k--) {
+        const int64_t at = ix->sorted_begin[k], len = ix->sorted_begin[k + 1] - at;
+        const int same = k + 1 < n_order && len > 0 && ix->sorted_begin[k + 2] > ix->sorted_begin[k + 1] &&
+                         ix->sorted_bytes[ix->sorted_begin[k + 1]] == ix->sorted_bytes[at];
+        ix->block_end[k] = same ? ix->block_end[k + 1] : k + 1;
+    }
+    return 0;
+}
+
+void gm_vocab_index_free(gm_vocab_index *ix) {
+    GM_FREE_ALL(ix->sorted_bytes, ix->sorted_begin, ix->block_end);
+    *ix = (gm_vocab_index){0};
+}
+
 state_builder *builder_new(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
-                           const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space) {
+                           const int32_t *order, int32_t n_order, const gm_vocab_index *ix, int32_t n_words,
+                           int32_t strip_leading_space) {
     state_builder *bd = gm_calloc(1, sizeof(state_builder));
     if (!bd) return NULL;
     *bd = (state_builder){g, tok_bytes, tok_begin, order, n_order, n_words, strip_leading_space};
-    int64_t max_len = 0;
-    for (int32_t k = 0; k < n_order; k++) {
-        int64_t len = tok_begin[order[k] + 1] - tok_begin[order[k]];
-        if (len > max_len) max_len = len;
+    if (!ix) {
+        if (gm_vocab_index_init(&bd->own_index, tok_bytes, tok_begin, order, n_order)) {
+            builder_free(bd);
+            return NULL;
+        }
+        ix = &bd->own_index;
     }
+    bd->block_end = ix->block_end;
+    bd->sorted_bytes = ix->sorted_bytes;
+    bd->sorted_begin = ix->sorted_begin;
+    const int64_t max_len = ix->max_len;
     bd->dq = gm_malloc((size_t)(max_len + 1) * sizeof(int32_t));
     bd->dseq = gm_malloc((size_t)(max_len + 1) * sizeof(int32_t));
     bd->dreset = gm_malloc((size_t)(max_len + 1));
     bd->dfrom = gm_malloc((size_t)(max_len + 1) * sizeof(int64_t));
     bd->dfb = gm_malloc((size_t)(max_len + 1) * sizeof(fallback_at));
     bd->res = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
-    bd->block_end = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
-    if (map_init(&bd->gs.map, 256) || !bd->dq || !bd->dseq || !bd->dreset || !bd->dfrom || !bd->dfb || !bd->res ||
-        !bd->block_end) {
+    if (map_init(&bd->gs.map, 256) || !bd->dq || !bd->dseq || !bd->dreset || !bd->dfrom || !bd->dfb || !bd->res) {
         builder_free(bd);
         return NULL;
-    }
-    for (int32_t k = n_order - 1; k >= 0; k--) {
-        const int64_t at = tok_begin[order[k]], len = tok_begin[order[k] + 1] - at;
-        const int same = k + 1 < n_order && len > 0 && tok_begin[order[k + 1] + 1] > tok_begin[order[k + 1]] &&
-                         tok_bytes[tok_begin[order[k + 1]]] == tok_bytes[at];
-        bd->block_end[k] = same ? bd->block_end[k + 1] : k + 1;
     }
     return bd;
 }
 
 int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, uint32_t *mask) {
     const gm_grammar *g = bd->g;
-    const uint8_t *tok_bytes = bd->tok_bytes;
-    const int64_t *tok_begin = bd->tok_begin;
+    const uint8_t *sorted_bytes = bd->sorted_bytes;
+    const int64_t *sorted_begin = bd->sorted_begin;
     const int32_t *order = bd->order;
     const int32_t n_order = bd->n_order;
-    int32_t *dq = bd->dq, *dseq = bd->dseq, *res = bd->res, *block_end = bd->block_end;
+    int32_t *dq = bd->dq, *dseq = bd->dseq, *res = bd->res;
+    const int32_t *block_end = bd->block_end;
     uint8_t *dreset = bd->dreset;
     int64_t *dfrom = bd->dfrom;
     fallback_at *dfb = bd->dfb;
@@ -238,8 +279,8 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
     int prev_first = -1;         /* the first byte whose block was last looked at */
     for (int32_t k = 0; k < n_order; k++) {
         const int32_t t = order[k];
-        const uint8_t *b = tok_bytes + tok_begin[t];
-        const int64_t len = tok_begin[t + 1] - tok_begin[t];
+        const uint8_t *b = sorted_bytes + sorted_begin[k];  /* token t's bytes */
+        const int64_t len = sorted_begin[k + 1] - sorted_begin[k];
         if (len > 0 && !strip_state && b[0] != prev_first) {
             int32_t emit[3];
             int ne, consumed;
@@ -429,7 +470,7 @@ static int build_part(const gm_grammar *g, const uint8_t *tok_bytes, const int64
     group_caps caps;
     seq_table st = {0};
     wsop_table ops = {0};
-    state_builder *bd = builder_new(g, tok_bytes, tok_begin, order, n_order, n_words, strip_leading_space);
+    state_builder *bd = builder_new(g, tok_bytes, tok_begin, order, n_order, NULL, n_words, strip_leading_space);
     if (groups_start(out, n_ts, n_words, &caps) || intern_init(&st, &ops)) goto done;
     out->masks = gm_calloc((size_t)n_ts * n_words, sizeof(uint32_t));
     if (!bd || !out->masks) goto done;

@@ -183,10 +183,29 @@ typedef struct {
 /* Table state ts's tables (built now if lazy and not built yet): 0, or GM_NOMEM. */
 int gm_state_tables_of(const gm_vocab *v, int32_t ts, gm_state_tables *out);
 
+/* What the table builder derives from the vocabulary alone (its sorted order): the tokens' bytes laid out
+ * in that order (the builder walks them front to back instead of jumping through the vocabulary), per
+ * position of `order` the end of its block of tokens with the same first byte, and the longest token's
+ * length. Made once per vocabulary and shared, read-only, by every table set over it (a JSON Schema per
+ * request need not walk the whole vocabulary again before its first fill). */
+typedef struct {
+    uint8_t *sorted_bytes;   /* the bytes of order[0], order[1], ... end to end */
+    int64_t *sorted_begin;   /* [n_order + 1] where each starts in sorted_bytes */
+    int32_t *block_end;      /* [n_order] */
+    int64_t max_len;
+} gm_vocab_index;
+
+/* 0, or GM_NOMEM (ix left empty). */
+int gm_vocab_index_init(gm_vocab_index *ix, const uint8_t *tok_bytes, const int64_t *tok_begin,
+                        const int32_t *order, int32_t n_order);
+void gm_vocab_index_free(gm_vocab_index *ix);
+
 /* Lazy tables over the vocabulary's sorted order (order[n_order]: the tokens with text, sorted by bytes;
- * the arrays must outlive them). NULL: out of memory. */
+ * the arrays must outlive them). ix: the vocabulary's index (gm_vocab_index_init over the same arrays; it
+ * must outlive them too), or NULL to derive one of their own. NULL: out of memory. */
 gm_lazy_tables *gm_lazy_new(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
-                            const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space);
+                            const int32_t *order, int32_t n_order, const gm_vocab_index *ix, int32_t n_words,
+                            int32_t strip_leading_space);
 void gm_lazy_free(gm_lazy_tables *lz);
 /* States built so far, and the bytes their tables hold. */
 void gm_lazy_stats(gm_lazy_tables *lz, int32_t *n_built, int64_t *bytes);

@@ -328,10 +328,11 @@ static inline int32_t seq_lcp(const int32_t *seq_begin, const int32_t *seq_terms
 /* ---- gm_build.c: one table state's tables at a time, for gm_tables.c ------------------------------------ */
 
 typedef struct state_builder state_builder;
-/* A builder over the vocabulary's sorted order (see gm_build_vocab), or NULL: out of memory. */
+/* A builder over the vocabulary's sorted order (see gm_build_vocab), or NULL: out of memory. ix: the
+ * vocabulary's index (see gm_vocab_index), or NULL: the builder derives its own. */
 GM_INTERNAL state_builder *builder_new(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
-                                       const int32_t *order, int32_t n_order, int32_t n_words,
-                                       int32_t strip_leading_space);
+                                       const int32_t *order, int32_t n_order, const gm_vocab_index *ix,
+                                       int32_t n_words, int32_t strip_leading_space);
 GM_INTERNAL void builder_free(state_builder *bd);
 /* Table state ts's tables, sequences interned in st and whitespace ops in ops, as one block: see
  * built_state. 0, or GM_NOMEM. */

@@ -13,12 +13,13 @@ struct gm_lazy_tables {
 };
 
 gm_lazy_tables *gm_lazy_new(const gm_grammar *g, const uint8_t *tok_bytes, const int64_t *tok_begin,
-                            const int32_t *order, int32_t n_order, int32_t n_words, int32_t strip_leading_space) {
+                            const int32_t *order, int32_t n_order, const gm_vocab_index *ix, int32_t n_words,
+                            int32_t strip_leading_space) {
     gm_lazy_tables *lz = gm_calloc(1, sizeof(gm_lazy_tables));
     if (!lz) return NULL;
     lz->n_ts = g->n_lex_states + (strip_leading_space ? 1 : 0);
     lz->states = gm_calloc((size_t)lz->n_ts, sizeof(built_state *));
-    lz->bd = builder_new(g, tok_bytes, tok_begin, order, n_order, n_words, strip_leading_space);
+    lz->bd = builder_new(g, tok_bytes, tok_begin, order, n_order, ix, n_words, strip_leading_space);
     if (!lz->states || !lz->bd || LOCK_INIT(&lz->lock)) {
         builder_free(lz->bd);
         GM_FREE_ALL(lz->states, lz);

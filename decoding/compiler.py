@@ -13,7 +13,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .. import _core, fsm, grammar as grammar_package
-from .._core import CoreGrammar, CoreVocab
+from .._core import CoreGrammar, CoreTokens, CoreVocab
 from ..fsm.vocab import TokenizerInfo
 from ..grammar import Grammar, GrammarError
 from ..grammar.tables import GrammarTables
@@ -323,12 +323,22 @@ def compile(grammar: Union[Grammar, str], tokenizer_info: TokenizerInfo, *,
     return CompiledGrammar(grammar, tokenizer_info, core, vocab, list(gtables.display), False)
 
 
+def _core_tokens(info: TokenizerInfo) -> CoreTokens:
+    """The tokenizer's vocabulary as the lazy table builder reads it (copied, checked and indexed once per
+    tokenizer, then shared read-only by every grammar compiled for it; two threads meeting a new tokenizer
+    at once may each make one, both valid: the first kept wins)."""
+    if not info._core_tokens:
+        tok_bytes, tok_begin, order, is_stop = info.byte_layout()
+        info._core_tokens.append(CoreTokens(vocab_size=info.vocab_size, tok_bytes=tok_bytes, tok_begin=tok_begin,
+                                            is_stop=is_stop, order=order))
+    return info._core_tokens[0]
+
+
 def _lazy(grammar: Grammar, info: TokenizerInfo) -> CompiledGrammar:
     """Token tables each lexer state gets on its first fill (see CoreVocab)."""
     core = core_grammar(grammar)
-    tok_bytes, tok_begin, order, is_stop = info.byte_layout()
     vocab = CoreVocab(core, vocab_size=info.vocab_size, strip_leading_space=info.strips_leading_space,
-                      tok_bytes=tok_bytes, tok_begin=tok_begin, is_stop=is_stop, order=order)
+                      tokens=_core_tokens(info))
     return CompiledGrammar(grammar, info, core, vocab, list(grammar.tables.display), False)
 
 

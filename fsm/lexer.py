@@ -38,6 +38,7 @@ class RegexError(ValueError):
     def __init__(self, terminal: str, message: str):
         super().__init__(f"terminal {terminal}: {message}")
         self.terminal = terminal
+        self.detail = message
 
 
 @dataclass(frozen=True)
@@ -106,30 +107,65 @@ class LexerDFA:
 
 
 class _ByteNFA:
+    """Byte-level NFA over several terminals' automata (fragments), each laid after the ones before it."""
+
     def __init__(self) -> None:
-        self.trans: list[list[tuple[int, int, int]]] = []
         self.accept: list[int] = []  # the terminal that matches in the state, or -1
         self.cond: list = []         # None, or for a conditional match: a 257-bit mask of the next bytes
                                      # (bit 256: the end of the text) before which it matches
+        self._parts: list[tuple[int, "_Fragment"]] = []  # (first state, fragment)
+        self._trans: list[list[tuple[int, int, int]]] = []  # per state: (lo, hi, target), made when asked
+        self._listed = 0  # parts whose edges _trans holds
 
-    def new_state(self, accept: int = -1, cond: Optional[int] = None) -> int:
-        self.trans.append([])
-        self.accept.append(accept)
-        self.cond.append(cond)
-        return len(self.trans) - 1
+    def add(self, fragment: "_Fragment", term_id: int) -> int:
+        """Lay `fragment` after the states so far, its accepting states matching `term_id`; returns its start."""
+        offset = len(self.accept)
+        self.accept += [term_id if a else -1 for a in fragment.accepting]
+        self.cond += fragment.cond
+        self._parts.append((offset, fragment))
+        return offset
+
+    @property
+    def trans(self) -> list[list[tuple[int, int, int]]]:
+        """Per state, its edges (lo, hi, target), in the order they were made (read by Lark's scanner rule
+        and the contextual analysis; the native construction reads flat_edges)."""
+        while self._listed < len(self._parts):
+            offset, fragment = self._parts[self._listed]
+            self._trans += [[(lo, hi, offset + t) for lo, hi, t in row] for row in fragment.rows]
+            self._listed += 1
+        return self._trans
 
     def flat_edges(self) -> tuple[np.ndarray, ...]:
         """The edges as arrays for the native construction: per state offsets into (lo, hi, target)."""
-        n = len(self.trans)
+        n = len(self.accept)
         begin = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(np.fromiter(map(len, self.trans), dtype=np.int32, count=n), out=begin[1:])
-        flat = np.fromiter(chain.from_iterable(chain.from_iterable(self.trans)), dtype=np.int32,
-                           count=3 * int(begin[-1])).reshape(-1, 3)
-        return begin, flat[:, 0], flat[:, 1], flat[:, 2]
+        if not self._parts:
+            empty = np.zeros(0, dtype=np.int32)
+            return begin, empty, empty, empty
+        np.cumsum(np.concatenate([f.edge_counts for _, f in self._parts]), out=begin[1:])
+        lo = np.concatenate([f.lo for _, f in self._parts])
+        hi = np.concatenate([f.hi for _, f in self._parts])
+        dst = np.concatenate([f.dst + np.int32(offset) for offset, f in self._parts])
+        return begin, lo, hi, dst
 
     def matches_before(self, s: int, b: int) -> bool:
         """Whether state s matches when byte b (256: the end of the text) follows."""
         return self.accept[s] >= 0 and (self.cond[s] is None or bool(self.cond[s] >> b & 1))
+
+
+@dataclass(frozen=True, eq=False)
+class _Fragment:
+    """One terminal's byte automaton, states numbered from its start state 0: made from its regexes alone
+    (see _terminal_fragment), so a terminal met again (the same regexes in another grammar) is laid into the
+    NFA as made before."""
+
+    accepting: tuple[bool, ...]  # per state: the terminal matches there (conditionally, where cond is set)
+    cond: tuple                  # per state: None, or the conditional match's mask of next bytes
+    rows: tuple[tuple[tuple[int, int, int], ...], ...]  # per state: its edges (lo, hi, target), in order
+    edge_counts: np.ndarray      # the same edges as arrays (int32): per state, how many ...
+    lo: np.ndarray               # ... and all of them, state after state
+    hi: np.ndarray
+    dst: np.ndarray
 
 
 END_COLUMN = 256
@@ -220,46 +256,94 @@ def _utf8_sequences(lo: int, hi: int) -> tuple:
     return tuple(utf8_sequences(lo, hi))
 
 
+_NAMELESS = "\0"  # the terminal name fragments are built under (their errors get the real one)
+
+
 def _add_terminal(nfa: _ByteNFA, term_id: int, spec: TerminalSpec, regex: str) -> int:
-    dfa = _regex_dfa(spec.name, regex, fullmatch=spec.fullmatch)
-    for other in spec.also:
-        other_dfa = (_regex_dfa(spec.name, other, fullmatch=True) if isinstance(other, str)
-                     else _constraint_dfa(spec.name, other))
+    """Lay the terminal's byte automaton (lexing `regex`) into `nfa`; returns its start state."""
+    args = (regex, spec.fullmatch, spec.also)
+    try:
+        hash(args)
+        build = _cached_fragment
+    except TypeError:  # (a constraint with an unhashable argument: built each time)
+        build = _terminal_fragment
+    try:
+        fragment = build(*args)
+    except RegexError as exc:
+        if exc.terminal != _NAMELESS:
+            raise
+        raise RegexError(spec.name, exc.detail) from None
+    return nfa.add(fragment, term_id)
+
+
+@lru_cache(maxsize=4096)
+def _cached_fragment(regex: str, fullmatch: bool, also: tuple) -> _Fragment:
+    # A terminal's fragment depends on its regexes only: each JSON Schema's grammar repeats the same string,
+    # number and whitespace terminals, and each lexer mode that lexes a terminal needs it again.
+    return _terminal_fragment(regex, fullmatch, also)
+
+
+def _terminal_fragment(regex: str, fullmatch: bool, also: tuple) -> _Fragment:
+    """The byte automaton of the lexemes of `regex` (intersected with `also`): the character automaton's
+    states (accepting, or conditionally so), then the states inside multi-byte characters; its edges each
+    character range's UTF-8 byte sequences. Errors name the terminal _NAMELESS."""
+    name = _NAMELESS
+    dfa = _regex_dfa(name, regex, fullmatch=fullmatch)
+    for other in also:
+        other_dfa = (_regex_dfa(name, other, fullmatch=True) if isinstance(other, str)
+                     else _constraint_dfa(name, other))
         try:
             dfa = intersect(dfa, other_dfa)
         except RegexUnsupported as exc:
-            raise RegexError(spec.name, str(exc)) from None
+            raise RegexError(name, str(exc)) from None
     if dfa.accept[0] or dfa.cond[0] is not None:
-        raise RegexError(spec.name, f"/{regex}/ matches the empty string")
+        raise RegexError(name, f"/{regex}/ matches the empty string")
     if dfa.is_empty():
-        raise RegexError(spec.name, f"/{regex}/ and the regexes it is intersected with match nothing")
-    state_ids = []
+        raise RegexError(name, f"/{regex}/ and the regexes it is intersected with match nothing")
+    accepting: list[bool] = []
+    conds: list = []
     for acc, cond in zip(dfa.accept, dfa.cond):
         if cond is not None:
-            mask = _next_byte_mask(spec.name, regex, *cond)
-            state_ids.append(nfa.new_state(term_id, mask) if mask else nfa.new_state())
+            mask = _next_byte_mask(name, regex, *cond)
+            accepting.append(bool(mask))
+            conds.append(mask if mask else None)
         else:
-            state_ids.append(nfa.new_state(term_id if acc else -1))
+            accepting.append(bool(acc))
+            conds.append(None)
+    rows: list[list[tuple[int, int, int]]] = [[] for _ in accepting]
+    seen: list[set] = [set() for _ in accepting]  # rows' edges, for the membership test
     # Intermediate states inside one multi-byte character are shared by prefix, per (source, target).
     middle: dict[tuple, int] = {}
-    for src, row in enumerate(dfa.edges):
-        a = state_ids[src]
-        for lo, hi, dst in row:
-            b = state_ids[dst]
+    for a, row in enumerate(dfa.edges):
+        for lo, hi, b in row:
             for seq in _utf8_sequences(lo, hi):
                 cur = a
+                last = len(seq) - 1
                 for i, (blo, bhi) in enumerate(seq):
-                    if i == len(seq) - 1:
+                    if i == last:
                         nxt = b
                     else:
                         key = (a, b, seq[: i + 1])
                         nxt = middle.get(key)
                         if nxt is None:
-                            nxt = middle[key] = nfa.new_state()
-                    if (blo, bhi, nxt) not in nfa.trans[cur]:
-                        nfa.trans[cur].append((blo, bhi, nxt))
+                            nxt = middle[key] = len(rows)
+                            rows.append([])
+                            seen.append(set())
+                            accepting.append(False)
+                            conds.append(None)
+                    edge = (blo, bhi, nxt)
+                    if edge not in seen[cur]:
+                        seen[cur].add(edge)
+                        rows[cur].append(edge)
                     cur = nxt
-    return state_ids[0]
+    flat = np.fromiter(chain.from_iterable(chain.from_iterable(rows)), dtype=np.int32,
+                       count=3 * sum(map(len, rows))).reshape(-1, 3)
+    arrays = [np.ascontiguousarray(flat[:, k]) for k in range(3)]
+    for a in arrays:
+        a.setflags(write=False)
+    counts = np.fromiter(map(len, rows), dtype=np.int32, count=len(rows))
+    counts.setflags(write=False)
+    return _Fragment(tuple(accepting), tuple(conds), tuple(tuple(r) for r in rows), counts, *arrays)
 
 
 _INT32_MAX = 2**31 - 1

@@ -97,6 +97,7 @@ class TokenizerInfo:
     kind: str = "raw"
     _digest: list = field(default_factory=list, repr=False, compare=False)
     _layout: list = field(default_factory=list, repr=False, compare=False)
+    _core_tokens: list = field(default_factory=list, repr=False, compare=False)  # see decoding.compiler
 
     def __post_init__(self) -> None:
         n = len(self.token_bytes)

@@ -12,7 +12,7 @@ import pytest
 
 import grammask as gm
 from conftest import BYTE_LEVEL, SENTENCEPIECE, load_tokenizer, run_on_threads, tokenizer_info, walk_masks
-from grammask._core import CoreMatcher, CoreVocab, _fail_allocation_after, _live_blocks
+from grammask._core import CoreMatcher, CoreTokens, CoreVocab, _fail_allocation_after, _live_blocks
 
 # Schemas in the shapes tool arguments and response formats take: nested objects, arrays, enums and
 # consts, patterns and formats, length bounds (above and below the exact limit), numbers with bounds and
@@ -182,6 +182,37 @@ def test_core_vocab_takes_lazy_or_eager_tables_not_both():
         CoreVocab(compiled.core_grammar, **common)
     with pytest.raises(ValueError, match="order"):  # a token id past the vocabulary never reaches the core
         CoreVocab(compiled.core_grammar, order=np.array([0, info.vocab_size + 5]), **common)
+
+
+def test_lazy_tables_share_the_tokenizers_checked_vocabulary():
+    """One CoreTokens per tokenizer serves every lazy table set compiled for it; tables over it give the
+    masks of tables over the vocabulary's own arrays."""
+    tok, info = load_tokenizer(BYTE_LEVEL), tokenizer_info(BYTE_LEVEL)
+    first = gm.compile(gm.Grammar.from_json_schema(SCHEMAS[0]), info, cache_dir=False)
+    grammar = gm.Grammar.from_json_schema(SCHEMAS[1])
+    second = gm.compile(grammar, info, cache_dir=False)
+    assert first.lazy and second.lazy
+    assert first.core_vocab.tokens is second.core_vocab.tokens
+    assert first.core_vocab.arrays["tok_bytes"] is second.core_vocab.arrays["tok_bytes"]
+    tok_bytes, tok_begin, order, is_stop = info.byte_layout()
+    own = CoreVocab(second.core_grammar, vocab_size=info.vocab_size, strip_leading_space=info.strips_leading_space,
+                    tok_bytes=tok_bytes, tok_begin=tok_begin, is_stop=is_stop, order=order)
+    assert own.tokens is not second.core_vocab.tokens
+    for ts in (0, 1, second.core_vocab.n_table_states - 1):
+        a, b = own.state_tables(ts), second.core_vocab.state_tables(ts)
+        assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    ids = tok.encode('{"query": "weather", "limit": 3}')
+    assert _masks_along(second, ids) == _masks_along(_compiled(grammar, info, "eager"), ids)
+    tokens = second.core_vocab.tokens
+    common = dict(vocab_size=info.vocab_size, strip_leading_space=info.strips_leading_space)
+    with pytest.raises(TypeError, match="in place of"):
+        CoreVocab(second.core_grammar, tokens=tokens, order=order, **common)
+    with pytest.raises(TypeError, match="sorted order"):
+        CoreVocab(second.core_grammar, tokens=CoreTokens(vocab_size=info.vocab_size, tok_bytes=tok_bytes,
+                                                         tok_begin=tok_begin, is_stop=is_stop), **common)
+    with pytest.raises(ValueError, match="vocabulary of"):
+        CoreVocab(second.core_grammar, tokens=tokens, vocab_size=info.vocab_size + 1,
+                  strip_leading_space=info.strips_leading_space)
 
 
 def test_lazy_tables_json_instances_walk_as_the_eager_ones():

@@ -428,3 +428,25 @@ def test_allocation_failures_leak_nothing():
         break
     assert failures > 10
     assert _core._live_blocks() == before
+
+
+def test_a_terminal_met_again_is_laid_as_made_before_and_its_errors_name_it():
+    """The byte automaton of a terminal's regexes is made once (_cached_fragment) and laid at each use's own
+    offset, with each use's terminal id; an error names the terminal that met it, each time."""
+    lexer._cached_fragment.cache_clear()
+    terms = _specs(r"[a-zé]+", r"[0-9]+(?![0-9])", r"\d+", r"[a-zé]+")
+    nfa = _ByteNFA()
+    starts = [_add_terminal(nfa, i, t, t.regex) for i, t in enumerate(terms)]
+    assert lexer._cached_fragment.cache_info().hits == 1  # the fourth is the first, again
+    first = nfa.trans[starts[0]:starts[1]]
+    again = nfa.trans[starts[3]:]
+    assert again == [[(lo, hi, t - starts[0] + starts[3]) for lo, hi, t in row] for row in first]
+    assert [a for a in nfa.accept[starts[3]:] if a >= 0] and {a for a in nfa.accept[starts[3]:]} <= {-1, 3}
+    assert nfa.cond[starts[1]:starts[2]].count(None) < starts[2] - starts[1]  # the lookahead: conditional
+    begin, lo, hi, dst = nfa.flat_edges()
+    assert [list(zip(lo[begin[s]:begin[s + 1]].tolist(), hi[begin[s]:begin[s + 1]].tolist(),
+                     dst[begin[s]:begin[s + 1]].tolist())) for s in range(len(nfa.accept))] == nfa.trans
+    for name in ("A", "B"):
+        with pytest.raises(RegexError, match=f"^terminal {name}: /a\\*/ matches the empty string") as err:
+            _add_terminal(_ByteNFA(), 0, lexer.TerminalSpec(name, "a*"), "a*")
+        assert err.value.terminal == name
