@@ -299,11 +299,26 @@ def test_long_string_lengths_build_fast_and_narrow_soundly():
     g = check({"type": "object", "properties": {"a": {"type": "string", "maxLength": 255},
                                                  "b": {"type": "string", "minLength": 2, "maxLength": 3},
                                                  "c": {"type": "string", "maxLength": 4096}}},
-              [{"a": "x" * 64, "b": "é😀", "c": 'a "quoted"\nline'}, {"a": ""}],
-              [{"a": "x" * 65}, {"b": "a"}, {"b": "abcd"}, {"a": 1}])
+              [{"a": "x" * 255, "b": "é😀", "c": 'a "quoted"\nline'}, {"a": ""}, {"c": "y" * 256}],
+              [{"a": "x" * 256}, {"b": "a"}, {"b": "abcd"}, {"a": 1}])
     assert time.perf_counter() - t0 < 20
-    # Beyond 3 characters a bounded string is printable ASCII (sound: narrower than the schema).
+    # Beyond 3 characters a bounded string is printable ASCII, and at most LENGTH_CAP (256) long (sound:
+    # narrower than the schema).
     assert not accepts(g, {"a": "héllo"}) and accepts(g, {"b": "hé"})
+    assert not accepts(g, {"c": "y" * 257})
+
+
+def test_long_bounds_beside_many_patterns_fall_back_to_the_short_cap():
+    """Nine patterns each overlap eight length intervals: 72 intersections at the 256 cap, more than
+    MAX_TERM_INTERSECTIONS; capped at 64 the intervals are one, and the schema compiles."""
+    props = {f"p{i}": {"type": "string", "pattern": "^" + chr(98 + i) + "[a-z]*$"} for i in range(9)}
+    props.update({f"l{j}": {"type": "string", "maxLength": 100 + 10 * j} for j in range(8)})
+    check({"type": "object", "properties": props},
+          [{"p0": "bxyz", "l0": "x" * 64, "l7": ""}, {"p8": "j"}],
+          [{"l0": "x" * 65}, {"p0": "cxyz"}, {"l3": 5}])
+    # one long bound alone keeps the long cap
+    check({"type": "object", "properties": {"p0": props["p0"], "l0": props["l0"]}},
+          [{"p0": "b", "l0": "x" * 100}], [{"l0": "x" * 101}])
 
 
 def test_one_of_told_apart_by_a_discriminator():

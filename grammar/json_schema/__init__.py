@@ -11,7 +11,8 @@ Narrower by design:
   printable ASCII, lowercase hex), non-ASCII raw or as \\uxxxx;
 - integers without fraction or exponent; enum/const values spelled as json.dumps spells them;
 - a string under a maxLength above EXACT_LENGTH: printable ASCII (short escapes allowed) and at most
-  LENGTH_CAP characters (longer bounds build automata too slowly, see string_lengths.length_content);
+  LENGTH_CAP characters (longer bounds build automata too slowly, see string_lengths.length_content), or
+  SHORT_LENGTH_CAP where the long cap makes more overlapping value sets than terminals.py allows;
 - numbers with a fraction under bounds: no exponent, non-integer bounds rounded inward;
 - multiples (multipleOf): no exponent (fsm/multiples.py tracks the remainder digit by digit);
 - format ipv6 without zone ids, email and uri as strict subsets of their RFCs;
@@ -47,6 +48,8 @@ from ...fsm.lexer import LexerTooLarge, _time_limit
 from ..errors import GrammarError
 from .grammar_text import grammar_text
 from .numeric import frac_range_regex, int_range_regex
+from .string_lengths import LENGTH_CAP, SHORT_LENGTH_CAP
+from .terminals import TooManyOverlaps
 from .translator import Translator
 
 __all__ = ["schema_to_lark", "int_range_regex", "frac_range_regex"]
@@ -63,13 +66,19 @@ def schema_to_lark(schema: Any, compact: bool = False, timeout: Optional[float] 
         schema = schema.model_json_schema()
     if not isinstance(schema, (dict, bool)):
         raise GrammarError(f"JSON Schema must be an object or a boolean, not {type(schema).__name__}")
-    t = Translator(schema, compact)
     deadline = time.monotonic() + timeout if timeout else None
     try:
         # the automaton comparisons can blow up too (the native products watch the deadline themselves)
         with _time_limit(deadline), fsm_product.time_limit(deadline):
-            root = t.node(schema, "#")
-            return grammar_text(t, root)
+            t = Translator(schema, compact, LENGTH_CAP)
+            try:
+                return grammar_text(t, t.node(schema, "#"))
+            except TooManyOverlaps:
+                if not t.long_bounds:
+                    raise
+            # Long bounded strings overlap patterns in more ways than the lexer can take: shorter ones.
+            t = Translator(schema, compact, SHORT_LENGTH_CAP)
+            return grammar_text(t, t.node(schema, "#"))
     except RecursionError:
         raise GrammarError("JSON Schema: nested too deeply") from None
     except LexerTooLarge:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from ..regex import Emitter, RegexRefused, class_run, intersect, json_spelling
 from .formats import FORMATS, SPECIFIED_FORMATS
 from .keywords import count_keyword, pointer, schema_error
-from .string_lengths import ANY_CHAR, EXACT_LENGTH, LENGTH_CAP, length_content
+from .string_lengths import ANY_CHAR, EXACT_LENGTH, SHORT_LENGTH_CAP, length_content
 
 if TYPE_CHECKING:
     from .translator import Translator
@@ -62,9 +62,7 @@ def string_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
             raise schema_error("minLength/maxLength must be non-negative integers", ptr)
         if hi is not None and hi < lo:
             raise schema_error("maxLength < minLength: no string is valid", ptr)
-        if lo > LENGTH_CAP:
-            raise schema_error(f"minLength above {LENGTH_CAP} is not supported", ptr)
-        hi = None if hi is None else min(hi, LENGTH_CAP)
+        hi = capped_length(tr, lo, hi, ptr)
         name = tr.terms.add("string", f'"{length_content(lo, hi)}"', None, ptr, length=(lo, hi))
         return [tr.cls(("sub", name))]
     name = tr.terms.add("string", f'"{content}"', None, ptr)
@@ -78,10 +76,8 @@ def class_run_alts(tr: Translator, run: tuple, lo: int, hi: Optional[int], ptr: 
     if hi is not None and hi < lo:
         raise schema_error("the pattern and minLength/maxLength leave no string", ptr)
     if hi is not None and hi > EXACT_LENGTH:
-        # As for plain bounded strings: beyond EXACT_LENGTH, printable ASCII and at most LENGTH_CAP long.
-        if lo > LENGTH_CAP:
-            raise schema_error(f"minLength above {LENGTH_CAP} is not supported", ptr)
-        hi = min(hi, LENGTH_CAP)
+        # As for plain bounded strings: beyond EXACT_LENGTH, printable ASCII and at most the cap long.
+        hi = capped_length(tr, lo, hi, ptr)
         ranges = intersect(ranges, [(0x20, 0x7E)])
         if not ranges:
             raise schema_error("pattern with a long maxLength: only classes with printable ASCII characters are "
@@ -89,6 +85,16 @@ def class_run_alts(tr: Translator, run: tuple, lo: int, hi: Optional[int], ptr: 
     count = f"{{{lo},}}" if hi is None else f"{{{lo},{hi}}}"
     name = tr.terms.add("string", f'"(?:{json_spelling(ranges)}){count}"', None, ptr)
     return [tr.cls(("sub", name))]
+
+
+def capped_length(tr: Translator, lo: int, hi: Optional[int], ptr: str) -> Optional[int]:
+    """The upper bound the grammar keeps (at most the translation's length cap); notes bounds that the
+    short cap would narrow further."""
+    if lo > SHORT_LENGTH_CAP or (hi is not None and hi > SHORT_LENGTH_CAP):
+        tr.long_bounds = True
+    if lo > tr.length_cap:
+        raise schema_error(f"minLength above {tr.length_cap} is not supported", ptr)
+    return None if hi is None else min(hi, tr.length_cap)
 
 
 def pattern_content(pattern: Any, ptr: str) -> str:

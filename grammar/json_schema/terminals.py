@@ -10,11 +10,16 @@ from typing import Optional
 from ...fsm.fsm_product import covered, disjoint, intersection, is_subset, pattern_dfa
 from ...fsm.multiples import multiple_fsm
 from ...fsm.python_regex import from_interegular
+from ..errors import GrammarError
 from ..regex import lark_pattern
 from .keywords import schema_error
 from .string_lengths import interval_relation, length_content
 
 MAX_TERM_INTERSECTIONS = 64  # value sets made as intersections of overlapping ones (see Terminals.finalize)
+
+
+class TooManyOverlaps(GrammarError):
+    """More than MAX_TERM_INTERSECTIONS value sets overlap partially."""
 
 
 class Term:
@@ -163,9 +168,9 @@ class Terminals:
         if key in made:
             return made[key]
         if len(made) >= MAX_TERM_INTERSECTIONS:
-            raise schema_error(f"the strings/numbers allowed at {a.where} and at {b.where} overlap without one "
-                               f"containing the other, and more than {MAX_TERM_INTERSECTIONS} such overlaps arise",
-                               a.where)
+            raise TooManyOverlaps(str(schema_error(
+                f"the strings/numbers allowed at {a.where} and at {b.where} overlap without one containing the "
+                f"other, and more than {MAX_TERM_INTERSECTIONS} such overlaps arise", a.where)))
         name = f"{a.family[0].upper()}{len(self.terms)}"
         if a.length and b.length:  # an interval's language: the common interval's
             his = [x for x in (a.length[1], b.length[1]) if x is not None]

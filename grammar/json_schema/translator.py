@@ -30,9 +30,11 @@ _TYPE_ALTS: dict[str, Callable[["Translator", dict, str], list[str]]] = {
 class Translator:
     """The state of one schema's translation, shared by the keyword families."""
 
-    def __init__(self, root: Any, compact: bool):
+    def __init__(self, root: Any, compact: bool, length_cap: int):
         self.reader = SchemaReader(root)
         self.compact = compact
+        self.length_cap = length_cap  # the longest bounded string kept (string_lengths.LENGTH_CAP)
+        self.long_bounds = False      # some length bound above SHORT_LENGTH_CAP was met
         self.rules: dict[str, list[str]] = {}
         self.memo: dict[str, str] = {}
         self.terms = Terminals()
