@@ -581,10 +581,17 @@ def _contains(ranges: Ranges, cp: int) -> bool:
     return i >= 0 and ranges[i][1] >= cp
 
 
+# A regex without any of re's special characters matches only itself (a JSON Schema's keys and enum values).
+_LITERAL = re.compile(r"[^\\.^$*+?{}\[\]|()]+")
+
+
 def regex_dfa(regex: str, fullmatch: bool = False, max_states: int = MAX_DFA_STATES) -> CharDFA:
     """The automaton of the strings `regex` matches whole when re.match is run on them (fullmatch=False:
     Lark's lexing of one terminal), or of those re.fullmatch accepts (fullmatch=True).
     RegexUnsupported or re.error when there is none or the regex is invalid."""
+    if _LITERAL.fullmatch(regex) and len(regex) < max_states:
+        return CharDFA([[(ord(c), ord(c), i + 1)] for i, c in enumerate(regex)] + [[]],
+                       [False] * len(regex) + [True])
     nfa, start = parse(regex)
     return _Builder(nfa, start, fullmatch).build(max_states)
 

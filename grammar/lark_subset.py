@@ -242,8 +242,12 @@ def _cached_regex_pattern(raw: str):
     from lark.lexer import PatternRE
     from lark.load_grammar import eval_escaping
 
-    try:
-        value = eval_escaping(raw[1:-1])
-    except Exception:  # Lark's GrammarError, with Lark's message when Lark compiles it
-        return None
+    body = raw[1:-1]
+    if "\\" not in body and body.isprintable():
+        value = body  # what eval_escaping's literal_eval gives back, without its cost (a JSON key's regex)
+    else:
+        try:
+            value = eval_escaping(body)
+        except Exception:  # Lark's GrammarError, with Lark's message when Lark compiles it
+            return None
     return PatternRE(value, (), raw=raw) if value else None
