@@ -431,6 +431,18 @@ class _Expired(BaseException):
     pass
 
 
+def _used_cond_rows(cond: np.ndarray, row_ids: dict) -> tuple:
+    """The states' winner rows renumbered densely, and the rows (257 per row, interned in row_ids as
+    row -> id): (None, None) where no state is conditional."""
+    if not (cond >= 0).any():
+        return None, None
+    used = sorted(set(cond[cond >= 0].tolist()))
+    renum = {old: new for new, old in enumerate(used)}
+    by_id = {k: r for r, k in row_ids.items()}
+    cond_rows = np.asarray([by_id[k] for k in used], dtype=np.int32).reshape(len(used), 257)
+    return np.asarray([renum.get(c, -1) for c in cond.tolist()], dtype=np.int32), cond_rows
+
+
 def _term_ranks(terminals: list[TerminalSpec]) -> np.ndarray:
     """Each terminal's place in the order that picks a state's winner: highest priority, then string literals,
     then the order of definition."""
@@ -483,16 +495,7 @@ def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[fl
     trans, winner, dead_end, new_state, first = _trim_minimize(trans, winner, lex_mode, cond, mode_start)
     mode_start = new_state[mode_start]
     lex_mode = lex_mode[first].astype(np.int32)
-    cond = cond[first]
-    cond_rows = None
-    if (cond >= 0).any():
-        used = sorted(set(cond[cond >= 0].tolist()))
-        renum = {old: new for new, old in enumerate(used)}
-        by_id = {k: r for r, k in row_ids.items()}
-        cond_rows = np.asarray([by_id[k] for k in used], dtype=np.int32).reshape(len(used), 257)
-        cond = np.asarray([renum.get(c, -1) for c in cond.tolist()], dtype=np.int32)
-    else:
-        cond = None
+    cond, cond_rows = _used_cond_rows(cond[first], row_ids)
     # a conditional state is never final: the byte after it decides its winner
     final = (dead_end & (winner >= 0)).astype(np.uint8) if cond is not None else dead_end
     cset, csets = _completable_sets(trans, winner, [t.ignored for t in terminals], set(mode_start.tolist()),

@@ -171,16 +171,7 @@ def oracle_build(terminals, max_states=lexer.DEFAULT_MAX_LEXER_STATES, deadline:
     mode_start = labels[mode_start].astype(np.int32)
     _, first = np.unique(labels, return_index=True)
     lex_mode = lex_mode[first].astype(np.int32)
-    cond = cond[first]
-    cond_rows = None
-    if (cond >= 0).any():
-        used = sorted(set(cond[cond >= 0].tolist()))
-        renum = {old: new for new, old in enumerate(used)}
-        by_id = {k: r for r, k in row_ids.items()}
-        cond_rows = np.asarray([by_id[k] for k in used], dtype=np.int32).reshape(len(used), 257)
-        cond = np.asarray([renum.get(c, -1) for c in cond.tolist()], dtype=np.int32)
-    else:
-        cond = None
+    cond, cond_rows = lexer._used_cond_rows(cond[first], row_ids)
     final = ((trans < 0).all(axis=1) & (winner >= 0)).astype(np.uint8) if cond is not None else \
         (trans < 0).all(axis=1).astype(np.uint8)
     cset, csets = _completable_sets(trans, winner, [t.ignored for t in terminals], set(mode_start.tolist()),
