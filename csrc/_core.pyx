@@ -957,12 +957,13 @@ cdef int _lex_check(int rc) except -1:
     return _check(rc)
 
 
-def _lex_input(str name, a, int64_t length=-1):
-    """`a` as int32 for the C code, never empty; `length`: the number of elements it must have."""
-    arr = np.ascontiguousarray(a, dtype=np.int32).reshape(-1)
-    if length >= 0 and arr.shape[0] != length:
-        raise ValueError(f"lexer construction: {name} has {arr.shape[0]} elements, not {length}")
-    return arr if arr.shape[0] else np.zeros(1, dtype=np.int32)
+def _lex_input(str name, a, int64_t length, str who="lexer construction", dtype=np.int32):
+    """`a` as `dtype` for the C code, never empty, with exactly `length` elements. A count the C code is
+    given as len(a) is checked here too: len() of an array of shape (n, 0) is n, but it has no element."""
+    arr = np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+    if arr.shape[0] != length:
+        raise ValueError(f"{who}: {name} has {arr.shape[0]} elements, not {length}")
+    return arr if arr.shape[0] else np.zeros(1, dtype=dtype)
 
 
 def lex_determinize(edge_begin, edge_lo, edge_hi, edge_dst, accept, starts, term_rank, int32_t max_states,
@@ -974,9 +975,9 @@ def lex_determinize(edge_begin, edge_lo, edge_hi, edge_dst, accept, starts, term
     n_nfa = len(accept)
     b = _lex_input("edge_begin", edge_begin, n_nfa + 1)
     n_edges = len(edge_lo)
-    lo, hi = _lex_input("edge_lo", edge_lo), _lex_input("edge_hi", edge_hi, n_edges)
-    dst, acc = _lex_input("edge_dst", edge_dst, n_edges), _lex_input("accept", accept)
-    st, rank = _lex_input("starts", starts), _lex_input("term_rank", term_rank)
+    lo, hi = _lex_input("edge_lo", edge_lo, n_edges), _lex_input("edge_hi", edge_hi, n_edges)
+    dst, acc = _lex_input("edge_dst", edge_dst, n_edges), _lex_input("accept", accept, n_nfa)
+    st, rank = _lex_input("starts", starts, len(starts)), _lex_input("term_rank", term_rank, len(term_rank))
     cdef const int32_t *p_begin = <const int32_t *>_ptr(b)
     cdef const int32_t *p_lo = <const int32_t *>_ptr(lo)
     cdef const int32_t *p_hi = <const int32_t *>_ptr(hi)
@@ -1007,7 +1008,7 @@ def lex_minimize(trans, winner, mode, cond, starts):
     n = len(winner)
     t = _lex_input("trans", trans, <int64_t>n * 256)
     w, md = _lex_input("winner", winner, n), _lex_input("mode", mode, n)
-    c, st = _lex_input("cond", cond, n), _lex_input("starts", starts)
+    c, st = _lex_input("cond", cond, n), _lex_input("starts", starts, len(starts))
     cdef const int32_t *p_t = <const int32_t *>_ptr(t)
     cdef const int32_t *p_w = <const int32_t *>_ptr(w)
     cdef const int32_t *p_md = <const int32_t *>_ptr(md)
@@ -1039,8 +1040,8 @@ def lex_csets(trans, winner, cond, cond_rows, ignored, starts):
     c = _lex_input("cond", np.full(n, -1, np.int32) if cond is None else cond, n)
     n_rows = 0 if cond_rows is None else len(cond_rows)
     rows = _lex_input("cond_rows", np.zeros(0, np.int32) if cond_rows is None else cond_rows, <int64_t>n_rows * 257)
-    ig = np.ascontiguousarray(ignored, dtype=np.uint8) if n_terms else np.zeros(1, np.uint8)
-    st = _lex_input("starts", starts)
+    ig = _lex_input("ignored", ignored, n_terms, dtype=np.uint8)
+    st = _lex_input("starts", starts, len(starts))
     cdef const int32_t *p_t = <const int32_t *>_ptr(t)
     cdef const int32_t *p_w = <const int32_t *>_ptr(w)
     cdef const int32_t *p_c = <const int32_t *>_ptr(c)
@@ -1093,6 +1094,7 @@ def char_product(dfas, int rule, bint stop_at_final, int64_t max_states, double 
     """The product of code-point automata (gm_char_product), each given as (edge_begin, lo, hi, dst, accept)
     arrays: (0, found, n_states, (edge_begin, lo, hi, dst, accept) or None with stop_at_final), or
     (PRODUCT_TOO_MANY or PRODUCT_TIMEOUT, False, the states so far, None)."""
+    dfas = list(dfas)  # its length is the number of entries filled in below, whatever len() said
     cdef int32_t k = len(dfas)
     if k < 1:
         raise ValueError("char_product: no automata")
@@ -1104,12 +1106,11 @@ def char_product(dfas, int rule, bint stop_at_final, int64_t max_states, double 
     cdef int rc
     try:
         for i, (begin, lo, hi, dst, accept) in enumerate(dfas):
-            arrays = (_lex_input("edge_begin", begin), _lex_input("lo", lo), _lex_input("hi", hi),
-                      _lex_input("dst", dst), np.ascontiguousarray(accept, dtype=np.uint8).reshape(-1))
-            n_states = arrays[4].shape[0]
-            n_edges = len(lo)
-            if len(begin) != n_states + 1 or len(hi) != n_edges or len(dst) != n_edges or n_states < 1 \
-                    or arrays[0][n_states] != n_edges:
+            acc = np.ascontiguousarray(accept, dtype=np.uint8).reshape(-1)
+            n_states, n_edges, who = acc.shape[0], len(lo), f"char_product: automaton {i}"
+            arrays = (_lex_input("edge_begin", begin, n_states + 1, who), _lex_input("lo", lo, n_edges, who),
+                      _lex_input("hi", hi, n_edges, who), _lex_input("dst", dst, n_edges, who), acc)
+            if n_states < 1 or arrays[0][n_states] != n_edges:
                 raise ValueError(f"char_product: automaton {i}'s arrays do not fit together")
             kept.append(arrays)
             c_dfas[i].n_states = n_states

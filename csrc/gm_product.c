@@ -22,9 +22,11 @@ void gm_product_free(gm_product *out) {
 
 static int valid_dfa(const gm_char_dfa *d) {
     if (d->n_states < 1 || !d->edge_begin || !d->accept || d->edge_begin[0] != 0) return 0;
+    /* All offsets first: a later one that decreases means an earlier one lies past the edges' end. */
+    for (int32_t q = 0; q < d->n_states; q++)
+        if (d->edge_begin[q + 1] < d->edge_begin[q]) return 0;
     for (int32_t q = 0; q < d->n_states; q++) {
         int32_t b = d->edge_begin[q], e = d->edge_begin[q + 1];
-        if (e < b) return 0;
         int64_t prev_hi = -1;
         for (int32_t i = b; i < e; i++) {
             if (d->lo[i] <= prev_hi || d->lo[i] > d->hi[i] || d->hi[i] > GM_MAX_CODEPOINT) return 0;

@@ -119,3 +119,74 @@ def test_allocation_failures():
         break
     assert failures > 5
     assert _core._live_blocks() == before
+
+
+# A read past the end of an array faults in any build (not only under AddressSanitizer) when the array ends
+# where an unreadable page begins; the call runs in a child process, so that a fault fails this test only.
+_GUARDED_PRODUCT = r'''
+import ctypes, mmap, sys
+import numpy as np
+from grammask import _core
+
+page = mmap.PAGESIZE
+buf = mmap.mmap(-1, 2 * page)
+address = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+if libc.mprotect(address + page, page, 0) != 0:
+    print("no mprotect")
+    sys.exit(0)
+lo = np.frombuffer(buf, dtype=np.int32, count=2, offset=page - 8)  # its last element ends the page
+lo[:] = [97, 100]
+try:
+    _core.char_product([([0, 3, 2], lo, [99, 102], [1, 1], [0, 1])] * 2, _core.PRODUCT_ALL, False, 1000, -1.0)
+    print("accepted")
+except ValueError:
+    print("ValueError")
+'''
+
+
+def test_offsets_past_the_edges_are_refused_before_any_edge_is_read():
+    """edge_begin [0, 3, 2] ends at the 2 edges there are, but state 0's offsets run to 3: checking state 0's
+    edges before the offsets' order read a third edge past the arrays' end (gm_product.c valid_dfa)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the guard page needs mprotect")
+    res = subprocess.run([sys.executable, "-c", _GUARDED_PRODUCT], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert res.returncode == 0, f"the product crashed (exit {res.returncode}): {res.stderr[-2000:]}"
+    assert res.stdout.split()[-1:] in (["ValueError"], ["mprotect"]), res.stdout + res.stderr
+
+
+def test_arrays_without_elements_for_their_length_are_refused():
+    """len() of an array of shape (n, 0) is n, but it holds no element: the count the C code reads by must
+    come from the elements there are (the wrapper gave C a one-element placeholder and read n from it)."""
+    import numpy as np
+
+    from grammask import _core
+
+    good = ([0, 1], [97], [99], [0], [1])
+    assert _core.char_product([good], _core.PRODUCT_ALL, False, 100, -1.0)[0] == 0
+    for at in range(4):
+        broken = list(good)
+        broken[at] = np.zeros((len(good[at]), 0), dtype=np.int32)
+        with pytest.raises(ValueError):
+            _core.char_product([tuple(broken)], _core.PRODUCT_ALL, False, 100, -1.0)
+
+
+def test_a_sequence_whose_length_lies_is_read_as_what_it_holds():
+    """char_product fills one C entry per automaton iterated, and sized that block by len(): a sequence whose
+    len() says more left entries unset for C to follow (fewer: entries written past the block)."""
+    from grammask import _core
+
+    one = ([0, 1, 1], [97], [99], [1], [0, 1])
+
+    class Lying(list):
+        def __len__(self):
+            return 2
+
+    assert _core.char_product(Lying([one]), _core.PRODUCT_ALL, False, 100, -1.0)[:3] == \
+        _core.char_product([one], _core.PRODUCT_ALL, False, 100, -1.0)[:3]

@@ -399,6 +399,32 @@ def test_bad_input_is_refused():
         _core.lex_csets(np.full((2, 256), -1, np.int32), [0, 3], None, None, [0, 0], [0])
 
 
+def test_arrays_without_elements_for_their_length_are_refused():
+    """len() of an array of shape (n, 0) is n, but it holds no element: the wrappers passed such a count to C
+    with a one-element placeholder array, so C read past it (lex_determinize's edge_lo, accept, starts and
+    term_rank, lex_minimize's starts, lex_csets' ignored and starts). Each must be refused."""
+    from grammask import _core
+
+    def empty_rows(a):
+        return np.zeros((len(a), 0), dtype=np.int32)
+
+    nfa = dict(edge_begin=[0, 1], edge_lo=[97], edge_hi=[97], edge_dst=[0], accept=[0], starts=[0], term_rank=[0])
+    assert _core.lex_determinize(*nfa.values(), 100, -1.0)[:2] == (0, 1)
+    for key in ("edge_lo", "edge_hi", "edge_dst", "accept", "starts", "term_rank"):
+        args = dict(nfa, **{key: empty_rows(nfa[key])})
+        with pytest.raises(ValueError, match=key):
+            _core.lex_determinize(*args.values(), 100, -1.0)
+    trans = np.full((1, 256), -1, dtype=np.int32)
+    assert _core.lex_minimize(trans, [0], [0], [-1], [0])[0] == 0
+    with pytest.raises(ValueError, match="starts"):
+        _core.lex_minimize(trans, [0], [0], [-1], empty_rows([0]))
+    assert _core.lex_csets(trans, [0], None, None, [0], [0])[1] == []
+    with pytest.raises(ValueError, match="ignored"):
+        _core.lex_csets(trans, [0], None, None, empty_rows([0]), [0])
+    with pytest.raises(ValueError, match="starts"):
+        _core.lex_csets(trans, [0], None, None, [0], empty_rows([0]))
+
+
 def test_allocation_failures_leak_nothing():
     from grammask import _core
     terms = _specs(r'"([^"\\]|\\.)*"', r"[0-9]+(\.[0-9]+)?", r"true|false|null", r"[ \t\n]+")
