@@ -1,9 +1,12 @@
 /* Allocation. Every block of the core goes through these, so a test can make the n-th allocation from now
  * fail (gm_test_fail_alloc) and count the blocks still held (gm_test_live_blocks): the failure paths are
- * exercised, and shown to leave the matcher as it was and to leak nothing. And growable buffers. */
+ * exercised, and shown to leave the matcher as it was and to leak nothing. And growable buffers, and the
+ * clock the builders' deadlines are read on. */
+#define _POSIX_C_SOURCE 200809L
 #include "gm_internal.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 static int64_t alloc_countdown = 0; /* > 0: the allocation that brings it to 0 fails */
 static int64_t live_blocks = 0;
@@ -58,4 +61,14 @@ int grow32_buffer(int32_t **buf, int32_t *cap, int64_t need) {
     if (c > INT32_MAX) return GM_NOMEM;
     *cap = (int32_t)c;
     return r;
+}
+
+double gm_seconds_now(void) {
+#ifdef _WIN32
+    return (double)GetTickCount64() * 1e-3;
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+#endif
 }

@@ -69,6 +69,8 @@ GM_INTERNAL void *gm_realloc(void *old, size_t n);
 GM_INTERNAL void gm_free(void *p);
 /* Free every block of a list (a function's cleanup): GM_FREE_ALL(a, b, c). */
 GM_INTERNAL void gm_free_each(void *const *blocks, size_t n);
+/* CLOCK_MONOTONIC in seconds, the clock of Python's time.monotonic: the builders' deadlines. */
+GM_INTERNAL double gm_seconds_now(void);
 #define GM_FREE_ALL(...) \
     gm_free_each((void *const[]){__VA_ARGS__}, sizeof((void *const[]){__VA_ARGS__}) / sizeof(void *))
 /* Room for `need` elements in *buf (capacity doubles): 0, or GM_NOMEM with the buffer as it was. The check

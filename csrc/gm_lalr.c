@@ -8,11 +8,9 @@
  * Lark's sets are shared objects where the reads relation has a cycle through several transitions, so its
  * lookaheads there depend on its traversal order: such a grammar is answered GM_LALR_FALLBACK (the caller
  * takes Lark's own tables). Every index read from the input is checked first (GM_LALR_BAD_INPUT). */
-#define _POSIX_C_SOURCE 200809L
 #include "gm_internal.h"
 
 #include <stdlib.h>
-#include <time.h>
 
 /* Growable int32 arrays (the kernels, closures and relation lists, whose sizes are known only as they grow). */
 typedef struct {
@@ -27,13 +25,7 @@ static int vec_push(vec32 *a, int32_t x) {
     return 0;
 }
 
-static double now_monotonic(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int past(double deadline) { return deadline > 0 && now_monotonic() > deadline; }
+static int past(double deadline) { return deadline > 0 && gm_seconds_now() > deadline; }
 
 /* ---- the grammar, indexed -------------------------------------------------------------------------- */
 

@@ -5,24 +5,12 @@
  * The results are the ones a plain Python reading of the same definitions gives (tests/test_lexer_native.py
  * keeps that reading as the oracle): Hopcroft and Moore's refinement reach the same coarsest partition, and
  * the numbering (first appearance) does not depend on how it was reached. */
-#define _POSIX_C_SOURCE 200809L
 #include "gm_internal.h"
 #include "gm_lexbuild.h"
 
 #include <stdlib.h>
-#include <time.h>
 
 #define ALPHABET 256
-
-static double seconds_now(void) {
-#ifdef _WIN32
-    return (double)GetTickCount64() * 1e-3;
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-#endif
-}
 
 /* n * size bytes, or 0 when that does not fit a size_t (then the allocation is refused). */
 static size_t array_bytes(int64_t n, size_t size) {
@@ -237,7 +225,7 @@ int gm_lex_determinize(int32_t n_nfa, const int32_t *edge_begin, int64_t n_edges
     memset(out, 0, sizeof(*out));
     if (!check_nfa(n_nfa, edge_begin, n_edges, edge_lo, edge_hi, edge_dst, accept, n_starts, starts, n_terms))
         return GM_LEXB_BAD_INPUT;
-    double deadline = time_left >= 0 ? seconds_now() + time_left : -1;
+    double deadline = time_left >= 0 ? gm_seconds_now() + time_left : -1;
     set_index s = {0};
     edge_scratch w = {0};
     int64_t cap_rows = 0, cap_win = 0;
@@ -252,7 +240,7 @@ int gm_lex_determinize(int32_t n_nfa, const int32_t *edge_begin, int64_t n_edges
     }
     for (int32_t i = 0; rc == GM_OK && i < s.n_sets; i++) {
         /* the limits, where the Python construction looks at them */
-        if (deadline >= 0 && i % 64 == 0 && seconds_now() > deadline) {
+        if (deadline >= 0 && i % 64 == 0 && gm_seconds_now() > deadline) {
             out->n_states = s.n_sets;
             rc = GM_LEXB_TIMEOUT;
             break;

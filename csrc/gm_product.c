@@ -2,18 +2,10 @@
  * state is a tuple of k component states (-1: that automaton is dead), interned in an open-addressing hash
  * table; each is expanded by sweeping the code points once, all components' ranges merged, so that a move
  * of the product is a maximal run of code points over which no component changes its move. */
-#define _POSIX_C_SOURCE 200809L
 #include "gm_internal.h"
 #include "gm_product.h"
 
 #include <string.h>
-#include <time.h>
-
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void gm_product_free(gm_product *out) {
     GM_FREE_ALL(out->edge_begin, out->lo, out->hi, out->dst, out->accept);
@@ -138,7 +130,7 @@ int gm_char_product(int32_t k, const gm_char_dfa *dfas, int rule, int stop_at_fi
         if (!valid_dfa(&dfas[c])) return GM_PROD_BAD_INPUT;
     if (max_states > INT32_MAX) max_states = INT32_MAX;
     int32_t n_alive = rule == GM_PROD_ALL ? k : 1;  /* the first n_alive automata must live */
-    double deadline = time_left >= 0 ? seconds_now() + time_left : -1;
+    double deadline = time_left >= 0 ? gm_seconds_now() + time_left : -1;
 
     states_t s = {k, NULL, 0, 64, NULL, 0};
     moves_t m = {NULL, NULL, NULL, 0, 0};
@@ -161,7 +153,7 @@ int gm_char_product(int32_t k, const gm_char_dfa *dfas, int rule, int stop_at_fi
         goto done;
     }
     for (int64_t i = 0; i < s.n; i++) {
-        if (deadline >= 0 && (i & 255) == 0 && seconds_now() > deadline) {
+        if (deadline >= 0 && (i & 255) == 0 && gm_seconds_now() > deadline) {
             rc = GM_PROD_TIMEOUT;
             goto done;
         }
