@@ -201,7 +201,7 @@ def test_object_counts_and_refusals():
             "no instance")
     refused({"type": "object", "minProperties": 33}, "minProperties")
     refused({"type": "object", "patternProperties": {"^x": {}, "y": {}}}, "patternProperties", "overlap")
-    refused({"not": {"type": "string"}}, "not")
+    refused({"not": {"pattern": "a"}}, "not")
     refused({"type": "array", "uniqueItems": True}, "uniqueItems")
     refused({"type": "string", "format": "uri-reference"}, "#", "format")
 
@@ -602,3 +602,47 @@ def test_anchors_in_every_branch_of_an_alternation():
           ["123e4567-e89b-12d3-a456-426614174000", "0123456789abcdef"],
           ["0123456789abcde", "0123456789abcdef0", "x0123456789abcdef", "123e4567-e89b-12d3-a456-42661417400"])
     check({"type": "string", "pattern": "^ab$|^cd"}, ["ab", "cd", "cdx"], ["abx", "xab", "xcd"])
+
+
+NEGATION_SCHEMAS = [
+    {"not": {"type": "object"}}, {"not": {"type": ["number", "string"]}},
+    {"type": ["integer", "object"], "not": {"type": "object"}}, {"not": {"type": "array", "description": "x"}},
+    {"not": {"required": ["a", "b"]}}, {"type": "object", "not": {"required": ["a"]}},
+    {"type": "object", "required": ["a"], "not": {"required": ["b", "c"]}},
+    {"type": ["string", "object"], "not": {"required": ["a"]}},
+    {"properties": {"a": {"type": "integer"}}, "not": {"required": ["a", "d"]}},
+    {"anyOf": [{"required": ["a"]}, {"required": ["c"]}], "not": {"required": ["b"]}},
+    {"oneOf": [{"required": ["a"]}, {"required": ["c"]}], "not": {"required": ["b"]}},
+    {"anyOf": [{"required": ["a"]}, {"required": ["b"]}], "oneOf": [{"required": ["c"]}, {"required": ["a"]}]},
+    {"oneOf": [{"required": ["c"]}, {"required": ["a"]}]}, {"oneOf": [{"required": ["c"]}]},
+]
+
+
+@pytest.mark.parametrize("schema", NEGATION_SCHEMAS, ids=lambda s: json.dumps(s)[:60])
+def test_not_of_types_and_required_keys_against_jsonschema(schema):
+    """`not` of a type list or of required keys, and oneOf/anyOf of required lists beside it, judged by the
+    jsonschema package on non-objects and on every object over four keys in every order: nothing invalid
+    accepted; a valid object rejected only for its key order (the same keys in schema order pass)."""
+    import itertools
+
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(schema)
+    g = gm.Grammar.from_json_schema(schema)
+    objects = [{k: 1 for k in keys} for n in range(5) for keys in itertools.permutations("abcd", n)]
+    valid_seen = 0
+    for value in [None, True, 1, 1.5, "s", [], [1], *objects]:
+        expected = validator.is_valid(value)
+        valid_seen += expected
+        if accepts(g, value):
+            assert expected, value
+        elif expected:
+            assert isinstance(value, dict), value
+            assert any(accepts(g, dict.fromkeys(order, 1)) for order in itertools.permutations(value)), value
+    assert valid_seen
+
+
+def test_not_refused_where_no_keyword_says_it():
+    refused({"not": {"type": "integer"}}, "not")  # a number whose fraction is not zero: no type here
+    refused({"not": {"minimum": 3}}, "not")
+    refused({"type": "object", "not": {"type": "object"}}, "not", "no instance")
+    refused({"type": "string", "not": {"required": ["a"]}}, "not", "objects only")
