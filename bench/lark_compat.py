@@ -96,6 +96,14 @@ CASES: dict[str, Case] = {c.name: c for c in [
         "_ = ůa + 日本語;",
         "x = 1 + 2 + y;",
     )),
+    Case("word_boundaries", valid=(
+        "select * from café;",
+        "SELECT naïve, größe FROM Straße WHERE größe ≥ 3 AND x = @bob;",
+        "select a from b where c≠'x';",
+        "select fromage from from_table;",
+        "select x from t where y = @ann ;select selecté from wheres;",
+        "Select\u00a0x\u2003FROM\tt\nwhere ω<2.5;",
+    )),
     Case("common_all", valid=(
         "digit:7;hexdigit:f;int:42;signed_int:-3;decimal:1.5;decimal:.5;decimal:2.;",
         "float:1e10;float:1.5E-3;signed_float:+2.e3;number:7;number:7.25;signed_number:-1e-9;",

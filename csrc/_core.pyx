@@ -41,6 +41,7 @@ cdef extern from "gm_core.h":
         int32_t lex_fallback
         const int32_t *lex_cond
         const int32_t *cond_rows
+        const int32_t *lex_void
         int32_t n_rules
 
     ctypedef struct gm_fill_cache:
@@ -383,7 +384,7 @@ cdef class CoreGrammar:
                  int t_dedent=-1, int t_cont=-1, int t_semicolon=-1, int tab_len=8, mode_start=None, lex_mode=None,
                  term_fop=None, term_farg=None, term_restart=None, mode_event=None, int t_rbrace=-1,
                  int t_colon=-1, int t_walrus=-1, int t_fclose=-1, int t_spec_open=-1, int t_spec_text=-1,
-                 state_mode=None, int lex_fallback=0, lex_cond=None, cond_rows=None):
+                 state_mode=None, int lex_fallback=0, lex_cond=None, cond_rows=None, lex_void=None):
         a = {}
         a["term_ignored"], n_terms = _table("term_ignored", term_ignored, np.uint8, (None,))
         a["lex_trans"], n_states = _table("lex_trans", lex_trans, np.int32, (None, 256))
@@ -477,6 +478,12 @@ cdef class CoreGrammar:
                 raise TableError("lex_cond: a conditional lexer state has an unconditional winner")
             self.g.lex_cond = <const int32_t *>_ptr(a["lex_cond"])
             self.g.cond_rows = <const int32_t *>_ptr(a["cond_rows"])
+        if lex_void is not None:
+            if lex_cond is None or not lex_fallback:
+                raise TableError("lex_void without conditional lexer states and lex_fallback")
+            a["lex_void"], _ = _table("lex_void", lex_void, np.int32, (n_states,))
+            _in_range("lex_void", a["lex_void"], n_states, -2, n_terms)
+            self.g.lex_void = <const int32_t *>_ptr(a["lex_void"])
         if state_mode is not None:
             if self.g.n_modes < 2:
                 raise TableError("state_mode without lexer modes")

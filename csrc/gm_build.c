@@ -58,6 +58,10 @@ static const fallback_at NO_FALLBACK = {-1, 0, 0, 0};
 static inline fallback_at fallback_after(const gm_grammar *g, fallback_at fb, int32_t q, int32_t seq, uint8_t b,
                                          int64_t d, int32_t nq) {
     const int continued = !is_start(g, q) && g->lex_trans[(size_t)q * 256 + b] >= 0;
+    if (fb.at >= 0) { /* void: as track_fallback */
+        fb.term = fallback_term_in(g, nq, fb.term);
+        if (fb.term < 0) fb = NO_FALLBACK;
+    }
     if (is_start(g, nq) || g->lex_winner[nq] >= 0 || !continued) return NO_FALLBACK;
     if (winner_before(g, q, b) >= 0) return (fallback_at){d, q, winner_before(g, q, b), seq};
     return fb;

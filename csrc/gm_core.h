@@ -68,8 +68,17 @@ typedef struct {
      * terminal it then is (-1: none; b = 256: the text ends there). Such a state's lex_winner is -1. */
     const int32_t *lex_cond;     /* [n_lex_states] */
     const int32_t *cond_rows;    /* [n_cond * 257] */
+    /* Lark terminals whose look past the lexeme the character after it decides but its first byte does not
+     * (`\b` with Unicode `\w`), or NULL: the lexeme may end before that byte tentatively (its row names the
+     * terminal: the fallback keeps it); entering a state with lex_void != GM_NO_VOID after the character
+     * failed the look, the fallback kept is void: it becomes terminal lex_void (the row's next choice), or
+     * none (GM_VOID_DROP). */
+    const int32_t *lex_void;     /* [n_lex_states] */
     int32_t n_rules;             /* entries of rule_lhs and rule_len (for gm_check_lr) */
 } gm_grammar;
+
+#define GM_NO_VOID (-1)
+#define GM_VOID_DROP (-2)
 
 #define GM_RESTART_SAME (-1)
 #define GM_RESTART_DYNAMIC (-2)

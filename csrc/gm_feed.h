@@ -79,6 +79,11 @@ static int fb_push(gm_matcher *m, gm_ictx *c, uint8_t b) {
 static inline int track_fallback(gm_matcher *m, gm_ictx *c, int32_t from, uint8_t b, int32_t nq) {
     const gm_grammar *g = m->g;
     const int continued = !is_start(g, from) && g->lex_trans[(size_t)from * 256 + b] >= 0;
+    if (c->fb_n) { /* the character b ends failed the look-ahead of the lexeme kept: void */
+        const int32_t w = fallback_term_in(g, nq, c->fb_term);
+        if (w < 0) fb_clear(c);
+        else c->fb_term = w;
+    }
     if (is_start(g, nq) || g->lex_winner[nq] >= 0 || !continued) {
         fb_clear(c);
     } else if (winner_before(g, from, b) >= 0) {

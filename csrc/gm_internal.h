@@ -88,6 +88,13 @@ static inline int grow32(int32_t **buf, int32_t *cap, int64_t need) {
 
 /* ---- gm_lexer.c: gm_lex_byte and gm_mode_start (gm_core.h); the helpers the hot paths inline ---------- */
 
+/* lex_void: what entering state nq leaves of a fallback kept with terminal fb_term: the terminal to fall
+ * back to now (fb_term itself unless nq voids it), or -1 (none: drop it). */
+static inline int32_t fallback_term_in(const gm_grammar *g, int32_t nq, int32_t fb_term) {
+    if (!g->lex_void || g->lex_void[nq] == GM_NO_VOID) return fb_term;
+    return g->lex_void[nq] == GM_VOID_DROP ? -1 : g->lex_void[nq];
+}
+
 /* Whether q is a state where no lexeme is in progress (a mode's start). */
 static inline int is_start(const gm_grammar *g, int32_t q) {
     return g->n_modes > 1 ? g->mode_start[g->lex_mode[q]] == q : q == 0;

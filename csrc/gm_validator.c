@@ -72,11 +72,12 @@ int gm_feed_bytes(gm_matcher *m, const uint8_t *bytes, int64_t n, int64_t offset
             m->lex_state = gm_mode_start(g, &m->ctx, m->lr.data[m->lr.len - 1]);
             return GM_ERR_PARSE;
         }
-        /* A lexeme in progress: check its terminals afresh when its completable set changes. */
+        /* A lexeme in progress: check its terminals afresh when its completable set changes, or when the
+         * character it took failed a look-ahead (lex_void: the fallback it kept may be gone). */
         at_start = fed.at_start;
         if (at_start) {
             checked_cset = GM_ANY;
-        } else if (g->lex_cset[q] != checked_cset) {
+        } else if (g->lex_cset[q] != checked_cset || (g->lex_void && g->lex_void[q] != GM_NO_VOID)) {
             checked_cset = g->lex_cset[q];
             m->lex_state = q;
             r = pending_viable(m, q);

@@ -25,7 +25,7 @@ _GRAMMAR_ARRAYS = ("lex_trans", "lex_winner", "lex_cset", "lex_final", "term_ign
 _GRAMMAR_SCALARS = ("lr_start", "lr_end", "indenter", "lex_init", "t_nl", "t_newline", "t_indent", "t_dedent",
                     "t_cont", "t_semicolon", "tab_len", "lex_fallback")
 _FSTRING_ARRAYS = ("mode_start", "lex_mode", "term_fop", "term_farg", "term_restart", "mode_event", "state_mode")
-_COND_ARRAYS = ("lex_cond", "cond_rows")  # only a grammar with conditional lexer states has them
+_COND_ARRAYS = ("lex_cond", "cond_rows", "lex_void")  # only a grammar with conditional lexer states has them
 _FSTRING_SCALARS = ("t_rbrace", "t_colon", "t_walrus", "t_fclose", "t_spec_open", "t_spec_text")
 _VOCAB_ARRAYS = ("tok_bytes", "tok_begin", "is_stop", "uncond_mask", "masks", "group_begin", "group_seq",
                  "group_cset", "group_tok_begin", "group_toks", "group_dense", "seq_begin", "seq_terms", "wsop_begin",
@@ -57,7 +57,10 @@ def _cond_arrays(lex) -> dict:
     """Conditional lexer states (a lookahead past the lexeme): only when the grammar has one."""
     if lex.cond is None:
         return {}
-    return dict(lex_cond=lex.cond, cond_rows=lex.cond_rows)
+    out = dict(lex_cond=lex.cond, cond_rows=lex.cond_rows)
+    if lex.void is not None:
+        out["lex_void"] = lex.void
+    return out
 
 
 def _fstring_arrays(tables: GrammarTables) -> dict:

@@ -55,17 +55,21 @@ def _augmented_dfa(terminals: list[TerminalSpec], ids: list[int], rules: ScanRul
         members, matched_before = order[i]
         i += 1
         acc = al = 0
-        conds = []  # (owner, next-byte mask) of the conditional matches
+        conds = []  # (owner, next-byte mask, undecided first bytes) of the conditional matches
         for s in members:
             al |= owner[s]
             if nfa.accept[s] >= 0:
                 if nfa.cond[s] is None:
                     acc |= owner[s]
                 else:
-                    conds.append((owner[s], nfa.cond[s]))
+                    conds.append((owner[s], nfa.cond[s], nfa.undecided[s]))
 
-        def acc_before(c: int) -> int:
-            return acc | sum({o for o, m in conds if m >> c & 1})
+        def acc_before(c: int) -> list[int]:
+            """What matches before byte c: one mask, or, where the character after c decides a match
+            (lark_scan.py's tentative matches), each way it can go."""
+            held = acc | sum({o for o, m, _ in conds if m >> c & 1})
+            open_ = sorted({o for o, m, u in conds if u >> c & 1 and not m >> c & 1})
+            return [held | sum(o for j, o in enumerate(open_) if pick >> j & 1) for pick in range(1 << len(open_))]
 
         edges = [e for s in members for e in nfa.trans[s]]
         out: set[tuple[int, int]] = set()
@@ -78,15 +82,15 @@ def _augmented_dfa(terminals: list[TerminalSpec], ids: list[int], rules: ScanRul
                 targets = frozenset(t for lo, hi, t in edges if lo <= a <= hi and live[t])
                 if not targets:
                     continue
-                acc_a = acc_before(a)
-                key = (targets, matched_before | acc_a)
-                j = index.get(key)
-                if j is None:
-                    j = index[key] = len(order)
-                    order.append(key)
-                out.add((j, acc_a))
+                for acc_a in acc_before(a):
+                    key = (targets, matched_before | acc_a)
+                    j = index.get(key)
+                    if j is None:
+                        j = index[key] = len(order)
+                        order.append(key)
+                    out.add((j, acc_a))
         succs.append(sorted(out))
-        accepts.append(tuple({acc_before(c) for c in range(257)}) if conds else (acc,))
+        accepts.append(tuple({x for c in range(257) for x in acc_before(c)}) if conds else (acc,))
         alive.append(al)
         before.append(matched_before)
     return succs, accepts, alive, before

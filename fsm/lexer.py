@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import _core
 from .limits import LexerTooLarge, too_long, too_many_states
-from .lark_scan import LarkPattern, lark_determinize, scan_rules
+from .lark_scan import NO_VOID, LarkPattern, LookaheadUndecidable, lark_determinize, scan_rules
 from .python_regex import CharDFA, RegexUnsupported, from_interegular, intersect, regex_dfa
 from .utf8 import utf8_sequences
 
@@ -76,6 +76,11 @@ class LexerDFA:
     # in such a state. Both None when no state is conditional.
     cond: np.ndarray = None        # (n_states,) int32
     cond_rows: np.ndarray = None   # (n_cond, 257) int32
+    # Where the character after a conditional state's lexeme decides its look-ahead but the first byte does
+    # not (lark_scan.py): void[q] says what entering q, after that character failed it, leaves of the
+    # lexeme kept to fall back to: NO_VOID (unchanged), a terminal (the row's next choice), VOID_DROP (none).
+    # None when no state voids one.
+    void: np.ndarray = None        # (n_states,) int32
 
     @property
     def n_states(self) -> int:
@@ -106,6 +111,11 @@ class LexerDFA:
         return won
 
 
+# A state of a lookahead path (see _Fragment.look): inside the character after a conditional match whose
+# first byte does not decide the condition, and the two ends of that character.
+LOOK_INSIDE, LOOK_HOLDS, LOOK_FAILS = 1, 2, 3
+
+
 class _ByteNFA:
     """Byte-level NFA over several terminals' automata (fragments), each laid after the ones before it."""
 
@@ -113,6 +123,9 @@ class _ByteNFA:
         self.accept: list[int] = []  # the terminal that matches in the state, or -1
         self.cond: list = []         # None, or for a conditional match: a 257-bit mask of the next bytes
                                      # (bit 256: the end of the text) before which it matches
+        self.undecided: list = []    # per state: a 256-bit mask of the first bytes after which the condition
+                                     # is still open (the rest of the character decides: lookahead paths)
+        self.look: list = []         # per state: 0, or LOOK_* on a lookahead path
         self._parts: list[tuple[int, "_Fragment"]] = []  # (first state, fragment)
         self._trans: list[list[tuple[int, int, int]]] = []  # per state: (lo, hi, target), made when asked
         self._listed = 0  # parts whose edges _trans holds
@@ -122,6 +135,8 @@ class _ByteNFA:
         offset = len(self.accept)
         self.accept += [term_id if a else -1 for a in fragment.accepting]
         self.cond += fragment.cond
+        self.undecided += fragment.undecided
+        self.look += fragment.look
         self._parts.append((offset, fragment))
         return offset
 
@@ -161,6 +176,12 @@ class _Fragment:
 
     accepting: tuple[bool, ...]  # per state: the terminal matches there (conditionally, where cond is set)
     cond: tuple                  # per state: None, or the conditional match's mask of next bytes
+    # A condition on the next character that its first byte does not decide (\b with Unicode \w after a
+    # letter: U+00E9 and U+00D7 both begin with 0xC3): per state, the mask of such first bytes, and from
+    # the state, for each, a lookahead path over the character's bytes to a LOOK_HOLDS or LOOK_FAILS state
+    # (no edges out). Only Lark's scanner reads them (lark_scan.py); the paths match nothing themselves.
+    undecided: tuple             # per state: 0, or the mask of undecided first bytes
+    look: tuple                  # per state: 0, or LOOK_INSIDE / LOOK_HOLDS / LOOK_FAILS
     rows: tuple[tuple[tuple[int, int, int], ...], ...]  # per state: its edges (lo, hi, target), in order
     edge_counts: np.ndarray      # the same edges as arrays (int32): per state, how many ...
     lo: np.ndarray               # ... and all of them, state after state
@@ -192,29 +213,42 @@ def _lead_byte_intervals() -> list:
 _LEAD_INTERVALS = _lead_byte_intervals()
 
 
-def _next_byte_mask(name: str, regex: str, ranges, at_end: bool) -> int:
-    """A condition on the next character as one on the next byte: exact only when each first byte's
-    characters all satisfy it or none does (RegexError otherwise)."""
+def _next_byte_mask(ranges, at_end: bool) -> tuple[int, dict]:
+    """A condition on the next character (the code point ranges where it holds; whether at the end of the
+    text) as one on the next byte: the mask of the first bytes whose characters all satisfy it, and for each
+    first byte whose characters some do and some do not, the ranges of those that do."""
     from bisect import bisect_right
     mask = 1 << END_COLUMN if at_end else 0
+    undecided: dict = {}
     for b, spans in enumerate(_LEAD_INTERVALS):
         if spans is None:
             continue  # no character starts with it: a text with it there is invalid either way
         (lo, hi), = spans
-        covered = 0
+        holding = []
         i = max(bisect_right(ranges, (lo, -1)) - 1, 0)
         while i < len(ranges) and ranges[i][0] <= hi:
             r_lo, r_hi = ranges[i]
-            covered += max(0, min(hi, r_hi) - max(lo, r_lo) + 1)
+            if min(hi, r_hi) >= max(lo, r_lo):
+                holding.append((max(lo, r_lo), min(hi, r_hi)))
             i += 1
+        covered = sum(h - l + 1 for l, h in holding)
         if covered == hi - lo + 1:
             mask |= 1 << b
         elif covered:
-            raise RegexError(name, f"a lookahead past the end of the lexeme holds before some characters that "
-                             f"start with byte 0x{b:02X} and not before others: the byte-level lexer cannot "
-                             "decide it from the next byte (e.g. \\b or (?!\\w) with Unicode \\w: use (?a) "
-                             f"or a class of ASCII characters) in /{regex}/")
-    return mask
+            undecided[b] = holding
+    return mask, undecided
+
+
+def _failing(span: tuple, holding: list) -> list:
+    """The code points of `span` outside the sorted, disjoint `holding` ranges."""
+    out, at = [], span[0]
+    for lo, hi in holding:
+        if lo > at:
+            out.append((at, lo - 1))
+        at = hi + 1
+    if at <= span[1]:
+        out.append((at, span[1]))
+    return out
 
 
 def _regex_dfa(name: str, regex: str, fullmatch: bool = False) -> CharDFA:
@@ -302,40 +336,63 @@ def _terminal_fragment(regex: str, fullmatch: bool, also: tuple) -> _Fragment:
         raise RegexError(name, f"/{regex}/ and the regexes it is intersected with match nothing")
     accepting: list[bool] = []
     conds: list = []
-    for acc, cond in zip(dfa.accept, dfa.cond):
+    open_conditions: dict = {}  # char state -> {first byte: the ranges of its characters the condition holds for}
+    for a, (acc, cond) in enumerate(zip(dfa.accept, dfa.cond)):
         if cond is not None:
-            mask = _next_byte_mask(name, regex, *cond)
-            accepting.append(bool(mask))
-            conds.append(mask if mask else None)
+            mask, undecided = _next_byte_mask(*cond)
+            accepting.append(bool(mask or undecided))
+            conds.append(mask if mask or undecided else None)
+            if undecided:
+                open_conditions[a] = undecided
         else:
             accepting.append(bool(acc))
             conds.append(None)
     rows: list[list[tuple[int, int, int]]] = [[] for _ in accepting]
     seen: list[set] = [set() for _ in accepting]  # rows' edges, for the membership test
-    # Intermediate states inside one multi-byte character are shared by prefix, per (source, target).
+    look = [0] * len(accepting)
     middle: dict[tuple, int] = {}
+
+    def new_state(kind: int) -> int:
+        rows.append([])
+        seen.append(set())
+        accepting.append(False)
+        conds.append(None)
+        look.append(kind)
+        return len(rows) - 1
+
+    def lay(source: int, seq: tuple, target: int, inside: int) -> None:
+        """Edges for one UTF-8 byte sequence from `source` to `target`; the states inside one multi-byte
+        character are shared by prefix, per (source, target)."""
+        cur, last = source, len(seq) - 1
+        for i, (blo, bhi) in enumerate(seq):
+            if i == last:
+                nxt = target
+            else:
+                key = (source, target, seq[: i + 1])
+                nxt = middle.get(key)
+                if nxt is None:
+                    nxt = middle[key] = new_state(inside)
+            edge = (blo, bhi, nxt)
+            if edge not in seen[cur]:
+                seen[cur].add(edge)
+                rows[cur].append(edge)
+            cur = nxt
+
     for a, row in enumerate(dfa.edges):
         for lo, hi, b in row:
             for seq in _utf8_sequences(lo, hi):
-                cur = a
-                last = len(seq) - 1
-                for i, (blo, bhi) in enumerate(seq):
-                    if i == last:
-                        nxt = b
-                    else:
-                        key = (a, b, seq[: i + 1])
-                        nxt = middle.get(key)
-                        if nxt is None:
-                            nxt = middle[key] = len(rows)
-                            rows.append([])
-                            seen.append(set())
-                            accepting.append(False)
-                            conds.append(None)
-                    edge = (blo, bhi, nxt)
-                    if edge not in seen[cur]:
-                        seen[cur].add(edge)
-                        rows[cur].append(edge)
-                    cur = nxt
+                lay(a, seq, b, 0)
+    undecided = [0] * len(rows)
+    if open_conditions:
+        holds, fails = new_state(LOOK_HOLDS), new_state(LOOK_FAILS)
+        for a, by_byte in open_conditions.items():
+            for b, holding in by_byte.items():
+                undecided[a] |= 1 << b
+                for ranges, end in ((holding, holds), (_failing(_LEAD_INTERVALS[b][0], holding), fails)):
+                    for lo, hi in ranges:
+                        for seq in _utf8_sequences(lo, hi):
+                            lay(a, seq, end, LOOK_INSIDE)
+        undecided += [0] * (len(rows) - len(undecided))
     flat = np.fromiter(chain.from_iterable(chain.from_iterable(rows)), dtype=np.int32,
                        count=3 * sum(map(len, rows))).reshape(-1, 3)
     arrays = [np.ascontiguousarray(flat[:, k]) for k in range(3)]
@@ -343,7 +400,8 @@ def _terminal_fragment(regex: str, fullmatch: bool, also: tuple) -> _Fragment:
         a.setflags(write=False)
     counts = np.fromiter(map(len, rows), dtype=np.int32, count=len(rows))
     counts.setflags(write=False)
-    return _Fragment(tuple(accepting), tuple(conds), tuple(tuple(r) for r in rows), counts, *arrays)
+    return _Fragment(tuple(accepting), tuple(conds), tuple(undecided), tuple(look), tuple(tuple(r) for r in rows),
+                     counts, *arrays)
 
 
 _INT32_MAX = 2**31 - 1
@@ -471,14 +529,19 @@ def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[fl
     rules = scan_rules(terminals) if lark_scanner else None
     parts, offset, mode_start = [], 0, []
     row_ids: dict = {}  # winner rows over the next byte, interned across modes
+    voids = []
     for mode in range(n_modes):
         nfa = _ByteNFA()
         starts = [_add_terminal(nfa, i, terminals[i], regex) for i, regex in by_mode[mode]]
         if rules is not None:
-            trans, winner, rows = lark_determinize(nfa, dict(zip((i for i, _ in by_mode[mode]), starts)), rules,
-                                                   max_states - offset, deadline)
+            try:
+                trans, winner, rows, void = lark_determinize(nfa, dict(zip((i for i, _ in by_mode[mode]), starts)),
+                                                             rules, max_states - offset, deadline)
+            except LookaheadUndecidable as exc:
+                raise RegexError(terminals[exc.term].name, exc.detail) from None
             cond = np.asarray([-1 if r is None else row_ids.setdefault(r, len(row_ids)) for r in rows],
                               dtype=np.int32)
+            voids.append(np.asarray(void, dtype=np.int32))
         else:
             conditional = next((s for s, c in enumerate(nfa.cond) if c is not None), None)
             if conditional is not None:
@@ -488,20 +551,31 @@ def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[fl
                                  "\"contextual\")")
             trans, winner = _determinize(nfa, starts, term_rank, max_states - offset, deadline)
             cond = np.full(len(winner), -1, dtype=np.int32)
+            voids.append(np.full(len(winner), NO_VOID, dtype=np.int32))
         parts.append((np.where(trans >= 0, trans + offset, DEAD), winner, np.full(len(winner), mode), cond))
         mode_start.append(offset)
         offset += len(winner)
     trans, winner, lex_mode, cond = (np.concatenate(x) for x in zip(*parts))
-    trans, winner, dead_end, new_state, first = _trim_minimize(trans, winner, lex_mode, cond, mode_start)
+    void = np.concatenate(voids)
+    # a state's winner row and its void stay with it: one key for the minimization (and a voiding state is
+    # kept by the trim like an accepting one, though nothing may follow it)
+    if (void != NO_VOID).any():
+        keys: dict = {}
+        state_key = np.asarray([-1 if c < 0 and v == NO_VOID else keys.setdefault((c, v), len(keys))
+                                for c, v in zip(cond.tolist(), void.tolist())], dtype=np.int32)
+    else:
+        state_key = cond
+    trans, winner, dead_end, new_state, first = _trim_minimize(trans, winner, lex_mode, state_key, mode_start)
     mode_start = new_state[mode_start]
     lex_mode = lex_mode[first].astype(np.int32)
+    void = void[first] if (void[first] != NO_VOID).any() else None
     cond, cond_rows = _used_cond_rows(cond[first], row_ids)
     # a conditional state is never final: the byte after it decides its winner
     final = (dead_end & (winner >= 0)).astype(np.uint8) if cond is not None else dead_end
     cset, csets = _completable_sets(trans, winner, [t.ignored for t in terminals], set(mode_start.tolist()),
                                     cond, cond_rows)
     return LexerDFA(trans=np.ascontiguousarray(trans), winner=winner, final=final, cset=cset, csets=csets,
-                    mode_start=mode_start, lex_mode=lex_mode, cond=cond, cond_rows=cond_rows)
+                    mode_start=mode_start, lex_mode=lex_mode, cond=cond, cond_rows=cond_rows, void=void)
 
 
 def never_produced(lexer: LexerDFA, terminals: list[TerminalSpec]) -> list[int]:

@@ -119,6 +119,8 @@ def to_arrays(t: GrammarTables) -> tuple[dict, dict[str, np.ndarray]]:
         arrays["state_mode"] = t.state_mode
     if lex.cond is not None:
         arrays.update(lex_cond=lex.cond, cond_rows=lex.cond_rows)
+    if lex.void is not None:
+        arrays["lex_void"] = lex.void
     meta = dict(
         tables_format=FORMAT,
         terminals=[[s.name, s.regex, s.priority, s.is_literal, s.ignored, list(s.also), list(s.modes),
@@ -170,8 +172,14 @@ def from_arrays(meta: dict, arrays: dict[str, np.ndarray]) -> GrammarTables:
         _expect(cond_rows.shape[1] == 257 and cond_rows.shape[0] > 0, "cond_rows are (rows, 257)")
         _in_range(lex_cond, -1, cond_rows.shape[0], "conditional winner rows")
         _in_range(cond_rows, -1, n_terms, "conditional winners")
+    lex_void = None
+    if "lex_void" in arrays:
+        _expect(lex_cond is not None, "lex_void comes with conditional lexer states")
+        lex_void = _array(arrays, "lex_void", np.int32, 1)
+        _expect(lex_void.shape == (n_states,), "lex_void has one entry per lexer state")
+        _in_range(lex_void, -2, n_terms, "voided fallbacks")
     lexer = LexerDFA(a["lex_trans"], a["lex_winner"], a["lex_final"], a["lex_cset"], csets, mode_start, lex_mode,
-                     lex_cond, cond_rows)
+                     lex_cond, cond_rows, lex_void)
 
     action, goto = a["action"], a["goto"]
     n_lr, n_rules = action.shape[0], a["rule_lhs"].shape[0]

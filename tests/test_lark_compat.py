@@ -30,7 +30,7 @@ from bench import lark_compat as lc  # noqa: E402
 # newline; a \w name before a character whose first byte could continue it, U+00A0 after a name; any number of
 # bytes back, as lark.lark's COMMENT /\s*/ "//" over a newline and a long indentation needs), and
 # lookaheads past the end of a terminal that the next byte decides (lark.lark's `[?](?![a-z])`, `\S+$` with
-# flag m); their cause tests below carry no marker. ----
+# flag m) or the next character decides (`\b` with Unicode `\w`); their cause tests below carry no marker. ----
 
 # lark.lark met by a hypothesis draw: after `%ignore` and tabs, `\n` then twelve U+0085 (24 bytes) is _NL, but
 # COMMENT (/\s*/ "//" ...) goes on over them from the tab and dies at the next `a`; Lark's re.match then backs
@@ -171,6 +171,14 @@ def test_cause_negative_lookahead():
            ["a?", "a ?", "a? b", "a?b", "a+b"])
 
 
+def test_cause_word_boundary_decided_by_a_multibyte_character():
+    """`\\b` and `(?!\\w)` with Unicode \\w after a lexeme: é (a letter) and × (not one) both begin with 0xC3,
+    so the character after the keyword decides it, not its first byte."""
+    _agree(_grammar("word_boundaries"), ["selecté from t;", "select é from t;", "select×from t;", "selectª x from t;",
+                                         "select x from t where y = @annä;", "select x from t where y = @ann≠;",
+                                         "select x from t where y=@ann\u00a0;", "select x fromé t;"])
+
+
 def test_cause_fallback_to_shorter_lexeme():
     """When the longest candidate dies (FLOAT `1E` then a newline, NUMBER `1e` then a letter), Lark's re
     backtracks to the shorter lexeme it passed (INT `1`, NUMBER `1`) and lexes the rest again."""
@@ -204,7 +212,7 @@ def test_cause_flags_i_and_s_agree():
 WALK_FAMILIES = ["smollm2", "mistral"]  # byte-level BPE and SentencePiece, both packaged
 WALK_CAUSES = {
 }
-WALK_GRAMMARS = ["glued_keywords", "csv", "calc", "unicode_names", "json_escaped", "flags", "lark_lark"]
+WALK_GRAMMARS = ["glued_keywords", "csv", "calc", "unicode_names", "word_boundaries", "json_escaped", "flags", "lark_lark"]
 WALKS, MAX_STEPS = 16, 24
 
 

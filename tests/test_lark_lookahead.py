@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import lark
+import numpy as np
 import pytest
 
 import grammask as gm
@@ -32,6 +33,20 @@ STRINGS = ('start: (STRING | NAME | LONG_STRING)+\n'
            'STRING: /([ubf]?r?|r[ubf])("(?!"").*?(?<!\\\\)(\\\\\\\\)*?"|\'(?!\'\').*?(?<!\\\\)(\\\\\\\\)*?\')/i\n'
            'LONG_STRING: /([ubf]?r?|r[ubf])(""".*?(?<!\\\\)(\\\\\\\\)*?"""|\'\'\'.*?(?<!\\\\)(\\\\\\\\)*?\'\'\')/is\n'
            'NAME: /[a-z]+/\n%ignore " "\n')
+
+
+# Look-aheads that the character after the lexeme decides but its first byte does not (Unicode \w: U+00E9 is
+# a letter, U+00D7 is not, both begin with 0xC3): a keyword with \b beside an ASCII name (the name is the
+# choice left when é fails the keyword's \b), beside a Unicode name (which takes é), one beside a \b name
+# (two tentative matches on one character), and a word alone (nothing left when it fails).
+KEYWORD_B = 'start: (IF | NAME | SIGN)+\nIF.2: /if\\b/\nNAME: /[a-z]+/\nSIGN: /[^\\w ]/\n%ignore " "\n'
+KEYWORD_UNICODE = 'start: (IF | NAME)+\nIF.2: /if\\b/\nNAME: /\\w+/\n%ignore " "\n'
+KEYWORD_BOTH_B = 'start: (IF | NAME | SIGN)+\nIF.2: /if\\b/\nNAME: /[a-z]+\\b/\nSIGN: /[×]/\n%ignore " "\n'
+WORD_B = 'start: (WORD | SIGN)+\nWORD: /[a-z]+(?!\\w)/\nSIGN: /[^\\w ]/\n%ignore " "\n'
+# ... where parser states lex with different terminals (the contextual lexer: a type is lexed only where one
+# is expected, so `inté` is a name after a type and an error before one)
+TYPED = 'start: decl+\ndecl: TYPE NAME ";"\nTYPE.2: /int\\b|long\\b/\nNAME: /[a-zé×]+/\n%ignore " "\n'
+UNICODE_ALPHABET = ["i", "f", "a", "x", " ", "é", "×", "\u00a0", "ª", "ы", "€", "😀"]
 
 
 def _python_lark_lexable() -> str:
@@ -81,14 +96,19 @@ def test_a_lookahead_the_next_character_cannot_decide_is_refused(regex):
 
 
 @pytest.mark.parametrize("pattern, message", [
-    (r"/[a-z]+\b/", "cannot decide it from the next byte"),    # Unicode \w: U+00AA and U+00A0 share C2
-    (r"/[a-z]+(?!\w)/", "cannot decide it from the next byte"),
     (r"/[a-z]+$/", "does not decide it"),                      # $ without m: a newline, then the end
     (r"/a(?!bc)/", "does not decide it"),
 ])
 def test_grammar_error_names_the_terminal(pattern, message):
     with pytest.raises(gm.GrammarError, match=f"terminal WORD: .*{re.escape(message)}"):
         gm.Grammar.from_lark(f'start: WORD+\nWORD: {pattern}\n%ignore " "\n')
+
+
+def test_a_void_lookahead_that_would_lose_a_shorter_lexeme_is_refused():
+    """`1x` then é: X's \b fails, and Lark goes back to INT `1`, complete before the x; the runtime keeps
+    only the latest complete lexeme (X's, tentative), so this one grammar is refused, naming X."""
+    with pytest.raises(gm.GrammarError, match="terminal X: .*a shorter lexeme may already be complete"):
+        gm.Grammar.from_lark('start: (X | INT | NAME)+\nX: /1x\\b/\nINT: /1/\nNAME: /x/\n%ignore " "\n')
 
 
 def test_the_longest_match_lexer_refuses_them():
@@ -107,7 +127,8 @@ def test_decidable_by_the_first_byte_is_taken():
 def _byte_lex(tables, data: bytes):
     """The basic lexer's tokens (ignored ones dropped) and the offset of an error (None: none): the longest
     run through the DFA, back to the last state whose winner before the next byte (or the end) is a
-    terminal, as re.match backtracks."""
+    terminal, as re.match backtracks; a state that voids that one (a look-ahead the character after it
+    failed) makes it the one its void names, or none."""
     lexer = tables.lexer
     out, pos = [], 0
     while pos < len(data):
@@ -119,6 +140,8 @@ def _byte_lex(tables, data: bytes):
             if b == 256 or lexer.trans[q, b] < 0:
                 break
             q, i = int(lexer.trans[q, b]), i + 1
+            if lexer.void is not None and lexer.void[q] != -1 and last is not None:
+                last = None if lexer.void[q] == -2 else (last[0], int(lexer.void[q]))
         if last is None:
             return out, pos
         end, w = last
@@ -145,6 +168,8 @@ def _lark_lex(lexer_parser, text: str):
     ("lark_lark", lambda: (LARK_GRAMMARS / "lark.lark").read_text(encoding="utf-8"), "start", "ab?+*~ :/\"'\\.!%i\n"),
     ("python_lark", _python_lark_lexable, "file_input", "\"'\\rbuf x=()#1. \n"),
     ("flags", lambda: FLAGS.read_text(encoding="utf-8"), "start", "ab =\"\n\r<>;$1. \t"),
+    *((name, g, "start", UNICODE_ALPHABET) for name, g in (("keyword_b", KEYWORD_B), ("keyword_both_b", KEYWORD_BOTH_B),
+                                                           ("word_b", WORD_B))),
 ])
 def test_byte_lexer_is_larks_basic_lexer(name, grammar, start, alphabet):
     text = grammar() if callable(grammar) else grammar
@@ -189,6 +214,12 @@ VALIDATOR_CASES = {
     "mix": (MIX, "a1?? ", ["? a", "?1", "?a", "??1a", "???", "a??"]),
     "strings": (STRINGS, "\"'bru x", ['""', '"" ""', 'b""', '"""a"""', '""""""', "''x", 'r"\\""', "'''''' ''"]),
     "flags": (None, "ab =\"\n<>;1.\t", ["include a.txt\n", "key = 1\n", "include x\ny = \"s\"\n", "a = <<<x>>>\n"]),
+    "keyword_b": (KEYWORD_B, UNICODE_ALPHABET, ["if x", "ifé", "if×", "x if", "iff if"]),
+    "keyword_unicode": (KEYWORD_UNICODE, UNICODE_ALPHABET, ["if x", "ifé", "if×", "é if", "ifª"]),
+    "keyword_both_b": (KEYWORD_BOTH_B, UNICODE_ALPHABET, ["if x", "ifé", "if×", "x×if", "xx if"]),
+    "word_b": (WORD_B, UNICODE_ALPHABET, ["a", "a×", "aé", "ax €", "a\u00a0"]),
+    "typed": (TYPED, ["i", "n", "t", "l", "o", "g", "x", " ", ";", "é", "×", "ª"],
+              ["int x;", "int inté;", "long int×;", "int x;long y;", "inté x;"]),
 }
 
 
@@ -237,7 +268,9 @@ def test_python_lark_with_its_indenter_agrees_with_lark():
 @pytest.mark.parametrize("grammar, prefixes", [
     (OP, [b"", b"a", b"a?", b"a ?", b"a? b", b"a+", b"ab?"]),
     (STRINGS, [b"", b'"', b'""', b'b""', b'"" ', b"''", b'""""', b'"a"']),
-], ids=["op", "strings"])
+    (KEYWORD_B, [b"", b"i", b"if", b"if\xc3", b"if \xc3", b"x", b"if\xc3\x97", b"iff", b"if\xe2\x82"]),
+    (WORD_B, [b"", b"a", b"ax\xc3", b"a\xc3\x97", b"a \xc2", b"a\xc2"]),
+], ids=["op", "strings", "keyword_b", "word_b"])
 def test_masks_equal_the_validator_for_every_token(grammar, prefixes, family, cache_dir):
     """After prefixes that end in a conditional state (`a?`, `""`: the next byte decides the lexeme), a
     token is in the mask exactly when the validator takes the prefix plus the token as a prefix."""
@@ -261,3 +294,27 @@ def test_conditional_states_survive_the_table_cache():
     assert tables.lexer.winner[q] == -1 and tables.lexer.final[q] == 0
     assert tables.lexer.winner_before(q, ord("a")) == -1
     assert tables.lexer.winner_before(q, ord(" ")) == op and tables.lexer.winner_before(q, 256) == op
+
+
+def test_voiding_states_survive_the_table_cache_and_bad_ones_are_refused():
+    from grammask._core import CoreGrammar, TableError
+    from grammask.decoding.compiler import core_grammar_arrays
+
+    tables = build_tables(KEYWORD_B, "start", lexer_kind="contextual")
+    lexer = tables.lexer
+    assert lexer.void is not None and (lexer.void >= 0).any()  # é after `if`: NAME `if` is the choice left
+    meta, arrays = to_arrays(tables)
+    back = from_arrays(meta, arrays)
+    assert (back.lexer.void == lexer.void).all()
+    with pytest.raises(ValueError, match="voided fallbacks"):
+        from_arrays(meta, dict(arrays, lex_void=np.full_like(arrays["lex_void"], len(tables.terminals))))
+    with pytest.raises(ValueError, match="one entry per lexer state"):
+        from_arrays(meta, dict(arrays, lex_void=arrays["lex_void"][:-1]))
+    core_args = core_grammar_arrays(tables)
+    CoreGrammar(**core_args)
+    for bad in (np.full(lexer.n_states, -3, np.int32), np.full(lexer.n_states, len(tables.terminals), np.int32),
+                np.zeros(lexer.n_states + 1, np.int32)):
+        with pytest.raises(TableError, match="lex_void"):
+            CoreGrammar(**dict(core_args, lex_void=bad))
+    with pytest.raises(TableError, match="lex_void"):
+        CoreGrammar(**dict(core_args, lex_fallback=0))

@@ -148,41 +148,49 @@ def oracle_build(terminals, max_states=lexer.DEFAULT_MAX_LEXER_STATES, deadline:
     rules = scan_rules(terminals) if lark_scanner else None
     parts, offset, mode_start = [], 0, []
     row_ids: dict = {}
+    voids = []
     for mode in range(n_modes):
         nfa = _ByteNFA()
         starts = [_add_terminal(nfa, i, terminals[i], regex) for i, regex in by_mode[mode]]
         if rules is not None:
-            trans, winner, rows = lark_determinize(nfa, dict(zip((i for i, _ in by_mode[mode]), starts)), rules,
-                                                   max_states - offset, deadline)
+            trans, winner, rows, void = lark_determinize(nfa, dict(zip((i for i, _ in by_mode[mode]), starts)),
+                                                         rules, max_states - offset, deadline)
             cond = np.asarray([-1 if r is None else row_ids.setdefault(r, len(row_ids)) for r in rows],
                               dtype=np.int32)
+            voids.append(np.asarray(void, dtype=np.int32))
         else:
             trans, winner = _determinize(nfa, starts, rank, max_states - offset, deadline)
             cond = np.full(len(winner), -1, dtype=np.int32)
+            voids.append(np.full(len(winner), -1, dtype=np.int32))
         parts.append((np.where(trans >= 0, trans + offset, DEAD), winner, np.full(len(winner), mode), cond))
         mode_start.append(offset)
         offset += len(winner)
     trans, winner, lex_mode, cond = (np.concatenate(x) for x in zip(*parts))
-    trans, winner, remap = _trim(trans, winner, mode_start, cond)
+    void = np.concatenate(voids)
+    keys: dict = {}  # a state's winner row and void: one key, as lexer._build makes it
+    state_key = np.asarray([-1 if c < 0 and v == -1 else keys.setdefault((c, v), len(keys))
+                            for c, v in zip(cond.tolist(), void.tolist())], dtype=np.int32)
+    trans, winner, remap = _trim(trans, winner, mode_start, state_key)
     kept = remap[:-1] >= 0
-    lex_mode, cond = lex_mode[kept], cond[kept]
+    lex_mode, cond, void, state_key = lex_mode[kept], cond[kept], void[kept], state_key[kept]
     mode_start = remap[mode_start]
-    trans, winner, labels = _minimize(trans, winner, lex_mode, cond)
+    trans, winner, labels = _minimize(trans, winner, lex_mode, state_key)
     mode_start = labels[mode_start].astype(np.int32)
     _, first = np.unique(labels, return_index=True)
     lex_mode = lex_mode[first].astype(np.int32)
+    void = void[first] if (void[first] != -1).any() else None
     cond, cond_rows = lexer._used_cond_rows(cond[first], row_ids)
     final = ((trans < 0).all(axis=1) & (winner >= 0)).astype(np.uint8) if cond is not None else \
         (trans < 0).all(axis=1).astype(np.uint8)
     cset, csets = _completable_sets(trans, winner, [t.ignored for t in terminals], set(mode_start.tolist()),
                                     cond, cond_rows)
     return LexerDFA(trans=np.ascontiguousarray(trans), winner=winner, final=final, cset=cset, csets=csets,
-                    mode_start=mode_start, lex_mode=lex_mode, cond=cond, cond_rows=cond_rows)
+                    mode_start=mode_start, lex_mode=lex_mode, cond=cond, cond_rows=cond_rows, void=void)
 
 
 # ---- comparison -----------------------------------------------------------------------------------------
 
-FIELDS = ("trans", "winner", "final", "cset", "mode_start", "lex_mode", "cond", "cond_rows")
+FIELDS = ("trans", "winner", "final", "cset", "mode_start", "lex_mode", "cond", "cond_rows", "void")
 
 
 def assert_same_lexer(native: LexerDFA, oracle: LexerDFA, what: str) -> None:
