@@ -548,3 +548,131 @@ def test_official_suite_blocks_invalid_and_accepts_valid(name):
     rejected = [(name, *where) for where in r["valid_rejected"]]
     assert r["valid_ok"] == r["valid"] - len(rejected)
     assert not set(rejected) - NARROWER, sorted(set(rejected) - NARROWER)
+
+
+# ---- anyOf/oneOf of objects run side by side (object_unions.py) -----------------------------------
+
+def _object_union_instances(schema, rng, n):
+    """Random objects over the keys and listed values the schema names (and a few others), nested once,
+    in random key orders: most are invalid, some valid under one branch, some under several."""
+    keys, values = {"zz": None}, ["", "x", 0, -3, 2.5, True, None, [], [1, "x"], {}]
+    per_key: dict = {}
+
+    def collect(s):
+        if isinstance(s, dict):
+            for k, v in s.items():
+                if k in ("properties", "patternProperties") and isinstance(v, dict):
+                    keys.update(dict.fromkeys(v))
+                    for key, sub in v.items():  # values of the key's own schema, often
+                        if isinstance(sub, dict):
+                            typical = {"string": "s", "integer": 7, "number": 1.5, "null": None, "boolean": False,
+                                       "object": {}, "array": []}
+                            types = sub.get("type", [])
+                            per_key.setdefault(key, []).extend(
+                                sub.get("enum", []) + ([sub["const"]] if "const" in sub else []) +
+                                [typical[t] for t in ([types] if isinstance(types, str) else types)])
+                if k == "required" and isinstance(v, list):
+                    keys.update(dict.fromkeys(v))
+                if k == "enum":
+                    values.extend(v)
+                if k == "const":
+                    values.append(v)
+                collect(v)
+        elif isinstance(s, list):
+            for x in s:
+                collect(x)
+
+    collect(schema)
+    keys = list(keys)
+
+    def obj(depth):
+        picked = rng.sample(keys, rng.randint(0, min(len(keys), 5)))
+        if rng.random() < 0.8:  # mostly in the schema's order, which the grammar keeps
+            picked.sort(key=keys.index)
+        return {k: (obj(depth + 1) if depth < 1 and rng.random() < 0.25 else
+                    rng.choice(per_key[k]) if per_key.get(k) and rng.random() < 0.6 else rng.choice(values))
+                for k in picked}
+
+    out = [obj(0) for _ in range(n)]
+    # near misses of the valid ones: one member changed or dropped
+    import jsonschema
+    valid = [x for x in out if jsonschema.Draft202012Validator(schema).is_valid(x)]
+    for x in valid[:50]:
+        for k in list(x):
+            y = dict(x)
+            y[k] = rng.choice(values)
+            out.append(y)
+            out.append({j: v for j, v in x.items() if j != k})
+    return out
+
+
+OBJECT_UNIONS = [
+    # a discriminating enum first, then keys shared with different value schemas
+    {"oneOf": [{"type": "object", "required": ["type"], "properties": {
+        "type": {"enum": ["a"]}, "email": {"type": "string"}, "n": {"type": "integer"}}},
+        {"type": "object", "required": ["type"], "properties": {
+            "type": {"enum": ["b"]}, "email": {"type": "string"}, "n": {"type": "string"}}}]},
+    # closed branches beside an open fallback whose value is a plain string (value atoms)
+    {"anyOf": [{"additionalProperties": False, "required": ["name", "error"], "properties": {
+        "error": {"type": "string"}, "name": {"enum": ["Pass"]}}},
+        {"additionalProperties": False, "required": ["name", "error", "extra"], "properties": {
+            "error": {"type": "string"}, "name": {"enum": ["Rm", "Rb"]}, "extra": {"type": "string"}}},
+        {"additionalProperties": True, "required": ["name", "error"], "properties": {
+            "error": {"type": "string"}, "name": {"type": "string"}}}], "type": "object"},
+    # branches that contain one another (optional keys only)
+    {"type": "object", "required": ["req"], "anyOf": [
+        {"additionalProperties": False, "properties": {"req": {"type": "string"}}},
+        {"additionalProperties": False, "properties": {"req": {"type": "string"}, "f1": {"type": "string"}}},
+        {"additionalProperties": False, "properties": {"req": {"type": "string"}, "f2": {"type": "string"}}}]},
+    # an object value of different schemas in two live branches (the next level), numbers vs strings
+    {"anyOf": [{"type": "object", "properties": {"alg": {"enum": ["RS", "ES"]}, "jwk": {
+        "type": "object", "required": ["kty"], "properties": {"kty": {"enum": ["RSA"]}, "n": {"type": "string"}}}}},
+        {"type": "object", "properties": {"alg": {"enum": ["ES", 3]}, "jwk": {
+            "type": "object", "required": ["kty"], "additionalProperties": False,
+            "properties": {"kty": {"enum": ["EC"]}, "x": {"type": "number"}}}}},
+        {"type": "object", "additionalProperties": False, "properties": {"alg": {"type": "integer"}}}]},
+    # counts and key sets in the branches; a nested anyOf merged with its parent's branches
+    {"anyOf": [{"type": "object", "minProperties": 2, "properties": {"a": {"type": "integer"}, "b": {}}},
+               {"anyOf": [{"type": "object", "maxProperties": 1, "additionalProperties": False,
+                           "properties": {"a": {"type": "string"}, "c": {"type": "null"}}},
+                          {"type": "object", "required": ["c"], "properties": {"c": {"enum": [None, 1]}},
+                           "dependentRequired": {"c": ["b"]}}]}]},
+]
+
+
+@pytest.mark.parametrize("index", range(len(OBJECT_UNIONS)))
+def test_object_unions_are_the_union_of_their_branches(index):
+    """The merged grammar accepts exactly what some branch's own grammar accepts (the union: the branches
+    keep their documented narrowing, listed keys in schema order), and nothing the schema refuses."""
+    import random
+
+    import jsonschema
+    schema = OBJECT_UNIONS[index]
+    comb = "anyOf" if "anyOf" in schema else "oneOf"
+    rest = {k: v for k, v in schema.items() if k != comb}
+    branches = [gm.Grammar.from_json_schema({"allOf": [rest, b]} if rest else b) for b in schema[comb]]
+    merged = gm.Grammar.from_json_schema(schema)
+    oracle = jsonschema.Draft202012Validator(schema)
+    rng = random.Random(index)
+    seen_valid = 0
+    for x in _object_union_instances(schema, rng, 1500):
+        text = json.dumps(x)
+        got = merged.validate(text).ok
+        assert got == any(b.validate(text).ok for b in branches), (schema, x)
+        assert not got or oracle.is_valid(x), (schema, x)
+        seen_valid += got
+    assert seen_valid >= 20, seen_valid  # the instances reach the branches' languages
+
+
+def test_object_unions_from_maskbench():
+    """Snowplow/Github schemas whose object branches begin alike (refused before as reduce/reduce)."""
+    check({"type": "object", "properties": {}, "oneOf": [
+        {"properties": {"status": {"type": "string", "enum": ["ok"]}}, "required": ["status"]},
+        {"properties": {"status": {"type": "string", "enum": ["notFound"]}}, "required": ["status"]}]},
+        [{"status": "ok"}, {"status": "notFound"}], [{}, {"status": "other"}, {"status": 1}])
+    check({"type": "array", "items": {"anyOf": [
+        {"additionalProperties": False, "required": ["name"], "properties": {"name": {"enum": ["A"]}}},
+        {"additionalProperties": True, "required": ["name", "error"],
+         "properties": {"name": {"type": "string"}, "error": {"type": "string"}}}]}},
+        [[{"name": "A"}, {"name": "A", "error": "e", "z": 1}, {"name": "B", "error": "e"}]],
+        [[{"name": "B"}], [{"name": "A", "z": 1}], [{"name": "A", "error": 3}]])

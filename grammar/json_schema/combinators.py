@@ -11,6 +11,7 @@ from ..json_instance import Unjudgeable, distinct
 from .instance_sets import check_disjoint, instance_judge
 from .keywords import KNOWN, REQUIRED_ANY, pointer, schema_error
 from .literals import literal
+from .object_unions import Unmergeable, merge_objects
 
 if TYPE_CHECKING:
     from .translator import Translator
@@ -67,12 +68,41 @@ def union_alts(tr: Translator, nodes: list[str]) -> list[str]:
 
     for n in nodes:
         expand(n, 0)
+    flat = merge_object_alts(tr, flat)
     spec_of = {name: spec for spec, name in tr.classes.items()}
     sets = [a for a in flat if a in spec_of]
     if len(sets) < 2:
         return flat
     merged = tr.cls(("union", frozenset(spec_of[a] for a in sets)))
     return [merged] + [a for a in flat if a not in spec_of]
+
+
+def merge_object_alts(tr: Translator, flat: list[str]) -> list[str]:
+    """Object alternatives of several branches as one (a choice between them would be an LR conflict):
+    only `any` where a branch admits any value, none but any_obj (any_arr) where a branch admits any
+    object (array), as every object (array) alternative's language lies inside it; else the branches'
+    objects run side by side (object_unions.py). The alternatives stay as they are where that cannot be
+    done exactly."""
+    def kind(alt: str, first: str, anything: str) -> bool:
+        return alt == anything or alt.split()[0] == first
+
+    if "any" in flat:  # a branch admits every value
+        return ["any"]
+    for first, anything in (("LB", "any_obj"), ("LBK", "any_arr")):
+        if anything in flat:
+            flat = [a for a in flat if a == anything or not kind(a, first, anything)]
+    objects = [a for a in flat if a in tr.object_specs]
+    specs = list({id(s): s for a in objects for s in tr.object_specs[a]}.values())
+    if len(objects) < 2:
+        return flat
+    try:
+        merged = merge_objects(tr, specs)
+    except Unmergeable:
+        return flat
+    tr.object_specs[merged] = specs  # a union of this union with other objects merges them all
+    first = flat.index(objects[0])
+    kept = [a for a in flat if a not in objects]
+    return kept[:first] + [merged] + kept[first:]
 
 
 def enum_alts(tr: Translator, schema: dict, values: list, ptr: str) -> list[str]:

@@ -1,0 +1,358 @@
+"""anyOf/oneOf of object schemas as one object: the branches' member machines run side by side.
+
+Written as separate alternatives, two object branches that begin alike ({"type": "a", ...} and
+{"type": "b", ...}, or a closed object beside an open one) make the LR parser choose a branch before the
+member that tells them apart: a reduce/reduce conflict. Here every branch is a deterministic machine
+over members (object_members.py: listed properties in schema order, other keys anywhere, key sets, the
+member count); the union runs them all at once, a state being the tuple of the branches' states (None
+once a branch is ruled out). A member moves every branch that allows it, and no other.
+
+Exactness: a member text is read once. Its key is one key atom: a key some branch names (one terminal),
+or any other string (the strings no branch names, one class). Its value lies in the value schemas of
+some of the branches that allow that key, and the value is split into the atoms of those schemas (the
+values in exactly the schemas of a subset T, one nonterminal each: disjoint by construction, so the first
+token decides, and together the union of the schemas). After the value of atom T, exactly the branches
+of T move on. So a text is accepted iff some branch's machine accepts it: the union of the branches'
+languages, which is the anyOf (and the oneOf, whose branches check_disjoint has proved disjoint).
+
+Values are split exactly when their string/number parts are terminal classes (Boolean combinations of
+classes are classes: the lexer gives each string to the innermost terminal containing it, so a string
+lies in a class iff its terminal does, see grammar_text) and their object and array parts are one
+shared nonterminal or occur in one value only. Anything else (patternProperties, two different object
+schemas under one key in branches still alive together, too many states) raises Unmergeable and the
+branches stay separate alternatives, as before."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+from .numeric import FRAC, INT
+
+if TYPE_CHECKING:
+    from .translator import Translator
+
+MAX_UNION_STATES = 512   # product states of one union of object branches
+MAX_VALUE_GROUPS = 6     # distinct value schemas with non-listed strings/numbers for one key (2**6 - 1 atoms)
+KEYWORDS = ('"true"', '"false"', '"null"')
+
+
+class Unmergeable(Exception):
+    """These object branches cannot be run side by side exactly (the reason is the message)."""
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One object schema as object_alts resolved it: listed keys (terminals, schema order) with their value
+    nonterminals, the key sets each needs/bans (req[i], banned[i]: the sets that need/ban key i), the value
+    of other keys (None: not allowed), the keys that may not be other keys (listed or absent), and the
+    member count bounds."""
+    keys: list
+    values: list
+    req: list
+    banned: list
+    n_sets: int
+    extra_value: Optional[str]
+    named: frozenset
+    patterns: bool
+    least: int
+    most: Optional[int]
+
+    def start(self):
+        return (0, 0, frozenset(range(self.n_sets)))
+
+    def accepts(self, state) -> bool:
+        i, c, alive = state
+        return c >= self.least and any(all(j not in self.req[t] for t in range(i, len(self.keys))) for j in alive)
+
+    def step(self, state, key: Optional[str]):
+        """(value nonterminal, next state) after a member with this key (None: a key no branch names), or
+        None when the member is not allowed here (as object_members.object_rules allows them)."""
+        i, c, alive = state
+        if self.most is not None and c >= self.most:
+            return None
+        count = c + 1 if self.most is not None else min(c + 1, self.least)
+        if key in self.keys:
+            j = self.keys.index(key)
+            if j < i:  # listed keys come in schema order, each once
+                return None
+            for t in range(i, j):  # the listed keys skipped
+                alive = alive - self.req[t]
+            alive = alive - self.banned[j]
+            return (self.values[j], (j + 1, count, alive)) if alive else None
+        if key in self.named or self.extra_value is None:
+            return None
+        return self.extra_value, (i, count, alive)
+
+
+ANY_OBJECT = ObjectSpec([], [], [], [], 1, "any", frozenset(), False, 0, None)  # any_obj (Translator.any_value)
+
+
+def object_specs_of(tr: Translator, alts: list[str]) -> Optional[list[ObjectSpec]]:
+    """The specs whose objects are exactly those of these object alternatives, or None if some alternative
+    is no spec's (an enum's object, say)."""
+    specs = {}
+    for alt in alts:
+        if alt == "any_obj":
+            specs[id(ANY_OBJECT)] = ANY_OBJECT
+        elif alt in tr.object_specs:
+            specs.update((id(s), s) for s in tr.object_specs[alt])
+        elif alt != "LB RB":
+            return None
+    specs = list(specs.values())
+    # "LB RB" is the empty object of whichever spec accepts it; from elsewhere (enum {}) it is unknown.
+    if "LB RB" in alts and not any(s.accepts(s.start()) for s in specs):
+        return None
+    return specs
+
+
+class _Union:
+    """The product machine. A state is (level, the level's branch states, continuation): level 0 runs the
+    branches of the anyOf; a member whose value is an object of one of several different object schemas
+    (in branches still alive) runs those schemas as the next level, inside the member, and its
+    continuation says where the outer level resumes: after "}", the outer branches that own an inner
+    schema accepting the object move on (and only they, since only they allow that value)."""
+
+    def __init__(self, tr: Translator, specs: list[ObjectSpec]):
+        self.tr = tr
+        self.base = tr.fresh("u")
+        self.levels: list[list[ObjectSpec]] = []
+        self.level_keys: list[tuple] = []
+        self.names: dict[tuple, str] = {}
+        self.queue: list[tuple] = []
+        self.productive: dict[int, set] = {}  # id(spec) -> its productive states (_productive_states)
+        self.key_atoms: dict[int, list] = {}   # level -> (key terminal or None, grammar symbol) per key atom
+        self.top = self.level(specs)
+
+    def level(self, specs: list[ObjectSpec]) -> int:
+        """The level running these specs (made once): its key atoms, the keys every spec names, one each,
+        and `other`, any string none names."""
+        key = tuple(id(s) for s in specs)
+        if key in self.level_keys:
+            return self.level_keys.index(key)
+        if any(s.patterns for s in specs):
+            raise Unmergeable("patternProperties")
+        literal_keys = sorted(set().union(*(set(s.keys) | s.named for s in specs)), key=lambda t: int(t[1:]))
+        self.tr.keep.update(literal_keys)  # a key no branch allows must still be lexed as itself, never as `other`
+        for s in specs:
+            if id(s) not in self.productive:
+                self.productive[id(s)] = _productive_states(s, literal_keys)
+        self.levels.append(specs)
+        self.level_keys.append(key)
+        other = self.tr.cls(("except", "string", frozenset(literal_keys), frozenset()))
+        self.key_atoms[len(self.levels) - 1] = [(k, k) for k in literal_keys] + [(None, other)]
+        return len(self.levels) - 1
+
+    def start(self, level: int, cont) -> tuple:
+        specs = self.levels[level]
+        return (level, tuple(s.start() if s.start() in self.productive[id(s)] else None for s in specs), cont)
+
+    def name(self, state: tuple) -> str:
+        if state not in self.names:
+            if len(self.names) >= MAX_UNION_STATES:
+                raise Unmergeable(f"more than {MAX_UNION_STATES} states")
+            self.names[state] = f"{self.base}_m{len(self.names)}"
+            self.queue.append(state)
+        return self.names[state]
+
+    def close(self, state: tuple) -> list[str]:
+        """The alternative "}" (and the outer level's resumption) where some branch accepts the object."""
+        level, branches, cont = state
+        accepted = [a for a, (s, st) in enumerate(zip(self.levels[level], branches))
+                    if st is not None and s.accepts(st)]
+        if not accepted:
+            return []
+        if cont is None:
+            return ["RB"]
+        outer_level, outer_moves, owners, outer_cont = cont
+        moving = set().union(*(owners[a] for a in accepted))
+        outer = tuple(n if b in moving else None for b, n in enumerate(outer_moves))
+        return [f"RB {self.name((outer_level, outer, outer_cont))}_o"]
+
+    def edges(self, state: tuple) -> list[str]:
+        level, branches, cont = state
+        specs = self.levels[level]
+        out = []
+        for key, key_symbol in self.key_atoms[level]:
+            moves = [(b, spec.step(st, key)) for b, (spec, st) in enumerate(zip(specs, branches)) if st is not None]
+            moves = [(b, value, nxt) for b, m in moves if m is not None for value, nxt in [m]
+                     if nxt in self.productive[id(specs[b])]]
+            if not moves:
+                continue
+            after = {b: nxt for b, _, nxt in moves}
+            atoms, objects = value_atoms(self.tr, moves)
+            for value_symbol, movers in atoms:
+                nxt = tuple(after[b] if b in movers else None for b in range(len(specs)))
+                out.append(f"{key_symbol} COLON {value_symbol} {self.name((level, nxt, cont))}_o")
+            if objects:  # an object value of one of several object schemas: the next level
+                inner_specs, owners = objects
+                inner = self.level(inner_specs)
+                moves_tuple = tuple(after.get(b) for b in range(len(specs)))
+                first = self.start(inner, (level, moves_tuple, owners, cont))
+                if all(st is None for st in first[1]):
+                    continue
+                out.append(f"{key_symbol} COLON LB {self.name(first)}_f")
+        return out
+
+    def build(self) -> str:
+        start = self.start(self.top, None)
+        top_name = self.name(start)
+        while self.queue:
+            state = self.queue.pop()
+            name = self.names[state]
+            m_alts = self.edges(state)
+            if m_alts:
+                self.tr.rules[name] = m_alts
+            # m: the next member (after "{" or ","); o: after a member, "}" or "," and the next one;
+            # f: right after the "{" of an inner level's object.
+            self.tr.rules[f"{name}_o"] = self.close(state) + ([f"COMMA {name}"] if m_alts else [])
+            self.tr.rules[f"{name}_f"] = self.close(state) + m_alts
+        for state, name in self.names.items():  # rules no alternative names are left to grammar_text's pruning
+            if not self.tr.rules[f"{name}_f"]:
+                del self.tr.rules[f"{name}_f"]
+        return f"LB {top_name}"
+
+
+def merge_objects(tr: Translator, specs: list[ObjectSpec]) -> str:
+    """The alternative ("LB ...") of the objects some spec accepts, with at least one member (the empty
+    object stays the plain alternative "LB RB" of the branches that accept it)."""
+    return _Union(tr, specs).build()
+
+
+def _productive_states(spec: ObjectSpec, literal_keys: list) -> set:
+    """The states of one branch reachable from its start from which an object can still be closed."""
+    reach, todo, succ = {spec.start()}, [spec.start()], {}
+    while todo:
+        st = todo.pop()
+        succ[st] = [m[1] for m in (spec.step(st, k) for k in [*literal_keys, None]) if m is not None]
+        for n in succ[st]:
+            if n not in reach:
+                reach.add(n)
+                todo.append(n)
+    good = {st for st in reach if spec.accepts(st)}
+    changed = True
+    while changed:
+        changed = False
+        for st in reach - good:
+            if any(n in good for n in succ[st]):
+                good.add(st)
+                changed = True
+    return good
+
+
+def value_atoms(tr: Translator, moves: list) -> tuple[list[tuple[str, frozenset]], Optional[tuple]]:
+    """The value nonterminals of one key's member with the branches each moves: one per distinct value
+    schema when they are one, else one per atom (the values in exactly some of the schemas); and, when
+    the values' object parts differ, those objects' specs with the branches owning each (the next level)."""
+    groups: dict[str, set] = {}
+    for b, value, _ in moves:
+        groups.setdefault(value, set()).add(b)
+    if len(groups) == 1:
+        ((value, branches),) = groups.items()
+        return [(value, frozenset(branches))], None
+    values = list(groups)
+    parts = [value_parts(tr, v) for v in values]
+    objects = None
+    obj_alts = [frozenset(a for a, k in p[2].items() if k == "LB") for p in parts]
+    if len({s for s in obj_alts if s}) > 1:
+        # Objects of different schemas: as specs of an inner level, each owned by the branches of its values.
+        owners: dict[int, set] = {}
+        specs: dict[int, ObjectSpec] = {}
+        for g, alts in enumerate(obj_alts):
+            group_specs = object_specs_of(tr, sorted(alts)) if alts else []
+            if group_specs is None:
+                raise Unmergeable("an object value that is no object schema's")
+            for s in group_specs:
+                specs[id(s)] = s
+                owners.setdefault(id(s), set()).update(groups[values[g]])
+        objects = (list(specs.values()), tuple(frozenset(owners[i]) for i in specs))
+        parts = [(c, k, {a: t for a, t in st.items() if t != "LB"}) for c, k, st in parts]
+    arr_alts = {frozenset(a for a, k in p[2].items() if k == "LBK") for p in parts} - {frozenset()}
+    if len(arr_alts) > 1:
+        raise Unmergeable("two different array schemas for one key")
+    # The atoms, by the set of groups (distinct value schemas) their values lie in. Listed values
+    # (literal terminals) are placed one by one; the rest of the terminal classes by Boolean combination.
+    atoms: dict[frozenset, list[str]] = {}
+    literals = {t for c, _, _ in parts for spec in c if spec[0] == "sub" and tr.terms.terms[spec[1]].literal is not None
+                for t in [spec[1]]}
+    unlisted = [frozenset(spec for spec in c if not (spec[0] == "sub" and spec[1] in literals)) for c, _, _ in parts]
+    for t in sorted(literals, key=lambda t: int(t[1:])):
+        inside = frozenset(g for g, (c, _, _) in enumerate(parts) if any(class_contains(tr, spec, t) for spec in c))
+        atoms.setdefault(inside, []).append(t)
+    classy = [g for g in range(len(values)) if unlisted[g]]
+    if len(classy) > MAX_VALUE_GROUPS:
+        raise Unmergeable(f"more than {MAX_VALUE_GROUPS} value schemas with unlisted strings/numbers for one key")
+    not_listed = ("union", frozenset(("sub", t) for t in literals))
+    for size in range(len(classy), 0, -1):
+        for inside in itertools.combinations(classy, size):
+            spec_in = frozenset(("union", unlisted[g]) for g in inside)
+            spec_out = frozenset([("union", unlisted[g]) for g in classy if g not in inside] + [not_listed])
+            atoms.setdefault(frozenset(inside), []).append(tr.cls(("atom", spec_in, spec_out)))
+    for kw in KEYWORDS:
+        inside = frozenset(g for g, p in enumerate(parts) if kw in p[1])
+        if inside:
+            atoms.setdefault(inside, []).append(kw)
+    for alt in sorted({a for p in parts for a in p[2]}):
+        atoms.setdefault(frozenset(g for g, p in enumerate(parts) if alt in p[2]), []).append(alt)
+    out = []
+    for inside, alts in atoms.items():
+        key = ("value-atom", tuple(alts))
+        if key not in tr.memo:
+            tr.memo[key] = tr.rule(tr.fresh("v"), alts, "")
+        out.append((tr.memo[key], frozenset(b for g in inside for b in groups[values[g]])))
+    return out, objects
+
+
+def class_contains(tr: Translator, spec: tuple, literal: str) -> bool:
+    """Does the class `spec` hold the listed value (literal terminal) `literal`? As grammar_text resolves
+    classes: the lexer gives a literal's text to the literal's own terminal, which lies in a class iff its
+    value set holds the literal."""
+    term = tr.terms.terms[literal]
+    kind = spec[0]
+    if kind == "sub":
+        outer = tr.terms.terms[spec[1]]
+        return spec[1] == literal or outer.literal is None and outer.matches(term.literal)
+    if kind == "all":
+        if spec[1] in ("string", "number"):
+            return term.family == spec[1]
+        return term.family == "number" and re.fullmatch(INT if spec[1] == "int" else FRAC, term.literal) is not None
+    if kind == "union":
+        return any(class_contains(tr, sub, literal) for sub in spec[1])
+    if kind == "sub-except":
+        return literal not in spec[2] and class_contains(tr, ("sub", spec[1]), literal)
+    if kind == "except":
+        return term.family == "string" and literal not in spec[2] and \
+            not any(class_contains(tr, ("sub", p), literal) for p in spec[3])
+    if kind == "atom":
+        return all(class_contains(tr, sub, literal) for sub in spec[1]) and \
+            not any(class_contains(tr, sub, literal) for sub in spec[2])
+    raise Unmergeable(f"class {kind!r}")
+
+
+def value_parts(tr: Translator, name: str, depth: int = 0) -> tuple[frozenset, frozenset, dict]:
+    """A value nonterminal as (the specs of its terminal classes, its keywords true/false/null, its object
+    and array alternatives with their first token)."""
+    spec_of = {n: spec for spec, n in tr.classes.items()}
+    classes, keywords, structured = set(), set(), {}
+
+    def walk(alt: str, depth: int) -> None:
+        if alt in spec_of:
+            classes.add(spec_of[alt])
+        elif alt in tr.terms.terms:
+            classes.add(("sub", alt))
+        elif alt in KEYWORDS:
+            keywords.add(alt)
+        elif alt == "any_obj" or alt.split()[0] == "LB":
+            structured[alt] = "LB"
+        elif alt == "any_arr" or alt.split()[0] == "LBK":
+            structured[alt] = "LBK"
+        elif alt in tr.rules and tr.rules[alt] and depth < 8 and " " not in alt:
+            for a in tr.rules[alt]:
+                walk(a, depth + 1)
+        else:  # a rule still being built (recursion) or of another shape
+            raise Unmergeable(f"value {alt!r}")
+
+    walk(name, depth)
+    return frozenset(classes), frozenset(keywords), structured
