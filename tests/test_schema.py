@@ -593,11 +593,18 @@ def _object_union_instances(schema, rng, n):
                     rng.choice(per_key[k]) if per_key.get(k) and rng.random() < 0.6 else rng.choice(values))
                 for k in picked}
 
-    out = [obj(0) for _ in range(n)]
+    def arr():
+        return [obj(1) if rng.random() < 0.3 else rng.choice(values) for _ in range(rng.randint(0, 4))]
+
+    arrays = 0.5 if '"array"' in json.dumps(schema) else 0  # top-level arrays where the schema has some
+    out = [arr() if rng.random() < arrays else obj(0) for _ in range(n)]
     # near misses of the valid ones: one member changed or dropped
     import jsonschema
     valid = [x for x in out if jsonschema.Draft202012Validator(schema).is_valid(x)]
     for x in valid[:50]:
+        if isinstance(x, list):
+            out += [x[:-1], x + x[:1], [rng.choice(values)] + x[1:]]
+            continue
         for k in list(x):
             y = dict(x)
             y[k] = rng.choice(values)
@@ -637,6 +644,16 @@ OBJECT_UNIONS = [
                            "properties": {"a": {"type": "string"}, "c": {"type": "null"}}},
                           {"type": "object", "required": ["c"], "properties": {"c": {"enum": [None, 1]}},
                            "dependentRequired": {"c": ["b"]}}]}]},
+    # arrays: a shared key whose arrays differ by branch, and an anyOf of arrays (tuples, bounds, items)
+    {"anyOf": [{"type": "object", "properties": {"k": {"enum": [1, 2]}, "tags": {
+        "type": "array", "items": {"type": "string"}, "maxItems": 2}}},
+        {"type": "object", "properties": {"k": {"enum": [2, 3]}, "tags": {"type": "array", "prefixItems": [
+            {"type": "integer"}], "items": False}}},
+        {"type": "object", "additionalProperties": False, "properties": {"k": {"const": "x"}}}]},
+    {"anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1},
+               {"type": "array", "prefixItems": [{"enum": ["x", 0]}, {"type": "null"}], "maxItems": 3},
+               {"type": "array", "items": {"type": "object", "required": ["a"],
+                                           "properties": {"a": {"type": "integer"}}}}, {"type": "string"}]},
 ]
 
 

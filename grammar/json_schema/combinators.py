@@ -11,7 +11,7 @@ from ..json_instance import Unjudgeable, distinct
 from .instance_sets import check_disjoint, instance_judge
 from .keywords import KNOWN, REQUIRED_ANY, pointer, schema_error
 from .literals import literal
-from .object_unions import Unmergeable, merge_objects
+from .object_unions import Unmergeable, merge_containers
 
 if TYPE_CHECKING:
     from .translator import Translator
@@ -70,6 +70,8 @@ def union_alts(tr: Translator, nodes: list[str]) -> list[str]:
         expand(n, 0)
     flat = merge_object_alts(tr, flat)
     spec_of = {name: spec for spec, name in tr.classes.items()}
+    # a listed string/number (a terminal of its own) is a value set like a class: ("sub", itself)
+    spec_of.update((a, ("sub", a)) for a in flat if a in tr.terms.terms)
     sets = [a for a in flat if a in spec_of]
     if len(sets) < 2:
         return flat
@@ -81,7 +83,7 @@ def merge_object_alts(tr: Translator, flat: list[str]) -> list[str]:
     """Object alternatives of several branches as one (a choice between them would be an LR conflict):
     only `any` where a branch admits any value, none but any_obj (any_arr) where a branch admits any
     object (array), as every object (array) alternative's language lies inside it; else the branches'
-    objects run side by side (object_unions.py). The alternatives stay as they are where that cannot be
+    objects (arrays) run side by side (object_unions.py). The alternatives stay as they are where that cannot be
     done exactly."""
     def kind(alt: str, first: str, anything: str) -> bool:
         return alt == anything or alt.split()[0] == first
@@ -91,18 +93,20 @@ def merge_object_alts(tr: Translator, flat: list[str]) -> list[str]:
     for first, anything in (("LB", "any_obj"), ("LBK", "any_arr")):
         if anything in flat:
             flat = [a for a in flat if a == anything or not kind(a, first, anything)]
-    objects = [a for a in flat if a in tr.object_specs]
-    specs = list({id(s): s for a in objects for s in tr.object_specs[a]}.values())
-    if len(objects) < 2:
-        return flat
-    try:
-        merged = merge_objects(tr, specs)
-    except Unmergeable:
-        return flat
-    tr.object_specs[merged] = specs  # a union of this union with other objects merges them all
-    first = flat.index(objects[0])
-    kept = [a for a in flat if a not in objects]
-    return kept[:first] + [merged] + kept[first:]
+    for first in ("LB", "LBK"):
+        containers = [a for a in flat if a in tr.container_specs and a.split()[0] == first]
+        if len(containers) < 2:
+            continue
+        specs = list({id(s): s for a in containers for s in tr.container_specs[a]}.values())
+        try:
+            merged = merge_containers(tr, specs, first)
+        except Unmergeable:
+            continue
+        tr.container_specs[merged] = specs  # a union of this union with other branches merges them all
+        at = flat.index(containers[0])
+        kept = [a for a in flat if a not in containers]
+        flat = kept[:at] + [merged] + kept[at:]
+    return flat
 
 
 def enum_alts(tr: Translator, schema: dict, values: list, ptr: str) -> list[str]:

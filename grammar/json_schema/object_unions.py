@@ -87,66 +87,100 @@ class ObjectSpec:
         return self.extra_value, (i, count, alive)
 
 
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array schema as array_alts resolved it: the prefix items' nonterminals, the later items' (None:
+    none allowed), minItems and maxItems (None: unbounded). A state is the count of items written, which
+    saturates where it no longer matters (as array_alts tracks it)."""
+    prefix: list
+    rest: Optional[str]
+    least: int
+    most: Optional[int]
+
+    def start(self):
+        return 0
+
+    def accepts(self, state) -> bool:
+        return state >= self.least
+
+    def step(self, state, key=None):
+        if self.most is not None and state >= self.most or state >= len(self.prefix) and self.rest is None:
+            return None
+        value = self.prefix[state] if state < len(self.prefix) else self.rest
+        saturated = self.most is None and state + 1 > max(len(self.prefix), self.least)
+        return value, (state if saturated else state + 1)
+
+
 ANY_OBJECT = ObjectSpec([], [], [], [], 1, "any", frozenset(), False, 0, None)  # any_obj (Translator.any_value)
+ANY_ARRAY = ArraySpec([], "any", 0, None)  # any_arr
+OPEN = {"LB": "{", "LBK": "["}
+CLOSE = {"LB": "RB", "LBK": "RBK"}
+ANYTHING = {"LB": "any_obj", "LBK": "any_arr"}
+EMPTY = {"LB": "LB RB", "LBK": "LBK RBK"}
 
 
-def object_specs_of(tr: Translator, alts: list[str]) -> Optional[list[ObjectSpec]]:
-    """The specs whose objects are exactly those of these object alternatives, or None if some alternative
-    is no spec's (an enum's object, say)."""
+def container_specs_of(tr: Translator, alts: list[str], kind: str) -> Optional[list]:
+    """The specs whose objects (kind "LB") or arrays ("LBK") are exactly those of these alternatives, or
+    None if some alternative is no spec's (an enum's object, say)."""
     specs = {}
     for alt in alts:
-        if alt == "any_obj":
-            specs[id(ANY_OBJECT)] = ANY_OBJECT
-        elif alt in tr.object_specs:
-            specs.update((id(s), s) for s in tr.object_specs[alt])
-        elif alt != "LB RB":
+        if alt == ANYTHING[kind]:
+            anything = ANY_OBJECT if kind == "LB" else ANY_ARRAY
+            specs[id(anything)] = anything
+        elif alt in tr.container_specs:
+            specs.update((id(s), s) for s in tr.container_specs[alt])
+        elif alt != EMPTY[kind]:
             return None
     specs = list(specs.values())
-    # "LB RB" is the empty object of whichever spec accepts it; from elsewhere (enum {}) it is unknown.
-    if "LB RB" in alts and not any(s.accepts(s.start()) for s in specs):
+    # "{}" ("[]") is the empty object (array) of whichever spec accepts it; from elsewhere (an enum) unknown.
+    if EMPTY[kind] in alts and not any(s.accepts(s.start()) for s in specs):
         return None
     return specs
 
 
 class _Union:
     """The product machine. A state is (level, the level's branch states, continuation): level 0 runs the
-    branches of the anyOf; a member whose value is an object of one of several different object schemas
-    (in branches still alive) runs those schemas as the next level, inside the member, and its
-    continuation says where the outer level resumes: after "}", the outer branches that own an inner
-    schema accepting the object move on (and only they, since only they allow that value)."""
+    branches of the anyOf; a member (item) whose value is an object (array) of one of several different
+    schemas, in branches still alive, runs those schemas as a further level inside the member, and its
+    continuation says where the outer level resumes: after "}" ("]"), the outer branches that own an
+    inner schema accepting the value move on (and only they, since only they allow that value)."""
 
-    def __init__(self, tr: Translator, specs: list[ObjectSpec]):
+    def __init__(self, tr: Translator, specs: list, kind: str):
         self.tr = tr
         self.base = tr.fresh("u")
-        self.levels: list[list[ObjectSpec]] = []
+        self.levels: list[tuple[str, list]] = []
         self.level_keys: list[tuple] = []
         self.names: dict[tuple, str] = {}
         self.queue: list[tuple] = []
         self.productive: dict[int, set] = {}  # id(spec) -> its productive states (_productive_states)
         self.key_atoms: dict[int, list] = {}   # level -> (key terminal or None, grammar symbol) per key atom
-        self.top = self.level(specs)
+        self.top = self.level(specs, kind)
 
-    def level(self, specs: list[ObjectSpec]) -> int:
-        """The level running these specs (made once): its key atoms, the keys every spec names, one each,
-        and `other`, any string none names."""
-        key = tuple(id(s) for s in specs)
+    def level(self, specs: list, kind: str) -> int:
+        """The level running these specs (made once). An object level's key atoms: the keys any spec names,
+        one each, and `other`, any string none names; an array level's: none (items have no key)."""
+        key = (kind, tuple(id(s) for s in specs))
         if key in self.level_keys:
             return self.level_keys.index(key)
-        if any(s.patterns for s in specs):
-            raise Unmergeable("patternProperties")
-        literal_keys = sorted(set().union(*(set(s.keys) | s.named for s in specs)), key=lambda t: int(t[1:]))
-        self.tr.keep.update(literal_keys)  # a key no branch allows must still be lexed as itself, never as `other`
+        if kind == "LB":
+            if any(s.patterns for s in specs):
+                raise Unmergeable("patternProperties")
+            literal_keys = sorted(set().union(*(set(s.keys) | s.named for s in specs)), key=lambda t: int(t[1:]))
+            self.tr.keep.update(literal_keys)  # a key no branch allows must still be lexed as itself, not `other`
+            other = self.tr.cls(("except", "string", frozenset(literal_keys), frozenset()))
+            atoms = [(k, k) for k in literal_keys] + [(None, other)]
+        else:
+            literal_keys, atoms = [], [(None, None)]
         for s in specs:
             if id(s) not in self.productive:
                 self.productive[id(s)] = _productive_states(s, literal_keys)
-        self.levels.append(specs)
+        self.levels.append((kind, specs))
         self.level_keys.append(key)
-        other = self.tr.cls(("except", "string", frozenset(literal_keys), frozenset()))
-        self.key_atoms[len(self.levels) - 1] = [(k, k) for k in literal_keys] + [(None, other)]
+        self.key_atoms[len(self.levels) - 1] = atoms
         return len(self.levels) - 1
 
     def start(self, level: int, cont) -> tuple:
-        specs = self.levels[level]
+        _, specs = self.levels[level]
         return (level, tuple(s.start() if s.start() in self.productive[id(s)] else None for s in specs), cont)
 
     def name(self, state: tuple) -> str:
@@ -158,42 +192,41 @@ class _Union:
         return self.names[state]
 
     def close(self, state: tuple) -> list[str]:
-        """The alternative "}" (and the outer level's resumption) where some branch accepts the object."""
+        """The alternative "}" or "]" (and the outer level's resumption) where some branch accepts."""
         level, branches, cont = state
-        accepted = [a for a, (s, st) in enumerate(zip(self.levels[level], branches))
-                    if st is not None and s.accepts(st)]
+        kind, specs = self.levels[level]
+        accepted = [a for a, (s, st) in enumerate(zip(specs, branches)) if st is not None and s.accepts(st)]
         if not accepted:
             return []
         if cont is None:
-            return ["RB"]
+            return [CLOSE[kind]]
         outer_level, outer_moves, owners, outer_cont = cont
         moving = set().union(*(owners[a] for a in accepted))
         outer = tuple(n if b in moving else None for b, n in enumerate(outer_moves))
-        return [f"RB {self.name((outer_level, outer, outer_cont))}_o"]
+        return [f"{CLOSE[kind]} {self.name((outer_level, outer, outer_cont))}_o"]
 
     def edges(self, state: tuple) -> list[str]:
         level, branches, cont = state
-        specs = self.levels[level]
+        _, specs = self.levels[level]
         out = []
         for key, key_symbol in self.key_atoms[level]:
+            lead = f"{key_symbol} COLON " if key_symbol else ""
             moves = [(b, spec.step(st, key)) for b, (spec, st) in enumerate(zip(specs, branches)) if st is not None]
             moves = [(b, value, nxt) for b, m in moves if m is not None for value, nxt in [m]
                      if nxt in self.productive[id(specs[b])]]
             if not moves:
                 continue
             after = {b: nxt for b, _, nxt in moves}
-            atoms, objects = value_atoms(self.tr, moves)
+            atoms, frames = value_atoms(self.tr, moves)
             for value_symbol, movers in atoms:
                 nxt = tuple(after[b] if b in movers else None for b in range(len(specs)))
-                out.append(f"{key_symbol} COLON {value_symbol} {self.name((level, nxt, cont))}_o")
-            if objects:  # an object value of one of several object schemas: the next level
-                inner_specs, owners = objects
-                inner = self.level(inner_specs)
+                out.append(f"{lead}{value_symbol} {self.name((level, nxt, cont))}_o")
+            for inner_kind, inner_specs, owners in frames:  # values of several container schemas: a level
+                inner = self.level(inner_specs, inner_kind)
                 moves_tuple = tuple(after.get(b) for b in range(len(specs)))
                 first = self.start(inner, (level, moves_tuple, owners, cont))
-                if all(st is None for st in first[1]):
-                    continue
-                out.append(f"{key_symbol} COLON LB {self.name(first)}_f")
+                if any(st is not None for st in first[1]):
+                    out.append(f"{lead}{inner_kind} {self.name(first)}_f")
         return out
 
     def build(self) -> str:
@@ -205,24 +238,24 @@ class _Union:
             m_alts = self.edges(state)
             if m_alts:
                 self.tr.rules[name] = m_alts
-            # m: the next member (after "{" or ","); o: after a member, "}" or "," and the next one;
-            # f: right after the "{" of an inner level's object.
+            # m: the next member or item (after the opening bracket or a comma); o: after one, the closing
+            # bracket or a comma and the next; f: right after the opening bracket of an inner level's value.
             self.tr.rules[f"{name}_o"] = self.close(state) + ([f"COMMA {name}"] if m_alts else [])
             self.tr.rules[f"{name}_f"] = self.close(state) + m_alts
-        for state, name in self.names.items():  # rules no alternative names are left to grammar_text's pruning
+        for name in self.names.values():  # rules no alternative names are left to grammar_text's pruning
             if not self.tr.rules[f"{name}_f"]:
                 del self.tr.rules[f"{name}_f"]
-        return f"LB {top_name}"
+        return f"{self.levels[self.top][0]} {top_name}"
 
 
-def merge_objects(tr: Translator, specs: list[ObjectSpec]) -> str:
-    """The alternative ("LB ...") of the objects some spec accepts, with at least one member (the empty
-    object stays the plain alternative "LB RB" of the branches that accept it)."""
-    return _Union(tr, specs).build()
+def merge_containers(tr: Translator, specs: list, kind: str) -> str:
+    """The alternative ("LB ..." or "LBK ...") of the objects (arrays) some spec accepts, with at least one
+    member (item): the empty one stays the plain alternative "LB RB" ("LBK RBK") of the branches with it."""
+    return _Union(tr, specs, kind).build()
 
 
-def _productive_states(spec: ObjectSpec, literal_keys: list) -> set:
-    """The states of one branch reachable from its start from which an object can still be closed."""
+def _productive_states(spec, literal_keys: list) -> set:
+    """The states of one branch reachable from its start from which its object (array) can be closed."""
     reach, todo, succ = {spec.start()}, [spec.start()], {}
     while todo:
         st = todo.pop()
@@ -242,36 +275,36 @@ def _productive_states(spec: ObjectSpec, literal_keys: list) -> set:
     return good
 
 
-def value_atoms(tr: Translator, moves: list) -> tuple[list[tuple[str, frozenset]], Optional[tuple]]:
-    """The value nonterminals of one key's member with the branches each moves: one per distinct value
-    schema when they are one, else one per atom (the values in exactly some of the schemas); and, when
-    the values' object parts differ, those objects' specs with the branches owning each (the next level)."""
+def value_atoms(tr: Translator, moves: list) -> tuple[list[tuple[str, frozenset]], list[tuple]]:
+    """The value nonterminals of one member (item) with the branches each moves: one per distinct value
+    schema when they are one, else one per atom (the values in exactly some of the schemas); and, where
+    the values' objects (arrays) come from different schemas, those schemas' specs with the branches
+    owning each (an inner level)."""
     groups: dict[str, set] = {}
     for b, value, _ in moves:
         groups.setdefault(value, set()).add(b)
     if len(groups) == 1:
         ((value, branches),) = groups.items()
-        return [(value, frozenset(branches))], None
+        return [(value, frozenset(branches))], []
     values = list(groups)
     parts = [value_parts(tr, v) for v in values]
-    objects = None
-    obj_alts = [frozenset(a for a, k in p[2].items() if k == "LB") for p in parts]
-    if len({s for s in obj_alts if s}) > 1:
-        # Objects of different schemas: as specs of an inner level, each owned by the branches of its values.
+    frames = []
+    for kind in ("LB", "LBK"):
+        kind_alts = [frozenset(a for a, k in p[2].items() if k == kind) for p in parts]
+        if len({s for s in kind_alts if s}) <= 1:
+            continue  # one container nonterminal (or none): an atom like the others
+        # Containers of different schemas: the specs of an inner level, each owned by its values' branches.
         owners: dict[int, set] = {}
-        specs: dict[int, ObjectSpec] = {}
-        for g, alts in enumerate(obj_alts):
-            group_specs = object_specs_of(tr, sorted(alts)) if alts else []
+        specs: dict[int, object] = {}
+        for g, alts in enumerate(kind_alts):
+            group_specs = container_specs_of(tr, sorted(alts), kind) if alts else []
             if group_specs is None:
-                raise Unmergeable("an object value that is no object schema's")
-            for s in group_specs:
-                specs[id(s)] = s
-                owners.setdefault(id(s), set()).update(groups[values[g]])
-        objects = (list(specs.values()), tuple(frozenset(owners[i]) for i in specs))
-        parts = [(c, k, {a: t for a, t in st.items() if t != "LB"}) for c, k, st in parts]
-    arr_alts = {frozenset(a for a, k in p[2].items() if k == "LBK") for p in parts} - {frozenset()}
-    if len(arr_alts) > 1:
-        raise Unmergeable("two different array schemas for one key")
+                raise Unmergeable(f"a value starting with {OPEN[kind]} that is no object/array schema's")
+            for spec in group_specs:
+                specs[id(spec)] = spec
+                owners.setdefault(id(spec), set()).update(groups[values[g]])
+        frames.append((kind, list(specs.values()), tuple(frozenset(owners[i]) for i in specs)))
+        parts = [(c, k, {a: t for a, t in st.items() if t != kind}) for c, k, st in parts]
     # The atoms, by the set of groups (distinct value schemas) their values lie in. Listed values
     # (literal terminals) are placed one by one; the rest of the terminal classes by Boolean combination.
     atoms: dict[frozenset, list[str]] = {}
@@ -302,7 +335,7 @@ def value_atoms(tr: Translator, moves: list) -> tuple[list[tuple[str, frozenset]
         if key not in tr.memo:
             tr.memo[key] = tr.rule(tr.fresh("v"), alts, "")
         out.append((tr.memo[key], frozenset(b for g in inside for b in groups[values[g]])))
-    return out, objects
+    return out, frames
 
 
 def class_contains(tr: Translator, spec: tuple, literal: str) -> bool:

@@ -117,7 +117,7 @@ def object_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
                       req, banned, len(sets), extra_value, key_terms, bool(patterns), least, most)
     for alt in alts:
         if alt != "LB RB":  # the empty object is no one object's own: it stays a plain alternative
-            tr.object_specs[alt] = [spec]
+            tr.container_specs[alt] = [spec]
     return alts
 
 

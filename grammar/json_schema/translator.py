@@ -40,7 +40,7 @@ class Translator:
         self.terms = Terminals()
         self.classes: dict[tuple, str] = {}
         self.keep: set[str] = set()  # terminals to lex although no rule uses them (keys that must not occur)
-        self.object_specs: dict[str, list] = {}  # an object alternative -> the ObjectSpecs it accepts (object_unions.py)
+        self.container_specs: dict[str, list] = {}  # object/array alternative -> its specs (object_unions.py)
         self.n = 0
 
     # ---- what the keyword families share ----------------------------------------------------------
