@@ -553,63 +553,61 @@ def test_official_suite_blocks_invalid_and_accepts_valid(name):
 # ---- anyOf/oneOf of objects run side by side (object_unions.py) -----------------------------------
 
 def _object_union_instances(schema, rng, n):
-    """Random objects over the keys and listed values the schema names (and a few others), nested once,
-    in random key orders: most are invalid, some valid under one branch, some under several."""
-    keys, values = {"zz": None}, ["", "x", 0, -3, 2.5, True, None, [], [1, "x"], {}]
-    per_key: dict = {}
+    """Random instances shaped by the schema: objects over the keys its branches name (mostly in the
+    schema's order, sometimes with a stray key), values drawn from each key's schemas in any branch (so
+    keys and values of different branches mix), nested, with noise; then near misses of the valid ones."""
+    noise = ["", "x", 0, -3, 2.5, True, None, [], [1, "x"], {}]
+    typical = {"string": ["s", ""], "integer": [7, -1], "number": [1.5, 0], "null": [None], "boolean": [False],
+               "object": [{}], "array": [[]]}
 
-    def collect(s):
-        if isinstance(s, dict):
-            for k, v in s.items():
-                if k in ("properties", "patternProperties") and isinstance(v, dict):
-                    keys.update(dict.fromkeys(v))
-                    for key, sub in v.items():  # values of the key's own schema, often
-                        if isinstance(sub, dict):
-                            typical = {"string": "s", "integer": 7, "number": 1.5, "null": None, "boolean": False,
-                                       "object": {}, "array": []}
-                            types = sub.get("type", [])
-                            per_key.setdefault(key, []).extend(
-                                sub.get("enum", []) + ([sub["const"]] if "const" in sub else []) +
-                                [typical[t] for t in ([types] if isinstance(types, str) else types)])
-                if k == "required" and isinstance(v, list):
-                    keys.update(dict.fromkeys(v))
-                if k == "enum":
-                    values.extend(v)
-                if k == "const":
-                    values.append(v)
-                collect(v)
-        elif isinstance(s, list):
-            for x in s:
-                collect(x)
+    def branches(sub):
+        subs = [sub]
+        for comb in ("anyOf", "oneOf", "allOf"):
+            for b in sub.get(comb, []) if isinstance(sub, dict) else []:
+                subs += branches(b)
+        return [b for b in subs if isinstance(b, dict)]
 
-    collect(schema)
-    keys = list(keys)
+    def gen(sub, depth):
+        if not isinstance(sub, dict) or depth > 3 or rng.random() < 0.1:
+            return rng.choice(noise)
+        sub = rng.choice(branches(sub))
+        listed = sub.get("enum", []) + ([sub["const"]] if "const" in sub else [])
+        if listed and rng.random() < 0.8:
+            return rng.choice(listed)
+        types = sub.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        keyed: dict = {}
+        for b in branches(sub):
+            for k, v in b.get("properties", {}).items():
+                keyed.setdefault(k, []).append(v)
+            for k in b.get("required", []):
+                keyed.setdefault(k, [])
+        if keyed or "object" in types:
+            if "array" in types and rng.random() < 0.3:
+                return [gen(sub.get("items"), depth + 1) for _ in range(rng.randint(0, 3))]
+            keys = list(keyed) + (["zz"] if rng.random() < 0.3 else [])
+            picked = rng.sample(keys, rng.randint(0, min(len(keys), 5)))
+            if rng.random() < 0.8:  # mostly in the schema's order, which the grammar keeps
+                picked.sort(key=keys.index)
+            return {k: gen(rng.choice(keyed[k]) if keyed.get(k) else None, depth + 1) for k in picked}
+        if "array" in types or "items" in sub or "prefixItems" in sub:
+            prefix = sub.get("prefixItems", [])
+            return [gen(prefix[i] if i < len(prefix) else sub.get("items"), depth + 1)
+                    for i in range(rng.randint(0, len(prefix) + 2))]
+        if types and rng.random() < 0.9:
+            return rng.choice(typical[rng.choice(types)])
+        return rng.choice(noise)
 
-    def obj(depth):
-        picked = rng.sample(keys, rng.randint(0, min(len(keys), 5)))
-        if rng.random() < 0.8:  # mostly in the schema's order, which the grammar keeps
-            picked.sort(key=keys.index)
-        return {k: (obj(depth + 1) if depth < 1 and rng.random() < 0.25 else
-                    rng.choice(per_key[k]) if per_key.get(k) and rng.random() < 0.6 else rng.choice(values))
-                for k in picked}
-
-    def arr():
-        return [obj(1) if rng.random() < 0.3 else rng.choice(values) for _ in range(rng.randint(0, 4))]
-
-    arrays = 0.5 if '"array"' in json.dumps(schema) else 0  # top-level arrays where the schema has some
-    out = [arr() if rng.random() < arrays else obj(0) for _ in range(n)]
-    # near misses of the valid ones: one member changed or dropped
+    out = [gen(schema, 0) for _ in range(n)]
     import jsonschema
     valid = [x for x in out if jsonschema.Draft202012Validator(schema).is_valid(x)]
-    for x in valid[:50]:
+    for x in valid[:50]:  # near misses: one member (item) changed or dropped
         if isinstance(x, list):
-            out += [x[:-1], x + x[:1], [rng.choice(values)] + x[1:]]
-            continue
-        for k in list(x):
-            y = dict(x)
-            y[k] = rng.choice(values)
-            out.append(y)
-            out.append({j: v for j, v in x.items() if j != k})
+            out += [x[:-1], x + x[:1], [rng.choice(noise)] + x[1:]]
+        elif isinstance(x, dict):
+            for k in list(x):
+                out.append({**x, k: rng.choice(noise)})
+                out.append({j: v for j, v in x.items() if j != k})
     return out
 
 
@@ -634,7 +632,7 @@ OBJECT_UNIONS = [
     # an object value of different schemas in two live branches (the next level), numbers vs strings
     {"anyOf": [{"type": "object", "properties": {"alg": {"enum": ["RS", "ES"]}, "jwk": {
         "type": "object", "required": ["kty"], "properties": {"kty": {"enum": ["RSA"]}, "n": {"type": "string"}}}}},
-        {"type": "object", "properties": {"alg": {"enum": ["ES", 3]}, "jwk": {
+        {"type": "object", "additionalProperties": False, "properties": {"alg": {"enum": ["ES", 3]}, "jwk": {
             "type": "object", "required": ["kty"], "additionalProperties": False,
             "properties": {"kty": {"enum": ["EC"]}, "x": {"type": "number"}}}}},
         {"type": "object", "additionalProperties": False, "properties": {"alg": {"type": "integer"}}}]},
@@ -693,3 +691,45 @@ def test_object_unions_from_maskbench():
          "properties": {"name": {"type": "string"}, "error": {"type": "string"}}}]}},
         [[{"name": "A"}, {"name": "A", "error": "e", "z": 1}, {"name": "B", "error": "e"}]],
         [[{"name": "B"}], [{"name": "A", "z": 1}], [{"name": "A", "error": 3}]])
+
+
+@pytest.mark.parametrize("schema, instances", [
+    # an inner level (jwk's two schemas) resumes only the outer branches whose schema took the value
+    (OBJECT_UNIONS[3], [{"alg": "ES", "jwk": {"kty": "EC"}, "zz": 1}, {"alg": "ES", "jwk": {"kty": "RSA"}, "zz": 1},
+                        {"alg": "ES", "jwk": {"kty": "EC", "x": 1}}, {"alg": "ES", "jwk": {"kty": "RSA", "x": 1}},
+                        {"alg": "ES", "jwk": {"kty": "EC", "x": "1"}}, {"alg": 3, "jwk": {"kty": "RSA"}}]),
+    # key sets (a dependency) in one branch
+    ({"anyOf": [{"type": "object", "additionalProperties": False, "dependentRequired": {"c": ["b"]},
+                 "properties": {"a": {"type": "string"}, "b": {}, "c": {}}},
+                {"type": "object", "additionalProperties": False, "properties": {"a": {"type": "integer"}}}]},
+     [{"a": "s", "c": 1}, {"a": "s", "b": 1, "c": 1}, {"a": 1}, {"a": "s"}, {"c": 1}, {"b": 1, "c": 2}, {}]),
+    # a key one branch forbids, another allows as any other key
+    ({"anyOf": [{"type": "object", "properties": {"k": {"enum": [1]}, "bad": False}},
+                {"type": "object", "required": ["k"], "properties": {"k": {"enum": [2]}}}]},
+     [{"k": 1, "bad": 0}, {"k": 2, "bad": 0}, {"bad": 0}, {"k": 1, "zz": 0}, {"k": 3}]),
+    # item counts of arrays run side by side, at the top and under one key
+    ({"anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 2},
+                {"type": "array", "items": {"type": "integer"}, "maxItems": 1}]},
+     [["a"], ["a", "b"], [1], [1, 2], [], ["a", 1], ["a", "b", "c"]]),
+    ({"anyOf": [{"type": "object", "properties": {"v": {"type": "array", "items": {"type": "string"}, "minItems": 2}}},
+                {"type": "object", "additionalProperties": False,
+                 "properties": {"v": {"type": "array", "maxItems": 1}, "w": {"type": "null"}}}]},
+     [{"v": ["a"], "w": None}, {"v": ["a", "b"], "w": None}, {"v": ["a", "b"], "w": 1}, {"v": [1]}, {"v": [1, 2]},
+      {"v": [], "w": None}]),
+    # a listed value equal to another branch's key, and one inside another branch's string class
+    ({"anyOf": [{"type": "object", "required": ["name"], "additionalProperties": False,
+                 "properties": {"name": {"enum": ["error"]}, "error": {"type": "string"}}},
+                {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 3}}}]},
+     [{"name": "error"}, {"name": "error", "error": 3}, {"name": "err", "error": 3}, {"name": "error", "error": "e"},
+      {"name": "toolong", "error": "e"}, {"error": "e"}]),
+])
+def test_object_unions_exact_on_chosen_instances(schema, instances):
+    """Instances (members in schema order) at the places where the union of branches could go wrong,
+    judged against the jsonschema package."""
+    import jsonschema
+    g = gm.Grammar.from_json_schema(schema)
+    assert "u_" in __import__("grammask.grammar.json_schema", fromlist=["schema_to_lark"]).schema_to_lark(schema)
+    oracle = jsonschema.Draft202012Validator(schema)
+    verdicts = [(x, g.validate(json.dumps(x)).ok, oracle.is_valid(x)) for x in instances]
+    assert [v for v in verdicts if v[1] != v[2]] == []
+    assert any(ok for _, ok, _ in verdicts) and not all(ok for _, ok, _ in verdicts)
