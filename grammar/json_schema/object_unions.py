@@ -34,7 +34,7 @@ from .numeric import FRAC, INT
 if TYPE_CHECKING:
     from .translator import Translator
 
-MAX_UNION_STATES = 512   # product states of one union of object branches
+MAX_UNION_STATES = 2048   # product states of one union of object branches
 MAX_VALUE_GROUPS = 6     # distinct value schemas with non-listed strings/numbers for one key (2**6 - 1 atoms)
 KEYWORDS = ('"true"', '"false"', '"null"')
 
@@ -113,6 +113,8 @@ class ArraySpec:
 
 ANY_OBJECT = ObjectSpec([], [], [], [], 1, "any", frozenset(), False, 0, None)  # any_obj (Translator.any_value)
 ANY_ARRAY = ArraySpec([], "any", 0, None)  # any_arr
+EMPTY_OBJECT = ObjectSpec([], [], [], [], 1, None, frozenset(), False, 0, None)  # {} only
+EMPTY_ARRAY = ArraySpec([], None, 0, 0)  # [] only
 OPEN = {"LB": "{", "LBK": "["}
 CLOSE = {"LB": "RB", "LBK": "RBK"}
 ANYTHING = {"LB": "any_obj", "LBK": "any_arr"}
@@ -121,7 +123,7 @@ EMPTY = {"LB": "LB RB", "LBK": "LBK RBK"}
 
 def container_specs_of(tr: Translator, alts: list[str], kind: str) -> Optional[list]:
     """The specs whose objects (kind "LB") or arrays ("LBK") are exactly those of these alternatives, or
-    None if some alternative is no spec's (an enum's object, say)."""
+    None if some alternative is no spec's (an enum's non-empty object, say)."""
     specs = {}
     for alt in alts:
         if alt == ANYTHING[kind]:
@@ -132,9 +134,10 @@ def container_specs_of(tr: Translator, alts: list[str], kind: str) -> Optional[l
         elif alt != EMPTY[kind]:
             return None
     specs = list(specs.values())
-    # "{}" ("[]") is the empty object (array) of whichever spec accepts it; from elsewhere (an enum) unknown.
+    # "{}" ("[]") is the empty object (array) of whichever spec accepts it; from elsewhere (an enum, a
+    # maxItems of 0) it is a spec of its own, which accepts nothing else.
     if EMPTY[kind] in alts and not any(s.accepts(s.start()) for s in specs):
-        return None
+        specs.append(EMPTY_OBJECT if kind == "LB" else EMPTY_ARRAY)
     return specs
 
 
