@@ -733,3 +733,10 @@ def test_object_unions_exact_on_chosen_instances(schema, instances):
     verdicts = [(x, g.validate(json.dumps(x)).ok, oracle.is_valid(x)) for x in instances]
     assert [v for v in verdicts if v[1] != v[2]] == []
     assert any(ok for _, ok, _ in verdicts) and not all(ok for _, ok, _ in verdicts)
+
+
+def test_object_unions_not_merged_are_refused_with_the_reason():
+    # patternProperties in the branches: the objects stay apart, and the conflict names the anyOf and why
+    refused({"anyOf": [{"type": "object", "patternProperties": {"^a": {"type": "string"}}},
+                       {"type": "object", "patternProperties": {"^a": {"type": "integer"}}, "required": ["b"]}]},
+            "conflict", "anyOf/oneOf at #/anyOf", "not merged (patternProperties)")

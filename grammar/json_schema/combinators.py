@@ -33,8 +33,8 @@ def branch_alts(tr: Translator, schema: dict, comb: str, ptr: str) -> list[str]:
         # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...]; the branches
         # stay disjoint for oneOf since each only got narrower.
         return union_alts(tr, [tr.node({"allOf": [rest, b]}, pointer(ptr, comb, i) + "&")
-                               for i, b in enumerate(branches)])
-    return union_alts(tr, [tr.node(b, pointer(ptr, comb, i)) for i, b in enumerate(branches)])
+                               for i, b in enumerate(branches)], pointer(ptr, comb))
+    return union_alts(tr, [tr.node(b, pointer(ptr, comb, i)) for i, b in enumerate(branches)], pointer(ptr, comb))
 
 
 def fold_key_sets(schema: dict, comb: str) -> dict:
@@ -52,7 +52,7 @@ def fold_key_sets(schema: dict, comb: str) -> dict:
     return folded
 
 
-def union_alts(tr: Translator, nodes: list[str]) -> list[str]:
+def union_alts(tr: Translator, nodes: list[str], ptr: str) -> list[str]:
     """The alternatives of anyOf/oneOf branches, flattened: the branches' terminal sets merged into one
     set and equal alternatives kept once. (A value two branches' sets share would make the LR parser
     pick a branch it cannot know yet: a reduce/reduce conflict.)"""
@@ -68,7 +68,7 @@ def union_alts(tr: Translator, nodes: list[str]) -> list[str]:
 
     for n in nodes:
         expand(n, 0)
-    flat = merge_object_alts(tr, flat)
+    flat = merge_object_alts(tr, flat, ptr)
     spec_of = {name: spec for spec, name in tr.classes.items()}
     # a listed string/number (a terminal of its own) is a value set like a class: ("sub", itself)
     spec_of.update((a, ("sub", a)) for a in flat if a in tr.terms.terms)
@@ -79,7 +79,7 @@ def union_alts(tr: Translator, nodes: list[str]) -> list[str]:
     return [merged] + [a for a in flat if a not in spec_of]
 
 
-def merge_object_alts(tr: Translator, flat: list[str]) -> list[str]:
+def merge_object_alts(tr: Translator, flat: list[str], ptr: str) -> list[str]:
     """Object alternatives of several branches as one (a choice between them would be an LR conflict):
     only `any` where a branch admits any value, none but any_obj (any_arr) where a branch admits any
     object (array), as every object (array) alternative's language lies inside it; else the branches'
@@ -100,7 +100,8 @@ def merge_object_alts(tr: Translator, flat: list[str]) -> list[str]:
         specs = list({id(s): s for a in containers for s in tr.container_specs[a]}.values())
         try:
             merged = merge_containers(tr, specs, first)
-        except Unmergeable:
+        except Unmergeable as exc:  # named if the grammar turns out ambiguous (Grammar.from_json_schema)
+            tr.unmerged.append(f"{ptr}: its {'objects' if first == 'LB' else 'arrays'} are not merged ({exc})")
             continue
         tr.container_specs[merged] = specs  # a union of this union with other branches merges them all
         at = flat.index(containers[0])

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .translator import Translator
 
 WS_MAX = 16
+UNMERGED_NOTE = "// unmerged anyOf/oneOf at "  # a comment line Grammar.from_json_schema quotes in a conflict
 
 
 def grammar_text(tr: Translator, root_name: str) -> str:
@@ -82,6 +83,7 @@ def grammar_text(tr: Translator, root_name: str) -> str:
             before = "" if t in ("LB", "LBK") else ws
             after = "" if t in ("RB", "RBK") else ws
             lines.append(f"{t}: /{before}{p}{after}/")
+    lines += [f"{UNMERGED_NOTE}{json.dumps(note)[1:-1]}" for note in tr.unmerged]  # escaped: one line each
     start = f"start: {root_name}" if tr.compact else f"start: WS? {root_name} WS?\nWS: /[ \\t\\n\\r]{{1,{WS_MAX}}}/"
     return start + "\n" + "\n".join(lines) + "\n"
 
