@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .translator import Translator
 
 MAX_UNION_STATES = 2048   # product states of one union of object branches
+MAX_UNION_PATTERNS = 4  # patternProperties of the branches of one level (2**4 regions of keys)
 MAX_VALUE_GROUPS = 6     # distinct value schemas with non-listed strings/numbers for one key (2**6 - 1 atoms)
 KEYWORDS = ('"true"', '"false"', '"null"')
 
@@ -56,7 +57,7 @@ class ObjectSpec:
     n_sets: int
     extra_value: Optional[str]
     named: frozenset
-    patterns: bool
+    patterns: tuple  # (key terminal, value nonterminal or None: keys that must not occur), pairwise disjoint
     least: int
     most: Optional[int]
 
@@ -67,9 +68,11 @@ class ObjectSpec:
         i, c, alive = state
         return c >= self.least and any(all(j not in self.req[t] for t in range(i, len(self.keys))) for j in alive)
 
-    def step(self, state, key: Optional[str]):
-        """(value nonterminal, next state) after a member with this key (None: a key no branch names), or
-        None when the member is not allowed here (as object_members.object_rules allows them)."""
+    def step(self, state, key):
+        """(value nonterminal, next state) after a member with this key, or None when the member is not
+        allowed here (as object_members.object_rules allows them). The key: a literal key's terminal, one
+        of this spec's patterns as ("pattern", terminal) for a key not named here that matches it, or None
+        for a key that is neither."""
         i, c, alive = state
         if self.most is not None and c >= self.most:
             return None
@@ -82,6 +85,9 @@ class ObjectSpec:
                 alive = alive - self.req[t]
             alive = alive - self.banned[j]
             return (self.values[j], (j + 1, count, alive)) if alive else None
+        if isinstance(key, tuple):
+            value = dict(self.patterns)[key[1]]
+            return None if value is None else (value, (i, count, alive))
         if key in self.named or self.extra_value is None:
             return None
         return self.extra_value, (i, count, alive)
@@ -111,9 +117,9 @@ class ArraySpec:
         return value, (state if saturated else state + 1)
 
 
-ANY_OBJECT = ObjectSpec([], [], [], [], 1, "any", frozenset(), False, 0, None)  # any_obj (Translator.any_value)
+ANY_OBJECT = ObjectSpec([], [], [], [], 1, "any", frozenset(), (), 0, None)  # any_obj (Translator.any_value)
 ANY_ARRAY = ArraySpec([], "any", 0, None)  # any_arr
-EMPTY_OBJECT = ObjectSpec([], [], [], [], 1, None, frozenset(), False, 0, None)  # {} only
+EMPTY_OBJECT = ObjectSpec([], [], [], [], 1, None, frozenset(), (), 0, None)  # {} only
 EMPTY_ARRAY = ArraySpec([], None, 0, 0)  # [] only
 OPEN = {"LB": "{", "LBK": "["}
 CLOSE = {"LB": "RB", "LBK": "RBK"}
@@ -156,31 +162,59 @@ class _Union:
         self.names: dict[tuple, str] = {}
         self.queue: list[tuple] = []
         self.productive: dict[int, set] = {}  # id(spec) -> its productive states (_productive_states)
-        self.key_atoms: dict[int, list] = {}   # level -> (key terminal or None, grammar symbol) per key atom
+        self.key_atoms: dict[int, list] = {}   # level -> (grammar symbol, each spec's key) per key atom
         self.top = self.level(specs, kind)
 
     def level(self, specs: list, kind: str) -> int:
-        """The level running these specs (made once). An object level's key atoms: the keys any spec names,
-        one each, and `other`, any string none names; an array level's: none (items have no key)."""
+        """The level running these specs (made once), with its key atoms (key_regions; an array level's
+        items have no key)."""
         key = (kind, tuple(id(s) for s in specs))
         if key in self.level_keys:
             return self.level_keys.index(key)
         if kind == "LB":
-            if any(s.patterns for s in specs):
-                raise Unmergeable("patternProperties")
-            literal_keys = sorted(set().union(*(set(s.keys) | s.named for s in specs)), key=lambda t: int(t[1:]))
-            self.tr.keep.update(literal_keys)  # a key no branch allows must still be lexed as itself, not `other`
-            other = self.tr.cls(("except", "string", frozenset(literal_keys), frozenset()))
-            atoms = [(k, k) for k in literal_keys] + [(None, other)]
+            atoms = self.key_regions(specs)
         else:
-            literal_keys, atoms = [], [(None, None)]
-        for s in specs:
+            atoms = [(None, [None] * len(specs))]
+        for b, s in enumerate(specs):
             if id(s) not in self.productive:
-                self.productive[id(s)] = _productive_states(s, literal_keys)
+                self.productive[id(s)] = _productive_states(s, list(dict.fromkeys(a[1][b] for a in atoms)))
         self.levels.append((kind, specs))
         self.level_keys.append(key)
         self.key_atoms[len(self.levels) - 1] = atoms
         return len(self.levels) - 1
+
+    def key_regions(self, specs: list) -> list:
+        """The key atoms of an object level, as (grammar symbol, the key as each spec's step takes it): each
+        key a spec names, one by one, and the other strings by the patterns (patternProperties) of all
+        specs they match (a region per set of patterns; those in two disjoint patterns of one spec are none).
+        """
+        terms = self.tr.terms
+        literal_keys = sorted(set().union(*(set(s.keys) | s.named for s in specs)), key=lambda t: int(t[1:]))
+        self.tr.keep.update(literal_keys)  # a key no branch allows must still be lexed as itself, not `other`
+        patterns = sorted({p for s in specs for p, _ in s.patterns}, key=lambda t: int(t[1:]))
+        if len(patterns) > MAX_UNION_PATTERNS:
+            raise Unmergeable(f"more than {MAX_UNION_PATTERNS} patternProperties")
+
+        def spec_key(s, literal):  # a named key as it is, another by the pattern of s it matches, if any
+            if literal in s.keys or literal in s.named:
+                return literal
+            text = terms.terms[literal].literal
+            return next((("pattern", p) for p, _ in s.patterns if terms.terms[p].matches(text)), literal)
+
+        atoms = [(k, [spec_key(s, k) for s in specs]) for k in literal_keys]
+        named = ("union", frozenset(("sub", k) for k in literal_keys))
+        for size in range(len(patterns) + 1):
+            for inside in itertools.combinations(patterns, size):
+                mine = [[p for p, _ in s.patterns if p in inside] for s in specs]
+                if any(len(m) > 1 for m in mine):
+                    continue  # in two patterns of one spec, which are disjoint: no key
+                if inside:
+                    outside = frozenset([("sub", p) for p in patterns if p not in inside] + [named])
+                    symbol = self.tr.cls(("atom", frozenset(("sub", p) for p in inside), outside))
+                else:
+                    symbol = self.tr.cls(("except", "string", frozenset(literal_keys), frozenset(patterns)))
+                atoms.append((symbol, [("pattern", m[0]) if m else None for m in mine]))
+        return atoms
 
     def start(self, level: int, cont) -> tuple:
         _, specs = self.levels[level]
@@ -212,9 +246,10 @@ class _Union:
         level, branches, cont = state
         _, specs = self.levels[level]
         out = []
-        for key, key_symbol in self.key_atoms[level]:
+        for key_symbol, keys in self.key_atoms[level]:
             lead = f"{key_symbol} COLON " if key_symbol else ""
-            moves = [(b, spec.step(st, key)) for b, (spec, st) in enumerate(zip(specs, branches)) if st is not None]
+            moves = [(b, spec.step(st, keys[b])) for b, (spec, st) in enumerate(zip(specs, branches))
+                     if st is not None]
             moves = [(b, value, nxt) for b, m in moves if m is not None for value, nxt in [m]
                      if nxt in self.productive[id(specs[b])]]
             if not moves:
@@ -257,12 +292,13 @@ def merge_containers(tr: Translator, specs: list, kind: str) -> str:
     return _Union(tr, specs, kind).build()
 
 
-def _productive_states(spec, literal_keys: list) -> set:
-    """The states of one branch reachable from its start from which its object (array) can be closed."""
+def _productive_states(spec, keys: list) -> set:
+    """The states of one branch reachable from its start (by members with these keys, as its step takes
+    them) from which its object (array) can be closed."""
     reach, todo, succ = {spec.start()}, [spec.start()], {}
     while todo:
         st = todo.pop()
-        succ[st] = [m[1] for m in (spec.step(st, k) for k in [*literal_keys, None]) if m is not None]
+        succ[st] = [m[1] for m in (spec.step(st, k) for k in keys) if m is not None]
         for n in succ[st]:
             if n not in reach:
                 reach.add(n)

@@ -114,7 +114,9 @@ def object_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
     alts = object_rules(tr, base, members, req, banned, len(sets), extra, least, most, ptr)
     # What object_unions needs to merge this object with the other branches of an anyOf/oneOf.
     spec = ObjectSpec([string_literal(tr.terms, k, value_ptr[k]) for k in keys], [m.split()[-1] for m in members],
-                      req, banned, len(sets), extra_value, key_terms, bool(patterns), least, most)
+                      req, banned, len(sets), extra_value, key_terms,
+                      tuple((term, None if sub is False else tr.node(sub, sptr)) for term, sub, sptr in patterns),
+                      least, most)
     for alt in alts:
         if alt != "LB RB":  # the empty object is no one object's own: it stays a plain alternative
             tr.container_specs[alt] = [spec]
