@@ -657,7 +657,7 @@ OBJECT_UNIONS = [
     {"anyOf": [{"type": "object", "patternProperties": {"^a": {"type": "string"}, "^b": False},
                 "properties": {"c": {"type": "integer"}, "ax9": {"minLength": 2}}},
                {"type": "object", "patternProperties": {"^a[0-9]": {"type": "integer"}, "^1": {}},
-                "additionalProperties": False, "properties": {"k": {"type": "null"}}}]},
+                "additionalProperties": False, "properties": {"k": {"type": "null"}, "a5": {"type": "integer"}}}]},
     {"anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1},
                {"type": "array", "prefixItems": [{"enum": ["x", 0]}, {"type": "null"}], "maxItems": 3},
                {"type": "array", "items": {"type": "object", "required": ["a"],
