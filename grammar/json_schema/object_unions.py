@@ -1,26 +1,31 @@
-"""anyOf/oneOf of object schemas as one object: the branches' member machines run side by side.
+"""anyOf/oneOf of object (array) schemas as one object (array): the branches' machines run side by side.
 
 Written as separate alternatives, two object branches that begin alike ({"type": "a", ...} and
 {"type": "b", ...}, or a closed object beside an open one) make the LR parser choose a branch before the
 member that tells them apart: a reduce/reduce conflict. Here every branch is a deterministic machine
 over members (object_members.py: listed properties in schema order, other keys anywhere, key sets, the
-member count); the union runs them all at once, a state being the tuple of the branches' states (None
-once a branch is ruled out). A member moves every branch that allows it, and no other.
+member count; arrays.py: items by position, the item count); the union runs them all at once, a state
+being the tuple of the branches' states (None once a branch is ruled out). A member (item) moves every
+branch that allows it, and no other.
 
 Exactness: a member text is read once. Its key is one key atom: a key some branch names (one terminal),
-or any other string (the strings no branch names, one class). Its value lies in the value schemas of
-some of the branches that allow that key, and the value is split into the atoms of those schemas (the
-values in exactly the schemas of a subset T, one nonterminal each: disjoint by construction, so the first
-token decides, and together the union of the schemas). After the value of atom T, exactly the branches
-of T move on. So a text is accepted iff some branch's machine accepts it: the union of the branches'
-languages, which is the anyOf (and the oneOf, whose branches check_disjoint has proved disjoint).
+or the other strings by the set of branch patterns (patternProperties) they match (one class each). Its
+value lies in the value schemas of some of the branches that allow that key, and the value is split into
+the atoms of those schemas (the values in exactly the schemas of a subset T, one nonterminal each:
+disjoint by construction, so the first token decides, and together the union of the schemas). After the
+value of atom T, exactly the branches of T move on. Where the values are objects (arrays) of different
+schemas, those schemas run side by side as an inner level, and after its closing bracket exactly the
+outer branches owning a schema that accepted move on. So a text is accepted iff some branch's machine
+accepts it: the union of the branches' languages (each keeps its documented narrowing), which is the
+anyOf, and the oneOf, whose branches check_disjoint has proved disjoint.
 
-Values are split exactly when their string/number parts are terminal classes (Boolean combinations of
-classes are classes: the lexer gives each string to the innermost terminal containing it, so a string
-lies in a class iff its terminal does, see grammar_text) and their object and array parts are one
-shared nonterminal or occur in one value only. Anything else (patternProperties, two different object
-schemas under one key in branches still alive together, too many states) raises Unmergeable and the
-branches stay separate alternatives, as before."""
+Atoms of strings/numbers are classes (Boolean combinations of classes are classes: the lexer gives each
+string to the innermost terminal containing it, so a string lies in a class iff its terminal does, see
+grammar_text), listed values are placed one by one, true/false/null by themselves. An atom may turn out
+empty; grammar_text drops what it leaves unproductive. What cannot be split this way (an enum's object
+beside an object schema, too many states or value schemas or patterns) raises Unmergeable: the branches
+stay separate alternatives, and if that makes the grammar ambiguous, the refusal names the anyOf/oneOf
+and the reason (Grammar.from_json_schema)."""
 
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ from .numeric import FRAC, INT
 if TYPE_CHECKING:
     from .translator import Translator
 
-MAX_UNION_STATES = 2048   # product states of one union of object branches
+MAX_UNION_STATES = 2048   # product states of one union of object/array branches (inner levels included)
 MAX_UNION_PATTERNS = 4  # patternProperties of the branches of one level (2**4 regions of keys)
 MAX_VALUE_GROUPS = 6     # distinct value schemas with non-listed strings/numbers for one key (2**6 - 1 atoms)
 KEYWORDS = ('"true"', '"false"', '"null"')
