@@ -269,10 +269,15 @@ class Emitter:
         if tree.state.flags & (re.IGNORECASE | re.MULTILINE | re.VERBOSE):
             raise RegexRefused(f"regex {pattern!r}: inline flags (?i)/(?m)/(?x) are not supported")
         items = list(tree)
+        # sre_parse moves a prefix every branch shares out of the alternation: ^a$|^b$ is ^(?:a$|b$).
+        start = False
+        while len(items) > 1 and items[0] == (C.AT, C.AT_BEGINNING):
+            start = True
+            items = items[1:]
         # A top-level alternation with anchors in every branch: a|b with ^/$ per branch.
         if len(items) == 1 and items[0][0] is C.BRANCH:
             branches = items[0][1][1]
-            parts = [self._anchored_seq(list(b)) for b in branches]
+            parts = [(seq, s or start, e) for seq, s, e in (self._anchored_seq(list(b)) for b in branches)]
             starts = {p[1] for p in parts}
             ends = {p[2] for p in parts}
             if len(starts) == 1 and len(ends) == 1:
@@ -281,7 +286,8 @@ class Emitter:
             anyc = self.any_char(True)
             body = "|".join(("" if s else f"{anyc}*") + b + ("" if e else f"{anyc}*") for b, s, e in parts)
             return "(?:" + body + ")", True, True
-        return self._anchored_seq(items)
+        body, s, e = self._anchored_seq(items)
+        return body, s or start, e
 
     def any_char(self, with_newline: bool) -> str:
         return self.spell([(0, MAX_CODEPOINT)] if with_newline else complement(_LINE_TERMINATORS))

@@ -11,6 +11,7 @@ from ..json_instance import Unjudgeable, distinct
 from .instance_sets import check_disjoint, instance_judge
 from .keywords import KNOWN, REQUIRED_ANY, pointer, schema_error
 from .literals import literal
+from .negation import objects_only
 from .object_unions import Unmergeable, merge_containers
 
 if TYPE_CHECKING:
@@ -23,9 +24,8 @@ def branch_alts(tr: Translator, schema: dict, comb: str, ptr: str) -> list[str]:
     branches = schema[comb]
     if not isinstance(branches, list) or not branches:
         raise schema_error(f"{comb!r} must be a non-empty array", pointer(ptr, comb))
-    if REQUIRED_ANY not in schema and \
-            all(isinstance(b, dict) and set(b) & KNOWN <= {"required"} for b in branches):
-        return tr.schema_alts(fold_key_sets(schema, comb), ptr)
+    if all(isinstance(b, dict) and set(b) & KNOWN <= {"required"} for b in branches):
+        return tr.schema_alts(fold_key_sets(schema, comb, ptr), ptr)
     rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
     if comb == "oneOf":  # the siblings narrow every branch
         check_disjoint(tr.reader, [{"allOf": [rest, b]} if rest else b for b in branches], pointer(ptr, comb))
@@ -37,7 +37,7 @@ def branch_alts(tr: Translator, schema: dict, comb: str, ptr: str) -> list[str]:
     return union_alts(tr, [tr.node(b, pointer(ptr, comb, i)) for i, b in enumerate(branches)], pointer(ptr, comb))
 
 
-def fold_key_sets(schema: dict, comb: str) -> dict:
+def fold_key_sets(schema: dict, comb: str, ptr: str) -> dict:
     """anyOf/oneOf of branches that only list required keys, as the key sets object_alts enforces:
     "one of these key sets" (anyOf), "exactly one" (oneOf: the others each miss a key). Folded into the
     object's rules because, as branches, an object with keys of several sets would make the grammar
@@ -48,7 +48,11 @@ def fold_key_sets(schema: dict, comb: str) -> dict:
         sets = [(need, list(ban)) for j, need in enumerate(needs) for ban in
                 itertools.product(*(other for k, other in enumerate(needs) if k != j))]
     folded = {k: v for k, v in schema.items() if k != comb}
-    folded[REQUIRED_ANY] = sets
+    if comb == "oneOf" and len(needs) > 1:  # a non-object passes every branch: more than one
+        folded = objects_only(folded, pointer(ptr, comb), "'oneOf' of 'required' lists")
+    # with key sets already there (a `not` of required keys, negation.py): both must hold
+    present = schema.get(REQUIRED_ANY, [([], [])])
+    folded[REQUIRED_ANY] = [(need + list(need0), ban + list(ban0)) for need0, ban0 in present for need, ban in sets]
     return folded
 
 

@@ -8,7 +8,7 @@ _YEAR = r"[0-9]{4}"
 _LEAP = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
 _DATE = (rf"(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
          rf"|02-(?:0[1-9]|1[0-9]|2[0-8]))|{_LEAP}-02-29)")
-_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -32,13 +32,29 @@ def _ipv6() -> str:
     return "(?:" + "|".join(alts) + ")"
 
 
+
+
+def _hostname() -> str:
+    """RFC 1123 host names, a subset: NR-LDH labels only (RFC 5890: no "--" in the 3rd and 4th places, so
+    no A-labels, whose Punycode validity no automaton checks), of at most 3 labels of up to 63 characters,
+    4 of up to 62 or 8 of up to 30, so that the whole stays within RFC 1034's 253 without counting every
+    character."""
+    def label(most: int) -> str:  # 1..most characters; no hyphen first or last, nor third and fourth
+        a, h = "[A-Za-z0-9]", "[A-Za-z0-9-]"
+        return rf"{a}(?:{a}|{h}{a}|{h}(?:{a}|-){a}|{h}(?:{a}{h}|-{a}){h}{{0,{most - 5}}}{a})?"
+
+    return "(?:" + "|".join(rf"{label(most)}(?:\.{label(most)}){{0,{count - 1}}}"
+                            for count, most in ((3, 63), (4, 62), (8, 30))) + ")"
+
+
 FORMATS = {
     "date": _DATE,
     "time": _TIME,
-    "date-time": rf"{_DATE}T{_TIME}",
+    "date-time": rf"{_DATE}[Tt]{_TIME}",
     "uuid": r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
     "ipv4": _IPV4,
     "ipv6": _ipv6(),
+    "hostname": _hostname(),
     # A subset of RFC 5321 addresses: dot-atom local part, domain of two or more labels.
     "email": rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})+",
     # A subset of RFC 3986 URIs: scheme://host[:port][/path][?query][#fragment].

@@ -11,6 +11,7 @@ from ..json_instance import finite_values
 from .arrays import array_alts
 from .combinators import branch_alts, enum_alts
 from .keywords import KNOWN, TYPES, pointer, refuse_unsupported, schema_error
+from .negation import without_not
 from .numeric import number_alts
 from .objects import object_alts
 from .schema_reader import SchemaReader
@@ -104,6 +105,7 @@ class Translator:
         values = finite_values(schema, self.reader.resolve_ref, ptr)
         if values is not None:
             return enum_alts(self, schema, values, ptr)
+        schema = without_not(self.reader, schema, ptr)
         refuse_unsupported(schema, ptr)
         if "allOf" in schema:
             return self.schema_alts(self.reader.merge_all_of(schema, ptr), ptr + "/allOf*")  # a pointer no $ref can name
