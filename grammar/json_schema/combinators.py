@@ -8,7 +8,7 @@ import itertools
 from typing import TYPE_CHECKING
 
 from ..json_instance import Unjudgeable, distinct
-from .instance_sets import check_disjoint, instance_judge
+from .instance_sets import exclusive_branches, instance_judge
 from .keywords import KNOWN, REQUIRED_ANY, pointer, schema_error
 from .literals import literal
 from .negation import objects_only
@@ -28,10 +28,12 @@ def branch_alts(tr: Translator, schema: dict, comb: str, ptr: str) -> list[str]:
         return tr.schema_alts(fold_key_sets(schema, comb, ptr), ptr)
     rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
     if comb == "oneOf":  # the siblings narrow every branch
-        check_disjoint(tr.reader, [{"allOf": [rest, b]} if rest else b for b in branches], pointer(ptr, comb))
+        branches = exclusive_branches(tr.reader, [{"allOf": [rest, b]} if rest else b for b in branches],
+                                      pointer(ptr, comb))
+        return union_alts(tr, [tr.node(b, pointer(ptr, comb, i) + ("&" if rest else ""))
+                               for i, b in enumerate(branches)], pointer(ptr, comb))
     if rest:
-        # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...]; the branches
-        # stay disjoint for oneOf since each only got narrower.
+        # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...].
         return union_alts(tr, [tr.node({"allOf": [rest, b]}, pointer(ptr, comb, i) + "&")
                                for i, b in enumerate(branches)], pointer(ptr, comb))
     return union_alts(tr, [tr.node(b, pointer(ptr, comb, i)) for i, b in enumerate(branches)], pointer(ptr, comb))

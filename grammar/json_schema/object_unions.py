@@ -17,7 +17,7 @@ value of atom T, exactly the branches of T move on. Where the values are objects
 schemas, those schemas run side by side as an inner level, and after its closing bracket exactly the
 outer branches owning a schema that accepted move on. So a text is accepted iff some branch's machine
 accepts it: the union of the branches' languages (each keeps its documented narrowing), which is the
-anyOf, and the oneOf, whose branches check_disjoint has proved disjoint.
+anyOf, and the oneOf, whose branches exclusive_branches has made disjoint.
 
 Atoms of strings/numbers are classes (Boolean combinations of classes are classes: the lexer gives each
 string to the innermost terminal containing it, so a string lies in a class iff its terminal does, see
