@@ -124,12 +124,20 @@ class Grammar:
         """The JSON texts valid under a JSON Schema (a dict, JSON text, or a Pydantic model class).
         Keywords that cannot be enforced exactly raise GrammarError (see grammar/json_schema/)."""
         from .json_schema import schema_to_lark
+        from .json_schema.grammar_text import UNMERGED_NOTE
 
-        g = cls(schema_to_lark(schema, compact=compact, timeout=limits.get("build_timeout", 30.0)), "start",
-                "<json schema>", **limits)
-        g.warn_conflicts = False
-        g.per_request = True
-        g.tables
+        text = schema_to_lark(schema, compact=compact, timeout=limits.get("build_timeout", 30.0))
+        try:
+            g = cls(text, "start", "<json schema>", **limits)
+            g.warn_conflicts = False
+            g.per_request = True
+            g.tables
+        except GrammarError as exc:
+            # An ambiguous grammar from branches the translator could not merge: say which and why.
+            notes = [line[len(UNMERGED_NOTE):] for line in text.splitlines() if line.startswith(UNMERGED_NOTE)]
+            if "conflict" in str(exc) and notes:
+                raise GrammarError(f"{exc} (JSON Schema: anyOf/oneOf at {'; at '.join(notes)})") from None
+            raise
         return g
 
     @classmethod

@@ -551,6 +551,212 @@ def test_official_suite_blocks_invalid_and_accepts_valid(name):
     assert not set(rejected) - NARROWER, sorted(set(rejected) - NARROWER)
 
 
+# ---- anyOf/oneOf of objects run side by side (object_unions.py) -----------------------------------
+
+def _object_union_instances(schema, rng, n):
+    """Random instances shaped by the schema: objects over the keys its branches name (mostly in the
+    schema's order, sometimes with a stray key), values drawn from each key's schemas in any branch (so
+    keys and values of different branches mix), nested, with noise; then near misses of the valid ones."""
+    import re
+    noise = ["", "x", 0, -3, 2.5, True, None, [], [1, "x"], {}]
+    typical = {"string": ["s", ""], "integer": [7, -1], "number": [1.5, 0], "null": [None], "boolean": [False],
+               "object": [{}], "array": [[]]}
+
+    def branches(sub):
+        subs = [sub]
+        for comb in ("anyOf", "oneOf", "allOf"):
+            for b in sub.get(comb, []) if isinstance(sub, dict) else []:
+                subs += branches(b)
+        return [b for b in subs if isinstance(b, dict)]
+
+    def gen(sub, depth):
+        if not isinstance(sub, dict) or depth > 3 or rng.random() < 0.1:
+            return rng.choice(noise)
+        sub = rng.choice(branches(sub))
+        listed = sub.get("enum", []) + ([sub["const"]] if "const" in sub else [])
+        if listed and rng.random() < 0.8:
+            return rng.choice(listed)
+        types = sub.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        keyed: dict = {}
+        for b in branches(sub):
+            for k, v in b.get("properties", {}).items():
+                keyed.setdefault(k, []).append(v)
+            for k in b.get("required", []):
+                keyed.setdefault(k, [])
+            for pattern, v in b.get("patternProperties", {}).items():  # a few keys each pattern may match
+                for k in ("a", "a1", "b", "ax9", "1"):
+                    if re.search(pattern, k):
+                        keyed.setdefault(k, []).append(v)
+        if keyed or "object" in types:
+            if "array" in types and rng.random() < 0.3:
+                return [gen(sub.get("items"), depth + 1) for _ in range(rng.randint(0, 3))]
+            keys = list(keyed) + (["zz"] if rng.random() < 0.3 else [])
+            picked = rng.sample(keys, rng.randint(0, min(len(keys), 5)))
+            if rng.random() < 0.8:  # mostly in the schema's order, which the grammar keeps
+                picked.sort(key=keys.index)
+            return {k: gen(rng.choice(keyed[k]) if keyed.get(k) else None, depth + 1) for k in picked}
+        if "array" in types or "items" in sub or "prefixItems" in sub:
+            prefix = sub.get("prefixItems", [])
+            return [gen(prefix[i] if i < len(prefix) else sub.get("items"), depth + 1)
+                    for i in range(rng.randint(0, len(prefix) + 2))]
+        if types and rng.random() < 0.9:
+            return rng.choice(typical[rng.choice(types)])
+        return rng.choice(noise)
+
+    out = [gen(schema, 0) for _ in range(n)]
+    import jsonschema
+    valid = [x for x in out if jsonschema.Draft202012Validator(schema).is_valid(x)]
+    for x in valid[:50]:  # near misses: one member (item) changed or dropped
+        if isinstance(x, list):
+            out += [x[:-1], x + x[:1], [rng.choice(noise)] + x[1:]]
+        elif isinstance(x, dict):
+            for k in list(x):
+                out.append({**x, k: rng.choice(noise)})
+                out.append({j: v for j, v in x.items() if j != k})
+    return out
+
+
+OBJECT_UNIONS = [
+    # a discriminating enum first, then keys shared with different value schemas
+    {"oneOf": [{"type": "object", "required": ["type"], "properties": {
+        "type": {"enum": ["a"]}, "email": {"type": "string"}, "n": {"type": "integer"}}},
+        {"type": "object", "required": ["type"], "properties": {
+            "type": {"enum": ["b"]}, "email": {"type": "string"}, "n": {"type": "string"}}}]},
+    # closed branches beside an open fallback whose value is a plain string (value atoms)
+    {"anyOf": [{"additionalProperties": False, "required": ["name", "error"], "properties": {
+        "error": {"type": "string"}, "name": {"enum": ["Pass"]}}},
+        {"additionalProperties": False, "required": ["name", "error", "extra"], "properties": {
+            "error": {"type": "string"}, "name": {"enum": ["Rm", "Rb"]}, "extra": {"type": "string"}}},
+        {"additionalProperties": True, "required": ["name", "error"], "properties": {
+            "error": {"type": "string"}, "name": {"type": "string"}}}], "type": "object"},
+    # branches that contain one another (optional keys only)
+    {"type": "object", "required": ["req"], "anyOf": [
+        {"additionalProperties": False, "properties": {"req": {"type": "string"}}},
+        {"additionalProperties": False, "properties": {"req": {"type": "string"}, "f1": {"type": "string"}}},
+        {"additionalProperties": False, "properties": {"req": {"type": "string"}, "f2": {"type": "string"}}}]},
+    # an object value of different schemas in two live branches (the next level), numbers vs strings
+    {"anyOf": [{"type": "object", "properties": {"alg": {"enum": ["RS", "ES"]}, "jwk": {
+        "type": "object", "required": ["kty"], "properties": {"kty": {"enum": ["RSA"]}, "n": {"type": "string"}}}}},
+        {"type": "object", "additionalProperties": False, "properties": {"alg": {"enum": ["ES", 3]}, "jwk": {
+            "type": "object", "required": ["kty"], "additionalProperties": False,
+            "properties": {"kty": {"enum": ["EC"]}, "x": {"type": "number"}}}}},
+        {"type": "object", "additionalProperties": False, "properties": {"alg": {"type": "integer"}}}]},
+    # counts and key sets in the branches; a nested anyOf merged with its parent's branches
+    {"anyOf": [{"type": "object", "minProperties": 2, "properties": {"a": {"type": "integer"}, "b": {}}},
+               {"anyOf": [{"type": "object", "maxProperties": 1, "additionalProperties": False,
+                           "properties": {"a": {"type": "string"}, "c": {"type": "null"}}},
+                          {"type": "object", "required": ["c"], "properties": {"c": {"enum": [None, 1]}},
+                           "dependentRequired": {"c": ["b"]}}]}]},
+    # arrays: a shared key whose arrays differ by branch, and an anyOf of arrays (tuples, bounds, items)
+    {"anyOf": [{"type": "object", "properties": {"k": {"enum": [1, 2]}, "tags": {
+        "type": "array", "items": {"type": "string"}, "maxItems": 2}}},
+        {"type": "object", "properties": {"k": {"enum": [2, 3]}, "tags": {"type": "array", "prefixItems": [
+            {"type": "integer"}], "items": False}}},
+        {"type": "object", "additionalProperties": False, "properties": {"k": {"const": "x"}}}]},
+    # patternProperties: keys by the patterns of each branch they match (one forbids keys, "^b": false)
+    {"anyOf": [{"type": "object", "patternProperties": {"^a": {"type": "string"}, "^b": False},
+                "properties": {"c": {"type": "integer"}, "ax9": {"minLength": 2}}},
+               {"type": "object", "patternProperties": {"^a[0-9]": {"type": "integer"}, "^1": {}},
+                "additionalProperties": False, "properties": {"k": {"type": "null"}, "a5": {"type": "integer"}}}]},
+    {"anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1},
+               {"type": "array", "prefixItems": [{"enum": ["x", 0]}, {"type": "null"}], "maxItems": 3},
+               {"type": "array", "items": {"type": "object", "required": ["a"],
+                                           "properties": {"a": {"type": "integer"}}}}, {"type": "string"}]},
+]
+
+
+@pytest.mark.parametrize("index", range(len(OBJECT_UNIONS)))
+def test_object_unions_are_the_union_of_their_branches(index):
+    """The merged grammar accepts exactly what some branch's own grammar accepts (the union: the branches
+    keep their documented narrowing, listed keys in schema order), and nothing the schema refuses."""
+    import random
+
+    import jsonschema
+    schema = OBJECT_UNIONS[index]
+    comb = "anyOf" if "anyOf" in schema else "oneOf"
+    rest = {k: v for k, v in schema.items() if k != comb}
+    branches = [gm.Grammar.from_json_schema({"allOf": [rest, b]} if rest else b) for b in schema[comb]]
+    merged = gm.Grammar.from_json_schema(schema)
+    from grammask.grammar.json_schema import schema_to_lark
+    assert "LB u_" in schema_to_lark(schema) or "LBK u_" in schema_to_lark(schema)  # merged, not apart
+    oracle = jsonschema.Draft202012Validator(schema)
+    rng = random.Random(index)
+    seen_valid = 0
+    for x in _object_union_instances(schema, rng, 1500):
+        text = json.dumps(x)
+        got = merged.validate(text).ok
+        assert got == any(b.validate(text).ok for b in branches), (schema, x)
+        assert not got or oracle.is_valid(x), (schema, x)
+        seen_valid += got
+    assert seen_valid >= 20, seen_valid  # the instances reach the branches' languages
+
+
+def test_object_unions_from_maskbench():
+    """Snowplow/Github schemas whose object branches begin alike (refused before as reduce/reduce)."""
+    check({"type": "object", "properties": {}, "oneOf": [
+        {"properties": {"status": {"type": "string", "enum": ["ok"]}}, "required": ["status"]},
+        {"properties": {"status": {"type": "string", "enum": ["notFound"]}}, "required": ["status"]}]},
+        [{"status": "ok"}, {"status": "notFound"}], [{}, {"status": "other"}, {"status": 1}])
+    check({"type": "array", "items": {"anyOf": [
+        {"additionalProperties": False, "required": ["name"], "properties": {"name": {"enum": ["A"]}}},
+        {"additionalProperties": True, "required": ["name", "error"],
+         "properties": {"name": {"type": "string"}, "error": {"type": "string"}}}]}},
+        [[{"name": "A"}, {"name": "A", "error": "e", "z": 1}, {"name": "B", "error": "e"}]],
+        [[{"name": "B"}], [{"name": "A", "z": 1}], [{"name": "A", "error": 3}]])
+
+
+@pytest.mark.parametrize("schema, instances", [
+    # an inner level (jwk's two schemas) resumes only the outer branches whose schema took the value
+    (OBJECT_UNIONS[3], [{"alg": "ES", "jwk": {"kty": "EC"}, "zz": 1}, {"alg": "ES", "jwk": {"kty": "RSA"}, "zz": 1},
+                        {"alg": "ES", "jwk": {"kty": "EC", "x": 1}}, {"alg": "ES", "jwk": {"kty": "RSA", "x": 1}},
+                        {"alg": "ES", "jwk": {"kty": "EC", "x": "1"}}, {"alg": 3, "jwk": {"kty": "RSA"}}]),
+    # key sets (a dependency) in one branch
+    ({"anyOf": [{"type": "object", "additionalProperties": False, "dependentRequired": {"c": ["b"]},
+                 "properties": {"a": {"type": "string"}, "b": {}, "c": {}}},
+                {"type": "object", "additionalProperties": False, "properties": {"a": {"type": "integer"}}}]},
+     [{"a": "s", "c": 1}, {"a": "s", "b": 1, "c": 1}, {"a": 1}, {"a": "s"}, {"c": 1}, {"b": 1, "c": 2}, {}]),
+    # a key one branch forbids, another allows as any other key
+    ({"anyOf": [{"type": "object", "properties": {"k": {"enum": [1]}, "bad": False}},
+                {"type": "object", "required": ["k"], "properties": {"k": {"enum": [2]}}}]},
+     [{"k": 1, "bad": 0}, {"k": 2, "bad": 0}, {"bad": 0}, {"k": 1, "zz": 0}, {"k": 3}]),
+    # item counts of arrays run side by side, at the top and under one key
+    ({"anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 2},
+                {"type": "array", "items": {"type": "integer"}, "maxItems": 1}]},
+     [["a"], ["a", "b"], [1], [1, 2], [], ["a", 1], ["a", "b", "c"]]),
+    ({"anyOf": [{"type": "object", "properties": {"v": {"type": "array", "items": {"type": "string"}, "minItems": 2}}},
+                {"type": "object", "additionalProperties": False,
+                 "properties": {"v": {"type": "array", "maxItems": 1}, "w": {"type": "null"}}}]},
+     [{"v": ["a"], "w": None}, {"v": ["a", "b"], "w": None}, {"v": ["a", "b"], "w": 1}, {"v": [1]}, {"v": [1, 2]},
+      {"v": [], "w": None}]),
+    # a listed value equal to another branch's key, and one inside another branch's string class
+    ({"anyOf": [{"type": "object", "required": ["name"], "additionalProperties": False,
+                 "properties": {"name": {"enum": ["error"]}, "error": {"type": "string"}}},
+                {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 3}}}]},
+     [{"name": "error"}, {"name": "error", "error": 3}, {"name": "err", "error": 3}, {"name": "error", "error": "e"},
+      {"name": "toolong", "error": "e"}, {"error": "e"}]),
+])
+def test_object_unions_exact_on_chosen_instances(schema, instances):
+    """Instances (members in schema order) at the places where the union of branches could go wrong,
+    judged against the jsonschema package."""
+    import jsonschema
+    g = gm.Grammar.from_json_schema(schema)
+    from grammask.grammar.json_schema import schema_to_lark
+    assert "LB u_" in schema_to_lark(schema) or "LBK u_" in schema_to_lark(schema)  # merged, not apart
+    oracle = jsonschema.Draft202012Validator(schema)
+    verdicts = [(x, g.validate(json.dumps(x)).ok, oracle.is_valid(x)) for x in instances]
+    assert [v for v in verdicts if v[1] != v[2]] == []
+    assert any(ok for _, ok, _ in verdicts) and not all(ok for _, ok, _ in verdicts)
+
+
+def test_object_unions_not_merged_are_refused_with_the_reason():
+    # an enum's object beside an object schema under one key: the objects stay apart, and the conflict
+    # names the anyOf and why
+    refused({"anyOf": [{"type": "object", "required": ["k"], "properties": {"k": {"enum": [{"a": 1}]}}},
+                       {"type": "object", "properties": {"k": {"type": "object"}, "j": {"type": "integer"}}}]},
+            "conflict", "anyOf/oneOf at #/anyOf", "not merged (a value starting with { that is no")
+
+
 # Valid instances of the optional format files the enforced formats reject: each a narrowing the README
 # lists (a strict subset of the format, never an invalid string let through).
 FORMAT_NARROWER = {
@@ -646,3 +852,46 @@ def test_not_refused_where_no_keyword_says_it():
     refused({"not": {"minimum": 3}}, "not")
     refused({"type": "object", "not": {"type": "object"}}, "not", "no instance")
     refused({"type": "string", "not": {"required": ["a"]}}, "not", "objects only")
+
+
+ONE_OF_BY_REQUIRED_KEYS = [
+    {"oneOf": [{"type": "object", "properties": {"error": {"type": "string"}, "reason": {"type": "string"}},
+                "required": ["error", "reason"]},
+               {"type": "object", "properties": {"ok": {"type": "boolean"}, "rev": {"type": "string"}},
+                "required": ["ok"]}]},
+    {"type": "object", "oneOf": [{"required": ["a"], "properties": {"a": {"type": "integer"}}},
+                                 {"required": ["b"], "properties": {"b": {"type": "integer"}, "a": {"type": "string"}}},
+                                 {"required": ["c"]}]},
+]
+
+
+@pytest.mark.parametrize("schema", ONE_OF_BY_REQUIRED_KEYS, ids=["two", "three"])
+def test_one_of_object_branches_that_may_overlap_are_narrowed_apart(schema):
+    """oneOf object branches that may overlap, each requiring a key the other does not: each keeps only
+    objects without the other's key, so no text matches two. Against jsonschema on objects over the keys
+    (values of several types, every order of up to three keys): nothing invalid accepted; a valid object
+    rejected only for the documented narrowings (a key another branch requires, or key order)."""
+    import itertools
+
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(schema)
+    g = gm.Grammar.from_json_schema(schema)
+    keys = ["error", "reason", "ok", "rev", "a", "b", "c", "z"]
+    values = ["s", 1, True]
+    requires = [set(b.get("required", [])) for b in schema["oneOf"]]
+    accepted_valid = 0
+    for n in range(4):
+        for chosen in itertools.combinations(keys, n):
+            for vals in itertools.product(values, repeat=n):
+                obj = dict(zip(chosen, vals))
+                valid = validator.is_valid(obj)
+                ok = accepts(g, obj)
+                assert not ok or valid, obj
+                accepted_valid += ok
+                if valid and not ok:
+                    branch = next(i for i, b in enumerate(schema["oneOf"])
+                                  if jsonschema.Draft202012Validator(b).is_valid(obj))
+                    carries_another = any(r & set(obj) for j, r in enumerate(requires) if j != branch)
+                    in_order = any(accepts(g, dict(zip(p, (obj[k] for k in p)))) for p in itertools.permutations(obj))
+                    assert carries_another or in_order, obj
+    assert accepted_valid > 10

@@ -31,10 +31,11 @@ contained in L. Two that overlap partially get their intersection as one more te
 
 The package, in the order a schema meets it: schema_reader ($ref, allOf merged) -> translator (one
 nonterminal per subschema, dispatched by keyword family) -> the families: combinators (anyOf/oneOf,
-enum/const, with instance_sets proving oneOf branches disjoint), numeric, strings (with formats and
-string_lengths), objects (with object_members), arrays; literals spell listed values -> terminals (the
-pool of string and number value sets, made laminar) -> grammar_text (the Lark text). keywords holds the
-vocabulary and the error every refusal raises.
+enum/const, with instance_sets proving oneOf branches disjoint, and object_unions running object or
+array branches side by side as one object or array), numeric, strings (with formats and string_lengths),
+objects (with object_members), arrays; literals spell listed values -> terminals (the pool of string and
+number value sets, made laminar) -> grammar_text (the Lark text, only its productive, reachable rules).
+keywords holds the vocabulary and the error every refusal raises.
 """
 
 from __future__ import annotations

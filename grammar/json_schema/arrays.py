@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .keywords import count_keyword, pointer, schema_error
+from .object_unions import ArraySpec
 
 if TYPE_CHECKING:
     from .translator import Translator
@@ -51,4 +52,8 @@ def array_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
             alts = ["LBK RBK", f"LBK {item(0)} (COMMA {item(0)})* RBK"]
         else:
             alts.append(f"LBK {item(0)} {base}_s1")
+        # What object_unions needs to merge this array with the other branches of an anyOf/oneOf.
+        rest_item = item(k) if rest is not False and (hi is None or hi > k) else None
+        spec = ArraySpec([item(i) for i in range(min(k, tracked))], rest_item, lo, hi)
+        tr.container_specs[alts[-1]] = [spec]
     return alts

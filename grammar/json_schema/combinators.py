@@ -8,10 +8,11 @@ import itertools
 from typing import TYPE_CHECKING
 
 from ..json_instance import Unjudgeable, distinct
-from .instance_sets import check_disjoint, instance_judge
+from .instance_sets import exclusive_branches, instance_judge
 from .keywords import KNOWN, REQUIRED_ANY, pointer, schema_error
 from .literals import literal
 from .negation import objects_only
+from .object_unions import Unmergeable, merge_containers
 
 if TYPE_CHECKING:
     from .translator import Translator
@@ -27,13 +28,15 @@ def branch_alts(tr: Translator, schema: dict, comb: str, ptr: str) -> list[str]:
         return tr.schema_alts(fold_key_sets(schema, comb, ptr), ptr)
     rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
     if comb == "oneOf":  # the siblings narrow every branch
-        check_disjoint(tr.reader, [{"allOf": [rest, b]} if rest else b for b in branches], pointer(ptr, comb))
+        branches = exclusive_branches(tr.reader, [{"allOf": [rest, b]} if rest else b for b in branches],
+                                      pointer(ptr, comb))
+        return union_alts(tr, [tr.node(b, pointer(ptr, comb, i) + ("&" if rest else ""))
+                               for i, b in enumerate(branches)], pointer(ptr, comb))
     if rest:
-        # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...]; the branches
-        # stay disjoint for oneOf since each only got narrower.
+        # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...].
         return union_alts(tr, [tr.node({"allOf": [rest, b]}, pointer(ptr, comb, i) + "&")
-                               for i, b in enumerate(branches)])
-    return union_alts(tr, [tr.node(b, pointer(ptr, comb, i)) for i, b in enumerate(branches)])
+                               for i, b in enumerate(branches)], pointer(ptr, comb))
+    return union_alts(tr, [tr.node(b, pointer(ptr, comb, i)) for i, b in enumerate(branches)], pointer(ptr, comb))
 
 
 def fold_key_sets(schema: dict, comb: str, ptr: str) -> dict:
@@ -55,7 +58,7 @@ def fold_key_sets(schema: dict, comb: str, ptr: str) -> dict:
     return folded
 
 
-def union_alts(tr: Translator, nodes: list[str]) -> list[str]:
+def union_alts(tr: Translator, nodes: list[str], ptr: str) -> list[str]:
     """The alternatives of anyOf/oneOf branches, flattened: the branches' terminal sets merged into one
     set and equal alternatives kept once. (A value two branches' sets share would make the LR parser
     pick a branch it cannot know yet: a reduce/reduce conflict.)"""
@@ -71,12 +74,46 @@ def union_alts(tr: Translator, nodes: list[str]) -> list[str]:
 
     for n in nodes:
         expand(n, 0)
+    flat = merge_object_alts(tr, flat, ptr)
     spec_of = {name: spec for spec, name in tr.classes.items()}
+    # a listed string/number (a terminal of its own) is a value set like a class: ("sub", itself)
+    spec_of.update((a, ("sub", a)) for a in flat if a in tr.terms.terms)
     sets = [a for a in flat if a in spec_of]
     if len(sets) < 2:
         return flat
     merged = tr.cls(("union", frozenset(spec_of[a] for a in sets)))
     return [merged] + [a for a in flat if a not in spec_of]
+
+
+def merge_object_alts(tr: Translator, flat: list[str], ptr: str) -> list[str]:
+    """Object alternatives of several branches as one (a choice between them would be an LR conflict):
+    only `any` where a branch admits any value, none but any_obj (any_arr) where a branch admits any
+    object (array), as every object (array) alternative's language lies inside it; else the branches'
+    objects (arrays) run side by side (object_unions.py). The alternatives stay as they are where that cannot be
+    done exactly."""
+    def kind(alt: str, first: str, anything: str) -> bool:
+        return alt == anything or alt.split()[0] == first
+
+    if "any" in flat:  # a branch admits every value
+        return ["any"]
+    for first, anything in (("LB", "any_obj"), ("LBK", "any_arr")):
+        if anything in flat:
+            flat = [a for a in flat if a == anything or not kind(a, first, anything)]
+    for first in ("LB", "LBK"):
+        containers = [a for a in flat if a in tr.container_specs and a.split()[0] == first]
+        if len(containers) < 2:
+            continue
+        specs = list({id(s): s for a in containers for s in tr.container_specs[a]}.values())
+        try:
+            merged = merge_containers(tr, specs, first)
+        except Unmergeable as exc:  # named if the grammar turns out ambiguous (Grammar.from_json_schema)
+            tr.unmerged.append(f"{ptr}: its {'objects' if first == 'LB' else 'arrays'} are not merged ({exc})")
+            continue
+        tr.container_specs[merged] = specs  # a union of this union with other branches merges them all
+        at = flat.index(containers[0])
+        kept = [a for a in flat if a not in containers]
+        flat = kept[:at] + [merged] + kept[at:]
+    return flat
 
 
 def enum_alts(tr: Translator, schema: dict, values: list, ptr: str) -> list[str]:

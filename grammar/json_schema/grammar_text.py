@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .translator import Translator
 
 WS_MAX = 16
+UNMERGED_NOTE = "// unmerged anyOf/oneOf at "  # a comment line Grammar.from_json_schema quotes in a conflict
 
 
 def grammar_text(tr: Translator, root_name: str) -> str:
@@ -46,15 +47,21 @@ def grammar_text(tr: Translator, root_name: str) -> str:
             return [t for t in live if tr.terms.terms[t].family == "string" and t not in banned]
         if spec[0] == "union":  # the terminals of several classes (anyOf branches), each once
             return sorted({t for sub in spec[1] for t in members(sub)})
+        if spec[0] == "atom":  # in every class of spec[1] and in none of spec[2] (object_unions.value_atoms)
+            inside_all = set.intersection(*(set(members(sub)) for sub in spec[1]))
+            return sorted(inside_all.difference(*(members(sub) for sub in spec[2])))
         if spec[1] in ("string", "number"):
             return [t for t in live if tr.terms.terms[t].family == spec[1]]
         # all integers / all fraction-spelled numbers: the number terminals inside that spelling
         probe = int_re if spec[1] == "int" else frac_re
         return [t for t in live if tr.terms.terms[t].family == "number" and within(tr.terms.terms[t], probe)]
 
+    class_members = {name: members(spec) for spec, name in tr.classes.items()}
+    rules = useful_rules(tr.rules, class_members, root_name)
     for spec, name in tr.classes.items():
-        lines.append(f"{name}: " + " | ".join(members(spec)))
-    for name, alts in tr.rules.items():
+        if name in rules["classes"]:
+            lines.append(f"{name}: " + " | ".join(class_members[name]))
+    for name, alts in rules["rules"].items():
         lines.append(f"{name}: " + "\n    | ".join(alts))
     for t in live:
         term = tr.terms.terms[t]
@@ -76,8 +83,54 @@ def grammar_text(tr: Translator, root_name: str) -> str:
             before = "" if t in ("LB", "LBK") else ws
             after = "" if t in ("RB", "RBK") else ws
             lines.append(f"{t}: /{before}{p}{after}/")
+    lines += [f"{UNMERGED_NOTE}{json.dumps(note)[1:-1]}" for note in tr.unmerged]  # escaped: one line each
     start = f"start: {root_name}" if tr.compact else f"start: WS? {root_name} WS?\nWS: /[ \\t\\n\\r]{{1,{WS_MAX}}}/"
     return start + "\n" + "\n".join(lines) + "\n"
+
+
+_SYMBOL = re.compile(r'"[^"]*"|[A-Za-z_][A-Za-z0-9_]*|[()*?|]')
+
+
+def useful_rules(rules: dict, class_members: dict, root: str) -> dict:
+    """The rules and classes the grammar keeps: productive ones (an empty class, such as an atom of value
+    schemas no string lies in, object_unions.py, makes its alternatives unproductive, and a model must
+    never write a prefix it cannot complete), and only those reachable from the root.
+
+    An alternative is productive when every symbol outside its (...)* / (...)? groups is; a symbol
+    inside a group must be productive too, as the translator only groups symbols it knows productive."""
+    productive = {n for n, m in class_members.items() if m}
+
+    def required(alt: str) -> list[str]:
+        out, depth = [], 0
+        for sym in _SYMBOL.findall(alt):
+            if sym == "(":
+                depth += 1
+            elif sym == ")":
+                depth -= 1
+            elif depth == 0 and (sym in rules or sym in class_members):
+                out.append(sym)
+        return out
+
+    changed = True
+    while changed:
+        changed = False
+        for name, alts in rules.items():
+            if name not in productive and any(all(s in productive for s in required(a)) for a in alts):
+                productive.add(name)
+                changed = True
+    kept = {n: [a for a in alts if all(s in productive for s in required(a))]
+            for n, alts in rules.items() if n in productive}
+    reached, todo = {root}, [root]
+    while todo:
+        for alt in kept.get(todo.pop(), []):
+            for sym in _SYMBOL.findall(alt):
+                if (sym in kept or sym in class_members) and sym not in reached:
+                    if sym not in productive:
+                        raise AssertionError(f"grammar_text: unproductive {sym!r} inside a group of {alt!r}")
+                    reached.add(sym)
+                    todo.append(sym)
+    return {"rules": {n: a for n, a in kept.items() if n in reached},
+            "classes": {n for n in class_members if n in reached}}
 
 
 def within(term: Term, spelling: re.Pattern) -> bool:

@@ -63,13 +63,49 @@ def possible_types(reader: SchemaReader, schema: Any, ptr: str, seen=()) -> Opti
     return out
 
 
-def check_disjoint(reader: SchemaReader, branches: list, ptr: str) -> None:
-    """oneOf is anyOf when no instance can match two branches: proved pair by pair (see disjoint)."""
-    for i in range(len(branches)):
-        for j in range(i + 1, len(branches)):
-            if not disjoint(reader, branches[i], pointer(ptr, i), branches[j], pointer(ptr, j)):
+def exclusive_branches(reader: SchemaReader, branches: list, ptr: str) -> list:
+    """oneOf as anyOf of branches no instance can match two of: each pair proved disjoint (see disjoint),
+    or, for two object branches each requiring a key the other does not, both narrowed to objects
+    without the other's key (see without_each_others_key). Refused when neither works."""
+    out = list(branches)
+    for i in range(len(out)):
+        for j in range(i + 1, len(out)):
+            if disjoint(reader, out[i], pointer(ptr, i), out[j], pointer(ptr, j)):
+                continue
+            narrowed = without_each_others_key(reader, out[i], pointer(ptr, i), out[j], pointer(ptr, j))
+            if narrowed is None:
                 raise schema_error(f"'oneOf' branches {i} and {j} may overlap, which is not supported "
                                    "(cannot prove exactly one matches)", ptr)
+            out[i], out[j] = narrowed
+    return out
+
+
+def without_each_others_key(reader: SchemaReader, a: Any, pa: str, b: Any, pb: str) -> Optional[tuple]:
+    """Two object-only branches A and B that may overlap, as A' = A without a key B requires and B' = B
+    without a key A requires (None if there are no such keys). Sound for oneOf: every object of B has
+    A' 's missing key, so A' holds no instance of B, and the other way round; what is lost are the
+    objects of A that carry B's key (or of B with A's), a narrowing the README lists. The key taken is
+    one the branch does not list, when it can be, so that the branch loses only unlisted members."""
+    if any(possible_types(reader, x, px) not in ({"object"}, set()) for x, px in ((a, pa), (b, pb))):
+        return None
+    try:
+        merged = []
+        for x, px in ((a, pa), (b, pb)):
+            x, px = reader.deref(x, px)
+            if not isinstance(x, dict):
+                return None
+            merged.append(reader.merge_all_of(x, px) if "allOf" in x else x)
+    except GrammarError:
+        return None
+    (ma, mb), out = merged, []
+    for mx, my in ((ma, mb), (mb, ma)):
+        keys = [k for k in my.get("required", []) if k not in mx.get("required", [])]
+        if not keys:
+            return None
+        listed = mx.get("properties", {})
+        key = next((k for k in keys if k not in listed), keys[0])
+        out.append({**mx, "properties": {**listed, key: False}})
+    return tuple(out)
 
 
 def disjoint(reader: SchemaReader, a: Any, pa: str, b: Any, pb: str, depth: int = 0) -> bool:
@@ -104,8 +140,10 @@ def disjoint(reader: SchemaReader, a: Any, pa: str, b: Any, pb: str, depth: int 
             return True
     for x, y_req in ((a, req_b), (b, req_a)):  # a key one requires that the other allows in no way
         props = x.get("properties", {})
+        if any(props.get(k) is False for k in y_req):
+            return True
         if x.get("additionalProperties", True) is False and not x.get("patternProperties"):
-            if any(k not in props or props[k] is False for k in y_req):
+            if any(k not in props for k in y_req):
                 return True
     return False
 

@@ -11,6 +11,7 @@ from .instance_sets import no_value_satisfies
 from .keywords import REQUIRED_ANY, count_keyword, pointer, schema_error
 from .literals import string_literal
 from .object_members import object_rules
+from .object_unions import ObjectSpec
 from .strings import pattern_content
 from .terminals import Terminals
 
@@ -91,13 +92,15 @@ def object_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
         value = tr.node(schemas[k], value_ptr[k])
         members.append(f"{key} COLON {value}")
     extra = None
+    extra_value = None  # the value schema's nonterminal of keys neither listed nor matching a pattern
     key_terms = frozenset(string_literal(tr.terms, k, ptr) for k in keys + absent)
     # Other keys: those matching a pattern (patterns are disjoint: one schema each), then the rest.
     extra_alts = [f"{tr.cls(('sub-except', term, key_terms))} COLON {tr.node(sub, sptr)}"
                   for term, sub, sptr in patterns if sub is not False]  # false: keys that must not occur
     if addl is not False:
         xkey = tr.cls(("except", "string", key_terms, frozenset(term for term, _, _ in patterns)))
-        extra_alts.append(f"{xkey} COLON {tr.node(addl, pointer(ptr, 'additionalProperties'))}")
+        extra_value = tr.node(addl, pointer(ptr, "additionalProperties"))
+        extra_alts.append(f"{xkey} COLON {extra_value}")
     if extra_alts:
         extra = tr.rule(f"{base}_x", extra_alts, ptr)
     least = count_keyword(schema, "minProperties", ptr, 0)
@@ -108,7 +111,16 @@ def object_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
         most = None  # cannot be exceeded
     if max(least, most or 0) > MAX_COUNTED_PROPERTIES:
         raise schema_error(f"minProperties/maxProperties above {MAX_COUNTED_PROPERTIES} are not supported", ptr)
-    return object_rules(tr, base, members, req, banned, len(sets), extra, least, most, ptr)
+    alts = object_rules(tr, base, members, req, banned, len(sets), extra, least, most, ptr)
+    # What object_unions needs to merge this object with the other branches of an anyOf/oneOf.
+    spec = ObjectSpec([string_literal(tr.terms, k, value_ptr[k]) for k in keys], [m.split()[-1] for m in members],
+                      req, banned, len(sets), extra_value, key_terms,
+                      tuple((term, None if sub is False else tr.node(sub, sptr)) for term, sub, sptr in patterns),
+                      least, most)
+    for alt in alts:
+        if alt != "LB RB":  # the empty object is no one object's own: it stays a plain alternative
+            tr.container_specs[alt] = [spec]
+    return alts
 
 
 def pattern_keys(terms: Terminals, patterns: Any, ptr: str) -> list[tuple[str, Any, str]]:
