@@ -1,0 +1,421 @@
+"""Long bounded repetitions of a prefix-free unit, built as a chain of copies of the unit's automaton instead
+of by the subset construction over the unrolled NFA (python_regex._Builder).
+
+JSON Schema's length bounds write regexes like "(?:[ !#-\\[\\]-~]|[\\\\]["\\\\bfnrt]){4,256}": a unit (one JSON
+string character in its spellings) repeated up to 256 times. The subset construction walks every state of
+the unrolled NFA in Python (25-45 ms for such a regex); here the unit's automaton is built once (by the
+subset construction, on the unit alone), minimized, and copied n times with its accepting state glued to the
+next copy's start, and the parts around the repeats are joined by product constructions over code-point
+ranges.
+
+Only fullmatch=True (the set language of the regex: re.fullmatch) is built here, and only regexes without
+look-arounds, anchors or backreferences: there the language is all that any automaton of the regex can
+mean, and the leftmost-first priorities of Lark's lexing (fullmatch=False) do not enter. The automaton is
+a different one from the general builder's (it need not have the same states), but has the same language;
+everything downstream asks only about the language: the terminal relations (fsm_product: disjointness,
+inclusion, cover, intersection), and the lexer, whose byte DFA is determinized, minimized and numbered by
+first appearance, so the same languages give the same lexer (tests/test_regex_repeat.py checks both, and
+the automata against the general builder's, minimized).
+
+Why the chain is exact. Let X's language be prefix-free (no word of it is a proper prefix of another) and
+not contain the empty string. A word w of X^j splits as x1...xj (xi in X) in exactly one way, and the
+automaton D of X, run from its start on w, reaches its accepting state exactly at the end of x1: reaching it
+at a proper prefix p of x1 would put p and x1 in X, p a proper prefix of x1. So running D and restarting it
+(in the next copy) whenever it accepts reads w's unique split, counting the units; in a minimal trim D the
+accepting state is unique and has no moves (any move from it would lead to a longer word of X), so the
+restart is the only move there and the chain is deterministic. X{m,n}: the count k = 0..n, accepting at
+the boundaries with m <= k, no move past the n-th unit; X{m,}: k saturates at m.
+"""
+
+from __future__ import annotations
+
+import re._constants as C
+import re._parser as sre_parse
+from typing import Optional
+
+from .python_regex import (MATCH, MAX_DFA_STATES, MAX_NFA_NODES, CharDFA, RegexUnsupported, _Builder, _combine_flags,
+                           _Compiler, _NFA)
+
+# A repeat whose unrolled NFA has at least this many copies of its body is built as a chain; shorter ones
+# (and everything without such a repeat) are left to the subset construction.
+CHAIN_MIN_COPIES = 8
+
+_CHAR_OPS = (C.LITERAL, C.NOT_LITERAL, C.IN, C.ANY, C.CATEGORY)
+_REPEAT_OPS = (C.MAX_REPEAT, C.MIN_REPEAT)
+
+
+def structural_dfa(regex: str, max_states: int = MAX_DFA_STATES) -> Optional[CharDFA]:
+    """The automaton of re.fullmatch(regex, ·), built structurally, or None where this construction does not
+    apply (no long repeat, a look-around or anchor, a repeated unit that is not prefix-free, a regex the
+    general builder refuses for its size): then python_regex's subset construction builds it.
+    RegexUnsupported where a part of it is (the general builder then says why)."""
+    parsed = sre_parse.parse(regex, 0)
+    if not _long_repeat_inside(parsed) or not _plain(parsed):
+        return None
+    if _nfa_nodes(parsed) + 1 > MAX_NFA_NODES:  # (+1: the MATCH node) the general builder refuses it
+        return None
+    built = _build(_flat(parsed, parsed.state.flags), max_states)
+    if built is None:
+        return None
+    return CharDFA(*built)
+
+
+# ---- which regexes ------------------------------------------------------------------------------------------
+
+def _copies(av) -> int:
+    """How many copies of its body a repeat's NFA holds (python_regex._Compiler.item)."""
+    lo, hi, _ = av
+    return lo + 1 if hi == C.MAXREPEAT else hi
+
+
+def _long_repeat_inside(items) -> bool:
+    for op, av in items:
+        if op in _REPEAT_OPS and (_copies(av) >= CHAIN_MIN_COPIES or _long_repeat_inside(av[2])):
+            return True
+        if op is C.SUBPATTERN and _long_repeat_inside(av[3]):
+            return True
+        if op is C.BRANCH and any(_long_repeat_inside(alt) for alt in av[1]):
+            return True
+    return False
+
+
+def _plain(items) -> bool:
+    """Characters, groups, alternatives and repeats only (no look-around, anchor, backreference, atomic)."""
+    for op, av in items:
+        if op in _CHAR_OPS:
+            continue
+        if op is C.SUBPATTERN:
+            if not _plain(av[3]):
+                return False
+        elif op is C.BRANCH:
+            if not all(_plain(alt) for alt in av[1]):
+                return False
+        elif op in _REPEAT_OPS:
+            if not _plain(av[2]):
+                return False
+        else:
+            return False
+    return True
+
+
+def _nfa_nodes(items) -> int:
+    """The nodes python_regex._Compiler makes for `items` (plain ones), without making them."""
+    total = 0
+    for op, av in items:
+        if op in _CHAR_OPS:
+            total += 1
+        elif op is C.SUBPATTERN:
+            total += _nfa_nodes(av[3])
+        elif op is C.BRANCH:
+            total += 1 + sum(_nfa_nodes(alt) for alt in av[1])
+        else:
+            lo, hi, body = av
+            b = _nfa_nodes(body)
+            total += 1 + b + lo * b if hi == C.MAXREPEAT else (hi - lo) * (b + 1) + lo * b
+    return total
+
+
+# ---- automata as (edges, accept) lists, start state 0 -------------------------------------------------------
+# The parts below are laid out whole (a chain's states by list comprehensions over the unit's rows), not
+# walked state by state: that is where the time goes.
+
+_EMPTY_WORD = ([[]], [True])  # the automaton of the empty string
+
+
+def _build(items: list, max_states: int):
+    """(edges, accept) of the set language of `items` ((op, av, flags) triples, groups without alternatives
+    flattened), or None where this construction does not apply. The first repeat or alternative with a
+    long repeat inside splits them: before it a prefix P (subset construction, must be prefix-free: it ends
+    where the rest starts), then the repeat (a chain followed by the rest) or the alternatives (each one
+    followed by the rest: (A|B)R = AR|BR)."""
+    split = next((i for i, (op, av, _) in enumerate(items)
+                  if op in _REPEAT_OPS or (op is C.BRANCH and _long_repeat_inside([(op, av)]))), None)
+    if split is None:
+        return _subset(items, max_states) if items else _EMPTY_WORD
+    op, av, flags = items[split]
+    rest = items[split + 1:]
+    if op is C.BRANCH:
+        alts = [_build(_flat(alt, flags) + rest, max_states) for alt in av[1]]
+        if any(a is None for a in alts):
+            return None
+        middle = _union(alts, max_states)
+    else:
+        tail = _build(rest, max_states)
+        unit = _build(_flat(av[2], flags), max_states)
+        if tail is None or unit is None:
+            return None
+        middle = _chain(unit, av[0], None if av[1] == C.MAXREPEAT else av[1], tail, max_states)
+    if middle is None or not split:
+        return middle
+    prefix = _prefix_free(_minimal(_subset(items[:split], max_states)))
+    if prefix is None:
+        return None
+    (p_edges, p_accept), acc = prefix
+    # P's accepting state (no moves: P is prefix-free) is the middle's start: P's other states, then the middle's
+    n_p = len(p_accept) - 1
+    renum = [q if q < acc else q - 1 for q in range(n_p + 1)]
+    renum[acc] = n_p
+    edges = [[(lo, hi, renum[t]) for lo, hi, t in row] for q, row in enumerate(p_edges) if q != acc]
+    accept = [a for q, a in enumerate(p_accept) if q != acc]
+    m_edges, m_accept = middle
+    edges.extend([(lo, hi, t + n_p) for lo, hi, t in row] for row in m_edges)
+    accept.extend(m_accept)
+    return _checked(edges, accept, max_states)
+
+
+def _flat(items, flags: int) -> list:
+    """(op, av, flags) for each item, non-capturing and capturing groups without alternatives opened."""
+    out = []
+    for op, av in items:
+        if op is C.SUBPATTERN:
+            _, add, delete, p = av
+            inner = _combine_flags(flags, add, delete)
+            if len(p) == 1 and p[0][0] is C.BRANCH:
+                out.append((p[0][0], p[0][1], inner))
+            else:
+                out.extend(_flat(p, inner))
+        else:
+            out.append((op, av, flags))
+    return out
+
+
+def _checked(edges: list, accept: list, max_states: int):
+    if len(accept) > max_states:
+        raise RegexUnsupported(f"the regex's automaton has more than {max_states:,} states")
+    return edges, accept
+
+
+_subset_cache: dict = {}
+
+
+def _subset(items: list, max_states: int):
+    """The subset construction (fullmatch: the set language) on a part without long repeats; kept by the
+    part's parse (units such as a JSON string character recur in every length bound)."""
+    key = (repr([(op, av) for op, av, _ in items]), tuple(f for _, _, f in items), max_states)
+    got = _subset_cache.get(key)
+    if got is None:
+        nfa = _NFA()
+        compiler = _Compiler(nfa)
+        start = nfa.node(MATCH)
+        for op, av, flags in reversed(items):
+            start = compiler.item(op, av, flags, start)
+        dfa = _Builder(nfa, start, True).build(max_states)
+        if len(_subset_cache) >= 256:
+            _subset_cache.clear()
+        got = _subset_cache[key] = (dfa.edges, dfa.accept)
+    return got
+
+
+def _prefix_free(minimal):
+    """(minimal, its accepting state) when the minimal trim automaton's language is prefix-free and lacks the
+    empty string (one accepting state, not the start, without moves), else None."""
+    edges, accept = minimal
+    accepting = [q for q, a in enumerate(accept) if a]
+    if len(accepting) != 1 or accepting[0] == 0 or edges[accepting[0]]:
+        return None
+    return minimal, accepting[0]
+
+
+def _chain(unit, lo: int, hi: Optional[int], tail, max_states: int):
+    """X{lo,hi} (hi None: X{lo,}) followed by T, where X is prefix-free without the empty string and no first
+    character of T is a first character of X (see the module's docstring: the chain is exact, and at a
+    boundary the next character says whether T starts); None where that fails. With D the minimal automaton
+    of X, acc its accepting state: block k (k = 0.. units read) holds at k * width + 0 the boundary and at
+    k * width + q D's state q inside unit k + 1; acc's place holds D's start when a move of D returns to it.
+    Bounded: the last boundary alone after the blocks; unbounded: block lo's units come back to its boundary.
+    T's states follow."""
+    got = _prefix_free(_minimal(unit))
+    if got is None:
+        return None
+    (d_edges, d_accept), acc = got
+    t_edges, t_accept = tail
+    if _overlap(d_edges[0], t_edges[0]):
+        return None
+    reenter = any(t == 0 for row in d_edges for _, _, t in row)
+    # a block's places: the boundary (D's start), D's other states but acc, and D's start again where a move
+    # of D returns to it (inside the unit, that start is not a boundary)
+    places = [q for q in range(1, len(d_accept)) if q != acc]
+    place = {q: i + 1 for i, q in enumerate(places)}
+    width = len(places) + 1 + reenter
+    n_blocks = hi if hi is not None else lo + 1
+    n_chain = n_blocks * width + (1 if hi is not None else 0)
+    if n_chain + len(t_accept) > max_states:
+        raise RegexUnsupported(f"the regex's automaton has more than {max_states:,} states")
+    # D's rows with targets relative to the block: acc -> the next boundary (width), D's start -> its place
+    rel = [[(a, b, width if t == acc else (width - 1 if t == 0 else place[t])) for a, b, t in d_edges[q]]
+           for q in [0] + places]
+    t_first = [(a, b, t + n_chain) for a, b, t in t_edges[0]]
+    tail_accepts = bool(t_accept[0])
+    edges: list = []
+    accept: list = []
+    for k in range(n_blocks):
+        base = k * width
+        if hi is None and k == lo:  # saturated: a unit read here comes back to this boundary
+            rows = [[(a, b, base if t == width else base + t) for a, b, t in row] for row in rel]
+        else:
+            rows = [[(a, b, base + t) for a, b, t in row] for row in rel]
+        if reenter:
+            rows.append(rows[0])
+        if k >= lo:
+            edges.append(sorted(rows[0] + t_first))
+            accept.append(tail_accepts)
+        else:
+            edges.append(rows[0])
+            accept.append(False)
+        edges.extend(rows[1:])
+        accept.extend([False] * (width - 1))
+    if hi is not None:  # the last boundary: only T may follow
+        edges.append(t_first)
+        accept.append(tail_accepts)
+    edges.extend([(a, b, t + n_chain) for a, b, t in row] for row in t_edges)
+    accept.extend(t_accept)
+    return edges, accept
+
+
+def _overlap(row_a, row_b) -> bool:
+    i = j = 0
+    while i < len(row_a) and j < len(row_b):
+        lo_a, hi_a, _ = row_a[i]
+        lo_b, hi_b, _ = row_b[j]
+        if lo_a <= hi_b and lo_b <= hi_a:
+            return True
+        if hi_a < hi_b:
+            i += 1
+        else:
+            j += 1
+    return False
+
+
+def _union(alts: list, max_states: int):
+    """The alternatives' automata side by side, behind a product of them for the words that leave more than
+    one alive (state tuples; a tuple with one alive member is that member's own state)."""
+    offsets = []
+    total = 0
+    for _, accept in alts:
+        offsets.append(total)
+        total += len(accept)
+    alive = [[bool(e) or a for e, a in zip(*alt)] for alt in alts]
+
+    def key(states):
+        live = [(i, q) for i, q in enumerate(states) if q is not None and alive[i][q]]
+        if not live:
+            return None, None
+        if len(live) == 1:
+            i, q = live[0]
+            return None, offsets[i] + q  # the member's own state, placed after the product's
+        return tuple(q if q is not None and alive[i][q] else None for i, q in enumerate(states)), None
+
+    if len(alts) == 1:
+        return alts[0]
+    start, _ = key(tuple(0 for _ in alts))
+    if start is None:
+        return None  # at most one alternative matches anything: left to the general builder
+    index = {start: 0}
+    order = [start]
+    rows, accepts = [], []
+    i = 0
+    while i < len(order):
+        states = order[i]
+        i += 1
+        accepts.append(any(q is not None and alts[j][1][q] for j, q in enumerate(states)))
+        row = []
+        for lo, hi, targets in _sweep([alts[j][0][q] if q is not None else () for j, q in enumerate(states)]):
+            prod, own = key(tuple(targets))
+            if prod is None and own is None:
+                continue
+            if prod is not None:
+                t = index.get(prod)
+                if t is None:
+                    t = index[prod] = len(order)
+                    order.append(prod)
+                    if len(order) + total > max_states:
+                        raise RegexUnsupported(f"the regex's automaton has more than {max_states:,} states")
+                row.append((lo, hi, t))
+            else:
+                row.append((lo, hi, ~own))  # a member's state: numbered once the product's size is known
+        rows.append(row)
+    n = len(order)
+    edges = [[(lo, hi, t if t >= 0 else ~t + n) for lo, hi, t in row] for row in rows]
+    accept = accepts
+    for (a_edges, a_accept), off in zip(alts, offsets):
+        shift = n + off
+        edges.extend([(lo, hi, t + shift) for lo, hi, t in row] for row in a_edges)
+        accept.extend(a_accept)
+    return _checked(edges, accept, max_states)
+
+
+def _sweep(rows):
+    """The code-point intervals where some row moves, with each row's target there (None where it has none)."""
+    points = sorted({lo for r in rows for lo, _, _ in r} | {hi + 1 for r in rows for _, hi, _ in r})
+    at = [0] * len(rows)
+    out = []
+    for a, b in zip(points, points[1:]):
+        targets = []
+        for i, r in enumerate(rows):
+            j = at[i]
+            while j < len(r) and r[j][1] < a:
+                j += 1
+            at[i] = j
+            targets.append(r[j][2] if j < len(r) and r[j][0] <= a else None)
+        if any(t is not None for t in targets):
+            out.append((a, b - 1, targets))
+    return out
+
+
+def _minimal(dfa):
+    """The minimal trim automaton of a small (edges, accept) automaton, numbered breadth-first: Moore's
+    refinement over the states that can still accept."""
+    d_edges, d_accept = dfa
+    n = len(d_accept)
+    back: list = [[] for _ in range(n)]
+    for q, row in enumerate(d_edges):
+        for _, _, t in row:
+            back[t].append(q)
+    alive = {q for q in range(n) if d_accept[q]}
+    todo = list(alive)
+    while todo:
+        for p in back[todo.pop()]:
+            if p not in alive:
+                alive.add(p)
+                todo.append(p)
+    if 0 not in alive:
+        return [[]], [False]
+
+    def signature(q, block):
+        out: list = []
+        for lo, hi, t in d_edges[q]:
+            if t in alive:
+                b = block[t]
+                if out and out[-1][2] == b and out[-1][1] == lo - 1:
+                    out[-1] = (out[-1][0], hi, b)
+                else:
+                    out.append((lo, hi, b))
+        return tuple(out)
+
+    block = {q: int(bool(d_accept[q])) for q in alive}
+    n_blocks = len(set(block.values()))
+    while True:
+        ids: dict = {}
+        refined = {q: ids.setdefault((block[q], signature(q, block)), len(ids)) for q in alive}
+        if len(ids) == n_blocks:
+            break
+        block, n_blocks = refined, len(ids)
+    first: dict = {}
+    for q in sorted(alive):
+        first.setdefault(block[q], q)
+    number = {block[0]: 0}
+    order = [block[0]]
+    edges, accept = [], []
+    i = 0
+    while i < len(order):
+        rep = first[order[i]]
+        i += 1
+        accept.append(bool(d_accept[rep]))
+        row = []
+        for lo, hi, b in signature(rep, block):
+            if b not in number:
+                number[b] = len(order)
+                order.append(b)
+            row.append((lo, hi, number[b]))
+        edges.append(row)
+    return edges, accept
