@@ -1,30 +1,40 @@
-"""Long bounded repetitions of a prefix-free unit, built as a chain of copies of the unit's automaton instead
-of by the subset construction over the unrolled NFA (python_regex._Builder).
+"""Long repetitions of a prefix-free unit, built as a chain of copies of the unit's automaton instead of by
+the subset construction over the unrolled NFA (python_regex._Builder).
 
-JSON Schema's length bounds write regexes like "(?:[ !#-\\[\\]-~]|[\\\\]["\\\\bfnrt]){4,256}": a unit (one JSON
-string character in its spellings) repeated up to 256 times. The subset construction walks every state of
-the unrolled NFA in Python (25-45 ms for such a regex); here the unit's automaton is built once (by the
-subset construction, on the unit alone), minimized, and copied n times with its accepting state glued to the
-next copy's start, and the parts around the repeats are joined by product constructions over code-point
-ranges.
+JSON Schema's length bounds write regexes like "(?:[ !#-\\[\\]-~]|[\\\\]["\\\\bfnrt]){4,256}": a unit (one
+JSON string character in its spellings) repeated up to 256 times. The subset construction walks each of
+the unrolled NFA's 500-600 states in Python (15-45 ms per regex); here the unit's automaton is built once
+(by the subset construction, on the unit alone), minimized, and laid out n times with its accepting state
+glued to the next copy's start (list comprehensions over the unit's rows), and the parts around the repeats
+are joined to it.
 
 Only fullmatch=True (the set language of the regex: re.fullmatch) is built here, and only regexes without
-look-arounds, anchors or backreferences: there the language is all that any automaton of the regex can
-mean, and the leftmost-first priorities of Lark's lexing (fullmatch=False) do not enter. The automaton is
-a different one from the general builder's (it need not have the same states), but has the same language;
-everything downstream asks only about the language: the terminal relations (fsm_product: disjointness,
-inclusion, cover, intersection), and the lexer, whose byte DFA is determinized, minimized and numbered by
-first appearance, so the same languages give the same lexer (tests/test_regex_repeat.py checks both, and
-the automata against the general builder's, minimized).
+look-arounds, anchors or backreferences: there the language is all an automaton of the regex means, and
+the leftmost-first priorities of Lark's lexing (fullmatch=False) do not enter. The automaton need not have
+the general builder's states, but it has the same language, and everything downstream asks only about the
+language: the terminal relations (fsm_product: disjointness, inclusion, cover, intersection), and the
+lexer, whose byte DFA is determinized, minimized and numbered by first appearance, so the same languages
+give the same lexer. tests/test_regex_repeat.py checks the automata against the general builder's
+(minimized), and grammars and lexers built both ways.
 
-Why the chain is exact. Let X's language be prefix-free (no word of it is a proper prefix of another) and
-not contain the empty string. A word w of X^j splits as x1...xj (xi in X) in exactly one way, and the
-automaton D of X, run from its start on w, reaches its accepting state exactly at the end of x1: reaching it
-at a proper prefix p of x1 would put p and x1 in X, p a proper prefix of x1. So running D and restarting it
-(in the next copy) whenever it accepts reads w's unique split, counting the units; in a minimal trim D the
-accepting state is unique and has no moves (any move from it would lead to a longer word of X), so the
-restart is the only move there and the chain is deterministic. X{m,n}: the count k = 0..n, accepting at
-the boundaries with m <= k, no move past the n-th unit; X{m,}: k saturates at m.
+Why it is exact. A regex is split at its first repeat (or alternative with a long repeat inside) into a
+prefix P, that item, and the rest R, built the same way (an empty R: the empty word).
+- The repeat X{m,n} followed by R. Let X's language be prefix-free (no word of it a proper prefix of
+  another) without the empty string, and D its minimal trim automaton: D has one accepting state, without
+  moves (a move from it would lead to a longer word of X). A word of X^j splits as x1...xj (xi in X) in
+  exactly one way, and D run on it from its start accepts exactly at the end of x1 (accepting at a proper
+  prefix p of x1 would put p and x1 in X). So running D and restarting it in the next copy whenever it
+  accepts follows the word's unique split, counting the units read: boundary k, k = 0..n (X{m,}: k
+  saturates at m), accepting when m <= k and R accepts the empty word. A boundary offers X's first
+  characters while k < n and R's first ones while k >= m; where it offers both (m <= k < n), no character
+  may be a first character of both (checked), so the next character says whether another unit or R
+  begins; inside a unit R cannot begin (the unit ends at one place), and once R began no unit follows.
+- Alternatives followed by R: (A|B)R = AR|BR, built side by side behind their product (a state per tuple
+  of the alternatives' states, where more than one is alive).
+- P before the item: when P's language is prefix-free, P's automaton accepts exactly once, at the end of
+  the word's unique P-part, and its accepting state (without moves) is the rest's start.
+Anything else (a unit or prefix that is not prefix-free, first characters in common): None, and the
+general builder builds the regex.
 """
 
 from __future__ import annotations
@@ -217,9 +227,10 @@ def _prefix_free(minimal):
 
 
 def _chain(unit, lo: int, hi: Optional[int], tail, max_states: int):
-    """X{lo,hi} (hi None: X{lo,}) followed by T, where X is prefix-free without the empty string and no first
-    character of T is a first character of X (see the module's docstring: the chain is exact, and at a
-    boundary the next character says whether T starts); None where that fails. With D the minimal automaton
+    """X{lo,hi} (hi None: X{lo,}) followed by T, where X is prefix-free without the empty string and, unless
+    lo == hi, no first character of T is a first character of X (see the module's docstring: the chain is
+    exact; a boundary k offers X's first moves while k < hi and T's while k >= lo, and where it offers both
+    the next character says which); None where that fails. With D the minimal automaton
     of X, acc its accepting state: block k (k = 0.. units read) holds at k * width + 0 the boundary and at
     k * width + q D's state q inside unit k + 1; acc's place holds D's start when a move of D returns to it.
     Bounded: the last boundary alone after the blocks; unbounded: block lo's units come back to its boundary.
@@ -229,8 +240,8 @@ def _chain(unit, lo: int, hi: Optional[int], tail, max_states: int):
         return None
     (d_edges, d_accept), acc = got
     t_edges, t_accept = tail
-    if _overlap(d_edges[0], t_edges[0]):
-        return None
+    if (hi is None or lo < hi) and _overlap(d_edges[0], t_edges[0]):
+        return None  # a boundary where both another unit and T may start, on the same character
     reenter = any(t == 0 for row in d_edges for _, _, t in row)
     # a block's places: the boundary (D's start), D's other states but acc, and D's start again where a move
     # of D returns to it (inside the unit, that start is not a boundary)
