@@ -316,6 +316,11 @@ def _terminal_fragment(regex: str, fullmatch: bool, also: tuple) -> _Fragment:
     middle: dict[tuple, int] = {}
     for a, row in enumerate(dfa.edges):
         for lo, hi, b in row:
+            if hi < 0x80:
+                # one byte, the same range: a row's ranges are disjoint, and no byte sequence edge starts
+                # below 0x80, so the edge is new (and needs no entry in `seen`)
+                rows[a].append((lo, hi, b))
+                continue
             for seq in _utf8_sequences(lo, hi):
                 cur = a
                 last = len(seq) - 1
