@@ -39,6 +39,7 @@ general builder builds the regex.
 
 from __future__ import annotations
 
+import re
 import re._constants as C
 import re._parser as sre_parse
 from typing import Optional
@@ -58,16 +59,26 @@ def structural_dfa(regex: str, max_states: int = MAX_DFA_STATES) -> Optional[Cha
     """The automaton of re.fullmatch(regex, ·), built structurally, or None where this construction does not
     apply (no long repeat, a look-around or anchor, a repeated unit that is not prefix-free, a regex the
     general builder refuses for its size): then python_regex's subset construction builds it.
-    RegexUnsupported where a part of it is (the general builder then says why)."""
+    RegexUnsupported where a part of it is refused or it has more than max_states states (the general
+    builder then decides)."""
+    if not _LONG_BOUND.search(regex):
+        return None  # (without parsing it: most regexes are not for us)
     parsed = sre_parse.parse(regex, 0)
     if not _long_repeat_inside(parsed) or not _plain(parsed):
         return None
     if _nfa_nodes(parsed) + 1 > MAX_NFA_NODES:  # (+1: the MATCH node) the general builder refuses it
         return None
-    built = _build(_flat(parsed, parsed.state.flags), max_states)
+    built = _build(_flat(parsed, parsed.state.flags), 0, max_states)
     if built is None:
         return None
+    if len(built[1]) > max_states:
+        raise _too_many(max_states)
     return CharDFA(*built)
+
+
+# A repeat of CHAIN_MIN_COPIES (8) copies or more is written with a bound of 7 or more ({7,} has 8 copies,
+# {0,8} 8): a regex without one has no long repeat. (A false alarm, such as [{]9, only costs the parse.)
+_LONG_BOUND = re.compile(r"\{(?:[0-9]*,)?(?:[0-9]{2,}|[7-9])")
 
 
 # ---- which regexes ------------------------------------------------------------------------------------------
@@ -125,74 +136,77 @@ def _nfa_nodes(items) -> int:
     return total
 
 
-# ---- automata as (edges, accept) lists, start state 0 -------------------------------------------------------
-# The parts below are laid out whole (a chain's states by list comprehensions over the unit's rows), not
-# walked state by state: that is where the time goes.
+# ---- automata as (edges, accept) lists ------------------------------------------------------------------
+# Each part is laid out whole, where it lands in the final automaton (`base`: the number its start gets;
+# its moves name final numbers), so that no state's row is copied again once made: a chain's rows are list
+# comprehensions over the unit's rows, and that is most of the time left.
 
-_EMPTY_WORD = ([[]], [True])  # the automaton of the empty string
+_NO_STATES: tuple = ((), ())
 
 
-def _build(items: list, max_states: int):
+def _build(items: list, base: int, max_states: int):
     """(edges, accept) of the set language of `items` ((op, av, flags) triples, groups without alternatives
-    flattened), or None where this construction does not apply. The first repeat or alternative with a
-    long repeat inside splits them: before it a prefix P (subset construction, must be prefix-free: it ends
-    where the rest starts), then the repeat (a chain followed by the rest) or the alternatives (each one
-    followed by the rest: (A|B)R = AR|BR)."""
+    opened), its start numbered `base`, or None where this construction does not apply. The first repeat
+    or alternative with a long repeat inside splits them: before it a prefix P (subset construction; it
+    must be prefix-free: it ends where the rest starts), then the repeat (a chain followed by the rest) or
+    the alternatives (each one followed by the rest: (A|B)R = AR|BR)."""
     split = next((i for i, (op, av, _) in enumerate(items)
                   if op in _REPEAT_OPS or (op is C.BRANCH and _long_repeat_inside([(op, av)]))), None)
     if split is None:
-        return _subset(items, max_states) if items else _EMPTY_WORD
-    op, av, flags = items[split]
-    rest = items[split + 1:]
-    if op is C.BRANCH:
-        alts = [_build(_flat(alt, flags) + rest, max_states) for alt in av[1]]
-        if any(a is None for a in alts):
-            return None
-        middle = _union(alts, max_states)
-    else:
-        tail = _build(rest, max_states)
-        unit = _build(_flat(av[2], flags), max_states)
-        if tail is None or unit is None:
-            return None
-        middle = _chain(unit, av[0], None if av[1] == C.MAXREPEAT else av[1], tail, max_states)
-    if middle is None or not split:
-        return middle
+        return _shifted(_subset(items, max_states), base) if items else ([[]], [True])  # ([[]], [True]): ""
+    if not split:
+        return _middle(items, base, max_states)
     prefix = _prefix_free(_minimal(_subset(items[:split], max_states)))
     if prefix is None:
         return None
     (p_edges, p_accept), acc = prefix
-    # P's accepting state (no moves: P is prefix-free) is the middle's start: P's other states, then the middle's
+    # P's accepting state (no moves: P is prefix-free) is the middle's start: P's other states, then the middle
     n_p = len(p_accept) - 1
-    renum = [q if q < acc else q - 1 for q in range(n_p + 1)]
-    renum[acc] = n_p
-    edges = [[(lo, hi, renum[t]) for lo, hi, t in row] for q, row in enumerate(p_edges) if q != acc]
+    number = [base + (q if q < acc else q - 1) for q in range(n_p + 1)]
+    number[acc] = base + n_p
+    middle = _middle(items[split:], base + n_p, max_states)
+    if middle is None:
+        return None
+    edges = [[(lo, hi, number[t]) for lo, hi, t in row] for q, row in enumerate(p_edges) if q != acc]
     accept = [a for q, a in enumerate(p_accept) if q != acc]
-    m_edges, m_accept = middle
-    edges.extend([(lo, hi, t + n_p) for lo, hi, t in row] for row in m_edges)
-    accept.extend(m_accept)
-    return _checked(edges, accept, max_states)
+    edges += middle[0]
+    accept += middle[1]
+    return edges, accept
+
+
+def _middle(items: list, base: int, max_states: int):
+    """`items` starting with a repeat or alternatives, laid out from `base`."""
+    op, av, flags = items[0]
+    rest = items[1:]
+    if op is C.BRANCH:
+        return _union([_flat(alt, flags) + rest for alt in av[1]], base, max_states)
+    unit = _build(_flat(av[2], flags), 0, max_states)
+    if unit is None:
+        return None
+    return _chain(unit, av[0], None if av[1] == C.MAXREPEAT else av[1], rest, base, max_states)
+
+
+def _shifted(dfa, base: int):
+    edges, accept = dfa
+    if not base:
+        return [list(row) for row in edges], list(accept)
+    return [[(lo, hi, t + base) for lo, hi, t in row] for row in edges], list(accept)
 
 
 def _flat(items, flags: int) -> list:
-    """(op, av, flags) for each item, non-capturing and capturing groups without alternatives opened."""
+    """(op, av, flags) for each item, groups opened (an alternative inside one stays one item)."""
     out = []
     for op, av in items:
         if op is C.SUBPATTERN:
             _, add, delete, p = av
-            inner = _combine_flags(flags, add, delete)
-            if len(p) == 1 and p[0][0] is C.BRANCH:
-                out.append((p[0][0], p[0][1], inner))
-            else:
-                out.extend(_flat(p, inner))
+            out.extend(_flat(p, _combine_flags(flags, add, delete)))
         else:
             out.append((op, av, flags))
     return out
 
 
-def _checked(edges: list, accept: list, max_states: int):
-    if len(accept) > max_states:
-        raise RegexUnsupported(f"the regex's automaton has more than {max_states:,} states")
-    return edges, accept
+def _too_many(max_states: int) -> RegexUnsupported:
+    return RegexUnsupported(f"the regex's automaton has more than {max_states:,} states")
 
 
 _subset_cache: dict = {}
@@ -200,7 +214,7 @@ _subset_cache: dict = {}
 
 def _subset(items: list, max_states: int):
     """The subset construction (fullmatch: the set language) on a part without long repeats; kept by the
-    part's parse (units such as a JSON string character recur in every length bound)."""
+    part's parse (units such as a JSON string character recur in every length bound). Never changed."""
     key = (repr([(op, av) for op, av, _ in items]), tuple(f for _, _, f in items), max_states)
     got = _subset_cache.get(key)
     if got is None:
@@ -226,22 +240,18 @@ def _prefix_free(minimal):
     return minimal, accepting[0]
 
 
-def _chain(unit, lo: int, hi: Optional[int], tail, max_states: int):
-    """X{lo,hi} (hi None: X{lo,}) followed by T, where X is prefix-free without the empty string and, unless
-    lo == hi, no first character of T is a first character of X (see the module's docstring: the chain is
-    exact; a boundary k offers X's first moves while k < hi and T's while k >= lo, and where it offers both
-    the next character says which); None where that fails. With D the minimal automaton
-    of X, acc its accepting state: block k (k = 0.. units read) holds at k * width + 0 the boundary and at
-    k * width + q D's state q inside unit k + 1; acc's place holds D's start when a move of D returns to it.
-    Bounded: the last boundary alone after the blocks; unbounded: block lo's units come back to its boundary.
-    T's states follow."""
+def _chain(unit, lo: int, hi: Optional[int], rest: list, base: int, max_states: int):
+    """X{lo,hi} (hi None: X{lo,}) followed by T (the automaton of `rest`), where X is prefix-free without the
+    empty string and, unless lo == hi, no first character of T is a first character of X (see the module's
+    docstring: the chain is exact; a boundary k offers X's first moves while k < hi and T's while k >= lo,
+    and where it offers both the next character says which); None where that fails. With D the minimal
+    automaton of X, acc its accepting state: block k (k = 0.. units read) holds the boundary, then D's states
+    inside unit k + 1 (acc is the next block's boundary). Bounded: the last boundary alone after the blocks;
+    unbounded: block lo's units come back to its boundary. T's states follow."""
     got = _prefix_free(_minimal(unit))
     if got is None:
         return None
     (d_edges, d_accept), acc = got
-    t_edges, t_accept = tail
-    if (hi is None or lo < hi) and _overlap(d_edges[0], t_edges[0]):
-        return None  # a boundary where both another unit and T may start, on the same character
     reenter = any(t == 0 for row in d_edges for _, _, t in row)
     # a block's places: the boundary (D's start), D's other states but acc, and D's start again where a move
     # of D returns to it (inside the unit, that start is not a boundary)
@@ -250,21 +260,27 @@ def _chain(unit, lo: int, hi: Optional[int], tail, max_states: int):
     width = len(places) + 1 + reenter
     n_blocks = hi if hi is not None else lo + 1
     n_chain = n_blocks * width + (1 if hi is not None else 0)
-    if n_chain + len(t_accept) > max_states:
-        raise RegexUnsupported(f"the regex's automaton has more than {max_states:,} states")
+    if n_chain > max_states:
+        raise _too_many(max_states)
+    tail = _build(rest, base + n_chain, max_states)
+    if tail is None:
+        return None
+    t_edges, t_accept = tail
+    if (hi is None or lo < hi) and _overlap(d_edges[0], t_edges[0]):
+        return None  # a boundary where both another unit and T may start, on the same character
     # D's rows with targets relative to the block: acc -> the next boundary (width), D's start -> its place
     rel = [[(a, b, width if t == acc else (width - 1 if t == 0 else place[t])) for a, b, t in d_edges[q]]
            for q in [0] + places]
-    t_first = [(a, b, t + n_chain) for a, b, t in t_edges[0]]
+    t_first = t_edges[0]
     tail_accepts = bool(t_accept[0])
     edges: list = []
     accept: list = []
     for k in range(n_blocks):
-        base = k * width
+        at = base + k * width
         if hi is None and k == lo:  # saturated: a unit read here comes back to this boundary
-            rows = [[(a, b, base if t == width else base + t) for a, b, t in row] for row in rel]
+            rows = [[(a, b, at if t == width else at + t) for a, b, t in row] for row in rel]
         else:
-            rows = [[(a, b, base + t) for a, b, t in row] for row in rel]
+            rows = [[(a, b, at + t) for a, b, t in row] for row in rel]
         if reenter:
             rows.append(rows[0])
         if k >= lo:
@@ -273,13 +289,13 @@ def _chain(unit, lo: int, hi: Optional[int], tail, max_states: int):
         else:
             edges.append(rows[0])
             accept.append(False)
-        edges.extend(rows[1:])
-        accept.extend([False] * (width - 1))
+        edges += rows[1:]
+        accept += [False] * (width - 1)
     if hi is not None:  # the last boundary: only T may follow
-        edges.append(t_first)
+        edges.append(list(t_first))
         accept.append(tail_accepts)
-    edges.extend([(a, b, t + n_chain) for a, b, t in row] for row in t_edges)
-    accept.extend(t_accept)
+    edges += t_edges
+    accept += t_accept
     return edges, accept
 
 
@@ -297,62 +313,68 @@ def _overlap(row_a, row_b) -> bool:
     return False
 
 
-def _union(alts: list, max_states: int):
+def _union(alternatives: list, base: int, max_states: int):
     """The alternatives' automata side by side, behind a product of them for the words that leave more than
-    one alive (state tuples; a tuple with one alive member is that member's own state)."""
-    offsets = []
-    total = 0
-    for _, accept in alts:
-        offsets.append(total)
-        total += len(accept)
-    alive = [[bool(e) or a for e, a in zip(*alt)] for alt in alts]
+    one alive (a state per tuple of their states; a tuple with one alive member is that member's state).
+    Laid out: the product's start at `base`, the alternatives, the product's other states."""
+    starts, alts, at = [], [], base + 1
+    for items in alternatives:
+        alt = _build(items, at, max_states)
+        if alt is None:
+            return None
+        starts.append(at)
+        alts.append(alt)
+        at += len(alt[1])
+        if at - base > max_states:
+            raise _too_many(max_states)
+
+    def moves(i, q):
+        return alts[i][0][q - starts[i]]
+
+    def accepting(i, q):
+        return alts[i][1][q - starts[i]]
 
     def key(states):
-        live = [(i, q) for i, q in enumerate(states) if q is not None and alive[i][q]]
-        if not live:
-            return None, None
+        """The tuple without its dead members; a lone live member stands for itself (an int)."""
+        live = [(i, q) for i, q in enumerate(states) if q is not None and (moves(i, q) or accepting(i, q))]
         if len(live) == 1:
-            i, q = live[0]
-            return None, offsets[i] + q  # the member's own state, placed after the product's
-        return tuple(q if q is not None and alive[i][q] else None for i, q in enumerate(states)), None
+            return live[0][1]
+        return tuple(q if (i, q) in live else None for i, q in enumerate(states)) if live else None
 
-    if len(alts) == 1:
-        return alts[0]
-    start, _ = key(tuple(0 for _ in alts))
-    if start is None:
+    start = key(tuple(starts))
+    if not isinstance(start, tuple):
         return None  # at most one alternative matches anything: left to the general builder
-    index = {start: 0}
+    index = {start: base}
     order = [start]
-    rows, accepts = [], []
-    i = 0
-    while i < len(order):
-        states = order[i]
-        i += 1
-        accepts.append(any(q is not None and alts[j][1][q] for j, q in enumerate(states)))
+    head_rows, more_rows, more_accept = [], [], []
+    for j, states in enumerate(order):
         row = []
-        for lo, hi, targets in _sweep([alts[j][0][q] if q is not None else () for j, q in enumerate(states)]):
-            prod, own = key(tuple(targets))
-            if prod is None and own is None:
+        for lo, hi, targets in _sweep([moves(i, q) if q is not None else () for i, q in enumerate(states)]):
+            nxt = key(tuple(targets))
+            if nxt is None:
                 continue
-            if prod is not None:
-                t = index.get(prod)
+            if isinstance(nxt, tuple):
+                t = index.get(nxt)
                 if t is None:
-                    t = index[prod] = len(order)
-                    order.append(prod)
-                    if len(order) + total > max_states:
-                        raise RegexUnsupported(f"the regex's automaton has more than {max_states:,} states")
-                row.append((lo, hi, t))
-            else:
-                row.append((lo, hi, ~own))  # a member's state: numbered once the product's size is known
-        rows.append(row)
-    n = len(order)
-    edges = [[(lo, hi, t if t >= 0 else ~t + n) for lo, hi, t in row] for row in rows]
-    accept = accepts
-    for (a_edges, a_accept), off in zip(alts, offsets):
-        shift = n + off
-        edges.extend([(lo, hi, t + shift) for lo, hi, t in row] for row in a_edges)
-        accept.extend(a_accept)
-    return _checked(edges, accept, max_states)
+                    t = index[nxt] = at + len(order) - 1
+                    order.append(nxt)
+                    if t - base >= max_states:
+                        raise _too_many(max_states)
+                nxt = t
+            row.append((lo, hi, nxt))
+        acc = any(q is not None and accepting(i, q) for i, q in enumerate(states))
+        if j == 0:
+            head_rows, head_accept = row, acc
+        else:
+            more_rows.append(row)
+            more_accept.append(acc)
+    edges, accept = [head_rows], [head_accept]
+    for alt_edges, alt_accept in alts:
+        edges += alt_edges
+        accept += alt_accept
+    edges += more_rows
+    accept += more_accept
+    return edges, accept
 
 
 def _sweep(rows):
