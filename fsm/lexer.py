@@ -25,7 +25,8 @@ import numpy as np
 from .. import _core
 from .limits import LexerTooLarge, too_long, too_many_states
 from .lark_scan import LarkPattern, lark_determinize, scan_rules
-from .python_regex import CharDFA, RegexUnsupported, from_interegular, intersect, regex_dfa
+from .fsm_product import intersect
+from .python_regex import CharDFA, RegexUnsupported, from_interegular, regex_dfa
 from .utf8 import utf8_sequences
 
 DEAD = -1
