@@ -141,9 +141,6 @@ def _nfa_nodes(items) -> int:
 # its moves name final numbers), so that no state's row is copied again once made: a chain's rows are list
 # comprehensions over the unit's rows, and that is most of the time left.
 
-_NO_STATES: tuple = ((), ())
-
-
 def _build(items: list, base: int, max_states: int):
     """(edges, accept) of the set language of `items` ((op, av, flags) triples, groups without alternatives
     opened), its start numbered `base`, or None where this construction does not apply. The first repeat
@@ -153,7 +150,7 @@ def _build(items: list, base: int, max_states: int):
     split = next((i for i, (op, av, _) in enumerate(items)
                   if op in _REPEAT_OPS or (op is C.BRANCH and _long_repeat_inside([(op, av)]))), None)
     if split is None:
-        return _shifted(_subset(items, max_states), base) if items else ([[]], [True])  # ([[]], [True]): ""
+        return _shifted(_subset(items, max_states), base) if items else ([[]], [True])  # (the empty word)
     if not split:
         return _middle(items, base, max_states)
     prefix = _prefix_free(_minimal(_subset(items[:split], max_states)))
