@@ -89,8 +89,10 @@ typedef struct {
     int64_t n, cap;
 } moves_t;
 
-static int add_move(moves_t *m, int32_t lo, int32_t hi, int32_t dst) {
-    if (m->n > 0 && m->dst[m->n - 1] == dst && m->hi[m->n - 1] + 1 == lo) {  /* the same move continues */
+/* A move of the state whose moves begin at index `first`: it continues the state's previous move where that
+ * one ends just before it with the same target (never a move of the state before: it stays that state's). */
+static int add_move(moves_t *m, int64_t first, int32_t lo, int32_t hi, int32_t dst) {
+    if (m->n > first && m->dst[m->n - 1] == dst && m->hi[m->n - 1] + 1 == lo) {  /* the same move continues */
         m->hi[m->n - 1] = hi;
         return GM_OK;
     }
@@ -185,7 +187,7 @@ int gm_char_product(int32_t k, const gm_char_dfa *dfas, int rule, int stop_at_fi
             edge[c] = t[c] >= 0 ? dfas[c].edge_begin[t[c]] : 0;
         }
         /* The sweep: at code point cp, each live component is inside its edge edge[c] or in the gap before it. */
-        int64_t cp = 0;
+        int64_t cp = 0, first_move = m.n;
         while (cp <= GM_MAX_CODEPOINT) {
             int64_t end = (int64_t)GM_MAX_CODEPOINT + 1;
             int alive = 1;
@@ -217,7 +219,7 @@ int gm_char_product(int32_t k, const gm_char_dfa *dfas, int rule, int stop_at_fi
                     rc = GM_PROD_TOO_MANY;
                     goto done;
                 }
-                if (!stop_at_final && add_move(&m, (int32_t)cp, (int32_t)(end - 1), (int32_t)j) != GM_OK) {
+                if (!stop_at_final && add_move(&m, first_move, (int32_t)cp, (int32_t)(end - 1), (int32_t)j) != GM_OK) {
                     rc = GM_NOMEM;
                     goto done;
                 }

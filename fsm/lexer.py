@@ -24,8 +24,9 @@ import numpy as np
 
 from .. import _core
 from .limits import LexerTooLarge, too_long, too_many_states
+from .fsm_product import intersect
 from .lark_scan import NO_VOID, LarkPattern, LookaheadUndecidable, lark_determinize, scan_rules
-from .python_regex import CharDFA, RegexUnsupported, from_interegular, intersect, regex_dfa
+from .python_regex import CharDFA, RegexUnsupported, from_interegular, regex_dfa
 from .utf8 import utf8_sequences
 
 DEAD = -1
@@ -380,6 +381,11 @@ def _terminal_fragment(regex: str, fullmatch: bool, also: tuple) -> _Fragment:
 
     for a, row in enumerate(dfa.edges):
         for lo, hi, b in row:
+            if hi < 0x80:
+                # one byte, the same range: a row's ranges are disjoint, and no byte sequence edge starts
+                # below 0x80, so the edge is new (and needs no entry in `seen`)
+                rows[a].append((lo, hi, b))
+                continue
             for seq in _utf8_sequences(lo, hi):
                 lay(a, seq, b, 0)
     undecided = [0] * len(rows)

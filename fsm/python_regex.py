@@ -592,6 +592,17 @@ def regex_dfa(regex: str, fullmatch: bool = False, max_states: int = MAX_DFA_STA
     if _LITERAL.fullmatch(regex) and len(regex) < max_states:
         return CharDFA([[(ord(c), ord(c), i + 1)] for i, c in enumerate(regex)] + [[]],
                        [False] * len(regex) + [True])
+    if fullmatch:
+        # long repetitions of a prefix-free unit (JSON Schema's length bounds): the same language, built as
+        # a chain of the unit's automaton (regex_repeat.py); where that does not apply, or a part of the regex
+        # is refused, the subset construction below decides
+        from .regex_repeat import structural_dfa
+        try:
+            dfa = structural_dfa(regex, max_states)
+        except RegexUnsupported:
+            dfa = None
+        if dfa is not None:
+            return dfa
     nfa, start = parse(regex)
     return _Builder(nfa, start, fullmatch).build(max_states)
 

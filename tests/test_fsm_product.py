@@ -12,7 +12,10 @@ import pytest
 
 interegular = pytest.importorskip("interegular")
 
-from grammask.fsm.fsm_product import covered, disjoint, intersection, is_subset, pattern_dfa  # noqa: E402
+from grammask.fsm import python_regex  # noqa: E402
+from grammask.fsm.fsm_product import covered, disjoint, intersect, intersection, is_subset, pattern_dfa  # noqa: E402
+from grammask.fsm.multiples import multiple_fsm  # noqa: E402
+from grammask.grammar.json_schema.string_lengths import length_content  # noqa: E402
 
 PATTERNS = [r"[a-z]{2,5}", r"[a-c]+", r"abc", r"(ab)*", r"[^\"\\]{0,8}", r"[0-9]{4}-[0-9]{2}", r"\w+@\w+\.com",
             r"(yes|no)", r"y_.*", r".*", r"[A-Z][a-z]*", r"a?b?c?", r"[ -~]{3,6}", r"x|xy|xyz", r"", r"é+"]
@@ -50,6 +53,39 @@ def test_a_pattern_whose_end_depends_on_what_follows_is_refused():
         pattern_dfa(r"ab(?=c)")
 
 
+def _merged(rows):
+    """Rows with adjacent moves to the same target joined."""
+    out = []
+    for row in rows:
+        joined = []
+        for lo, hi, t in row:
+            if joined and joined[-1][2] == t and joined[-1][1] + 1 == lo:
+                joined[-1] = (joined[-1][0], hi, t)
+            else:
+                joined.append((lo, hi, t))
+        out.append(joined)
+    return out
+
+
+def test_the_lexers_intersect_is_python_regex_intersect():
+    """fsm_product.intersect (native; the lexer's `also` intersections) makes python_regex.intersect's
+    automaton: the same states in the same order, the same moves (adjacent ones to the same target joined),
+    and the same refusals."""
+    automata = [pattern_dfa(p) for p in PATTERNS]
+    automata += [pattern_dfa(f'"{length_content(lo, hi)}"') for lo, hi in [(0, 3), (2, 9), (4, 40), (1, None)]]
+    automata += [pattern_dfa(p) for p in (r'"[a-z0-9._\-]*"', r'"(?:[ -!#-\[\]-~])*[0-9]{2}(?:[ -!#-~])*"')]
+    automata += [python_regex.from_interegular(multiple_fsm(m, e)) for m, e in [(3, 0), (25, 1)]]  # unmerged moves
+    for a, b in itertools.product(automata, repeat=2):
+        expected, got = python_regex.intersect(a, b), intersect(a, b)
+        assert (got.edges, got.accept, got.cond) == (_merged(expected.edges), expected.accept, expected.cond)
+    big = pattern_dfa(f'"{length_content(0, 60)}"')
+    for build in (python_regex.intersect, intersect):
+        with pytest.raises(python_regex.RegexUnsupported, match="the intersection has more than 50 states"):
+            build(big, big, 50)
+        with pytest.raises(python_regex.RegexUnsupported, match="lookahead"):
+            build(python_regex.regex_dfa(r"a(?!b)"), big)
+
+
 # ---- the native product (csrc/gm_product.c) on its own: bounds, limits, allocation failures ---------------
 
 def test_intersection_numbering_and_moves():
@@ -60,6 +96,14 @@ def test_intersection_numbering_and_moves():
     assert [lo for lo, _, _ in both.edges[1]] == [ord("x")] and [lo for lo, _, _ in both.edges[2]] == [ord("x")]
     assert both.edges[2][0][:2] == (ord("x"), ord("y"))
     assert both.matches("dx") and both.matches("ey") and not both.matches("cy") and not both.matches("fx")
+
+
+def test_a_state_keeps_its_moves_where_the_one_before_ends_next_to_them():
+    # state 0's last move ("a" -> 1) ends just before state 1's first ("b" -> 1): two moves of two states
+    # (they were once joined into state 0's, and the product accepted "b" and refused "ab")
+    both = intersection(pattern_dfa("ab*"), pattern_dfa("[ab]*"))
+    assert both.edges == [[(ord("a"), ord("a"), 1)], [(ord("b"), ord("b"), 1)]]
+    assert [both.matches(s) for s in ("a", "ab", "abb", "b", "")] == [True, True, True, False, False]
 
 
 @pytest.mark.parametrize("broken", ["target out of range", "overlapping", "unsorted", "past U+10FFFF",
