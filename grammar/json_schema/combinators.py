@@ -1,6 +1,6 @@
-"""Combinators and listed values: anyOf/oneOf (branches merged into one choice, oneOf proved disjoint,
-or folded into an object's key sets when the branches only list required keys), and enum/const (the
-listed values the whole schema accepts). allOf is merged by schema_reader.py before this point."""
+"""Combinators and listed values: anyOf/oneOf (branches merged into one choice, oneOf proved or narrowed
+disjoint, or folded into an object's key sets when the branches only list required keys), and enum/const
+(the listed values the whole schema accepts). allOf is merged by schema_reader.py before this point."""
 
 from __future__ import annotations
 
