@@ -15,7 +15,10 @@ Narrower by design:
   SHORT_LENGTH_CAP where the long cap makes more overlapping value sets than terminals.py allows;
 - numbers with a fraction under bounds: no exponent, non-integer bounds rounded inward;
 - multiples (multipleOf): no exponent (fsm/multiples.py tracks the remainder digit by digit);
-- format ipv6 without zone ids, email and uri as strict subsets of their RFCs;
+- format ipv6 without zone ids, email, uri and hostname as strict subsets of their RFCs (hostname: no
+  A-labels, and within three families of label counts and lengths), time without leap seconds;
+- oneOf object branches that may overlap, each requiring a key the other does not: each without the
+  other's required key (instance_sets.exclusive_branches);
 - whitespace: at most WS_MAX blanks around each punctuation mark (none with compact=True).
 
 Finite instance sets: when an enum/const bounds the instances (on the schema or in its allOf), each
@@ -30,9 +33,10 @@ contained in L. Two that overlap partially get their intersection as one more te
 (`keep` directive) so that their text is never lexed as another key.
 
 The package, in the order a schema meets it: schema_reader ($ref, allOf merged) -> translator (one
-nonterminal per subschema, dispatched by keyword family) -> the families: combinators (anyOf/oneOf,
-enum/const, with instance_sets proving oneOf branches disjoint, and object_unions running object or
-array branches side by side as one object or array), numeric, strings (with formats and string_lengths),
+nonterminal per subschema, dispatched by keyword family; negation rewrites a `not` of types or required
+keys first) -> the families: combinators (anyOf/oneOf, enum/const, with instance_sets proving oneOf
+branches disjoint or narrowing them apart, and object_unions running object or array branches side by
+side as one object or array), numeric, strings (with formats and string_lengths),
 objects (with object_members), arrays; literals spell listed values -> terminals (the pool of string and
 number value sets, made laminar) -> grammar_text (the Lark text, only its productive, reachable rules).
 keywords holds the vocabulary and the error every refusal raises.
