@@ -27,7 +27,7 @@ from .limits import LexerTooLarge, too_long, too_many_states
 from .fsm_product import intersect
 from .lark_scan import NO_VOID, LarkPattern, LookaheadUndecidable, lark_determinize, scan_rules
 from .python_regex import CharDFA, RegexUnsupported, from_interegular, regex_dfa
-from .utf8 import utf8_sequences
+from .utf8 import complement_ranges, utf8_sequences
 
 DEAD = -1
 ANY_TERMINAL = -1  # completable-set id meaning "no parser check needed"
@@ -240,18 +240,6 @@ def _next_byte_mask(ranges, at_end: bool) -> tuple[int, dict]:
     return mask, undecided
 
 
-def _failing(span: tuple, holding: list) -> list:
-    """The code points of `span` outside the sorted, disjoint `holding` ranges."""
-    out, at = [], span[0]
-    for lo, hi in holding:
-        if lo > at:
-            out.append((at, lo - 1))
-        at = hi + 1
-    if at <= span[1]:
-        out.append((at, span[1]))
-    return out
-
-
 def _regex_dfa(name: str, regex: str, fullmatch: bool = False) -> CharDFA:
     """The terminal's lexemes as Lark's `re.match` finds them (fullmatch: the strings re.fullmatch accepts,
     for intersections)."""
@@ -394,7 +382,7 @@ def _terminal_fragment(regex: str, fullmatch: bool, also: tuple) -> _Fragment:
         for a, by_byte in open_conditions.items():
             for b, holding in by_byte.items():
                 undecided[a] |= 1 << b
-                for ranges, end in ((holding, holds), (_failing(_LEAD_INTERVALS[b][0], holding), fails)):
+                for ranges, end in ((holding, holds), (complement_ranges(holding, *_LEAD_INTERVALS[b][0]), fails)):
                     for lo, hi in ranges:
                         for seq in _utf8_sequences(lo, hi):
                             lay(a, seq, end, LOOK_INSIDE)

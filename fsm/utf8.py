@@ -74,14 +74,15 @@ def codepoints_to_ranges(codepoints) -> list[tuple[int, int]]:
     return ranges
 
 
-def complement_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Code points 0..MAX_CODEPOINT not covered by the sorted, merged ranges."""
+def complement_ranges(ranges: list[tuple[int, int]], first: int = 0,
+                      last: int = MAX_CODEPOINT) -> list[tuple[int, int]]:
+    """Code points first..last not covered by the sorted, merged ranges (which lie within first..last)."""
     out = []
-    nxt = 0
+    nxt = first
     for lo, hi in ranges:
         if lo > nxt:
             out.append((nxt, lo - 1))
         nxt = hi + 1
-    if nxt <= MAX_CODEPOINT:
-        out.append((nxt, MAX_CODEPOINT))
+    if nxt <= last:
+        out.append((nxt, last))
     return out
