@@ -69,6 +69,72 @@ def test_optional_properties_in_schema_order():
     assert not g.validate('{"d": 1, "a": 1}').ok  # schema order
 
 
+SMALL_OBJECTS = [  # at most ANY_ORDER_MEMBERS listed properties: members in any order
+    {"type": "object", "properties": {"data": {}, "schema": {"type": "string"}}, "required": ["schema", "data"],
+     "additionalProperties": False},
+    {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": "integer"}},
+     "required": ["b"]},
+    {"type": "object", "properties": {k: {"type": "integer"} for k in "abcd"}, "required": ["a", "d"],
+     "additionalProperties": {"type": "string"}, "maxProperties": 3},
+    {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+     "dependentRequired": {"c": ["a"]}, "minProperties": 2, "additionalProperties": False,
+     "patternProperties": {"^[cz]$": {"type": "integer"}}},
+    {"type": "object", "properties": {"a": {}, "b": {}, "c": {}}, "oneOf": [{"required": ["a"]}, {"required": ["b"]}]},
+    {"anyOf": [{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+                "required": ["a", "b"], "additionalProperties": False},
+               {"type": "object", "properties": {"b": {"type": "integer"}, "c": {"type": "integer"}},
+                "required": ["c"], "additionalProperties": False}]},
+]
+
+
+@pytest.mark.parametrize("schema", SMALL_OBJECTS, ids=range(len(SMALL_OBJECTS)))
+def test_small_objects_take_their_members_in_any_order(schema):
+    """An object of at most ANY_ORDER_MEMBERS listed properties has no key-order narrowing: against
+    jsonschema on every object of up to four keys (listed ones and others, integer or string values) in
+    every order, the grammar accepts exactly the valid ones; anyOf branches merge with any order too."""
+    import itertools
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from grammask.grammar.json_schema.objects import ANY_ORDER_MEMBERS
+    validator = jsonschema.Draft202012Validator(schema)
+    g = gm.Grammar.from_json_schema(schema)
+    listed = sorted({k for branch in [schema, *schema.get("anyOf", [])] for k in branch.get("properties", {})})
+    assert len(listed) <= ANY_ORDER_MEMBERS + 1
+    keys = [*listed, "z"][:5]
+    seen = {True: 0, False: 0}
+    for n in range(5):
+        for order in itertools.permutations(keys, n):
+            for values in itertools.product([1, "s"], repeat=n) if n < 4 else [(1,) * n, ("s",) * n, (1, "s") * 2]:
+                value = dict(zip(order, values))
+                expected = validator.is_valid(value)
+                assert accepts(g, value) == expected, (schema, value)
+                seen[expected] += 1
+    assert seen[True] >= 4 and seen[False] >= 4, seen
+
+
+def test_object_unions_too_large_in_any_order_merge_in_schema_order():
+    """Five small object branches over their own keys: run side by side in any order they pass the union's
+    state cap (a state per set of keys written, in every branch at once); in schema order they merge."""
+    import jsonschema
+    from grammask.grammar.json_schema import schema_to_lark
+    branches = [{"type": "object", "required": ["type"], "properties": {
+        "type": {"enum": [f"t{i}"]}, **{f"k{i}{j}": {"type": "string"} for j in range(3)}}} for i in range(5)]
+    for schema, any_order in (({"anyOf": branches}, False), ({"anyOf": branches[:2]}, True)):
+        assert "LB u_" in schema_to_lark(schema)  # merged
+        g = gm.Grammar.from_json_schema(schema)
+        in_order, reordered = {"type": "t1", "k10": "a", "k12": "b"}, {"k12": "b", "type": "t1", "k10": "a"}
+        assert jsonschema.Draft202012Validator(schema).is_valid(reordered)
+        assert accepts(g, in_order) and accepts(g, reordered) == any_order
+        assert not accepts(g, {"type": "t1", "k10": 1}) and not accepts(g, {"type": "t9"})
+
+
+def test_large_objects_keep_schema_order():
+    from grammask.grammar.json_schema.objects import ANY_ORDER_MEMBERS
+    props = {f"k{i}": {"type": "integer"} for i in range(ANY_ORDER_MEMBERS + 1)}
+    g = gm.Grammar.from_json_schema({"type": "object", "properties": props})
+    assert accepts(g, {"k0": 1, "k1": 2}) and not accepts(g, {"k1": 2, "k0": 1})
+
+
 def test_items_prefix_items_and_bounds():
     check({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
           [[1], [1, 2, 3]], [[], [1, 2, 3, 4], ["a"]])

@@ -5,8 +5,10 @@ refused with a GrammarError naming the keyword and its JSON pointer. The grammar
 the schema (documented below), never wider.
 
 Narrower by design:
-- properties come in schema order (required and optional alike; optional ones may be left out), and
-  other keys (when additionalProperties allows them) anywhere in between;
+- an object of more than ANY_ORDER_MEMBERS listed properties has them in schema order (required and
+  optional alike; optional ones may be left out), and so do all objects of an anyOf/oneOf merged in
+  schema order (object_unions.py: in any order its product machine would pass MAX_UNION_STATES);
+  other keys (when additionalProperties allows them) come anywhere in between;
 - strings use one spelling per ASCII character (as json.dumps writes it; no \\/ and no \\u for
   printable ASCII, lowercase hex), non-ASCII raw or as \\uxxxx;
 - integers without fraction or exponent; enum/const values spelled as json.dumps spells them;

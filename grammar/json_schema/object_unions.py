@@ -3,8 +3,8 @@
 Written as separate alternatives, two object branches that begin alike ({"type": "a", ...} and
 {"type": "b", ...}, or a closed object beside an open one) make the LR parser choose a branch before the
 member that tells them apart: a reduce/reduce conflict. Here every branch is a deterministic machine
-over members (object_members.py: listed properties in schema order, other keys anywhere, key sets, the
-member count; arrays.py: items by position, the item count); the union runs them all at once, a state
+over members (object_members.py: listed properties in schema order or in any order, other keys anywhere,
+key sets, the member count; arrays.py: items by position, the item count); the union runs them all at once, a state
 being the tuple of the branches' states (None once a branch is ruled out). A member (item) moves every
 branch that allows it, and no other.
 
@@ -23,7 +23,8 @@ Atoms of strings/numbers are classes (Boolean combinations of classes are classe
 string to the innermost terminal containing it, so a string lies in a class iff its terminal does, see
 grammar_text), listed values are placed one by one, true/false/null by themselves. An atom may turn out
 empty; grammar_text drops what it leaves unproductive. What cannot be split this way (an enum's object
-beside an object schema, too many states or value schemas or patterns) raises Unmergeable: the branches
+beside an object schema, too many states or value schemas or patterns) raises Unmergeable (too many states:
+first tried again with every object's keys in schema order, which multiplies fewer states): the branches
 stay separate alternatives, and if that makes the grammar ambiguous, the refusal names the anyOf/oneOf
 and the reason (Grammar.from_json_schema)."""
 
@@ -31,10 +32,11 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Optional
 
 from .numeric import FRAC, INT
+from .object_members import may_come, position_after
 
 if TYPE_CHECKING:
     from .translator import Translator
@@ -47,6 +49,10 @@ KEYWORDS = ('"true"', '"false"', '"null"')
 
 class Unmergeable(Exception):
     """These object branches cannot be run side by side exactly (the reason is the message)."""
+
+
+class TooManyStates(Unmergeable):
+    """The product machine passed MAX_UNION_STATES."""
 
 
 @dataclass(frozen=True)
@@ -65,37 +71,44 @@ class ObjectSpec:
     patterns: tuple  # (key terminal, value nonterminal or None: keys that must not occur), pairwise disjoint
     least: int
     most: Optional[int]
+    any_order: bool  # listed keys in any order, else in schema order
+
+    def in_schema_order(self) -> ObjectSpec:
+        return replace(self, any_order=False) if self.any_order else self
 
     def start(self):
         return (0, 0, frozenset(range(self.n_sets)))
 
     def accepts(self, state) -> bool:
-        i, c, alive = state
-        return c >= self.least and any(all(j not in self.req[t] for t in range(i, len(self.keys))) for j in alive)
+        p, c, alive = state
+        n = len(self.keys)
+        return c >= self.least and any(all(s not in self.req[j] for j in may_come(n, p, self.any_order))
+                                       for s in alive)
 
     def step(self, state, key):
         """(value nonterminal, next state) after a member with this key, or None when the member is not
-        allowed here (as object_members.object_rules allows them). The key: a literal key's terminal, one
-        of this spec's patterns as ("pattern", terminal) for a key not named here that matches it, or None
-        for a key that is neither."""
-        i, c, alive = state
+        allowed here (as object_members.object_rules allows them, at the same positions). The key: a
+        literal key's terminal, one of this spec's patterns as ("pattern", terminal) for a key not named
+        here that matches it, or None for a key that is neither."""
+        p, c, alive = state
         if self.most is not None and c >= self.most:
             return None
         count = c + 1 if self.most is not None else min(c + 1, self.least)
         if key in self.keys:
             j = self.keys.index(key)
-            if j < i:  # listed keys come in schema order, each once
+            if j not in may_come(len(self.keys), p, self.any_order):  # written already, or passed over in schema order
                 return None
-            for t in range(i, j):  # the listed keys skipped
+            after, passed_over = position_after(p, j, self.any_order)
+            for t in passed_over:
                 alive = alive - self.req[t]
             alive = alive - self.banned[j]
-            return (self.values[j], (j + 1, count, alive)) if alive else None
+            return (self.values[j], (after, count, alive)) if alive else None
         if isinstance(key, tuple):
             value = dict(self.patterns)[key[1]]
-            return None if value is None else (value, (i, count, alive))
+            return None if value is None else (value, (p, count, alive))
         if key in self.named or self.extra_value is None:
             return None
-        return self.extra_value, (i, count, alive)
+        return self.extra_value, (p, count, alive)
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,6 @@ class ArraySpec:
     rest: Optional[str]
     least: int
     most: Optional[int]
-
     def start(self):
         return 0
 
@@ -122,9 +134,9 @@ class ArraySpec:
         return value, (state if saturated else state + 1)
 
 
-ANY_OBJECT = ObjectSpec([], [], [], [], 1, "any", frozenset(), (), 0, None)  # any_obj (Translator.any_value)
+ANY_OBJECT = ObjectSpec([], [], [], [], 1, "any", frozenset(), (), 0, None, False)  # any_obj (Translator.any_value)
 ANY_ARRAY = ArraySpec([], "any", 0, None)  # any_arr
-EMPTY_OBJECT = ObjectSpec([], [], [], [], 1, None, frozenset(), (), 0, None)  # {} only
+EMPTY_OBJECT = ObjectSpec([], [], [], [], 1, None, frozenset(), (), 0, None, False)  # {} only
 EMPTY_ARRAY = ArraySpec([], None, 0, 0)  # [] only
 OPEN = {"LB": "{", "LBK": "["}
 CLOSE = {"LB": "RB", "LBK": "RBK"}
@@ -159,8 +171,9 @@ class _Union:
     continuation says where the outer level resumes: after "}" ("]"), the outer branches that own an
     inner schema accepting the value move on (and only they, since only they allow that value)."""
 
-    def __init__(self, tr: Translator, specs: list, kind: str):
+    def __init__(self, tr: Translator, specs: list, kind: str, schema_order: bool):
         self.tr = tr
+        self.schema_order = schema_order  # every object spec's keys in schema order, inner levels' too
         self.base = tr.fresh("u")
         self.levels: list[tuple[str, list]] = []
         self.level_keys: list[tuple] = []
@@ -176,6 +189,8 @@ class _Union:
         key = (kind, tuple(id(s) for s in specs))
         if key in self.level_keys:
             return self.level_keys.index(key)
+        if self.schema_order:
+            specs = [s.in_schema_order() if isinstance(s, ObjectSpec) else s for s in specs]
         if kind == "LB":
             atoms = self.key_regions(specs)
         else:
@@ -228,7 +243,7 @@ class _Union:
     def name(self, state: tuple) -> str:
         if state not in self.names:
             if len(self.names) >= MAX_UNION_STATES:
-                raise Unmergeable(f"more than {MAX_UNION_STATES} states")
+                raise TooManyStates(f"more than {MAX_UNION_STATES} states")
             self.names[state] = f"{self.base}_m{len(self.names)}"
             self.queue.append(state)
         return self.names[state]
@@ -294,7 +309,12 @@ class _Union:
 def merge_containers(tr: Translator, specs: list, kind: str) -> str:
     """The alternative ("LB ..." or "LBK ...") of the objects (arrays) some spec accepts, with at least one
     member (item): the empty one stays the plain alternative "LB RB" ("LBK RBK") of the branches with it."""
-    return _Union(tr, specs, kind).build()
+    try:
+        return _Union(tr, specs, kind, schema_order=False).build()
+    except TooManyStates:
+        # Objects in any order can multiply each other's states (a state per set of keys written); in
+        # schema order, the narrowing of large objects, there are far fewer.
+        return _Union(tr, specs, kind, schema_order=True).build()
 
 
 def _productive_states(spec, keys: list) -> set:

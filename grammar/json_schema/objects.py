@@ -1,6 +1,6 @@
 """Objects: properties, required keys and the key sets of dependencies and of anyOf/oneOf over required
 lists, patternProperties, additionalProperties, minProperties/maxProperties. Which keys, with which value
-schemas, in which sets; object_members.py writes the rules."""
+schemas, in which sets, in which order; object_members.py writes the rules."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from .translator import Translator
 
 MAX_COUNTED_PROPERTIES = 32  # minProperties/maxProperties: the object rules are copied once per count
+# Listed properties in any order: a state per set of members written, 2**n of them, so only for small
+# objects (where models most often reorder keys, and the states stay few); larger ones in schema order.
+ANY_ORDER_MEMBERS = 4
 MAX_KEY_SETS = 6  # object key sets (required, anyOf/oneOf of required lists, dependencies): 2**6 - 1 state tags
 
 
@@ -111,12 +114,13 @@ def object_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
         most = None  # cannot be exceeded
     if max(least, most or 0) > MAX_COUNTED_PROPERTIES:
         raise schema_error(f"minProperties/maxProperties above {MAX_COUNTED_PROPERTIES} are not supported", ptr)
-    alts = object_rules(tr, base, members, req, banned, len(sets), extra, least, most, ptr)
+    any_order = n <= ANY_ORDER_MEMBERS
+    alts = object_rules(tr, base, members, req, banned, len(sets), extra, least, most, any_order, ptr)
     # What object_unions needs to merge this object with the other branches of an anyOf/oneOf.
     spec = ObjectSpec([string_literal(tr.terms, k, value_ptr[k]) for k in keys], [m.split()[-1] for m in members],
                       req, banned, len(sets), extra_value, key_terms,
                       tuple((term, None if sub is False else tr.node(sub, sptr)) for term, sub, sptr in patterns),
-                      least, most)
+                      least, most, any_order)
     for alt in alts:
         if alt != "LB RB":  # the empty object is no one object's own: it stays a plain alternative
             tr.container_specs[alt] = [spec]
