@@ -15,7 +15,7 @@ Narrower by design:
 - a string under a maxLength above EXACT_LENGTH: printable ASCII (short escapes allowed) and at most
   LENGTH_CAP characters (longer bounds build automata too slowly, see string_lengths.length_content), or
   SHORT_LENGTH_CAP where the long cap makes more overlapping value sets than terminals.py allows;
-- numbers with a fraction under bounds: no exponent, non-integer bounds rounded inward;
+- numbers with a fraction under bounds: no exponent (the bounds themselves exact, as decimals);
 - multiples (multipleOf): no exponent (fsm/multiples.py tracks the remainder digit by digit);
 - format ipv6 without zone ids, email, uri and hostname as strict subsets of their RFCs (hostname: no
   A-labels, and within three families of label counts and lengths), time without leap seconds;

@@ -4,6 +4,8 @@ regexes), and multipleOf (a step whose multiples are intersected with each termi
 from __future__ import annotations
 
 import math
+from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Optional
 
 from ...fsm.multiples import checked_multiple_fsm, multiple_parts
@@ -71,10 +73,8 @@ def number_alts(tr: Translator, schema: dict, ptr: str, integer: bool) -> list[s
         alts.append(value_set(tr.terms.add("number", FRAC, None, ptr)) if step else tr.cls(("all", "frac")))
     elif hi is None and lo == 0:
         alts.append(value_set(tr.terms.add("number", FRAC_POS if lo_x else FRAC_NONNEG, None, ptr)))
-    else:
-        # Non-integer bounds are rounded inward (a sound narrowing); no exponent under bounds.
-        flo, fhi = (None if lo is None else math.ceil(lo)), (None if hi is None else math.floor(hi))
-        pattern = frac_range_regex(flo, lo_x and flo == lo, fhi, hi_x and fhi == hi)
+    else:  # no exponent under bounds (a sound narrowing); the bounds exact, as decimals
+        pattern = frac_range_regex(_decimal(lo), lo_x, _decimal(hi), hi_x)
         if pattern is not None:
             alts.append(value_set(tr.terms.add("number", pattern, None, ptr)))
     return alts
@@ -95,31 +95,98 @@ def int_range_regex(lo: Optional[int], hi: Optional[int]) -> str:
     return "(?:" + "|".join(parts) + ")"
 
 
-def frac_range_regex(lo: Optional[int], lo_x: bool, hi: Optional[int], hi_x: bool) -> Optional[str]:
+def _decimal(bound: Optional[float]) -> Optional[Decimal]:
+    """A bound as the decimal it is written as (a float's shortest repr: 0.01, not 0.01000000000000000020816...)."""
+    return None if bound is None else Decimal(repr(bound) if isinstance(bound, float) else bound)
+
+
+def frac_range_regex(lo: Optional[Decimal], lo_x: bool, hi: Optional[Decimal], hi_x: bool) -> Optional[str]:
     """Regex for the numbers written with a fraction and no exponent (-?I.F) in the interval from lo to hi
-    (integers; None unbounded; *_x exclusive); None if there is none."""
+    (None unbounded; *_x exclusive); None if there is none."""
     parts = []
     if hi is None or hi > 0 or (hi == 0 and not hi_x):  # values >= 0
         at_lo = lo is not None and lo >= 0
-        parts.append(_frac_magnitude(lo if at_lo else 0, lo_x and at_lo, hi, hi_x))
+        parts.append(_frac_magnitude(lo if at_lo else Decimal(0), lo_x and at_lo, hi, hi_x))
     if lo is None or lo < 0 or (lo == 0 and not lo_x):  # values <= 0, as -magnitude
         at_hi = hi is not None and hi <= 0
-        m = _frac_magnitude(-hi if at_hi else 0, hi_x and at_hi, None if lo is None else -lo, lo_x)
+        m = _frac_magnitude(-hi if at_hi else Decimal(0), hi_x and at_hi, None if lo is None else -lo, lo_x)
         parts.append(None if m is None else "-" + m)
     parts = [p for p in parts if p is not None]
     return "(?:" + "|".join(parts) + ")" if parts else None
 
 
-def _frac_magnitude(a: int, a_x: bool, b: Optional[int], b_x: bool) -> Optional[str]:
-    """I.F with a <= I.F <= b (bounds >= 0, *_x exclusive): a nonzero fraction needs a <= I < b; an all-zero
-    fraction is the integer I itself."""
+def _frac_magnitude(a: Decimal, a_x: bool, b: Optional[Decimal], b_x: bool) -> Optional[str]:
+    """I.F with a <= I.F <= b (bounds >= 0, *_x exclusive): integer parts strictly between the bounds' take
+    any fraction; at a bound's integer part, the fraction digits are compared with the bound's."""
+    if b is not None and (a > b or a == b and (a_x or b_x)):
+        return None
+    (a_int, a_frac), (b_int, b_frac) = _split(a), _split(b) if b is not None else (None, None)
     parts = []
-    if b is None or a <= b - 1:
-        parts.append(_nonneg_range(a, None if b is None else b - 1) + r"\.[0-9]*[1-9][0-9]*")
-    z_lo, z_hi = a + a_x, None if b is None else b - b_x
-    if z_hi is None or z_lo <= z_hi:
-        parts.append(_nonneg_range(z_lo, z_hi) + r"\.0+")
+    if b_int is None or a_int + 1 <= b_int - 1:
+        parts.append(_nonneg_range(a_int + 1, None if b_int is None else b_int - 1) + r"\.[0-9]+")
+    same = b_int == a_int
+    at_a = _frac_between(a_frac, a_x, b_frac if same else None, b_x and same, False)
+    if at_a is not None:
+        parts.append(f"{a_int}\\.{at_a}")
+    if b_int is not None and not same:
+        at_b = _frac_between(None, False, b_frac, b_x, False)
+        if at_b is not None:
+            parts.append(f"{b_int}\\.{at_b}")
     return "(?:" + "|".join(parts) + ")" if parts else None
+
+
+def _split(value: Decimal) -> tuple[int, str]:
+    """A non-negative decimal's integer part and fraction digits, without trailing zeros."""
+    text = format(value, "f")
+    whole, _, frac = text.partition(".")
+    return int(whole), frac.rstrip("0")
+
+
+@lru_cache(maxsize=4096)
+def _frac_between(lo: Optional[str], lo_x: bool, hi: Optional[str], hi_x: bool, may_be_empty: bool) -> Optional[str]:
+    """Regex for the digit strings F (nonempty unless may_be_empty) with lo <= 0.F <= hi, the bounds given by
+    their digits without trailing zeros ("" is 0; None unbounded; *_x exclusive); None if there are none.
+    By the first digit: one below the bound's first digit leaves that bound behind, the same digit keeps
+    comparing with the bound's rest, one above it is out; each bound's digits are used up in turn."""
+    if lo == "" and not lo_x:
+        lo = None  # F >= 0 always
+    if hi == "" and hi_x or lo is not None and hi is not None and (lo > hi or lo == hi and (lo_x or hi_x)):
+        return None  # F < 0, or an empty interval (digit strings without trailing zeros compare as values)
+    if lo is None and hi is None:
+        return "[0-9]*" if may_be_empty else "[0-9]+"
+    if lo == "" and hi is None:  # F > 0: some nonzero digit
+        return "[0-9]*[1-9][0-9]*"
+    if hi == "":  # F <= 0: zeros only (lo is None here)
+        return "0*" if may_be_empty else "0+"
+    empty_ok = may_be_empty and lo is None  # F = "" is 0, which lies below any lo left (lo != "" non-strict)
+    by_rest: dict[Optional[str], list[int]] = {}
+    for d in range(10):
+        if lo is not None and lo != "" and d < int(lo[0]) or hi is not None and d > int(hi[0]):
+            continue
+        if lo == "":  # F > 0: met by a nonzero digit, else still to meet
+            lo_rest = "" if d == 0 else None
+        else:
+            lo_rest = lo[1:] if lo is not None and d == int(lo[0]) else None
+        hi_rest = hi[1:] if hi is not None and d == int(hi[0]) else None
+        rest = _frac_between(lo_rest, lo_x, hi_rest, hi_x, True)
+        if rest is not None:
+            by_rest.setdefault(rest, []).append(d)
+    alts = [_digit_class(ds) + rest for rest, ds in by_rest.items()]
+    if not alts:
+        return "" if empty_ok else None
+    body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+    return f"(?:{body})?" if empty_ok else body
+
+
+def _digit_class(digits: list[int]) -> str:
+    if len(digits) == 1:
+        return str(digits[0])
+    runs, start = [], digits[0]
+    for prev, d in zip(digits, digits[1:] + [None]):
+        if d != prev + 1 if d is not None else True:
+            runs.append(f"{start}-{prev}" if prev - start > 1 else "".join(map(str, range(start, prev + 1))))
+            start = d
+    return "[" + "".join(runs) + "]"
 
 
 def _nonneg_range(lo: int, hi: Optional[int]) -> str:
