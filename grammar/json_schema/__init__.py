@@ -18,7 +18,8 @@ Narrower by design:
 - numbers with a fraction under bounds: no exponent (the bounds themselves exact, as decimals);
 - multiples (multipleOf): no exponent (fsm/multiples.py tracks the remainder digit by digit);
 - format ipv6 without zone ids, email, uri and hostname as strict subsets of their RFCs (hostname: no
-  A-labels, and within three families of label counts and lengths), time without leap seconds;
+  A-labels, and within three families of label counts and lengths; uri: no IP-literal host), time
+  without leap seconds;
 - oneOf object branches that may overlap, each requiring a key the other does not: each without the
   other's required key (instance_sets.exclusive_branches);
 - whitespace: at most WS_MAX blanks around each punctuation mark (none with compact=True).
