@@ -183,7 +183,7 @@ def _digit_class(digits: list[int]) -> str:
         return str(digits[0])
     runs, start = [], digits[0]
     for prev, d in zip(digits, digits[1:] + [None]):
-        if d != prev + 1 if d is not None else True:
+        if d is None or d != prev + 1:
             runs.append(f"{start}-{prev}" if prev - start > 1 else "".join(map(str, range(start, prev + 1))))
             start = d
     return "[" + "".join(runs) + "]"

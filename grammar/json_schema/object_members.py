@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Iterable, Optional
 if TYPE_CHECKING:
     from .translator import Translator
 
+
 def member_positions(n: int, any_order: bool) -> list[int]:
     """The positions of an object of n listed members, each after every position it leads to. In schema
     order a position is the next listed index i; in any order it is the bitmask of the members written.
@@ -41,9 +42,10 @@ def object_rules(tr: Translator, base: str, members: list[str], req: list[frozen
     and absent as the set says (req[i], banned[i]: the sets that need member i, that ban it).
 
     O(p,c,s): after a member, at position p (member_positions), c members so far (at most `top`,
-    saturating at `least` without `most`), s the key sets no written or passed-over member ruled out. A(p,c,s): the next
-    member (after a comma or the brace). B(p,c,s): a listed property that may come at p. Only productive
-    rules are made (an empty choice would let a model write a prefix it cannot complete)."""
+    saturating at `least` without `most`), s the key sets no written or passed-over member ruled out.
+    A(p,c,s): the next member (after a comma or the brace). B(p,c,s): a listed property that may come at
+    p. Only productive rules are made (an empty choice would let a model write a prefix it cannot
+    complete)."""
     n = len(members)
     top = most if most is not None else least
     bump = (lambda c: c + 1) if most is not None else (lambda c: min(c + 1, least))  # noqa: E731
@@ -82,8 +84,8 @@ def object_rules(tr: Translator, base: str, members: list[str], req: list[frozen
                         b_alts.append(name("b", p + 1, c, rest))
                     make("b", p, c, alive, b_alts)
                 elif room and any_order:  # B(mask): each member not written yet
-                    b_alts = [alt for j in may_come(n, p, any_order) for alt in member_alt(j, p | 1 << j, c, alive)]
-                    make("b", p, c, alive, b_alts)
+                    make("b", p, c, alive, [alt for j in may_come(n, p, any_order)
+                                            for alt in member_alt(j, position_after(p, j, any_order)[0], c, alive)])
                 if room:
                     nxt = name("o", p, bump(c), alive)
                     # O(p,c,s) itself when the count saturates: productive if it can close, or if B(p,c,s) is.

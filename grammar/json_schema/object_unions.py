@@ -3,10 +3,10 @@
 Written as separate alternatives, two object branches that begin alike ({"type": "a", ...} and
 {"type": "b", ...}, or a closed object beside an open one) make the LR parser choose a branch before the
 member that tells them apart: a reduce/reduce conflict. Here every branch is a deterministic machine
-over members (object_members.py: listed properties in schema order or in any order, other keys anywhere,
-key sets, the member count; arrays.py: items by position, the item count); the union runs them all at once, a state
-being the tuple of the branches' states (None once a branch is ruled out). A member (item) moves every
-branch that allows it, and no other.
+over members (object_members.py: listed properties in schema order or in any order, other keys
+anywhere, key sets, the member count; arrays.py: items by position, the item count); the union runs
+them all at once, a state being the tuple of the branches' states (None once a branch is ruled out). A
+member (item) moves every branch that allows it, and no other.
 
 Exactness: a member text is read once. Its key is one key atom: a key some branch names (one terminal),
 or the other strings by the set of branch patterns (patternProperties) they match (one class each). Its
