@@ -128,6 +128,13 @@ def test_object_unions_too_large_in_any_order_merge_in_schema_order():
         assert not accepts(g, {"type": "t1", "k10": 1}) and not accepts(g, {"type": "t9"})
 
 
+def test_key_sets_that_no_object_meets_leave_no_object():
+    """`required` naming every key of a oneOf of required lists: each object matches all the branches, so
+    none is valid (a MaskBench shape that crashed the translator)."""
+    refused({"type": "object", "properties": {"r": {}, "w": {}}, "required": ["r", "w"],
+             "oneOf": [{"required": ["r"]}, {"required": ["w"]}]}, "no instance")
+
+
 def test_large_objects_keep_schema_order():
     from grammask.grammar.json_schema.objects import ANY_ORDER_MEMBERS
     props = {f"k{i}": {"type": "integer"} for i in range(ANY_ORDER_MEMBERS + 1)}

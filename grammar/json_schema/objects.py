@@ -42,6 +42,8 @@ def object_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
         for k, needs in schema.get(kw, {}).items():
             sets = [(need, ban | {k}) for need, ban in sets] + [(need | {k, *needs}, ban) for need, ban in sets]
             sets = [(need, ban) for need, ban in sets if not need & ban]
+    if not sets:  # every set needs a key it bans (a oneOf of required lists all of which `required` names)
+        return []  # no object is valid
     if len(sets) > MAX_KEY_SETS:
         raise schema_error(f"required/anyOf/dependencies make more than {MAX_KEY_SETS} key sets", ptr)
     addl = schema.get("additionalProperties", True)
