@@ -163,7 +163,11 @@ def test_enum_const():
 def test_any_of_one_of_all_of():
     check({"anyOf": [{"type": "string"}, {"type": "integer"}]}, ["x", 3], [None, 1.5])
     check({"oneOf": [{"type": "string"}, {"type": "null"}]}, ["x", None], [1])
-    refused({"oneOf": [{"type": "integer"}, {"minimum": 2}]}, "oneOf")
+    # Overlapping branches of scalars (and of one branch's objects): the values in exactly one.
+    check({"oneOf": [{"type": "integer"}, {"minimum": 2}]}, [1, -5, 2.5, "s", {}, None], [3, 2, 1.5])
+    # Objects of two different branch schemas that may overlap: refused.
+    refused({"oneOf": [{"type": "object", "properties": {"a": {"type": "integer"}}},
+                       {"type": "object", "properties": {"b": {}}}]}, "oneOf", "may overlap")
     check({"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}},
                      {"required": ["a"]}]}, [{"a": 1}], [{}, {"a": "x"}])
     # additionalProperties must not see properties of a sibling subschema: refused, not merged.
@@ -499,12 +503,14 @@ def test_one_of_told_apart_by_types_and_listed_values():
     # Listed values none of which the other branch takes ("abcd" is longer than 3): judged value by value.
     check({"oneOf": [{"type": "string", "maxLength": 3}, {"enum": ["abcd", "efgh"]}]}, ["", "abc", "abcd"],
           ["abcde", 1])
-    refused({"oneOf": [{"type": "string", "maxLength": 3}, {"enum": ["abcd", "b"]}]}, "branches 0 and 1")
+    check({"oneOf": [{"type": "string", "maxLength": 3}, {"enum": ["abcd", "b"]}]}, ["abcd", "ab", ""],
+          ["b", "abcde", 1])  # "b" is in both
     # Types through allOf and $ref; pairwise, so a third branch is checked against both others.
     check({"$defs": {"n": {"type": "number"}}, "oneOf": [{"allOf": [{"$ref": "#/$defs/n"}, {"minimum": 0}]},
                                                          {"type": "string"}, {"type": "null"}]},
           [0, 2.5, "s", None], [-1, True])
-    refused({"oneOf": [{"type": "null"}, {"type": "string"}, {"type": "string", "maxLength": 2}]}, "branches 1 and 2")
+    check({"oneOf": [{"type": "null"}, {"type": "string"}, {"type": "string", "maxLength": 2}]},
+          [None, "abc"], ["ab", "", 1])
 
 
 def test_annotations_ignored_and_inputs():
@@ -952,6 +958,34 @@ def test_not_refused_where_no_keyword_says_it():
     refused({"not": {"minimum": 3}}, "not")
     refused({"type": "object", "not": {"type": "object"}}, "not", "no instance")
     refused({"type": "string", "not": {"required": ["a"]}}, "not", "objects only")
+
+
+OVERLAPPING_SCALAR_ONE_OFS = [
+    {"oneOf": [{"type": "string", "pattern": "^[A-Fa-f0-9]{4}$"}, {"type": "string"}]},
+    {"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 0}]},
+    {"oneOf": [{"enum": ["blue", "orange", 6, 3]}, {"enum": ["red", "blue", 3]}, {"type": "integer", "maximum": 4}]},
+    {"oneOf": [{"type": "string", "format": "uuid"}, {"type": "string", "pattern": "^\\$[A-Z0-9_-]+"}]},
+    {"oneOf": [{"type": "object"}, {"type": "string", "maxLength": 3}, {"type": ["string", "null"], "minLength": 2}]},
+    {"type": ["string", "number"], "oneOf": [{"maxLength": 2, "minimum": 1}, {"minLength": 1, "maximum": 3.5}]},
+]
+
+
+@pytest.mark.parametrize("schema", OVERLAPPING_SCALAR_ONE_OFS, ids=range(len(OVERLAPPING_SCALAR_ONE_OFS)))
+def test_one_of_overlapping_scalar_branches_keeps_the_values_of_exactly_one(schema):
+    """oneOf branches that may overlap, whose values are strings, numbers and listed values (and objects of
+    one branch only): the values in exactly one branch, against jsonschema (formats asserted)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    g = gm.Grammar.from_json_schema(schema)
+    values = ["", "a", "ab", "abc", "abcd", "ABCD", "zzzz", "blue", "red", "orange", "$AB", "$X-1", "$", "x" * 5,
+              "123e4567-e89b-12d3-a456-426614174000", -3, -1, 0, 1, 2, 3, 4, 6, 0.5, 1.5, 3.5, 3.75, -0.5,
+              True, False, None, {}, {"a": 1}, [], [1]]
+    seen = {True: 0, False: 0}
+    for value in values:
+        expected = validator.is_valid(value)
+        assert accepts(g, value) == expected, (schema, value)
+        seen[expected] += 1
+    assert seen[True] >= 3 and seen[False] >= 3, seen
 
 
 ONE_OF_BY_REQUIRED_KEYS = [

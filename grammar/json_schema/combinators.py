@@ -5,14 +5,14 @@ disjoint, or folded into an object's key sets when the branches only list requir
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from ..json_instance import Unjudgeable, distinct
-from .instance_sets import exclusive_branches, instance_judge
+from .instance_sets import OverlappingBranches, exclusive_branches, instance_judge
 from .keywords import KNOWN, REQUIRED_ANY, pointer, schema_error
 from .literals import literal
 from .negation import objects_only
-from .object_unions import Unmergeable, merge_containers
+from .object_unions import Unmergeable, merge_containers, value_atoms
 
 if TYPE_CHECKING:
     from .translator import Translator
@@ -28,8 +28,16 @@ def branch_alts(tr: Translator, schema: dict, comb: str, ptr: str) -> list[str]:
         return tr.schema_alts(fold_key_sets(schema, comb, ptr), ptr)
     rest = {k: v for k, v in schema.items() if k in KNOWN and k != comb}
     if comb == "oneOf":  # the siblings narrow every branch
-        branches = exclusive_branches(tr.reader, [{"allOf": [rest, b]} if rest else b for b in branches],
-                                      pointer(ptr, comb))
+        branches = [{"allOf": [rest, b]} if rest else b for b in branches]
+        try:
+            branches = exclusive_branches(tr.reader, branches, pointer(ptr, comb))
+        except OverlappingBranches:
+            # Branches that may overlap: where their values are scalars, the values in exactly one.
+            alts = exactly_one_alts(tr, [tr.node(b, pointer(ptr, comb, i) + ("&" if rest else ""))
+                                         for i, b in enumerate(branches)])
+            if alts is None:
+                raise
+            return alts
         return union_alts(tr, [tr.node(b, pointer(ptr, comb, i) + ("&" if rest else ""))
                                for i, b in enumerate(branches)], pointer(ptr, comb))
     if rest:
@@ -37,6 +45,29 @@ def branch_alts(tr: Translator, schema: dict, comb: str, ptr: str) -> list[str]:
         return union_alts(tr, [tr.node({"allOf": [rest, b]}, pointer(ptr, comb, i) + "&")
                                for i, b in enumerate(branches)], pointer(ptr, comb))
     return union_alts(tr, [tr.node(b, pointer(ptr, comb, i)) for i, b in enumerate(branches)], pointer(ptr, comb))
+
+
+def exactly_one_alts(tr: Translator, nodes: list[str]) -> Optional[list[str]]:
+    """oneOf as the values in exactly one branch: the branches' values split into atoms by the set of
+    branches holding them (object_unions.value_atoms: classes of strings and numbers as Boolean
+    combinations, listed values one by one, true/false/null, an object or array alternative by the
+    branches it comes from), the atoms of one branch kept. None where objects (arrays) of two different
+    branch schemas could overlap: those are not split into atoms."""
+    try:
+        atoms, frames = value_atoms(tr, [(i, node, None) for i, node in enumerate(nodes)])
+    except Unmergeable:
+        return None
+    if frames:
+        return None
+    spec_of = {name: spec for spec, name in tr.classes.items()}
+    for symbol, branches in atoms:
+        if len(branches) > 1:  # values of several branches: their terminals must still be lexed as
+            for alt in tr.rules[symbol]:  # themselves, or their text would lex as a kept atom's terminal
+                if alt in tr.terms.terms:
+                    tr.keep.add(alt)
+                elif alt in spec_of:
+                    tr.keep_classes.add(alt)
+    return [symbol for symbol, branches in atoms if len(branches) == 1]
 
 
 def fold_key_sets(schema: dict, comb: str, ptr: str) -> dict:

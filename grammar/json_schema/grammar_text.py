@@ -71,7 +71,8 @@ def grammar_text(tr: Translator, root_name: str) -> str:
             lines.append(f"// grammask: intersect {t} {json.dumps(others)}")
     if live:  # the patterns are sets of spellings: alternatives in any order, as the relations compare them
         lines.append("// grammask: fullmatch " + " ".join(live))
-    kept = sorted({t for k in tr.keep for t in inside[canon(k)] if t in live})
+    kept = sorted({t for k in tr.keep for t in inside[canon(k)] if t in live} |
+                  {t for name in tr.keep_classes for t in class_members[name]})
     if kept:
         lines.append("// grammask: keep " + " ".join(kept))
     ws = f"[ \\t\\n\\r]{{0,{WS_MAX}}}"

@@ -63,6 +63,10 @@ def possible_types(reader: SchemaReader, schema: Any, ptr: str, seen=()) -> Opti
     return out
 
 
+class OverlappingBranches(GrammarError):
+    """oneOf branches neither proved disjoint nor narrowed apart."""
+
+
 def exclusive_branches(reader: SchemaReader, branches: list, ptr: str) -> list:
     """oneOf as anyOf of branches no instance can match two of: each pair proved disjoint (see disjoint),
     or, for two object branches each requiring a key the other does not, both narrowed to objects
@@ -75,7 +79,7 @@ def exclusive_branches(reader: SchemaReader, branches: list, ptr: str) -> list:
             narrowed = without_each_others_key(reader, out[i], pointer(ptr, i), out[j], pointer(ptr, j))
             if narrowed is None:
                 raise schema_error(f"'oneOf' branches {i} and {j} may overlap, which is not supported "
-                                   "(cannot prove exactly one matches)", ptr)
+                                   "(cannot prove exactly one matches)", ptr, OverlappingBranches)
             out[i], out[j] = narrowed
     return out
 

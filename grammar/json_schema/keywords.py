@@ -27,8 +27,8 @@ _REFUSED = ("$dynamicRef", "$recursiveRef", "not", "if", "then", "else", "uneval
             "dependentRequired")
 
 
-def schema_error(msg: str, ptr: str) -> GrammarError:
-    return GrammarError(f"JSON Schema at {ptr or '#'}: {msg}")
+def schema_error(msg: str, ptr: str, kind: type[GrammarError] = GrammarError) -> GrammarError:
+    return kind(f"JSON Schema at {ptr or '#'}: {msg}")
 
 
 def pointer(base: str, *parts) -> str:

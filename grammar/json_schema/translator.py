@@ -41,6 +41,8 @@ class Translator:
         self.terms = Terminals()
         self.classes: dict[tuple, str] = {}
         self.keep: set[str] = set()  # terminals to lex although no rule uses them (keys that must not occur)
+        self.keep_classes: set[str] = set()  # classes whose terminals are lexed likewise (values no branch of
+        # a oneOf may take alone: combinators.exactly_one_alts)
         self.unmerged: list[str] = []  # anyOf/oneOf whose object/array branches stay apart, and why
         self.container_specs: dict[str, list] = {}  # object/array alternative -> its specs (object_unions.py)
         self.n = 0
