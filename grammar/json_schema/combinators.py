@@ -5,10 +5,10 @@ disjoint, or folded into an object's key sets when the branches only list requir
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..json_instance import Unjudgeable, distinct
-from .instance_sets import OverlappingBranches, exclusive_branches, instance_judge
+from .instance_sets import OverlappingBranches, exact_values, exclusive_branches, instance_judge
 from .keywords import KNOWN, REQUIRED_ANY, pointer, schema_error
 from .literals import literal
 from .negation import objects_only
@@ -33,6 +33,8 @@ def branch_alts(tr: Translator, schema: dict, comb: str, ptr: str) -> list[str]:
             branches = exclusive_branches(tr.reader, branches, pointer(ptr, comb))
         except OverlappingBranches:
             # Branches that may overlap: where their values are scalars, the values in exactly one.
+            if not all(exact_values(tr.reader, b, pointer(ptr, comb, i)) for i, b in enumerate(branches)):
+                raise
             alts = exactly_one_alts(tr, [tr.node(b, pointer(ptr, comb, i) + ("&" if rest else ""))
                                          for i, b in enumerate(branches)])
             if alts is None:
@@ -48,11 +50,29 @@ def branch_alts(tr: Translator, schema: dict, comb: str, ptr: str) -> list[str]:
 
 
 def exactly_one_alts(tr: Translator, nodes: list[str]) -> Optional[list[str]]:
-    """oneOf as the values in exactly one branch: the branches' values split into atoms by the set of
-    branches holding them (object_unions.value_atoms: classes of strings and numbers as Boolean
-    combinations, listed values one by one, true/false/null, an object or array alternative by the
-    branches it comes from), the atoms of one branch kept. None where objects (arrays) of two different
-    branch schemas could overlap: those are not split into atoms."""
+    """oneOf as the values in exactly one branch (values_held_by; the caller has checked that every
+    branch's grammar is exact, exact_values); None where objects (arrays) of two different branch
+    schemas could overlap."""
+    return values_held_by(tr, nodes, lambda branches: len(branches) == 1)
+
+
+def difference_alts(tr: Translator, schema: dict, negated: Any, ptr: str) -> Optional[list[str]]:
+    """A schema with a `not` negation.py cannot rewrite, as the values of the rest of the schema that the
+    negated schema does not hold (values_held_by); None where the negated schema's grammar is narrower
+    than it (exact_values) or objects (arrays) of both could overlap."""
+    if not exact_values(tr.reader, negated, pointer(ptr, "not")):
+        return None
+    rest = {k: v for k, v in schema.items() if k != "not"}
+    nodes = [tr.node(rest, ptr + "&"), tr.node(negated, pointer(ptr, "not"))]
+    return values_held_by(tr, nodes, lambda held: held == {0})
+
+
+def values_held_by(tr: Translator, nodes: list[str], wanted: Callable[[frozenset], bool]) -> Optional[list[str]]:
+    """The values of some of these schemas (nonterminals), chosen by which of them hold the value: the
+    values split into atoms by the set of schemas holding them (object_unions.value_atoms: classes of
+    strings and numbers as Boolean combinations, listed values one by one, true/false/null, an object or
+    array alternative by the schemas it comes from), the `wanted` atoms kept. None where objects (arrays)
+    of two different schemas could overlap: those are not split into atoms."""
     try:
         atoms, frames = value_atoms(tr, [(i, node, None) for i, node in enumerate(nodes)])
     except Unmergeable:
@@ -60,14 +80,14 @@ def exactly_one_alts(tr: Translator, nodes: list[str]) -> Optional[list[str]]:
     if frames:
         return None
     spec_of = {name: spec for spec, name in tr.classes.items()}
-    for symbol, branches in atoms:
-        if len(branches) > 1:  # values of several branches: their terminals must still be lexed as
-            for alt in tr.rules[symbol]:  # themselves, or their text would lex as a kept atom's terminal
+    for symbol, held in atoms:
+        if not wanted(held):  # values dropped: their terminals must still be lexed as themselves, or
+            for alt in tr.rules[symbol]:  # their text would lex as a kept atom's terminal
                 if alt in tr.terms.terms:
                     tr.keep.add(alt)
                 elif alt in spec_of:
                     tr.keep_classes.add(alt)
-    return [symbol for symbol, branches in atoms if len(branches) == 1]
+    return [symbol for symbol, held in atoms if wanted(held)]
 
 
 def fold_key_sets(schema: dict, comb: str, ptr: str) -> dict:

@@ -8,7 +8,8 @@ from typing import Any, Optional
 from ..errors import GrammarError
 from ..json_instance import Judge, Unjudgeable, distinct, finite_values
 from .formats import FORMATS, SPECIFIED_FORMATS
-from .keywords import TYPES, pointer, schema_error
+from .keywords import ANNOTATIONS, NUMBER_KW, TYPES, pointer, schema_error
+from .string_lengths import EXACT_LENGTH
 from .schema_reader import SchemaReader
 
 
@@ -152,8 +153,54 @@ def disjoint(reader: SchemaReader, a: Any, pa: str, b: Any, pb: str, depth: int 
     return False
 
 
+# Formats whose regexes hold every valid string (the others are subsets: formats.py, README).
+EXACT_FORMATS = {"date", "uuid", "ipv4"}
+
+
+def exact_values(reader: SchemaReader, schema: Any, ptr: str, seen=()) -> bool:
+    """Does the schema's grammar take every canonically spelled text whose value the schema holds, so
+    that a value outside the grammar is outside the schema? What is subtracted (a `not`, the other branches
+    of a oneOf) must be: a narrowing there would let its values through. Not so for numbers under any
+    constraint but "number" (1.0 is an integer the grammar spells only as 1; bounds drop exponents),
+    length bounds above EXACT_LENGTH (cut to printable ASCII and a cap), formats kept to a subset,
+    listed values other than ASCII strings, true, false and null (spelled one way), and nested `not` or
+    oneOf. Objects and arrays are left to values_held_by, which splits only one schema's containers."""
+    if schema is True or schema is False or schema == {}:
+        return True
+    if not isinstance(schema, dict):
+        return False
+    if "$ref" in schema:
+        if ptr in seen:
+            return True  # a cycle adds no value of its own
+        target, tptr = reader.resolve_ref(schema["$ref"], pointer(ptr, "$ref"))
+        if not exact_values(reader, target, tptr, seen + (ptr,)):
+            return False
+    types = schema.get("type", list(TYPES))
+    types = {types} if isinstance(types, str) else set(types)
+    if "integer" in types and "number" not in types or NUMBER_KW & set(schema) and "number" in types | {"integer"}:
+        return False
+    if "format" in schema and schema["format"] in SPECIFIED_FORMATS and schema["format"] not in EXACT_FORMATS:
+        return False
+    max_length = schema.get("maxLength")
+    if isinstance(max_length, int) and max_length > EXACT_LENGTH:
+        return False
+    listed = [schema["const"]] if "const" in schema else []
+    listed += schema["enum"] if isinstance(schema.get("enum"), list) else [schema["enum"]] if "enum" in schema else []
+    if not all(v is None or isinstance(v, bool) or isinstance(v, str) and v.isascii() for v in listed):
+        return False
+    if "not" in schema or "oneOf" in schema:
+        return False
+    parts = [(b, pointer(ptr, comb, i)) for comb in ("anyOf", "allOf") for i, b in enumerate(schema.get(comb, []))]
+    return all(exact_values(reader, b, bp, seen) for b, bp in parts)
+
+
 def no_value_satisfies(reader: SchemaReader, schema: Any, ptr: str) -> bool:
-    """Is the schema's enum/const (its own or through allOf) a list none of whose values it accepts?"""
+    """Does the schema say `not` of every value (`not: {}`), or is its enum/const (its own or through allOf)
+    a list none of whose values it accepts?"""
+    if isinstance(schema, dict) and "not" in schema:
+        negated, _ = reader.deref(schema["not"], pointer(ptr, "not"))
+        if negated is True or isinstance(negated, dict) and not set(negated) - ANNOTATIONS:
+            return True
     values = finite_values(schema, reader.resolve_ref, ptr) if isinstance(schema, dict) else None
     if values is None:
         return False

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from ..json_instance import finite_values
 from .arrays import array_alts
-from .combinators import branch_alts, enum_alts
+from .combinators import branch_alts, difference_alts, enum_alts
 from .keywords import KNOWN, TYPES, pointer, refuse_unsupported, schema_error
 from .negation import without_not
 from .numeric import number_alts
@@ -108,6 +108,10 @@ class Translator:
         if values is not None:
             return enum_alts(self, schema, values, ptr)
         schema = without_not(self.reader, schema, ptr)
+        if "not" in schema:  # of another shape: where the values can be split, those the `not` leaves
+            alts = difference_alts(self, schema, schema["not"], ptr)
+            if alts is not None:
+                return alts
         refuse_unsupported(schema, ptr)
         if "allOf" in schema:
             return self.schema_alts(self.reader.merge_all_of(schema, ptr), ptr + "/allOf*")  # a pointer no $ref can name
