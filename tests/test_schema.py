@@ -135,6 +135,16 @@ def test_key_sets_that_no_object_meets_leave_no_object():
              "oneOf": [{"required": ["r"]}, {"required": ["w"]}]}, "no instance")
 
 
+def test_branches_no_instance_satisfies_add_nothing():
+    """An anyOf/oneOf branch no instance satisfies (types with nothing in common, false, bounds that leave
+    nothing) is dropped, not refused; with no branch left, the refusal says so."""
+    check({"anyOf": [{"allOf": [{"type": "string"}, {"type": "null"}]}, {"type": "integer"}]}, [1], ["s", None])
+    check({"oneOf": [False, {"type": "integer"}, {"type": "string", "minLength": 3, "maxLength": 2}]}, [1], ["abc", ""])
+    check({"type": "object", "anyOf": [{"required": ["a"], "properties": {"a": False}}, {"required": ["b"]}]},
+          [{"b": 1}], [{"a": 1}, {}])
+    refused({"anyOf": [False, {"allOf": [{"type": "string"}, {"type": "null"}]}]}, "no branch of 'anyOf'")
+
+
 def test_large_objects_keep_schema_order():
     from grammask.grammar.json_schema.objects import ANY_ORDER_MEMBERS
     props = {f"k{i}": {"type": "integer"} for i in range(ANY_ORDER_MEMBERS + 1)}

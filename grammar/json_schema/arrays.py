@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .keywords import count_keyword, pointer, schema_error
+from .keywords import NoInstance, count_keyword, pointer, schema_error
 from .object_unions import ArraySpec
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def array_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
     if rest is False:
         hi = k if hi is None else min(hi, k)
     if hi is not None and lo > hi:
-        raise schema_error("minItems > maxItems (or more than the tuple allows): no array is valid", ptr)
+        raise schema_error("minItems > maxItems (or more than the tuple allows): no array is valid", ptr, NoInstance)
     tracked = max(k, lo) if hi is None else hi
     if tracked > MAX_TRACKED_ITEMS:
         raise schema_error(f"array bounds above {MAX_TRACKED_ITEMS} items are not supported", ptr)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..json_instance import Unjudgeable, distinct
 from .instance_sets import OverlappingBranches, exact_values, exclusive_branches, instance_judge
-from .keywords import KNOWN, REQUIRED_ANY, pointer, schema_error
+from .keywords import KNOWN, REQUIRED_ANY, NoInstance, pointer, schema_error
 from .literals import literal
 from .negation import objects_only
 from .object_unions import Unmergeable, merge_containers, value_atoms
@@ -40,13 +40,27 @@ def branch_alts(tr: Translator, schema: dict, comb: str, ptr: str) -> list[str]:
             if alts is None:
                 raise
             return alts
-        return union_alts(tr, [tr.node(b, pointer(ptr, comb, i) + ("&" if rest else ""))
-                               for i, b in enumerate(branches)], pointer(ptr, comb))
+        return union_alts(tr, branch_nodes(tr, branches, ptr, comb, "&" if rest else ""), pointer(ptr, comb))
     if rest:
         # Siblings apply to every branch: X and anyOf[B...] = anyOf[allOf[X, B]...].
-        return union_alts(tr, [tr.node({"allOf": [rest, b]}, pointer(ptr, comb, i) + "&")
-                               for i, b in enumerate(branches)], pointer(ptr, comb))
-    return union_alts(tr, [tr.node(b, pointer(ptr, comb, i)) for i, b in enumerate(branches)], pointer(ptr, comb))
+        return union_alts(tr, branch_nodes(tr, [{"allOf": [rest, b]} for b in branches], ptr, comb, "&"),
+                          pointer(ptr, comb))
+    return union_alts(tr, branch_nodes(tr, branches, ptr, comb, ""), pointer(ptr, comb))
+
+
+def branch_nodes(tr: Translator, branches: list, ptr: str, comb: str, mark: str) -> list[str]:
+    """The nonterminals of the branches some instance satisfies: a branch none does adds nothing to an
+    anyOf, nor to a oneOf (it never matches, so it never makes two). `mark` tags a branch merged with
+    its siblings (a pointer no $ref can name)."""
+    nodes = []
+    for i, b in enumerate(branches):
+        try:
+            nodes.append(tr.node(b, pointer(ptr, comb, i) + mark))
+        except NoInstance:
+            continue
+    if not nodes:
+        raise schema_error(f"no branch of {comb!r} admits an instance", pointer(ptr, comb), NoInstance)
+    return nodes
 
 
 def exactly_one_alts(tr: Translator, nodes: list[str]) -> Optional[list[str]]:
@@ -176,5 +190,5 @@ def enum_alts(tr: Translator, schema: dict, values: list, ptr: str) -> list[str]
         raise schema_error(f"cannot check the enum/const values against the rest of the schema: {exc}",
                            ptr) from None
     if not kept:
-        raise schema_error("no value of 'enum'/'const' satisfies the rest of the schema", ptr)
+        raise schema_error("no value of 'enum'/'const' satisfies the rest of the schema", ptr, NoInstance)
     return [literal(tr.terms, v, pointer(ptr, "enum")) for v in kept]

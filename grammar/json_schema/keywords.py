@@ -27,6 +27,10 @@ _REFUSED = ("$dynamicRef", "$recursiveRef", "not", "if", "then", "else", "uneval
             "dependentRequired")
 
 
+class NoInstance(GrammarError):
+    """A subschema no instance satisfies (an anyOf/oneOf branch of it contributes nothing)."""
+
+
 def schema_error(msg: str, ptr: str, kind: type[GrammarError] = GrammarError) -> GrammarError:
     return kind(f"JSON Schema at {ptr or '#'}: {msg}")
 

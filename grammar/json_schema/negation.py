@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .keywords import ANNOTATIONS, REQUIRED_ANY, TYPES, pointer, schema_error
+from .keywords import ANNOTATIONS, REQUIRED_ANY, TYPES, NoInstance, pointer, schema_error
 from .schema_reader import SchemaReader
 
 
@@ -43,7 +43,7 @@ def _types_left(schema: dict, negated: Any, ptr: str) -> dict:
         left = (own & left) | ({"integer"} if "integer" in own and "number" in left else set())
     if not left:
         raise schema_error("'not' excludes every type the schema allows: no instance is valid here",
-                           pointer(ptr, "not"))
+                           pointer(ptr, "not"), NoInstance)
     return {**schema, "type": sorted(left)}
 
 
@@ -58,5 +58,6 @@ def _some_key_absent(schema: dict, keys: list, ptr: str) -> dict:
 def objects_only(schema: dict, ptr: str, what: str) -> dict:
     """The schema with its types cut down to objects (`what` holds for no other instance)."""
     if "type" in schema and "object" not in _type_set(schema["type"]):
-        raise schema_error(f"{what} holds for objects only, which 'type' excludes: no instance is valid here", ptr)
+        raise schema_error(f"{what} holds for objects only, which 'type' excludes: no instance is valid here", ptr,
+                           NoInstance)
     return {**schema, "type": "object"}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ...fsm.multiples import checked_multiple_fsm, multiple_parts
 from ..regex import decimal_class, digit_range
-from .keywords import pointer, schema_error
+from .keywords import NoInstance, pointer, schema_error
 
 if TYPE_CHECKING:
     from .translator import Translator
@@ -61,7 +61,7 @@ def number_alts(tr: Translator, schema: dict, ptr: str, integer: bool) -> list[s
     alts = []
     if ilo is not None and ihi is not None and ilo > ihi:
         if integer:
-            raise schema_error("the bounds leave no integer", ptr)
+            raise schema_error("the bounds leave no integer", ptr, NoInstance)
     elif ilo is None and ihi is None:
         alts.append(value_set(tr.terms.add("number", INT, None, ptr)) if step else tr.cls(("all", "int")))
     else:

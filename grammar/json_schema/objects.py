@@ -8,7 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .instance_sets import no_value_satisfies
-from .keywords import REQUIRED_ANY, count_keyword, pointer, schema_error
+from .keywords import REQUIRED_ANY, NoInstance, count_keyword, pointer, schema_error
 from .literals import string_literal
 from .object_members import object_rules
 from .object_unions import ObjectSpec
@@ -80,7 +80,7 @@ def object_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
     if all(need & set(absent) for need, _ in sets):
         bad = min(r for need, _ in sets for r in need & set(absent))
         raise schema_error(f"required property {bad!r} cannot occur (schema false, no value satisfies it, or "
-                           "additionalProperties false): no object is valid", pointer(ptr, "required"))
+                           "additionalProperties false): no object is valid", pointer(ptr, "required"), NoInstance)
     sets = [(need, ban - set(absent)) for need, ban in sets if not need & set(absent)]
     if addl is not False:
         # Keys that must not occur while other keys may: the lexer must know them (a terminal no

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .keywords import ANNOTATIONS, KNOWN, pointer, schema_error
+from .keywords import ANNOTATIONS, KNOWN, NoInstance, pointer, schema_error
 
 
 class SchemaReader:
@@ -92,7 +92,7 @@ class SchemaReader:
                                       ("number" in a and "integer" in b) else set())
                     if not both:
                         raise schema_error(f"'allOf': the types {sorted(a)} and {sorted(b)} have nothing in common: no "
-                                           "instance is valid here", sptr)
+                                           "instance is valid here", sptr, NoInstance)
                     merged[k] = sorted(both)
                 else:
                     raise schema_error(f"'allOf': keyword {k!r} appears with different values; merging them is not "

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ..regex import Emitter, RegexRefused, class_run, intersect, json_spelling
 from .formats import FORMATS, SPECIFIED_FORMATS
-from .keywords import count_keyword, pointer, schema_error
+from .keywords import NoInstance, count_keyword, pointer, schema_error
 from .string_lengths import ANY_CHAR, EXACT_LENGTH, SHORT_LENGTH_CAP, length_content
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def string_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
         for other in names[1:]:
             rel = tr.terms.relation(tr.terms.terms[name], tr.terms.terms[other])
             if rel == "disjoint":
-                raise schema_error(f"{' together with '.join(kinds)}: no string satisfies them all", ptr)
+                raise schema_error(f"{' together with '.join(kinds)}: no string satisfies them all", ptr, NoInstance)
             if rel in ("super", "equal"):
                 name = other
             elif rel == "overlap":
@@ -61,7 +61,7 @@ def string_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
         if not (isinstance(lo, int) and lo >= 0 and (hi is None or isinstance(hi, int) and hi >= 0)):
             raise schema_error("minLength/maxLength must be non-negative integers", ptr)
         if hi is not None and hi < lo:
-            raise schema_error("maxLength < minLength: no string is valid", ptr)
+            raise schema_error("maxLength < minLength: no string is valid", ptr, NoInstance)
         hi = capped_length(tr, lo, hi, ptr)
         name = tr.terms.add("string", f'"{length_content(lo, hi)}"', None, ptr, length=(lo, hi))
         return [tr.cls(("sub", name))]
@@ -74,7 +74,7 @@ def class_run_alts(tr: Translator, run: tuple, lo: int, hi: Optional[int], ptr: 
     ranges, a, b = run
     lo, hi = max(lo, a), (b if hi is None else hi if b is None else min(hi, b))
     if hi is not None and hi < lo:
-        raise schema_error("the pattern and minLength/maxLength leave no string", ptr)
+        raise schema_error("the pattern and minLength/maxLength leave no string", ptr, NoInstance)
     if hi is not None and hi > EXACT_LENGTH:
         # As for plain bounded strings: beyond EXACT_LENGTH, printable ASCII and at most the cap long.
         hi = capped_length(tr, lo, hi, ptr)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from ..json_instance import finite_values
 from .arrays import array_alts
 from .combinators import branch_alts, difference_alts, enum_alts
-from .keywords import KNOWN, TYPES, pointer, refuse_unsupported, schema_error
+from .keywords import KNOWN, TYPES, NoInstance, pointer, refuse_unsupported, schema_error
 from .negation import without_not
 from .numeric import number_alts
 from .objects import object_alts
@@ -54,7 +54,7 @@ class Translator:
 
     def rule(self, name: str, alts: list[str], ptr: str) -> str:
         if not alts:
-            raise schema_error("no instance can satisfy this schema (an empty choice)", ptr)
+            raise schema_error("no instance can satisfy this schema (an empty choice)", ptr, NoInstance)
         self.rules[name] = alts
         return name
 
@@ -89,7 +89,7 @@ class Translator:
         if schema is True or schema == {}:
             return self.any_value()
         if schema is False:
-            raise schema_error("schema false: no instance is valid here", ptr)
+            raise schema_error("schema false: no instance is valid here", ptr, NoInstance)
         if not isinstance(schema, dict):
             raise schema_error(f"a schema must be an object or a boolean, not {type(schema).__name__}", ptr)
         name = self.fresh("v")
