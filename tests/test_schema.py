@@ -145,6 +145,38 @@ def test_branches_no_instance_satisfies_add_nothing():
     refused({"anyOf": [False, {"allOf": [{"type": "string"}, {"type": "null"}]}]}, "no branch of 'anyOf'")
 
 
+MANY_KEY_SETS = [
+    # oneOf of three required lists: each branch's keys, and a key of each other branch absent (8 sets)
+    {"type": "object", "properties": {k: {"type": "number"} for k in ("radius", "length", "width", "base", "height")},
+     "oneOf": [{"required": ["radius"]}, {"required": ["length", "width"]}, {"required": ["base", "height"]}]},
+    # four keys, in any order; a dependency doubles the 5 sets
+    {"type": "object", "properties": {k: {"type": "number"} for k in ("radius", "length", "width", "base")},
+     "oneOf": [{"required": ["radius"]}, {"required": ["length", "width"]}, {"required": ["base"]}],
+     "dependentRequired": {"radius": ["length"]}},
+]
+
+
+@pytest.mark.parametrize("schema", MANY_KEY_SETS, ids=["schema order", "any order"])
+def test_many_key_sets_against_jsonschema(schema):
+    """More key sets than a tag per subset of them would allow (the states are the reachable ones), against
+    jsonschema on every object over the listed keys (in schema order where there are more than
+    ANY_ORDER_MEMBERS of them, else in every order)."""
+    import itertools
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from grammask.grammar.json_schema.objects import ANY_ORDER_MEMBERS
+    validator = jsonschema.Draft202012Validator(schema)
+    g = gm.Grammar.from_json_schema(schema)
+    keys = list(schema["properties"])
+    arrange = itertools.permutations if len(keys) <= ANY_ORDER_MEMBERS else itertools.combinations
+    valid_seen = 0
+    for order in itertools.chain(*(arrange(keys, n) for n in range(len(keys) + 1))):
+        value = dict.fromkeys(order, 1)
+        assert accepts(g, value) == validator.is_valid(value), value
+        valid_seen += validator.is_valid(value)
+    assert valid_seen >= 3
+
+
 def test_large_objects_keep_schema_order():
     from grammask.grammar.json_schema.objects import ANY_ORDER_MEMBERS
     props = {f"k{i}": {"type": "integer"} for i in range(ANY_ORDER_MEMBERS + 1)}

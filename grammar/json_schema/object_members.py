@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable, Optional
 
+from .keywords import schema_error
+
 if TYPE_CHECKING:
     from .translator import Translator
+
+MAX_MEMBER_STATES = 20000  # reachable (position, count, key sets) states of one object's members
 
 
 def member_positions(n: int, any_order: bool) -> list[int]:
@@ -50,10 +54,10 @@ def object_rules(tr: Translator, base: str, members: list[str], req: list[frozen
     top = most if most is not None else least
     bump = (lambda c: c + 1) if most is not None else (lambda c: min(c + 1, least))  # noqa: E731
     all_sets = frozenset(range(n_sets))
-    alive_sets = [frozenset(j for j in range(n_sets) if bits >> j & 1) for bits in range(1, 1 << n_sets)]
+    mask = lambda alive: sum(1 << s for s in alive)  # noqa: E731
 
     def name(kind: str, p: int, c: int, alive: frozenset) -> str:
-        tag = "_s" + "".join(map(str, sorted(alive))) if n_sets > 1 else ""
+        tag = f"_s{mask(alive)}" if n_sets > 1 else ""
         return f"{base}_{kind}{p}" + (f"_{c}" if top else "") + tag
 
     def satisfied(p: int, alive: frozenset) -> bool:  # a set alive needs no member that may still come
@@ -71,9 +75,36 @@ def object_rules(tr: Translator, base: str, members: list[str], req: list[frozen
         nxt = name("o", after, bump(c), kept) if kept else None
         return [f"{members[j]} {nxt}"] if nxt in made else []
 
+    # The states reachable from the opening brace, forward; the rules are then made backward over them.
+    reachable: dict[tuple, set] = {}  # (p, c) -> the key-set tags s reachable there
+    todo = [("a", 0, 0, all_sets)]
+    seen = set()
+    while todo:
+        state = todo.pop()
+        if state in seen:
+            continue
+        seen.add(state)
+        if len(seen) > MAX_MEMBER_STATES:
+            raise schema_error(f"the object's members take more than {MAX_MEMBER_STATES} states (key sets, "
+                               "counts and positions)", ptr)
+        kind, p, c, alive = state
+        reachable.setdefault((p, c), set()).add(alive)
+        if kind == "o":
+            todo.append(("a", p, c, alive))
+        elif most is not None and c >= most:
+            continue
+        elif kind == "a":
+            todo += [("o", p, bump(c), alive)] if extra else []
+            todo.append(("b", p, c, alive))
+        elif any_order:
+            todo += [("o", p | 1 << j, bump(c), alive - banned[j]) for j in may_come(n, p, any_order)
+                     if alive - banned[j]]
+        elif p < n:
+            todo += [("o", p + 1, bump(c), alive - banned[p])] if alive - banned[p] else []
+            todo += [("b", p + 1, c, alive - req[p])] if alive - req[p] and p + 1 < n else []
     for p in member_positions(n, any_order):
         for c in range(top, -1, -1):
-            for alive in alive_sets:
+            for alive in sorted(reachable.get((p, c), ()), key=mask):
                 room = most is None or c < most
                 closes = satisfied(p, alive) and c >= least
                 if room and not any_order and p < n:

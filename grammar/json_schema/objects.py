@@ -22,7 +22,7 @@ MAX_COUNTED_PROPERTIES = 32  # minProperties/maxProperties: the object rules are
 # Listed properties in any order: a state per set of members written, 2**n of them, so only for small
 # objects (where models most often reorder keys, and the states stay few); larger ones in schema order.
 ANY_ORDER_MEMBERS = 4
-MAX_KEY_SETS = 6  # object key sets (required, anyOf/oneOf of required lists, dependencies): 2**6 - 1 state tags
+MAX_KEY_SETS = 32  # object key sets (required, anyOf/oneOf of required lists, dependencies), each a state tag bit
 
 
 def object_alts(tr: Translator, schema: dict, ptr: str) -> list[str]:
