@@ -177,6 +177,15 @@ def test_many_key_sets_against_jsonschema(schema):
     assert valid_seen >= 3
 
 
+def test_one_of_told_apart_by_a_key_one_branch_forbids():
+    """A key one branch requires and the other forbids (`not: {}`, false, an enum none of whose values
+    its schema takes) proves the branches disjoint."""
+    for forbidden in ({"not": {}}, False, {"type": "string", "enum": [1]}):
+        check({"oneOf": [{"type": "object", "required": ["a"]},
+                         {"type": "object", "properties": {"a": forbidden, "b": {"type": "integer"}}}]},
+              [{"a": 1}, {"a": "x", "b": "y"}, {"b": 2}, {}], [{"b": "y"}, "x"])
+
+
 def test_large_objects_keep_schema_order():
     from grammask.grammar.json_schema.objects import ANY_ORDER_MEMBERS
     props = {f"k{i}": {"type": "integer"} for i in range(ANY_ORDER_MEMBERS + 1)}

@@ -116,7 +116,8 @@ def without_each_others_key(reader: SchemaReader, a: Any, pa: str, b: Any, pb: s
 def disjoint(reader: SchemaReader, a: Any, pa: str, b: Any, pb: str, depth: int = 0) -> bool:
     """Can no instance match both schemas? Proved by the types they admit; by listed values (enum/const)
     of one none of which matches the other; or, for two object schemas, by a property both require
-    whose schemas are disjoint, or one requires and the other forbids (additionalProperties false)."""
+    whose schemas are disjoint, or one requires and the other forbids (false, `not: {}`, an enum none of
+    whose values it takes, or additionalProperties false)."""
     ta, tb = possible_types(reader, a, pa), possible_types(reader, b, pb)
     if ta is not None and tb is not None and not ta & tb:
         return True
@@ -143,9 +144,10 @@ def disjoint(reader: SchemaReader, a: Any, pa: str, b: Any, pb: str, depth: int 
     for k in set(req_a) & set(req_b) & set(pr_a) & set(pr_b):
         if disjoint(reader, pr_a[k], pointer(pa, "properties", k), pr_b[k], pointer(pb, "properties", k), depth + 1):
             return True
-    for x, y_req in ((a, req_b), (b, req_a)):  # a key one requires that the other allows in no way
+    for x, px, y_req in ((a, pa, req_b), (b, pb, req_a)):  # a key one requires that the other allows in no way
         props = x.get("properties", {})
-        if any(props.get(k) is False for k in y_req):
+        if any(k in props and (props[k] is False or no_value_satisfies(reader, props[k], pointer(px, "properties", k)))
+               for k in y_req):
             return True
         if x.get("additionalProperties", True) is False and not x.get("patternProperties"):
             if any(k not in props for k in y_req):
