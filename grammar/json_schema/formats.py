@@ -13,7 +13,9 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+_UNRESERVED_SUB = r"[A-Za-z0-9._~!$&'()*+,;=-]"  # RFC 3986 unreserved and sub-delims
+_PCT = r"%[0-9A-Fa-f]{2}"
+_PCHAR = rf"(?:{_UNRESERVED_SUB}|{_PCT}|[:@])"
 _H16 = "[0-9a-fA-F]{1,4}"
 
 
@@ -52,10 +54,8 @@ def _uri() -> str:
     "/" segments, or a path without authority (absolute, rootless or empty). A subset: the host is a
     reg-name (which an IPv4 address also is), never an IP literal in brackets: the IPv6 automaton would
     make every schema with a uri ten times slower to build (its intersections with other strings)."""
-    unreserved_sub = r"[A-Za-z0-9._~!$&'()*+,;=-]"
-    pct = r"%[0-9A-Fa-f]{2}"
-    userinfo = rf"(?:{unreserved_sub}|{pct}|:)*"
-    host = rf"(?:{unreserved_sub}|{pct})*"
+    userinfo = rf"(?:{_UNRESERVED_SUB}|{_PCT}|:)*"
+    host = rf"(?:{_UNRESERVED_SUB}|{_PCT})*"
     authority = rf"(?:{userinfo}@)?{host}(?::[0-9]*)?"
     segment_nz = f"{_PCHAR}+"
     hier = rf"(?://{authority}(?:/{_PCHAR}*)*|/(?:{segment_nz}(?:/{_PCHAR}*)*)?|{segment_nz}(?:/{_PCHAR}*)*)?"
