@@ -165,7 +165,7 @@ struct state_builder {
     /* The sorted vocabulary in blocks of one first byte: a state that cannot take that byte skips the block
      * at once (most states take few first bytes; inside a multi-byte character, only continuation bytes).
      * From the vocabulary's shared index, or own_index when none was given. */
-    const int32_t *block_end;
+    const int32_t *block_end, *shared_prefix;
     const uint8_t *sorted_bytes;  /* the tokens' bytes in `order`'s order (see gm_vocab_index) */
     const int64_t *sorted_begin;
     gm_vocab_index own_index;
@@ -196,7 +196,8 @@ int gm_vocab_index_init(gm_vocab_index *ix, const uint8_t *tok_bytes, const int6
     ix->sorted_bytes = gm_malloc((size_t)(total ? total : 1));
     ix->sorted_begin = gm_malloc((size_t)(n_order + 1) * sizeof(int64_t));
     ix->block_end = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
-    if (!ix->sorted_bytes || !ix->sorted_begin || !ix->block_end) {
+    ix->shared_prefix = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
+    if (!ix->sorted_bytes || !ix->sorted_begin || !ix->block_end || !ix->shared_prefix) {
         gm_vocab_index_free(ix);
         return GM_NOMEM;
     }
@@ -212,11 +213,21 @@ int gm_vocab_index_init(gm_vocab_index *ix, const uint8_t *tok_bytes, const int6
                          ix->sorted_bytes[ix->sorted_begin[k + 1]] == ix->sorted_bytes[at];
         ix->block_end[k] = same ? ix->block_end[k + 1] : k + 1;
     }
+    for (int32_t k = 0; k < n_order; k++) {
+        int64_t d = 0;
+        if (k > 0) {
+            const uint8_t *a = ix->sorted_bytes + ix->sorted_begin[k - 1], *b = ix->sorted_bytes + ix->sorted_begin[k];
+            const int64_t la = ix->sorted_begin[k] - ix->sorted_begin[k - 1], lb = ix->sorted_begin[k + 1] - ix->sorted_begin[k];
+            const int64_t lim = la < lb ? la : lb;
+            while (d < lim && a[d] == b[d]) d++;
+        }
+        ix->shared_prefix[k] = (int32_t)(d < INT32_MAX ? d : INT32_MAX);
+    }
     return 0;
 }
 
 void gm_vocab_index_free(gm_vocab_index *ix) {
-    GM_FREE_ALL(ix->sorted_bytes, ix->sorted_begin, ix->block_end);
+    GM_FREE_ALL(ix->sorted_bytes, ix->sorted_begin, ix->block_end, ix->shared_prefix);
     *ix = (gm_vocab_index){0};
 }
 
@@ -234,6 +245,7 @@ state_builder *builder_new(const gm_grammar *g, const uint8_t *tok_bytes, const 
         ix = &bd->own_index;
     }
     bd->block_end = ix->block_end;
+    bd->shared_prefix = ix->shared_prefix;
     bd->sorted_bytes = ix->sorted_bytes;
     bd->sorted_begin = ix->sorted_begin;
     const int64_t max_len = ix->max_len;
@@ -257,7 +269,7 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
     const int32_t *order = bd->order;
     const int32_t n_order = bd->n_order;
     int32_t *dq = bd->dq, *dseq = bd->dseq, *res = bd->res;
-    const int32_t *block_end = bd->block_end;
+    const int32_t *block_end = bd->block_end, *shared_prefix = bd->shared_prefix;
     uint8_t *dreset = bd->dreset;
     int64_t *dfrom = bd->dfrom;
     fallback_at *dfb = bd->dfb;
@@ -274,8 +286,7 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
     dreset[0] = 0;
     dfrom[0] = 0;
     dfb[0] = NO_FALLBACK;
-    const uint8_t *prev = NULL;
-    int64_t prev_len = 0;
+    int chained = 0;             /* dq, dseq, ... and stop_at hold token k - 1's walk (not after a skipped block) */
     int64_t stop_at = INT64_MAX; /* where the walked path died or turned dynamic */
     int64_t resume_at = -1;      /* ... at a restart the parser state decides: the byte the next lexeme
                                     begins with, and the sequence before it */
@@ -292,14 +303,11 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
             if (gm_lex_byte(g, q0, b[0], emit, &ne, &consumed) == GM_DEAD) {
                 for (int32_t j = k; j < block_end[k]; j++) res[j] = RES_DEAD;
                 k = block_end[k] - 1;
-                prev = NULL;
-                prev_len = 0;
+                chained = 0;
                 continue;
             }
         }
-        int64_t d = 0;
-        int64_t lim = len < prev_len ? len : prev_len;
-        while (d < lim && prev[d] == b[d]) d++;
+        int64_t d = chained ? shared_prefix[k] : 0;
         /* Walk the bytes not shared with the previous (sorted) token, unless the shared part already
          * died or crossed a dynamic restart: then this token did too. */
         if (stop_at <= d) d = len;
@@ -388,11 +396,13 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
                 }
             }
         }
-        prev = b;
-        prev_len = len;
+        chained = 1;
         const int32_t q_end = stop_at <= len ? dq[stop_at] : dq[len];
         if (q_end == GM_DEAD) {
             res[k] = RES_DEAD;
+            /* the tokens after it that share the bytes it died within die there too (most of a state's
+             * vocabulary: a space, then a letter no terminal takes there) */
+            while (k + 1 < n_order && shared_prefix[k + 1] >= stop_at) res[++k] = RES_DEAD;
             continue;
         }
         /* Ending at a lexeme boundary, nothing is pending; past one the fill lexes the token itself, and
