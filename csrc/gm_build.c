@@ -217,9 +217,9 @@ int gm_vocab_index_init(gm_vocab_index *ix, const uint8_t *tok_bytes, const int6
     for (int32_t k = 0; k < n_order; k++) {
         int64_t d = 0;
         if (k > 0) {
-            const uint8_t *a = ix->sorted_bytes + ix->sorted_begin[k - 1], *b = ix->sorted_bytes + ix->sorted_begin[k];
-            const int64_t la = ix->sorted_begin[k] - ix->sorted_begin[k - 1], lb = ix->sorted_begin[k + 1] - ix->sorted_begin[k];
-            const int64_t lim = la < lb ? la : lb;
+            const int64_t *at = ix->sorted_begin + k - 1; /* token k - 1 at at[0], token k at at[1] */
+            const uint8_t *a = ix->sorted_bytes + at[0], *b = ix->sorted_bytes + at[1];
+            const int64_t la = at[1] - at[0], lb = at[2] - at[1], lim = la < lb ? la : lb;
             while (d < lim && a[d] == b[d]) d++;
         }
         ix->shared_prefix[k] = (int32_t)(d < INT32_MAX ? d : INT32_MAX);

@@ -5,9 +5,10 @@ change what is accepted (time to first mask, issue #22: a faster path to the sam
 
     GRAMMASK_CORPORA=../shared/corpora python scripts/check_same_tables.py BEFORE_CHECKOUT [AFTER_CHECKOUT]
 
-AFTER_CHECKOUT defaults to this script's checkout. Each checkout runs in a process of its own (its own
-package and native core, built in place, on PYTHONPATH; no disk cache); the schemas a build refuses must be
-refused with the same message both ways. Prints the schemas that differ, and exits 1 if any does.
+AFTER_CHECKOUT defaults to this script's checkout; CHECK_LIMIT=N compares the first N schemas only. Each
+checkout runs in a process of its own (its own package and native core, built in place, on PYTHONPATH; no disk
+cache), with this script's digests; the schemas a build refuses must be refused with the same message both
+ways. Prints the schemas that differ, and exits 1 if any does.
 """
 
 from __future__ import annotations
@@ -116,15 +117,15 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     here = Path(__file__).resolve().parents[1]
-    checkouts = {"before": Path(sys.argv[1]).resolve(), "after": Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else here}
+    after = Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else here
+    checkouts = {"before": Path(sys.argv[1]).resolve(), "after": after}
     limit = os.environ.get("CHECK_LIMIT")
     results = {}
     for way, checkout in checkouts.items():
         t = time.perf_counter()
         env = dict(os.environ, PYTHONPATH=str(checkout))
-        run = subprocess.run([sys.executable, str(checkout / "scripts" / Path(__file__).name) if
-                              (checkout / "scripts" / Path(__file__).name).exists() else __file__,
-                              "--digests", *([limit] if limit else [])],
+        # (this script's digests both ways, whatever copy of it a checkout holds)
+        run = subprocess.run([sys.executable, __file__, "--digests", *([limit] if limit else [])],
                              capture_output=True, text=True, cwd=checkout, env=env)
         if run.returncode:
             print(run.stderr, file=sys.stderr)
