@@ -94,13 +94,24 @@ class _TimedCore:
 
 def _clear_caches() -> None:
     """grammask's in-process caches of schema-dependent pieces (regex automata, character classes)."""
+    import importlib
+
     from grammask.fsm import lexer, python_regex
     from grammask.grammar import lark_subset, regex
-    from grammask.grammar.json_schema import literals
+    from grammask.grammar.json_schema import literals, terminals
+
+    grammar_text = importlib.import_module("grammask.grammar.json_schema.grammar_text")  # (the package
+    # exports a function of that name)
 
     lark_subset._cached_regex_pattern.cache_clear()
+    lark_subset._alternatives.cache_clear()
+    grammar_text._names.cache_clear()
+    grammar_text._top_level_names.cache_clear()
+    grammar_text._within_automata.cache_clear()
+    terminals._automata_relation.cache_clear()
     regex.lark_pattern.cache_clear()
     literals._char_spelling.cache_clear()
+    literals._string_spelling.cache_clear()
     lexer._cached_regex_dfa.cache_clear()
     lexer._cached_fragment.cache_clear()
     lexer._utf8_sequences.cache_clear()

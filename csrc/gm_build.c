@@ -15,10 +15,7 @@ void gm_build_free(gm_build *out) {
     memset(out, 0, sizeof(*out));
 }
 
-#define RES_DEAD (-1)
 #define DQ_DYNAMIC (-3) /* builder: the token has crossed a lexeme boundary whose next mode the context decides */
-#define RES_UNCOND (-2)
-#define RES_MODED (-4) /* builder: the token is in a group per mode (the `moded` pairs) */
 
 /* The capacities of a gm_build's group arrays while they are written. */
 typedef struct { int64_t tok_begin, seq, cset, toks; } group_caps;
@@ -161,11 +158,15 @@ struct state_builder {
     int64_t *dfrom;
     /* lex_fallback: the complete lexeme the one in progress passed (see track_fallback) */
     fallback_at *dfb;
-    int32_t *res;       /* [n_order] per token of `order`: RES_DEAD, RES_UNCOND, RES_MODED or its local group */
+    /* The tokens in a group, in `order`'s order: (index into order, local group) pairs, room for every
+     * token (a state's dead and unconditional tokens, most of the vocabulary, are not listed: the groups'
+     * token lists are written from this list, not from a pass over the whole vocabulary). */
+    int32_t *grouped;
+    int64_t n_grouped;
     /* The sorted vocabulary in blocks of one first byte: a state that cannot take that byte skips the block
      * at once (most states take few first bytes; inside a multi-byte character, only continuation bytes).
      * From the vocabulary's shared index, or own_index when none was given. */
-    const int32_t *block_end;
+    const int32_t *block_end, *shared_prefix;
     const uint8_t *sorted_bytes;  /* the tokens' bytes in `order`'s order (see gm_vocab_index) */
     const int64_t *sorted_begin;
     gm_vocab_index own_index;
@@ -177,7 +178,7 @@ struct state_builder {
 
 void builder_free(state_builder *bd) {
     if (!bd) return;
-    GM_FREE_ALL(bd->dq, bd->dseq, bd->dreset, bd->dfrom, bd->dfb, bd->res, bd->gs.count, bd->gs.seq, bd->gs.cset,
+    GM_FREE_ALL(bd->dq, bd->dseq, bd->dreset, bd->dfrom, bd->dfb, bd->grouped, bd->gs.count, bd->gs.seq, bd->gs.cset,
                 bd->moded);
     gm_vocab_index_free(&bd->own_index);
     map_free(&bd->gs.map);
@@ -196,7 +197,8 @@ int gm_vocab_index_init(gm_vocab_index *ix, const uint8_t *tok_bytes, const int6
     ix->sorted_bytes = gm_malloc((size_t)(total ? total : 1));
     ix->sorted_begin = gm_malloc((size_t)(n_order + 1) * sizeof(int64_t));
     ix->block_end = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
-    if (!ix->sorted_bytes || !ix->sorted_begin || !ix->block_end) {
+    ix->shared_prefix = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
+    if (!ix->sorted_bytes || !ix->sorted_begin || !ix->block_end || !ix->shared_prefix) {
         gm_vocab_index_free(ix);
         return GM_NOMEM;
     }
@@ -212,11 +214,21 @@ int gm_vocab_index_init(gm_vocab_index *ix, const uint8_t *tok_bytes, const int6
                          ix->sorted_bytes[ix->sorted_begin[k + 1]] == ix->sorted_bytes[at];
         ix->block_end[k] = same ? ix->block_end[k + 1] : k + 1;
     }
+    for (int32_t k = 0; k < n_order; k++) {
+        int64_t d = 0;
+        if (k > 0) {
+            const int64_t *at = ix->sorted_begin + k - 1; /* token k - 1 at at[0], token k at at[1] */
+            const uint8_t *a = ix->sorted_bytes + at[0], *b = ix->sorted_bytes + at[1];
+            const int64_t la = at[1] - at[0], lb = at[2] - at[1], lim = la < lb ? la : lb;
+            while (d < lim && a[d] == b[d]) d++;
+        }
+        ix->shared_prefix[k] = (int32_t)(d < INT32_MAX ? d : INT32_MAX);
+    }
     return 0;
 }
 
 void gm_vocab_index_free(gm_vocab_index *ix) {
-    GM_FREE_ALL(ix->sorted_bytes, ix->sorted_begin, ix->block_end);
+    GM_FREE_ALL(ix->sorted_bytes, ix->sorted_begin, ix->block_end, ix->shared_prefix);
     *ix = (gm_vocab_index){0};
 }
 
@@ -234,6 +246,7 @@ state_builder *builder_new(const gm_grammar *g, const uint8_t *tok_bytes, const 
         ix = &bd->own_index;
     }
     bd->block_end = ix->block_end;
+    bd->shared_prefix = ix->shared_prefix;
     bd->sorted_bytes = ix->sorted_bytes;
     bd->sorted_begin = ix->sorted_begin;
     const int64_t max_len = ix->max_len;
@@ -242,8 +255,8 @@ state_builder *builder_new(const gm_grammar *g, const uint8_t *tok_bytes, const 
     bd->dreset = gm_malloc((size_t)(max_len + 1));
     bd->dfrom = gm_malloc((size_t)(max_len + 1) * sizeof(int64_t));
     bd->dfb = gm_malloc((size_t)(max_len + 1) * sizeof(fallback_at));
-    bd->res = gm_malloc((size_t)(n_order ? n_order : 1) * sizeof(int32_t));
-    if (map_init(&bd->gs.map, 256) || !bd->dq || !bd->dseq || !bd->dreset || !bd->dfrom || !bd->dfb || !bd->res) {
+    bd->grouped = gm_malloc((size_t)(n_order ? n_order : 1) * 2 * sizeof(int32_t));
+    if (map_init(&bd->gs.map, 256) || !bd->dq || !bd->dseq || !bd->dreset || !bd->dfrom || !bd->dfb || !bd->grouped) {
         builder_free(bd);
         return NULL;
     }
@@ -256,8 +269,8 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
     const int64_t *sorted_begin = bd->sorted_begin;
     const int32_t *order = bd->order;
     const int32_t n_order = bd->n_order;
-    int32_t *dq = bd->dq, *dseq = bd->dseq, *res = bd->res;
-    const int32_t *block_end = bd->block_end;
+    int32_t *dq = bd->dq, *dseq = bd->dseq, *grouped = bd->grouped;
+    const int32_t *block_end = bd->block_end, *shared_prefix = bd->shared_prefix;
     uint8_t *dreset = bd->dreset;
     int64_t *dfrom = bd->dfrom;
     fallback_at *dfb = bd->dfb;
@@ -268,14 +281,14 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
     const int32_t state_cset = cset_of(g, q0);
     gs->n = 0;
     bd->n_moded = 0;
+    bd->n_grouped = 0;
     map_clear(&gs->map);
     dq[0] = q0;
     dseq[0] = 0;
     dreset[0] = 0;
     dfrom[0] = 0;
     dfb[0] = NO_FALLBACK;
-    const uint8_t *prev = NULL;
-    int64_t prev_len = 0;
+    int chained = 0;             /* dq, dseq, ... and stop_at hold token k - 1's walk (not after a skipped block) */
     int64_t stop_at = INT64_MAX; /* where the walked path died or turned dynamic */
     int64_t resume_at = -1;      /* ... at a restart the parser state decides: the byte the next lexeme
                                     begins with, and the sequence before it */
@@ -290,16 +303,12 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
             int ne, consumed;
             prev_first = b[0];
             if (gm_lex_byte(g, q0, b[0], emit, &ne, &consumed) == GM_DEAD) {
-                for (int32_t j = k; j < block_end[k]; j++) res[j] = RES_DEAD;
                 k = block_end[k] - 1;
-                prev = NULL;
-                prev_len = 0;
+                chained = 0;
                 continue;
             }
         }
-        int64_t d = 0;
-        int64_t lim = len < prev_len ? len : prev_len;
-        while (d < lim && prev[d] == b[d]) d++;
+        int64_t d = chained ? shared_prefix[k] : 0;
         /* Walk the bytes not shared with the previous (sorted) token, unless the shared part already
          * died or crossed a dynamic restart: then this token did too. */
         if (stop_at <= d) d = len;
@@ -388,11 +397,12 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
                 }
             }
         }
-        prev = b;
-        prev_len = len;
+        chained = 1;
         const int32_t q_end = stop_at <= len ? dq[stop_at] : dq[len];
         if (q_end == GM_DEAD) {
-            res[k] = RES_DEAD;
+            /* the tokens after it that share the bytes it died within die there too (most of a state's
+             * vocabulary: a space, then a letter no terminal takes there) */
+            while (k + 1 < n_order && shared_prefix[k + 1] >= stop_at) k++;
             continue;
         }
         /* Ending at a lexeme boundary, nothing is pending; past one the fill lexes the token itself, and
@@ -403,7 +413,6 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
         const int32_t s = (q_end == DQ_DYNAMIC || pending_fallback) ? 0 : dseq[len];
         if (s == 0 && cset != GM_DYNAMIC_GROUP && (cset == GM_ANY || cset == state_cset)) {
             /* Stays inside the lexeme and loses no terminal the parser could have wanted. */
-            res[k] = RES_UNCOND;
             mask[t >> 5] |= 1u << (t & 31);
             continue;
         }
@@ -417,7 +426,6 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
                 whole = ends[m] == DQ_DYNAMIC;
             }
             if (!whole) {
-                res[k] = RES_MODED;
                 for (int32_t m = 0; m < g->n_modes; m++) {
                     if (ends[m] == GM_DEAD) continue;
                     const int32_t gid = group_of(gs, seqs[m], cset_of(g, ends[m]));
@@ -433,7 +441,9 @@ int build_state(state_builder *bd, seq_table *st, wsop_table *ops, int32_t ts, u
         }
         const int32_t gid = group_of(gs, s, cset);
         if (gid < 0) return GM_NOMEM;
-        res[k] = gid;
+        grouped[2 * bd->n_grouped] = k;
+        grouped[2 * bd->n_grouped + 1] = gid;
+        bd->n_grouped++;
         gs->count[gid]++;
     }
     return 0;
@@ -456,8 +466,8 @@ static int append_groups(state_builder *bd, gm_build *out, group_caps *caps) {
         gs->count[i] = out->group_tok_begin[g0 + i];
     }
     out->group_tok_begin[g0 + gs->n] = (int32_t)acc;
-    for (int32_t k = 0; k < bd->n_order; k++)
-        if (bd->res[k] >= 0) out->group_toks[gs->count[bd->res[k]]++] = bd->order[k];
+    for (int64_t i = 0; i < bd->n_grouped; i++)
+        out->group_toks[gs->count[bd->grouped[2 * i + 1]]++] = bd->order[bd->grouped[2 * i]];
     for (int64_t i = 0; i < bd->n_moded; i++)
         out->group_toks[gs->count[bd->moded[2 * i + 1]]++] = bd->order[bd->moded[2 * i]];
     out->n_groups += gs->n;
@@ -702,10 +712,9 @@ int build_state_tables(state_builder *bd, int32_t ts, built_state **out) {
     }
     tok_begin[n_groups] = acc;
     /* the tokens in build order, as append_groups places them: by order, then the per-mode pairs */
-    for (int64_t k = 0; k < bd->n_order + bd->n_moded; k++) {
-        const int32_t i = k < bd->n_order ? bd->res[k] : bd->moded[2 * (k - bd->n_order) + 1];
-        const int32_t t = k < bd->n_order ? bd->order[k] : bd->order[bd->moded[2 * (k - bd->n_order)]];
-        if (i < 0) continue;
+    for (int64_t k = 0; k < bd->n_grouped + bd->n_moded; k++) {
+        const int32_t *pair = k < bd->n_grouped ? bd->grouped + 2 * k : bd->moded + 2 * (k - bd->n_grouped);
+        const int32_t i = pair[1], t = bd->order[pair[0]];
         if (slot[i] < 0) masks[(size_t)(-slot[i] - 1) * W + (t >> 5)] |= 1u << (t & 31);
         else toks[slot[i]++] = t;
     }

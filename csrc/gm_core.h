@@ -194,13 +194,17 @@ int gm_state_tables_of(const gm_vocab *v, int32_t ts, gm_state_tables *out);
 
 /* What the table builder derives from the vocabulary alone (its sorted order): the tokens' bytes laid out
  * in that order (the builder walks them front to back instead of jumping through the vocabulary), per
- * position of `order` the end of its block of tokens with the same first byte, and the longest token's
- * length. Made once per vocabulary and shared, read-only, by every table set over it (a JSON Schema per
- * request need not walk the whole vocabulary again before its first fill). */
+ * position of `order` the end of its block of tokens with the same first byte and the length of the prefix
+ * it shares with the token before it, and the longest token's length. Made once per vocabulary and shared,
+ * read-only, by every table set over it (a JSON Schema per request need not walk the whole vocabulary again
+ * before its first fill). */
 typedef struct {
     uint8_t *sorted_bytes;   /* the bytes of order[0], order[1], ... end to end */
     int64_t *sorted_begin;   /* [n_order + 1] where each starts in sorted_bytes */
     int32_t *block_end;      /* [n_order] */
+    int32_t *shared_prefix;  /* [n_order] bytes order[k] has in common with order[k - 1] at the start (k = 0: 0):
+                                the tokens after one whose walk died within its first n bytes die too
+                                while this stays >= n */
     int64_t max_len;
 } gm_vocab_index;
 

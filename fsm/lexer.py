@@ -546,11 +546,16 @@ def _build(terminals: list[TerminalSpec], max_states: int, deadline: Optional[fl
             trans, winner = _determinize(nfa, starts, term_rank, max_states - offset, deadline)
             cond = np.full(len(winner), -1, dtype=np.int32)
             voids.append(np.full(len(winner), NO_VOID, dtype=np.int32))
-        parts.append((np.where(trans >= 0, trans + offset, DEAD), winner, np.full(len(winner), mode), cond))
+        if offset or rules is not None:  # (the native construction marks no transition DEAD already)
+            trans = np.where(trans >= 0, trans + offset, DEAD)
+        parts.append((trans, winner, np.full(len(winner), mode), cond))
         mode_start.append(offset)
         offset += len(winner)
-    trans, winner, lex_mode, cond = (np.concatenate(x) for x in zip(*parts))
-    void = np.concatenate(voids)
+    if len(parts) == 1:  # one mode (a JSON Schema's grammar): nothing to lay end to end
+        (trans, winner, lex_mode, cond), void = parts[0], voids[0]
+    else:
+        trans, winner, lex_mode, cond = (np.concatenate(x) for x in zip(*parts))
+        void = np.concatenate(voids)
     # a state's winner row and its void stay with it: one key for the minimization (and a voiding state is
     # kept by the trim like an accepting one, though nothing may follow it)
     if (void != NO_VOID).any():

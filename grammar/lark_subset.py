@@ -86,10 +86,16 @@ def _read(text: str) -> tuple[dict, dict]:
     return {name: _alternatives(" | ".join(lines)) for name, lines in rules.items()}, terms
 
 
-def _alternatives(body: str) -> list[list]:
+@lru_cache(maxsize=16384)
+def _alternatives(body: str) -> tuple:
     """The alternatives of a rule's body, each a list of items: ("sym", name, op), ("str", value, None) or
-    ("group", [names], op). A string literal takes no operator and a group holds symbols only: Lark numbers
-    the terminals it makes for literals in the order it meets them in its trees, the text's order only here."""
+    ("group", (names...), op). A string literal takes no operator and a group holds symbols only: Lark numbers
+    the terminals it makes for literals in the order it meets them in its trees, the text's order only here.
+    Kept across grammars (read-only tuples): JSON Schemas' grammars repeat most of their rule bodies."""
+    return tuple(tuple(items) for items in _read_alternatives(body))
+
+
+def _read_alternatives(body: str) -> list[list]:
     alternatives: list[list] = [[]]
     items = alternatives[0]
     group: Optional[list] = None
@@ -111,7 +117,7 @@ def _alternatives(body: str) -> list[list]:
         elif m.group("close"):
             if not group or m.group("group_op") is None:
                 raise _Outside
-            items.append(("group", group, m.group("group_op")))
+            items.append(("group", tuple(group), m.group("group_op")))
             group = None
         elif group is not None:
             if not m.group("sym") or m.group("op"):
@@ -139,14 +145,21 @@ def _compile(rule_bodies: dict, term_patterns: dict, start: str, keep: set) -> t
     term_names = set(term_patterns)
     anonymous: dict[str, str] = {}  # string literal -> its terminal, as Lark's PrepareAnonTerminals names it
 
+    symbols: dict = {}  # one object per name (rules share them, as they share the name)
+
     def symbol(name: str):
-        if name[0].isupper():
-            if name not in term_names:
+        sym = symbols.get(name)
+        if sym is None:
+            if name[0].isupper():
+                if name not in term_names:
+                    raise _Outside
+                sym = Terminal(name, filter_out=False)
+            elif name not in rule_bodies:
                 raise _Outside
-            return Terminal(name, filter_out=False)
-        if name not in rule_bodies:
-            raise _Outside
-        return NonTerminal(name)
+            else:
+                sym = NonTerminal(name)
+            symbols[name] = sym
+        return sym
 
     def literal(value: str):
         name = anonymous.get(value)
@@ -176,7 +189,16 @@ def _compile(rule_bodies: dict, term_patterns: dict, start: str, keep: set) -> t
             new_rules.append((name, [list(expr), [sym, *expr]]))
         return sym
 
+    options: dict[tuple, list] = {}  # item -> its options: the same wherever it recurs (a repeat's rule is
+                                     # named after the first, and later ones find it in `repeats`)
+
     def options_of(item, prefix: str) -> list[list]:
+        known = options.get(item)
+        if known is None:
+            known = options[item] = _options(item, prefix)
+        return known
+
+    def _options(item, prefix: str) -> list[list]:
         kind, value, op = item
         if kind == "group":
             expr = tuple(symbol(n) for n in value)
@@ -206,10 +228,12 @@ def _compile(rule_bodies: dict, term_patterns: dict, start: str, keep: set) -> t
     rules = [Rule(NonTerminal(name), expansion, i, None, options)
              for name, expansions, options in compiled for i, expansion in enumerate(expansions)]
 
-    # Lark's filtering of rules no other rule uses (repeatedly) and of terminals no rule uses
+    # Lark's filtering of rules no other rule uses (repeatedly) and of terminals no rule uses (compared by
+    # name: a rule's name is its nonterminal's, and the names of terminals and rules never meet)
     while True:
-        used = {s for r in rules for s in r.expansion if not s.is_term and s != r.origin} | {NonTerminal(start)}
-        kept_rules = [r for r in rules if r.origin in used]
+        used = {s.name for r in rules for s in r.expansion if not s.is_term and s.name != r.origin.name}
+        used.add(start)
+        kept_rules = [r for r in rules if r.origin.name in used]
         if len(kept_rules) == len(rules):
             break
         rules = kept_rules
@@ -219,6 +243,8 @@ def _compile(rule_bodies: dict, term_patterns: dict, start: str, keep: set) -> t
 
 
 def _dedup(expansions: list[list]) -> list[list]:
+    if len(expansions) < 2:
+        return expansions
     seen, out = set(), []
     for e in expansions:
         key = tuple((s.is_term, s.name) for s in e)
@@ -250,4 +276,15 @@ def _cached_regex_pattern(raw: str):
             value = eval_escaping(body)
         except Exception:  # Lark's GrammarError, with Lark's message when Lark compiles it
             return None
-    return PatternRE(value, (), raw=raw) if value else None
+    if not value:
+        return None
+    pattern = PatternRE(value, (), raw=raw)
+    if not _REGEX_SYNTAX.search(value):
+        # Plain characters (a JSON key's spelling): each matches itself, so the width Lark would find with
+        # sre_parse (get_regexp_width, its checks and its lexer's order) is the length, found without it.
+        pattern._width = [len(value), len(value)]
+    return pattern
+
+
+# The characters that make a regex more than the characters it spells (outside a class, without flags).
+_REGEX_SYNTAX = re.compile(r"[.^$*+?{}\[\]\\|()]")

@@ -96,8 +96,9 @@ def load_or_build(grammar) -> GrammarTables:
         tables = build_tables(grammar.text, grammar.start, grammar.name, grammar.max_lexer_states,
                               grammar.build_timeout, warn_conflicts=False, source_path=grammar.source_path,
                               lexer_kind=grammar.lexer, postlex=getattr(grammar, "postlex", None))
-        meta, arrays = to_arrays(tables)
-        cache.store(directory, key, dict(meta, grammar=grammar.name), arrays)
+        if directory is not None:  # (no disk cache, as for a JSON Schema per request: nothing to convert)
+            meta, arrays = to_arrays(tables)
+            cache.store(directory, key, dict(meta, grammar=grammar.name), arrays)
     if grammar.warn_conflicts:
         for conflict in tables.conflicts:
             warnings.warn(conflict_warning(grammar.name, *conflict), stacklevel=3)

@@ -2,7 +2,7 @@
 
 The oracle is `lark.load_grammar.load_grammar(text).compile([start], keep)`, what grammask used for every
 grammar before: for each text the subset reads, the terminals (names, order, pattern type, value, flags,
-priority) and the rules (origin, symbols with their filter_out, order, alias, options) must be equal; for
+priority, widths) and the rules (origin, symbols with their filter_out, order, alias, options) must be equal; for
 each text outside the subset it must answer None, and grammask then compiles with Lark (its errors too).
 """
 
@@ -36,8 +36,9 @@ def summary(compiled):
     terminals, rules, ignore = compiled
     options = lambda o: None if o is None else (  # noqa: E731
         o.keep_all_tokens, o.expand1, o.priority, o.template_source, o.empty_indices)
-    return ([(t.name, type(t.pattern).__name__, t.pattern.value, tuple(t.pattern.flags), t.priority)
-             for t in terminals],
+    # (the widths too: lark_subset gives a plain literal's without sre_parse; Lark's order and checks read them)
+    return ([(t.name, type(t.pattern).__name__, t.pattern.value, tuple(t.pattern.flags), t.priority,
+              t.pattern.min_width, t.pattern.max_width) for t in terminals],
             [(r.origin.name, [(s.name, s.is_term, getattr(s, "filter_out", None)) for s in r.expansion], r.order,
               r.alias, options(r.options)) for r in rules],
             list(ignore))

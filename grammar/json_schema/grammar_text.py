@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 
 from .numeric import FRAC, INT
 from .string_lengths import length_content
 from ...fsm.fsm_product import disjoint, pattern_dfa
-from .terminals import Term
+from .terminals import Language, Term, by_language
 
 if TYPE_CHECKING:
     from .translator import Translator
@@ -102,29 +103,38 @@ def useful_rules(rules: dict, class_members: dict, root: str) -> dict:
     productive = {n for n, m in class_members.items() if m}
 
     def required(alt: str) -> list[str]:
-        out, depth = [], 0
-        for sym in _SYMBOL.findall(alt):
-            if sym == "(":
-                depth += 1
-            elif sym == ")":
-                depth -= 1
-            elif depth == 0 and (sym in rules or sym in class_members):
-                out.append(sym)
-        return out
+        return [sym for sym in _top_level_names(alt) if sym in rules or sym in class_members]
 
-    changed = True
-    while changed:
-        changed = False
-        for name, alts in rules.items():
-            if name not in productive and any(all(s in productive for s in required(a)) for a in alts):
+    needs = {name: [required(a) for a in alts] for name, alts in rules.items()}
+    # The least fixpoint, by a worklist: each alternative waits on the count of its symbols not yet known
+    # productive; a rule turns productive when one of its alternatives waits on none.
+    waiting: dict[str, list[int]] = {}
+    missing: list[int] = []
+    rule_of: list[str] = []
+    queue: list[str] = []
+    for name, alt_needs in needs.items():
+        for need in alt_needs:
+            pending = {s for s in need if s not in productive}
+            if pending:
+                for sym in pending:
+                    waiting.setdefault(sym, []).append(len(missing))
+                missing.append(len(pending))
+                rule_of.append(name)
+            elif name not in productive:
                 productive.add(name)
-                changed = True
-    kept = {n: [a for a in alts if all(s in productive for s in required(a))]
+                queue.append(name)
+    while queue:
+        for k in waiting.pop(queue.pop(), ()):
+            missing[k] -= 1
+            if not missing[k] and rule_of[k] not in productive:
+                productive.add(rule_of[k])
+                queue.append(rule_of[k])
+    kept = {n: [a for a, need in zip(alts, needs[n]) if all(s in productive for s in need)]
             for n, alts in rules.items() if n in productive}
     reached, todo = {root}, [root]
     while todo:
         for alt in kept.get(todo.pop(), []):
-            for sym in _SYMBOL.findall(alt):
+            for sym in _names(alt):
                 if (sym in kept or sym in class_members) and sym not in reached:
                     if sym not in productive:
                         raise AssertionError(f"grammar_text: unproductive {sym!r} inside a group of {alt!r}")
@@ -134,9 +144,36 @@ def useful_rules(rules: dict, class_members: dict, root: str) -> dict:
             "classes": {n for n in class_members if n in reached}}
 
 
+# An alternative's symbols, read once per text: JSON Schemas' grammars repeat most of their alternatives.
+@lru_cache(maxsize=16384)
+def _names(alt: str) -> tuple:
+    """The alternative's symbols, literals and group marks, in order."""
+    return tuple(_SYMBOL.findall(alt))
+
+
+@lru_cache(maxsize=16384)
+def _top_level_names(alt: str) -> tuple:
+    """The symbols of the alternative outside its (...)* / (...)? groups, in order."""
+    out, depth = [], 0
+    for sym in _names(alt):
+        if sym == "(":
+            depth += 1
+        elif sym == ")":
+            depth -= 1
+        elif depth == 0:
+            out.append(sym)
+    return tuple(out)
+
+
 def within(term: Term, spelling: re.Pattern) -> bool:
     """Is every number this terminal lexes written in `spelling` (integers, or with fraction/exponent)?"""
     if term.literal is not None:
         return spelling.fullmatch(term.literal) is not None
-    other = FRAC if spelling.pattern == INT else INT
-    return not disjoint(term.fsm, pattern_dfa(spelling.pattern)) and disjoint(term.fsm, pattern_dfa(other))
+    return by_language(_within_automata, term, spelling.pattern)
+
+
+@lru_cache(maxsize=4096)
+def _within_automata(number: Language, spelling: str) -> bool:
+    other = FRAC if spelling == INT else INT
+    fsm = number.term.fsm
+    return not disjoint(fsm, pattern_dfa(spelling)) and disjoint(fsm, pattern_dfa(other))

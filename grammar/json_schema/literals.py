@@ -16,10 +16,19 @@ from .terminals import Terminals
 
 def string_literal(terms: Terminals, s: str, ptr: str) -> str:
     """The terminal for exactly the string s, in its one spelling."""
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in s):
+    spelling = _string_spelling(s)
+    if spelling is None:
         raise schema_error("a string with a lone surrogate is not supported", ptr)
-    pattern = '"' + "".join(map(_char_spelling, s)) + '"'
-    return terms.add("string", pattern, json.dumps(s, ensure_ascii=False), ptr)
+    return terms.add("string", *spelling, ptr)
+
+
+@lru_cache(maxsize=16384)
+def _string_spelling(s: str):
+    """(the pattern of s's one spelling, its JSON text), or None for a string with a lone surrogate. Kept
+    across schemas: their keys and enum values repeat."""
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in s):
+        return None
+    return '"' + "".join(map(_char_spelling, s)) + '"', json.dumps(s, ensure_ascii=False)
 
 
 @lru_cache(maxsize=4096)

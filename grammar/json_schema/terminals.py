@@ -5,6 +5,7 @@ disjoint or nested, so the innermost can win by priority)."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Optional
 
 from ...fsm.fsm_product import covered, disjoint, intersection, is_subset, pattern_dfa
@@ -33,6 +34,15 @@ class Term:
         self.parts = parts    # an intersection: the strings every one of these terms matches (pattern: parts[0]'s)
         self.multiple = multiple  # (m, e): not a terminal, a part: the multiples of m / 10**e (multiple_fsm)
         self._fsm = None
+
+    @property
+    def language(self) -> tuple:
+        """What decides the strings the term matches, as a key: its multiple, its parts', or its pattern."""
+        if self.multiple:
+            return ("multipleOf", *self.multiple)
+        if self.parts:
+            return ("and", *(p.language for p in self.parts))
+        return ("pattern", self.pattern)
 
     def directive_item(self):
         """How an intersect directive names this part."""
@@ -87,17 +97,7 @@ class Terminals:
             return "super" if a.matches(b.literal) else "disjoint"
         if a.length and b.length:
             return interval_relation(a.length, b.length)
-        fa, fb = a.fsm, b.fsm
-        if disjoint(fa, fb):
-            return "disjoint"
-        sub, sup = is_subset(fa, fb), is_subset(fb, fa)
-        if sub and sup:
-            return "equal"
-        if sub:
-            return "sub"
-        if sup:
-            return "super"
-        return "overlap"
+        return by_language(_automata_relation, a, b)
 
     def finalize(self) -> tuple[dict[str, set], dict[str, int]]:
         """Containment (name -> names it contains, itself included) and lexer priorities.
@@ -182,3 +182,46 @@ class Terminals:
         made[key] = name
         self.made.add(name)
         return name
+
+
+class Language:
+    """A term as the key of its language, for caches kept across schemas (their value sets repeat: numbers,
+    formats, patterns): equal keys, equal languages. The term itself is read only while the cache misses."""
+
+    __slots__ = ("key", "term")
+
+    def __init__(self, term: Term):
+        self.key, self.term = term.language, term
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Language) and self.key == other.key
+
+
+def by_language(cached, a: Term, *args):
+    """cached(Language(a), *args) (args: Terms as Languages too), the cache left holding keys, not terms."""
+    keys = [Language(a), *(Language(x) if isinstance(x, Term) else x for x in args)]
+    try:
+        return cached(*keys)
+    finally:
+        for k in keys:
+            if isinstance(k, Language):
+                k.term = None
+
+
+@lru_cache(maxsize=4096)
+def _automata_relation(a: Language, b: Language) -> str:
+    """How two value sets' languages relate (disjoint, equal, sub, super, overlap), from their automata."""
+    fa, fb = a.term.fsm, b.term.fsm
+    if disjoint(fa, fb):
+        return "disjoint"
+    sub, sup = is_subset(fa, fb), is_subset(fb, fa)
+    if sub and sup:
+        return "equal"
+    if sub:
+        return "sub"
+    if sup:
+        return "super"
+    return "overlap"
