@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Callable
 
 from .regex import Emitter, RegexRefused, raw_spelling
@@ -145,7 +146,7 @@ def _numbers(j: Judge, s: dict, v, ptr) -> bool:
             return False
     m = s.get("multipleOf")
     if isinstance(m, (int, float)) and not isinstance(m, bool) and m > 0:
-        if (x / _number(m)) % 1 != 0:
+        if Fraction(x) % Fraction(_number(m)) != 0:  # exact: a Decimal quotient past its precision raises
             return False
     return True
 

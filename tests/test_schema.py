@@ -186,6 +186,13 @@ def test_one_of_told_apart_by_a_key_one_branch_forbids():
               [{"a": 1}, {"a": "x", "b": "y"}, {"b": 2}, {}], [{"b": "y"}, "x"])
 
 
+def test_listed_values_judged_exactly_under_multiple_of():
+    """A listed value far larger than the step (the quotient passes any decimal precision) is judged
+    exactly, not with an arithmetic error (a MaskBench schema from the official suite)."""
+    check({"allOf": [{"enum": [1e308]}, {"not": {"type": "integer", "multipleOf": 0.123456789}}]}, [1e308], [])
+    check({"enum": [1e308, 0.75], "multipleOf": 0.5}, [1e308], [0.75])
+
+
 def test_large_objects_keep_schema_order():
     from grammask.grammar.json_schema.objects import ANY_ORDER_MEMBERS
     props = {f"k{i}": {"type": "integer"} for i in range(ANY_ORDER_MEMBERS + 1)}
