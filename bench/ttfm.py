@@ -97,13 +97,14 @@ def _clear_caches() -> None:
     import importlib
 
     from grammask.fsm import lexer, python_regex
-    from grammask.grammar import lark_subset, regex
+    from grammask.grammar import lark_frontend, lark_subset, regex
     from grammask.grammar.json_schema import literals, terminals
 
     grammar_text = importlib.import_module("grammask.grammar.json_schema.grammar_text")  # (the package
     # exports a function of that name)
 
     lark_subset._cached_regex_pattern.cache_clear()
+    lark_frontend._compiles.cache_clear()
     lark_subset._alternatives.cache_clear()
     grammar_text._names.cache_clear()
     grammar_text._top_level_names.cache_clear()

@@ -16,6 +16,7 @@ import re
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -24,7 +25,7 @@ import numpy as np
 from ..fsm.lark_scan import LarkPattern
 from ..fsm.lexer import TerminalSpec
 from .errors import GrammarError
-from .lark_subset import compile_subset
+from .lark_subset import REGEX_SYNTAX, compile_subset
 
 if TYPE_CHECKING:  # Lark itself loads with a grammar, not here: cached tables need only this module's classes
     from lark.grammar import Rule
@@ -200,15 +201,26 @@ def check_terminals(lark: LarkGrammar) -> None:
     from lark.exceptions import LexError
 
     for t in lark.terminals:
-        try:
-            re.compile(t.pattern.to_regexp())
-        except re.error:
-            raise LexError("Cannot compile token %s: %s" % (t.name, t.pattern)) from None
+        if not _compiles(t.pattern.to_regexp()):
+            raise LexError("Cannot compile token %s: %s" % (t.name, t.pattern))
         if t.pattern.min_width == 0:
             raise LexError("Lexer does not allow zero-width terminals. (%s: %s)" % (t.name, t.pattern))
     names = {t.name for t in lark.terminals}
     if not set(lark.ignore_tokens) <= names:
         raise LexError("Ignore terminals are not defined: %s" % (set(lark.ignore_tokens) - names))
+
+
+@lru_cache(maxsize=8192)
+def _compiles(regexp: str) -> bool:
+    """Whether Python's re compiles `regexp`. Kept by content across grammars: re's own cache (512
+    patterns) turns over within a few JSON Schemas, each with a terminal per key spelling."""
+    if not REGEX_SYNTAX.search(regexp):
+        return True  # plain characters (a key's spelling), each matching itself
+    try:
+        re.compile(regexp)
+    except re.error:
+        return False
+    return True
 
 
 def load_lark(text: str, start: str, source: Optional[str] = None, keep_terminals=(),

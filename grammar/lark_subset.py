@@ -185,7 +185,7 @@ def _compile(rule_bodies: dict, term_patterns: dict, start: str, keep: set) -> t
         sym = repeats.get(key)
         if sym is None:
             name = "__%s_%s_%d" % (prefix, kind, len(new_rules))
-            sym = repeats[key] = NonTerminal(name)
+            sym = repeats[key] = symbols[name] = NonTerminal(name)
             new_rules.append((name, [list(expr), [sym, *expr]]))
         return sym
 
@@ -221,11 +221,13 @@ def _compile(rule_bodies: dict, term_patterns: dict, start: str, keep: set) -> t
             # Lark's SimplifyRule_Visitor: the leftmost choice varies slowest
             alts: list[list] = [[]]
             for item in items:
-                alts = [a + o for a in alts for o in options_of(item, name)]
+                opts = options_of(item, name)
+                alts = [a + opts[0] for a in alts] if len(opts) == 1 else [a + o for a in alts for o in opts]
             expansions.extend(alts)
         compiled.append((name, _dedup(expansions), RuleOptions(False, False, priority=None, template_source=None)))
     compiled += [(name, exps, None) for name, exps in new_rules]
-    rules = [Rule(NonTerminal(name), expansion, i, None, options)
+    origins = {name: symbols.get(name) or NonTerminal(name) for name, _, _ in compiled}  # (a symbol per name)
+    rules = [Rule(origins[name], expansion, i, None, options)
              for name, expansions, options in compiled for i, expansion in enumerate(expansions)]
 
     # Lark's filtering of rules no other rule uses (repeatedly) and of terminals no rule uses (compared by
@@ -279,7 +281,7 @@ def _cached_regex_pattern(raw: str):
     if not value:
         return None
     pattern = PatternRE(value, (), raw=raw)
-    if not _REGEX_SYNTAX.search(value):
+    if not REGEX_SYNTAX.search(value):
         # Plain characters (a JSON key's spelling): each matches itself, so the width Lark would find with
         # sre_parse (get_regexp_width, its checks and its lexer's order) is the length, found without it.
         pattern._width = [len(value), len(value)]
@@ -287,4 +289,4 @@ def _cached_regex_pattern(raw: str):
 
 
 # The characters that make a regex more than the characters it spells (outside a class, without flags).
-_REGEX_SYNTAX = re.compile(r"[.^$*+?{}\[\]\\|()]")
+REGEX_SYNTAX = re.compile(r"[.^$*+?{}\[\]\\|()]")
