@@ -179,7 +179,7 @@ def exact_values(reader: SchemaReader, schema: Any, ptr: str, seen=()) -> bool:
             return False
     types = schema.get("type", list(TYPES))
     types = {types} if isinstance(types, str) else set(types)
-    if "integer" in types and "number" not in types or NUMBER_KW & set(schema) and "number" in types | {"integer"}:
+    if "integer" in types and "number" not in types or "number" in types and NUMBER_KW & set(schema):
         return False
     if "format" in schema and schema["format"] in SPECIFIED_FORMATS and schema["format"] not in EXACT_FORMATS:
         return False
