@@ -97,8 +97,8 @@ def object_rules(tr: Translator, base: str, members: list[str], req: list[frozen
             todo += [("o", p, bump(c), alive)] if extra else []
             todo.append(("b", p, c, alive))
         elif any_order:
-            todo += [("o", p | 1 << j, bump(c), alive - banned[j]) for j in may_come(n, p, any_order)
-                     if alive - banned[j]]
+            todo += [("o", position_after(p, j, any_order)[0], bump(c), alive - banned[j])
+                     for j in may_come(n, p, any_order) if alive - banned[j]]
         elif p < n:
             todo += [("o", p + 1, bump(c), alive - banned[p])] if alive - banned[p] else []
             todo += [("b", p + 1, c, alive - req[p])] if alive - req[p] and p + 1 < n else []

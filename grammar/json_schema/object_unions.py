@@ -96,7 +96,7 @@ class ObjectSpec:
         count = c + 1 if self.most is not None else min(c + 1, self.least)
         if key in self.keys:
             j = self.keys.index(key)
-            if j not in may_come(len(self.keys), p, self.any_order):  # written already, or passed over in schema order
+            if j not in may_come(len(self.keys), p, self.any_order):  # written, or passed over in schema order
                 return None
             after, passed_over = position_after(p, j, self.any_order)
             for t in passed_over:
@@ -120,6 +120,7 @@ class ArraySpec:
     rest: Optional[str]
     least: int
     most: Optional[int]
+
     def start(self):
         return 0
 
