@@ -93,13 +93,13 @@ def values_held_by(tr: Translator, nodes: list[str], wanted: Callable[[frozenset
         return None
     if frames:
         return None
-    spec_of = {name: spec for spec, name in tr.classes.items()}
+    class_names = set(tr.classes.values())
     for symbol, held in atoms:
         if not wanted(held):  # values dropped: their terminals must still be lexed as themselves, or
             for alt in tr.rules[symbol]:  # their text would lex as a kept atom's terminal
                 if alt in tr.terms.terms:
                     tr.keep.add(alt)
-                elif alt in spec_of:
+                elif alt in class_names:
                     tr.keep_classes.add(alt)
     return [symbol for symbol, held in atoms if wanted(held)]
 

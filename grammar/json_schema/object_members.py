@@ -30,6 +30,12 @@ def may_come(n: int, p: int, any_order: bool) -> Iterable[int]:
     return [j for j in range(n) if not p >> j & 1]
 
 
+def key_set_met(req: list[frozenset], p: int, alive: frozenset, any_order: bool) -> bool:
+    """Does some key set still alive need no listed member that may still come at position p (req[j]: the
+    sets that need member j)? Then the object may close here."""
+    return any(all(s not in req[j] for j in may_come(len(req), p, any_order)) for s in alive)
+
+
 def position_after(p: int, j: int, any_order: bool) -> tuple[int, Iterable[int]]:
     """The position after member j comes at position p, and the members passed over (in schema order, those
     between: they can no longer come, so the key sets needing them die)."""
@@ -59,9 +65,6 @@ def object_rules(tr: Translator, base: str, members: list[str], req: list[frozen
     def name(kind: str, p: int, c: int, alive: frozenset) -> str:
         tag = f"_s{mask(alive)}" if n_sets > 1 else ""
         return f"{base}_{kind}{p}" + (f"_{c}" if top else "") + tag
-
-    def satisfied(p: int, alive: frozenset) -> bool:  # a set alive needs no member that may still come
-        return any(all(s not in req[j] for j in may_come(n, p, any_order)) for s in alive)
 
     made: set[str] = set()
 
@@ -106,7 +109,7 @@ def object_rules(tr: Translator, base: str, members: list[str], req: list[frozen
         for c in range(top, -1, -1):
             for alive in sorted(reachable.get((p, c), ()), key=mask):
                 room = most is None or c < most
-                closes = satisfied(p, alive) and c >= least
+                closes = key_set_met(req, p, alive, any_order) and c >= least
                 if room and not any_order and p < n:
                     # B(i): member i, or pass it over (the sets needing it die) to B(i+1): linear in n.
                     b_alts = member_alt(p, p + 1, c, alive)
@@ -128,7 +131,7 @@ def object_rules(tr: Translator, base: str, members: list[str], req: list[frozen
                 o_alts = (["RB"] if closes else []) + \
                     ([f"COMMA {name('a', p, c, alive)}"] if name("a", p, c, alive) in made else [])
                 make("o", p, c, alive, o_alts)
-    alts = ["LB RB"] if satisfied(0, all_sets) and least == 0 else []
+    alts = ["LB RB"] if key_set_met(req, 0, all_sets, any_order) and least == 0 else []
     if name("a", 0, 0, all_sets) in made:
         alts.append(f"LB {name('a', 0, 0, all_sets)}")
     return alts

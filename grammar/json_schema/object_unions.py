@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Optional
 
 from .numeric import FRAC, INT
-from .object_members import may_come, position_after
+from .object_members import key_set_met, may_come, position_after
 
 if TYPE_CHECKING:
     from .translator import Translator
@@ -81,9 +81,7 @@ class ObjectSpec:
 
     def accepts(self, state) -> bool:
         p, c, alive = state
-        n = len(self.keys)
-        return c >= self.least and any(all(s not in self.req[j] for j in may_come(n, p, self.any_order))
-                                       for s in alive)
+        return c >= self.least and key_set_met(self.req, p, alive, self.any_order)
 
     def step(self, state, key):
         """(value nonterminal, next state) after a member with this key, or None when the member is not
